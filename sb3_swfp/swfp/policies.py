@@ -1,0 +1,427 @@
+"""Flow policy for SWFP: a cascade of flow blocks (the actor), its target copy, and a soft-Q critic.
+
+Spec §1–2.  Actions live in SB3's scaled space [-1, 1]^d; ``predict`` unscales them.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.policies import BasePolicy, ContinuousCritic
+from stable_baselines3.common.preprocessing import get_action_dim
+from stable_baselines3.common.torch_layers import (
+    BaseFeaturesExtractor,
+    CombinedExtractor,
+    FlattenExtractor,
+    get_actor_critic_arch,
+)
+from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
+from torch import nn
+
+from sb3_swfp.common.flow import (
+    LOG_PROB_METHODS,
+    ODE_SOLVERS,
+    VelocityMLP,
+    integrate_block,
+    linear_path_sample,
+    standard_normal_log_prob,
+)
+from sb3_swfp.common.losses import flow_matching_loss
+
+
+class FlowActor(BasePolicy):
+    """Flow-matching actor: ``x_0 ~ N(0, I)`` pushed through ``n_blocks`` flow blocks, action ``clip(x_N, -1, 1)``.
+
+    Block n (0-based here, ``n + 1`` in the paper) integrates the velocity field over
+    ``[n h, (n + 1) h]`` with ``h = 1 / n_blocks``.  The log-density ignores the final clip.
+
+    :param observation_space: Observation space.
+    :param action_space: Action space (bounded Box).
+    :param net_arch: Hidden sizes of the velocity network.
+    :param features_extractor: Network to extract features.
+    :param features_dim: Number of features.
+    :param activation_fn: Activation of the velocity network.
+    :param n_blocks: N, number of flow blocks.
+    :param n_substeps: Solver steps per block.
+    :param ode_solver: ``"midpoint"`` or ``"euler"``.
+    :param log_prob_method: ``"exact"`` or ``"hutchinson"``.
+    :param time_embedding: ``"sinusoidal"`` or ``"linear"``.
+    :param time_embed_dim: Size of the sinusoidal time embedding.
+    :param layer_norm: LayerNorm in the velocity network.
+    :param share_velocity: One time-conditioned network for all blocks (True) or one network per block.
+    :param normalize_images: Whether to normalize images (divide by 255).
+    """
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Box,
+        net_arch: list[int],
+        features_extractor: nn.Module,
+        features_dim: int,
+        activation_fn: type[nn.Module] = nn.ReLU,
+        n_blocks: int = 5,
+        n_substeps: int = 1,
+        ode_solver: str = "midpoint",
+        log_prob_method: str = "exact",
+        time_embedding: str = "sinusoidal",
+        time_embed_dim: int = 16,
+        layer_norm: bool = False,
+        share_velocity: bool = True,
+        normalize_images: bool = True,
+    ):
+        super().__init__(
+            observation_space,
+            action_space,
+            features_extractor=features_extractor,
+            normalize_images=normalize_images,
+            squash_output=True,
+        )
+        self.net_arch = net_arch
+        self.features_dim = features_dim
+        self.activation_fn = activation_fn
+        self.n_blocks = n_blocks
+        self.n_substeps = n_substeps
+        self.ode_solver = ode_solver
+        self.log_prob_method = log_prob_method
+        self.time_embedding = time_embedding
+        self.time_embed_dim = time_embed_dim
+        self.layer_norm = layer_norm
+        self.share_velocity = share_velocity
+        self.action_dim = get_action_dim(action_space)
+        self.h = 1.0 / n_blocks
+
+        def make_velocity() -> VelocityMLP:
+            return VelocityMLP(features_dim, self.action_dim, net_arch, activation_fn, time_embedding, time_embed_dim, layer_norm)
+
+        # One shared network, or N independent ones (each a copy of the first, so that a
+        # shared pretrained network can be loaded into all of them, spec §1)
+        first = make_velocity()
+        self.velocities = nn.ModuleList([first] + [copy.deepcopy(first) for _ in range(0 if share_velocity else n_blocks - 1)])
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        data = super()._get_constructor_parameters()
+        data.update(
+            dict(
+                net_arch=self.net_arch,
+                features_dim=self.features_dim,
+                activation_fn=self.activation_fn,
+                n_blocks=self.n_blocks,
+                n_substeps=self.n_substeps,
+                ode_solver=self.ode_solver,
+                log_prob_method=self.log_prob_method,
+                time_embedding=self.time_embedding,
+                time_embed_dim=self.time_embed_dim,
+                layer_norm=self.layer_norm,
+                share_velocity=self.share_velocity,
+                features_extractor=self.features_extractor,
+            )
+        )
+        return data
+
+    def velocity_net(self, block: int) -> VelocityMLP:
+        """The velocity network used by block ``block`` (0-based)."""
+        return self.velocities[0 if self.share_velocity else block]
+
+    def block(
+        self, features: th.Tensor, x: th.Tensor, block: int | th.Tensor, log_prob_method: str | None = None
+    ) -> tuple[th.Tensor, th.Tensor | None]:
+        """Apply flow block(s) ``F_block`` to particles ``x``.
+
+        :param features: (batch, features_dim)
+        :param x: (batch, d) particles at ``t = block * h``
+        :param block: one 0-based block index, or a (batch,) long tensor of per-sample indices
+        :param log_prob_method: None, ``"exact"`` or ``"hutchinson"`` (log|det dF/dx| of each sample)
+        :return: (batch, d) moved particles and (batch,) log-determinants or None
+        """
+        if isinstance(block, int):
+            t0 = x.new_full((x.shape[0], 1), block * self.h)
+            return integrate_block(
+                self.velocity_net(block), features, x, t0, self.h, self.n_substeps, self.ode_solver, log_prob_method
+            )
+        t0 = (block.to(x.dtype) * self.h).unsqueeze(-1)  # (batch,) -> (batch, 1)
+        if self.share_velocity:
+            return integrate_block(self.velocities[0], features, x, t0, self.h, self.n_substeps, self.ode_solver, log_prob_method)
+        # Independent networks: route each sample to the network of its block
+        x_out = th.empty_like(x)
+        log_det = x.new_empty(x.shape[0]) if log_prob_method is not None else None
+        x_parts, det_parts, index_parts = [], [], []
+        for n in th.unique(block).tolist():
+            idx = (block == n).nonzero(as_tuple=True)[0]
+            out = integrate_block(
+                self.velocities[n], features[idx], x[idx], t0[idx], self.h, self.n_substeps, self.ode_solver, log_prob_method
+            )
+            x_parts.append(out.x)
+            det_parts.append(out.log_det)
+            index_parts.append(idx)
+        index = th.cat(index_parts)
+        x_out = x_out.index_copy(0, index, th.cat(x_parts))
+        if log_det is not None:
+            log_det = log_det.index_copy(0, index, th.cat(det_parts))  # type: ignore[arg-type]
+        return x_out, log_det
+
+    def particles(self, features: th.Tensor, x0: th.Tensor) -> th.Tensor:
+        """All intermediate particles ``x_0 .. x_N`` of the chain: (batch, d) -> (N + 1, batch, d)."""
+        xs = [x0]
+        for n in range(self.n_blocks):
+            xs.append(self.block(features, xs[-1], n)[0])
+        return th.stack(xs)
+
+    def particles_at_block(self, features: th.Tensor, x0: th.Tensor, block: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
+        """Particles before and after each sample's own block: ``(x_{n-1}, x_n)``, both (batch, d).
+
+        :param block: (batch,) 0-based block index per sample.  Block k runs only on the samples
+            whose index is >= k, so a chain costs (N + 1) / 2 blocks on average instead of N.
+        """
+        x_prev = x0.clone()
+        x_next = x0.clone()
+        for n in range(int(block.max().item()) + 1):
+            idx = (block >= n).nonzero(as_tuple=True)[0]
+            if n > 0:
+                x_prev = x_prev.index_copy(0, idx, x_next[idx])
+            x_next = x_next.index_copy(0, idx, self.block(features[idx], x_prev[idx], n)[0])
+        return x_prev, x_next
+
+    def sample_from_features(
+        self, features: th.Tensor, deterministic: bool = False, with_log_prob: bool = False
+    ) -> tuple[th.Tensor, th.Tensor | None]:
+        """Run the whole chain. Returns clipped actions (batch, d) and, if asked, ``log pi(x_N|s)`` (batch,).
+
+        ``log pi = log N(x_0; 0, I) - sum_n log|det dF_n/dx(x_{n-1})|`` (Eq. 9–10); the clip is ignored.
+        Deterministic actions start from ``x_0 = 0``.
+        """
+        batch = features.shape[0]
+        x0 = features.new_zeros(batch, self.action_dim) if deterministic else th.randn(batch, self.action_dim, device=features.device)
+        method = self.log_prob_method if with_log_prob else None
+        x = x0
+        log_prob = standard_normal_log_prob(x0) if with_log_prob else None
+        for n in range(self.n_blocks):
+            x, log_det = self.block(features, x, n, method)
+            if log_prob is not None:
+                log_prob = log_prob - log_det
+        return th.clamp(x, -1.0, 1.0), log_prob
+
+    def action_log_prob(self, obs: PyTorchObs) -> tuple[th.Tensor, th.Tensor]:
+        """Stochastic actions and their log-density, like SAC's ``Actor.action_log_prob``."""
+        actions, log_prob = self.sample_from_features(self.extract_features(obs, self.features_extractor), with_log_prob=True)
+        return actions, log_prob  # type: ignore[return-value]
+
+    def forward(self, obs: PyTorchObs, deterministic: bool = False) -> th.Tensor:
+        return self.sample_from_features(self.extract_features(obs, self.features_extractor), deterministic)[0]
+
+    def _predict(self, observation: PyTorchObs, deterministic: bool = False) -> th.Tensor:
+        return self(observation, deterministic)
+
+    def flow_matching_loss(self, obs: PyTorchObs, actions: th.Tensor) -> th.Tensor:
+        """Behaviour-cloning loss of Eq. (7) on (scaled) demonstration actions (batch, d), spec §5.
+
+        ``t ~ U(0, 1)``; with independent blocks each sample trains the block that contains its ``t``.
+        """
+        features = self.extract_features(obs, self.features_extractor)
+        x0 = th.randn_like(actions)
+        t = th.rand(actions.shape[0], 1, device=actions.device, dtype=actions.dtype)
+        path = linear_path_sample(x0, actions, t)
+        if self.share_velocity:
+            predicted, _ = self.velocities[0](features, path.x_t, t)
+        else:
+            block = th.clamp((t.squeeze(-1) * self.n_blocks).long(), max=self.n_blocks - 1)
+            predicted = th.empty_like(actions)
+            for n in th.unique(block).tolist():
+                idx = (block == n).nonzero(as_tuple=True)[0]
+                predicted = predicted.index_copy(0, idx, self.velocities[n](features[idx], path.x_t[idx], t[idx])[0])
+        return flow_matching_loss(predicted, path.u)
+
+
+class FlowPolicy(BasePolicy):
+    """Policy class for SWFP: flow actor, target ("prior") actor, twin soft-Q critics and their targets.
+
+    The behaviour policy and ``predict`` use the target actor (Algorithm 1, line 4).
+
+    :param observation_space: Observation space.
+    :param action_space: Action space (bounded Box).
+    :param lr_schedule: Initial learning rate schedule (the algorithm sets the actor's and critic's rates at each update).
+    :param net_arch: Hidden sizes, a list for both or ``dict(pi=[...], qf=[...])`` as in SAC;
+        ``pi`` sizes the velocity network, ``qf`` the critics.
+    :param activation_fn: Activation function.
+    :param n_blocks: N, number of flow blocks (set by the algorithm).
+    :param n_substeps: Solver steps per block (set by the algorithm).
+    :param ode_solver: ``"midpoint"`` or ``"euler"`` (set by the algorithm).
+    :param log_prob_method: ``"exact"`` or ``"hutchinson"`` (set by the algorithm).
+    :param time_embedding: ``"sinusoidal"`` or ``"linear"``.
+    :param time_embed_dim: Size of the sinusoidal time embedding.
+    :param layer_norm: LayerNorm in the velocity network.
+    :param share_velocity: One network for all blocks (default) or one per block.
+    :param features_extractor_class: Features extractor to use.
+    :param features_extractor_kwargs: Keyword arguments for the features extractor.
+    :param normalize_images: Whether to normalize images (divide by 255).
+    :param optimizer_class: The optimizer to use, ``th.optim.Adam`` by default.
+    :param optimizer_kwargs: Additional keyword arguments, excluding the learning rate, for the optimizer.
+    :param n_critics: Number of critic networks.
+    :param share_features_extractor: Share the features extractor between actor and critic.
+    """
+
+    actor: FlowActor
+    actor_target: FlowActor
+    critic: ContinuousCritic
+    critic_target: ContinuousCritic
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Box,
+        lr_schedule: Schedule,
+        net_arch: list[int] | dict[str, list[int]] | None = None,
+        activation_fn: type[nn.Module] = nn.ReLU,
+        n_blocks: int = 5,
+        n_substeps: int = 1,
+        ode_solver: str = "midpoint",
+        log_prob_method: str = "exact",
+        time_embedding: str = "sinusoidal",
+        time_embed_dim: int = 16,
+        layer_norm: bool = False,
+        share_velocity: bool = True,
+        features_extractor_class: type[BaseFeaturesExtractor] = FlattenExtractor,
+        features_extractor_kwargs: dict[str, Any] | None = None,
+        normalize_images: bool = True,
+        optimizer_class: type[th.optim.Optimizer] = th.optim.Adam,
+        optimizer_kwargs: dict[str, Any] | None = None,
+        n_critics: int = 2,
+        share_features_extractor: bool = False,
+    ):
+        super().__init__(
+            observation_space,
+            action_space,
+            features_extractor_class,
+            features_extractor_kwargs,
+            optimizer_class=optimizer_class,
+            optimizer_kwargs=optimizer_kwargs,
+            squash_output=True,
+            normalize_images=normalize_images,
+        )
+        if ode_solver not in ODE_SOLVERS:
+            raise ValueError(f"unknown ode_solver {ode_solver!r}, expected one of {ODE_SOLVERS}")
+        if log_prob_method not in LOG_PROB_METHODS:
+            raise ValueError(f"unknown log_prob_method {log_prob_method!r}, expected one of {LOG_PROB_METHODS}")
+        if net_arch is None:
+            net_arch = [256, 256]
+        actor_arch, critic_arch = get_actor_critic_arch(net_arch)
+        self.net_arch = net_arch
+        self.activation_fn = activation_fn
+        self.share_features_extractor = share_features_extractor
+        self.actor_kwargs = {
+            "observation_space": self.observation_space,
+            "action_space": self.action_space,
+            "net_arch": actor_arch,
+            "activation_fn": activation_fn,
+            "normalize_images": normalize_images,
+            "n_blocks": n_blocks,
+            "n_substeps": n_substeps,
+            "ode_solver": ode_solver,
+            "log_prob_method": log_prob_method,
+            "time_embedding": time_embedding,
+            "time_embed_dim": time_embed_dim,
+            "layer_norm": layer_norm,
+            "share_velocity": share_velocity,
+        }
+        self.critic_kwargs = {
+            "observation_space": self.observation_space,
+            "action_space": self.action_space,
+            "net_arch": critic_arch,
+            "activation_fn": activation_fn,
+            "normalize_images": normalize_images,
+            "n_critics": n_critics,
+            "share_features_extractor": share_features_extractor,
+        }
+        self._build(lr_schedule)
+
+    def _build(self, lr_schedule: Schedule) -> None:
+        self.actor = self.make_actor()
+        self.actor.optimizer = self.optimizer_class(self.actor.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
+        # The target ("prior") actor: the behaviour policy, polyak-averaged towards the actor
+        self.actor_target = self.make_actor()
+        self.actor_target.load_state_dict(self.actor.state_dict())
+        self.actor_target.set_training_mode(False)
+        self.actor_target.requires_grad_(False)
+
+        if self.share_features_extractor:
+            self.critic = self.make_critic(features_extractor=self.actor.features_extractor)
+            # Do not optimize the shared features extractor with the critic loss (as SAC)
+            critic_parameters = [param for name, param in self.critic.named_parameters() if "features_extractor" not in name]
+        else:
+            self.critic = self.make_critic(features_extractor=None)
+            critic_parameters = list(self.critic.parameters())
+        self.critic_target = self.make_critic(features_extractor=None)
+        self.critic_target.load_state_dict(self.critic.state_dict())
+        self.critic_target.set_training_mode(False)
+        self.critic_target.requires_grad_(False)
+        self.critic.optimizer = self.optimizer_class(critic_parameters, lr=lr_schedule(1), **self.optimizer_kwargs)
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        data = super()._get_constructor_parameters()
+        actor_kwargs = self.actor_kwargs
+        data.update(
+            dict(
+                net_arch=self.net_arch,
+                activation_fn=self.activation_fn,
+                n_blocks=actor_kwargs["n_blocks"],
+                n_substeps=actor_kwargs["n_substeps"],
+                ode_solver=actor_kwargs["ode_solver"],
+                log_prob_method=actor_kwargs["log_prob_method"],
+                time_embedding=actor_kwargs["time_embedding"],
+                time_embed_dim=actor_kwargs["time_embed_dim"],
+                layer_norm=actor_kwargs["layer_norm"],
+                share_velocity=actor_kwargs["share_velocity"],
+                n_critics=self.critic_kwargs["n_critics"],
+                share_features_extractor=self.share_features_extractor,
+                lr_schedule=self._dummy_schedule,
+                optimizer_class=self.optimizer_class,
+                optimizer_kwargs=self.optimizer_kwargs,
+                features_extractor_class=self.features_extractor_class,
+                features_extractor_kwargs=self.features_extractor_kwargs,
+            )
+        )
+        return data
+
+    def make_actor(self, features_extractor: BaseFeaturesExtractor | None = None) -> FlowActor:
+        actor_kwargs = self._update_features_extractor(self.actor_kwargs, features_extractor)
+        return FlowActor(**actor_kwargs).to(self.device)
+
+    def make_critic(self, features_extractor: BaseFeaturesExtractor | None = None) -> ContinuousCritic:
+        critic_kwargs = self._update_features_extractor(self.critic_kwargs, features_extractor)
+        return ContinuousCritic(**critic_kwargs).to(self.device)
+
+    def forward(self, obs: PyTorchObs, deterministic: bool = False) -> th.Tensor:
+        return self._predict(obs, deterministic=deterministic)
+
+    def _predict(self, observation: PyTorchObs, deterministic: bool = False) -> th.Tensor:
+        return self.actor_target(observation, deterministic)
+
+    def sync_target_actor(self) -> None:
+        """Set the target actor equal to the actor (after behaviour cloning, spec §5)."""
+        self.actor_target.load_state_dict(self.actor.state_dict())
+
+    def set_training_mode(self, mode: bool) -> None:
+        self.actor.set_training_mode(mode)
+        self.critic.set_training_mode(mode)
+        self.training = mode
+
+
+MlpPolicy = FlowPolicy
+
+
+class MultiInputPolicy(FlowPolicy):
+    """:class:`FlowPolicy` for Dict observations (``CombinedExtractor`` by default); same parameters."""
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Box,
+        lr_schedule: Schedule,
+        *args: Any,
+        features_extractor_class: type[BaseFeaturesExtractor] = CombinedExtractor,
+        **kwargs: Any,
+    ):
+        super().__init__(observation_space, action_space, lr_schedule, *args, features_extractor_class=features_extractor_class, **kwargs)

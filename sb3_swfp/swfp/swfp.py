@@ -1,0 +1,428 @@
+"""SWFP: Stepwise Flow Policy, as a Stable-Baselines3 off-policy algorithm."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any, ClassVar, TypeVar
+
+import numpy as np
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.buffers import ReplayBuffer
+from stable_baselines3.common.noise import ActionNoise
+from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
+from stable_baselines3.common.policies import BasePolicy
+from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, ReplayBufferSamples, Schedule
+from stable_baselines3.common.utils import FloatSchedule, get_parameters_by_name, polyak_update, update_learning_rate
+
+from sb3_swfp.common.flow import LOG_PROB_METHODS, ODE_SOLVERS
+from sb3_swfp.common.losses import (
+    Q_AGGREGATIONS,
+    aggregate_q,
+    check_finite,
+    ent_coef_loss,
+    jko_block_loss,
+    soft_q_loss,
+    soft_q_target,
+)
+from sb3_swfp.swfp.policies import FlowActor, FlowPolicy, MultiInputPolicy
+
+SelfSWFP = TypeVar("SelfSWFP", bound="SWFP")
+
+BLOCK_SAMPLING = ("per_sample", "per_batch")
+# Spec arguments that SWFP forwards to its policy; they must not also be given in policy_kwargs.
+_POLICY_ARGS = ("n_blocks", "n_substeps", "ode_solver", "log_prob_method")
+
+
+class SWFP(OffPolicyAlgorithm):
+    """
+    Stepwise Flow Policy (SWFP): online fine-tuning of a flow-matching policy by stepwise JKO updates.
+
+    Paper: "Iterative Refinement of Flow Policies in Probability Space for Online Reinforcement
+    Learning", arXiv 2510.15388.  The flow from noise to action is cut into ``n_blocks`` flow blocks;
+    each actor update trains one block as one Jordan–Kinderlehrer–Otto step towards
+    ``pi* ∝ exp(Q/alpha)`` (Eq. 19–20), with a Wasserstein-2 trust region, and back-propagates through
+    that block only.  A twin soft-Q critic (Eq. 16–18) gives Q.  The behaviour policy and ``predict``
+    use the polyak-averaged target ("prior") actor (Algorithm 1).
+
+    Defaults marked (paper) are Table 2 of the paper; (ours) were chosen for learning from scratch
+    and fine-tuning on the project's CPU benchmarks (see docs/).
+
+    :param policy: ``"FlowPolicy"`` (alias ``"MlpPolicy"``), ``"MultiInputPolicy"`` or a policy class.
+    :param env: The environment to learn from (if registered in Gym, can be str).
+    :param learning_rate: Adam learning rate of the critic (and entropy coefficient), or a schedule
+        of the progress remaining (1 -> 0). (ours, 3e-4 as SAC)
+    :param actor_learning_rate: Actor learning rate or schedule; None uses ``learning_rate``.
+        The paper fine-tunes with 1e-5.
+    :param buffer_size: Size of the replay buffer. (paper 1e6)
+    :param learning_starts: Env steps to collect before learning starts.
+    :param batch_size: Critic minibatch size. (paper 256)
+    :param tau: Polyak coefficient of the critic targets.
+    :param gamma: Discount factor. (paper 0.99)
+    :param train_freq: Update every ``train_freq`` steps, or a tuple like ``(5, "step")``/``(2, "episode")``.
+    :param gradient_steps: Gradient steps per rollout; -1 does as many as env steps collected.
+    :param action_noise: Extra exploration noise added to the (scaled) actions.
+    :param replay_buffer_class: Replay buffer class; None picks one as SB3 does.
+    :param replay_buffer_kwargs: Keyword arguments for the replay buffer.
+    :param optimize_memory_usage: Memory-efficient replay buffer variant.
+    :param n_steps: n-step returns (uses ``replay_data.discounts``).
+    :param n_blocks: N, the number of flow blocks, >= 1. (paper 5)
+    :param n_substeps: Solver steps inside each block. (ours, 1)
+    :param ode_solver: ``"midpoint"`` (paper) or ``"euler"``.
+    :param log_prob_method: ``"exact"`` Jacobian log-determinant, ``"hutchinson"`` trace estimate,
+        or ``"auto"`` (exact for action dimension <= 32, else Hutchinson).
+    :param jko_step_size: tau of the JKO step, > 0. (paper 0.1)
+    :param w2_coef: epsilon, the scale of the W2 trust region, >= 0. (paper 0.4)
+    :param ent_coef: alpha, a float, or ``"auto"``/``"auto_<init>"`` to learn it (as SAC) so that the
+        behaviour policy's entropy tracks ``target_entropy``. (paper: fixed 4–5 on Robomimic; ours: "auto")
+    :param target_entropy: Target entropy for ``ent_coef="auto"``; ``"auto"`` is ``-action_dim``.
+    :param actor_batch_size: States per actor update; None reuses the critic batch. (paper 1024; ours None)
+    :param policy_delay: One actor update every ``policy_delay`` critic updates. (ours, 1)
+    :param actor_tau: Polyak coefficient of the target actor (Algorithm 1, line 15). (ours, 0.005)
+    :param block_sampling: ``"per_sample"`` block index (default, lower variance) or ``"per_batch"``
+        (Algorithm 1, line 12).
+    :param critic_entropy: Keep the ``-alpha log pi`` term in the critic target (Eq. 18).
+    :param q_agg: ``"min"`` or ``"mean"`` over the critics, in the target and in the actor loss.
+    :param target_update_interval: Update the critic targets every ``target_update_interval`` steps.
+    :param stats_window_size: Window size for the rollout logging.
+    :param tensorboard_log: The log location for tensorboard (if None, no logging).
+    :param policy_kwargs: Arguments for the policy: ``net_arch`` (list or ``dict(pi=, qf=)``),
+        ``activation_fn``, ``time_embedding``, ``time_embed_dim``, ``layer_norm``, ``share_velocity``,
+        ``n_critics``, features extractor options.
+    :param verbose: Verbosity level: 0 none, 1 info, 2 debug.
+    :param seed: Seed for the pseudo random generators.
+    :param device: Device (cpu, cuda, ...) on which the code should be run; ``"auto"`` picks the GPU if any.
+    :param _init_setup_model: Whether or not to build the network at the creation of the instance.
+    """
+
+    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
+        "FlowPolicy": FlowPolicy,
+        "MlpPolicy": FlowPolicy,
+        "MultiInputPolicy": MultiInputPolicy,
+    }
+    policy: FlowPolicy
+    actor: FlowActor
+    actor_target: FlowActor
+
+    def __init__(
+        self,
+        policy: str | type[FlowPolicy],
+        env: GymEnv | str,
+        learning_rate: float | Schedule = 3e-4,
+        buffer_size: int = 1_000_000,
+        learning_starts: int = 100,
+        batch_size: int = 256,
+        tau: float = 0.005,
+        gamma: float = 0.99,
+        train_freq: int | tuple[int, str] = 1,
+        gradient_steps: int = 1,
+        action_noise: ActionNoise | None = None,
+        replay_buffer_class: type[ReplayBuffer] | None = None,
+        replay_buffer_kwargs: dict[str, Any] | None = None,
+        optimize_memory_usage: bool = False,
+        n_steps: int = 1,
+        n_blocks: int = 5,
+        n_substeps: int = 1,
+        ode_solver: str = "midpoint",
+        log_prob_method: str = "auto",
+        jko_step_size: float = 0.1,
+        w2_coef: float = 0.4,
+        ent_coef: str | float = "auto",
+        target_entropy: str | float = "auto",
+        actor_learning_rate: float | Schedule | None = None,
+        actor_batch_size: int | None = None,
+        policy_delay: int = 1,
+        actor_tau: float = 0.005,
+        block_sampling: str = "per_sample",
+        critic_entropy: bool = True,
+        q_agg: str = "min",
+        target_update_interval: int = 1,
+        stats_window_size: int = 100,
+        tensorboard_log: str | None = None,
+        policy_kwargs: dict[str, Any] | None = None,
+        verbose: int = 0,
+        seed: int | None = None,
+        device: th.device | str = "auto",
+        _init_setup_model: bool = True,
+    ):
+        _check_choice("ode_solver", ode_solver, ODE_SOLVERS)
+        _check_choice("log_prob_method", log_prob_method, ("auto", *LOG_PROB_METHODS))
+        _check_choice("block_sampling", block_sampling, BLOCK_SAMPLING)
+        _check_choice("q_agg", q_agg, Q_AGGREGATIONS)
+        _check_int("n_blocks", n_blocks, 1)
+        _check_int("n_substeps", n_substeps, 1)
+        _check_int("policy_delay", policy_delay, 1)
+        if actor_batch_size is not None:
+            _check_int("actor_batch_size", actor_batch_size, 1)
+        if not jko_step_size > 0:
+            raise ValueError(f"jko_step_size must be > 0 (it divides the W2 term of Eq. 20), got {jko_step_size}")
+        if not w2_coef >= 0:
+            raise ValueError(f"w2_coef must be >= 0, got {w2_coef}")
+        if not 0 < actor_tau <= 1:
+            raise ValueError(f"actor_tau must be in (0, 1], got {actor_tau}")
+        for name in _POLICY_ARGS:
+            if policy_kwargs and name in policy_kwargs:
+                raise ValueError(f"pass {name} to SWFP(...) directly, not in policy_kwargs")
+
+        if getattr(env, "action_space", None) is not None:
+            check_action_space(env.action_space)  # before SB3's own, less helpful, assertions
+        super().__init__(
+            policy,
+            env,
+            learning_rate,
+            buffer_size,
+            learning_starts,
+            batch_size,
+            tau,
+            gamma,
+            train_freq,
+            gradient_steps,
+            action_noise,
+            replay_buffer_class=replay_buffer_class,
+            replay_buffer_kwargs=replay_buffer_kwargs,
+            optimize_memory_usage=optimize_memory_usage,
+            n_steps=n_steps,
+            # A copy: the spec arguments are added to it below, and the caller's dict stays as it was
+            policy_kwargs=dict(policy_kwargs) if policy_kwargs else None,
+            stats_window_size=stats_window_size,
+            tensorboard_log=tensorboard_log,
+            verbose=verbose,
+            device=device,
+            seed=seed,
+            use_sde=False,
+            # Checked below with a message that says what is supported
+            supported_action_spaces=None,
+            support_multi_env=True,
+            sde_support=False,
+        )
+        if getattr(self, "action_space", None) is not None:  # unset when loading without an env
+            check_action_space(self.action_space)
+
+        self.n_blocks = n_blocks
+        self.n_substeps = n_substeps
+        self.ode_solver = ode_solver
+        self.log_prob_method = log_prob_method
+        self.jko_step_size = jko_step_size
+        self.w2_coef = w2_coef
+        self.ent_coef = ent_coef
+        self.target_entropy = target_entropy
+        self.actor_learning_rate = actor_learning_rate
+        self.actor_batch_size = actor_batch_size
+        self.policy_delay = policy_delay
+        self.actor_tau = actor_tau
+        self.block_sampling = block_sampling
+        self.critic_entropy = critic_entropy
+        self.q_agg = q_agg
+        self.target_update_interval = target_update_interval
+        self.log_ent_coef: th.Tensor | None = None
+        self.ent_coef_optimizer: th.optim.Adam | None = None
+
+        if _init_setup_model:
+            self._setup_model()
+
+    def _setup_model(self) -> None:
+        action_dim = int(np.prod(self.action_space.shape))
+        resolved_method = self.log_prob_method
+        if resolved_method == "auto":
+            resolved_method = "exact" if action_dim <= 32 else "hutchinson"
+        self.policy_kwargs.update(
+            n_blocks=self.n_blocks, n_substeps=self.n_substeps, ode_solver=self.ode_solver, log_prob_method=resolved_method
+        )
+        super()._setup_model()
+        self._create_aliases()
+        self.actor_lr_schedule = (
+            self.lr_schedule if self.actor_learning_rate is None else FloatSchedule(self.actor_learning_rate)
+        )
+        self.batch_norm_stats = get_parameters_by_name(self.critic, ["running_"])
+        self.batch_norm_stats_target = get_parameters_by_name(self.critic_target, ["running_"])
+
+        if self.target_entropy == "auto":
+            self.target_entropy = float(-action_dim)
+        else:
+            self.target_entropy = float(self.target_entropy)
+
+        # Learn log(alpha) as SAC does (https://arxiv.org/abs/1812.05905)
+        if isinstance(self.ent_coef, str):
+            if not self.ent_coef.startswith("auto"):
+                raise ValueError(f"ent_coef must be a positive float, 'auto' or 'auto_<init>', got {self.ent_coef!r}")
+            init_value = float(self.ent_coef.split("_")[1]) if "_" in self.ent_coef else 1.0
+            if not init_value > 0:
+                raise ValueError(f"the initial value of ent_coef must be > 0, got {init_value}")
+            self.log_ent_coef = th.log(th.ones(1, device=self.device) * init_value).requires_grad_(True)
+            self.ent_coef_optimizer = th.optim.Adam([self.log_ent_coef], lr=self.lr_schedule(1))
+        else:
+            if not float(self.ent_coef) > 0:
+                raise ValueError(f"ent_coef must be > 0 (the JKO loss divides Q by it), got {self.ent_coef}")
+            self.ent_coef_tensor = th.tensor(float(self.ent_coef), device=self.device)
+
+    def _create_aliases(self) -> None:
+        self.actor = self.policy.actor
+        self.actor_target = self.policy.actor_target
+        self.critic = self.policy.critic
+        self.critic_target = self.policy.critic_target
+
+    def _current_ent_coef(self) -> th.Tensor:
+        if self.log_ent_coef is not None:
+            # Detached so that the other losses do not change it (softlearning#60)
+            return th.exp(self.log_ent_coef.detach())
+        return self.ent_coef_tensor
+
+    def train(self, gradient_steps: int, batch_size: int = 256) -> None:
+        self.policy.set_training_mode(True)
+        optimizers: list[th.optim.Optimizer] = [self.critic.optimizer]
+        if self.ent_coef_optimizer is not None:
+            optimizers.append(self.ent_coef_optimizer)
+        self._update_learning_rate(optimizers)
+        actor_lr = self.actor_lr_schedule(self._current_progress_remaining)
+        update_learning_rate(self.actor.optimizer, actor_lr)
+        self.logger.record("train/actor_learning_rate", actor_lr)
+
+        logs: dict[str, list[float]] = defaultdict(list)
+        for _ in range(gradient_steps):
+            self._n_updates += 1
+            replay_data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
+            ent_coef = self._current_ent_coef()
+            logs["ent_coef"].append(ent_coef.item())
+
+            # Soft-Q critic, Eq. (16-18)
+            next_log_prob = self._critic_update(replay_data, ent_coef, logs)
+
+            # Temperature (beyond the paper, as SAC): the entropy of the behaviour (target) actor,
+            # measured on the next states of the critic batch at no extra cost
+            if self.ent_coef_optimizer is not None and self.log_ent_coef is not None:
+                assert next_log_prob is not None and isinstance(self.target_entropy, float)
+                loss = ent_coef_loss(self.log_ent_coef, next_log_prob, self.target_entropy)
+                logs["ent_coef_loss"].append(check_finite("ent_coef_loss", loss, self._n_updates))
+                self.ent_coef_optimizer.zero_grad()
+                loss.backward()
+                self.ent_coef_optimizer.step()
+
+            # One JKO step of one flow block, Eq. (19-20), then the target actor follows (Alg. 1, line 15)
+            if self._n_updates % self.policy_delay == 0:
+                if self.actor_batch_size is None or self.actor_batch_size == batch_size:
+                    actor_obs = replay_data.observations
+                else:
+                    actor_obs = self.replay_buffer.sample(self.actor_batch_size, env=self._vec_normalize_env).observations  # type: ignore[union-attr]
+                self._actor_update(actor_obs, ent_coef, logs)
+                polyak_update(self.actor.parameters(), self.actor_target.parameters(), self.actor_tau)
+
+            if self._n_updates % self.target_update_interval == 0:
+                polyak_update(self.critic.parameters(), self.critic_target.parameters(), self.tau)
+                # Copy running stats, see SB3 GH issue #996
+                polyak_update(self.batch_norm_stats, self.batch_norm_stats_target, 1.0)
+
+        self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
+        for key, values in logs.items():
+            self.logger.record(f"train/{key}", float(np.mean(values)))
+
+    def _critic_update(self, replay_data: ReplayBufferSamples, ent_coef: th.Tensor, logs: dict[str, list[float]]) -> th.Tensor | None:
+        """One critic step; returns the target actor's ``log pi(a'|s')`` (or None when not needed)."""
+        need_log_prob = self.critic_entropy or self.ent_coef_optimizer is not None
+        with th.no_grad():  # a' and its density come from the target actor, without gradient
+            next_features = self.actor_target.extract_features(replay_data.next_observations, self.actor_target.features_extractor)
+            next_actions, next_log_prob = self.actor_target.sample_from_features(next_features, with_log_prob=need_log_prob)
+            next_q_values = th.cat(self.critic_target(replay_data.next_observations, next_actions), dim=1)
+            discounts = replay_data.discounts if replay_data.discounts is not None else self.gamma
+            target_q = soft_q_target(
+                replay_data.rewards,
+                replay_data.dones,
+                discounts,
+                next_q_values,
+                next_log_prob if self.critic_entropy else None,
+                ent_coef,
+                self.q_agg,
+            )
+        current_q_values = self.critic(replay_data.observations, replay_data.actions)
+        critic_loss = soft_q_loss(current_q_values, target_q)
+        logs["critic_loss"].append(check_finite("critic_loss", critic_loss, self._n_updates))
+        if next_log_prob is not None:
+            logs["entropy"].append(-next_log_prob.mean().item())
+        self.critic.optimizer.zero_grad()
+        critic_loss.backward()
+        self.critic.optimizer.step()
+        return next_log_prob
+
+    def _actor_update(self, observations: Any, ent_coef: th.Tensor, logs: dict[str, list[float]]) -> None:
+        """One JKO block step (spec §4, steps 1-4)."""
+        actor, target = self.actor, self.actor_target
+        with th.no_grad():  # old particles come from the target actor and carry no gradient
+            target_features = target.extract_features(observations, target.features_extractor)
+            batch = target_features.shape[0]
+            x0 = th.randn(batch, actor.action_dim, device=self.device)
+            if self.block_sampling == "per_batch":
+                block: int | th.Tensor = int(th.randint(0, self.n_blocks, ()).item())
+                x_prev_old = x0
+                for n in range(block):  # type: ignore[arg-type]
+                    x_prev_old = target.block(target_features, x_prev_old, n)[0]
+                x_old = target.block(target_features, x_prev_old, block)[0]
+            else:
+                block = th.randint(0, self.n_blocks, (batch,), device=self.device)
+                x_prev_old, x_old = target.particles_at_block(target_features, x0, block)  # (batch, d) each
+
+        features = actor.extract_features(observations, actor.features_extractor)
+        x_new, log_det = actor.block(features, x_prev_old, block, actor.log_prob_method)
+        q_values = aggregate_q(th.cat(self.critic(observations, x_new), dim=1), self.q_agg)
+        # Per-block JKO objective, Eq. (20) with the parallel-block term of Eq. (19)
+        actor_loss, terms = jko_block_loss(
+            q_values, log_det, x_new, x_prev_old, x_old, ent_coef, self.w2_coef, self.jko_step_size  # type: ignore[arg-type]
+        )
+        logs["actor_loss"].append(check_finite("actor_loss", actor_loss, self._n_updates))
+        logs["actor_q_term"].append(terms.q_term.item())
+        logs["actor_log_det"].append(terms.log_det.item())
+        logs["w2_prev"].append(terms.w2_prev.item())
+        logs["w2_old"].append(terms.w2_old.item())
+        self.actor.optimizer.zero_grad()
+        actor_loss.backward()
+        self.actor.optimizer.step()
+
+    def learn(
+        self: SelfSWFP,
+        total_timesteps: int,
+        callback: MaybeCallback = None,
+        log_interval: int = 4,
+        tb_log_name: str = "SWFP",
+        reset_num_timesteps: bool = True,
+        progress_bar: bool = False,
+    ) -> SelfSWFP:
+        return super().learn(
+            total_timesteps=total_timesteps,
+            callback=callback,
+            log_interval=log_interval,
+            tb_log_name=tb_log_name,
+            reset_num_timesteps=reset_num_timesteps,
+            progress_bar=progress_bar,
+        )
+
+    def _excluded_save_params(self) -> list[str]:
+        return [*super()._excluded_save_params(), "actor", "actor_target", "critic", "critic_target", "actor_lr_schedule"]
+
+    def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
+        state_dicts = ["policy", "actor.optimizer", "critic.optimizer"]
+        if self.ent_coef_optimizer is not None:
+            state_dicts.append("ent_coef_optimizer")
+            return state_dicts, ["log_ent_coef"]
+        return state_dicts, ["ent_coef_tensor"]
+
+
+def check_action_space(action_space: spaces.Space) -> None:
+    """Raise a ValueError unless ``action_space`` is a bounded ``gymnasium.spaces.Box``."""
+    if not isinstance(action_space, spaces.Box):
+        raise ValueError(
+            f"SWFP needs a continuous gymnasium.spaces.Box action space, got {action_space}. "
+            "Flow policies generate real-valued actions; for discrete actions use e.g. SB3's DQN or PPO."
+        )
+    if not (np.all(np.isfinite(action_space.low)) and np.all(np.isfinite(action_space.high))):
+        raise ValueError(
+            f"SWFP needs a bounded Box action space (finite low and high), got low={action_space.low}, "
+            f"high={action_space.high}. Wrap the env with gymnasium.wrappers.RescaleAction or ClipAction."
+        )
+
+
+def _check_choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ValueError(f"unknown {name} {value!r}, expected one of {', '.join(repr(a) for a in allowed)}")
+
+
+def _check_int(name: str, value: Any, minimum: int) -> None:
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")

@@ -1,0 +1,103 @@
+"""The pure loss functions of SWFP (Eq. 7, 16-20) against closed forms."""
+
+import pytest
+import torch as th
+
+from sb3_swfp.common.losses import (
+    NonFiniteLossError,
+    aggregate_q,
+    check_finite,
+    ent_coef_loss,
+    flow_matching_loss,
+    jko_block_loss,
+    soft_q_loss,
+    soft_q_target,
+    w2_cost,
+)
+
+
+def test_soft_q_target_closed_form():
+    rewards = th.tensor([[1.0], [2.0]])
+    dones = th.tensor([[0.0], [1.0]])
+    next_q = th.tensor([[5.0, 3.0], [7.0, 9.0]])
+    next_log_prob = th.tensor([-1.0, 0.5])
+    y = soft_q_target(rewards, dones, 0.9, next_q, next_log_prob, ent_coef=0.2)
+    # first: 1 + 0.9 * (min(5, 3) - 0.2 * (-1)) = 1 + 0.9 * 3.2; second: terminal, reward only
+    assert th.allclose(y, th.tensor([[1.0 + 0.9 * 3.2], [2.0]]))
+    y_mean = soft_q_target(rewards, dones, 0.9, next_q, None, 0.2, q_agg="mean")
+    assert th.allclose(y_mean, th.tensor([[1.0 + 0.9 * 4.0], [2.0]]))
+    # per-sample n-step discounts
+    y_nstep = soft_q_target(rewards, th.zeros(2, 1), th.tensor([[0.5], [0.25]]), next_q, None, 0.2)
+    assert th.allclose(y_nstep, th.tensor([[1.0 + 0.5 * 3.0], [2.0 + 0.25 * 7.0]]))
+
+
+def test_soft_q_target_carries_no_gradient():
+    next_q = th.tensor([[1.0, 2.0]], requires_grad=True)
+    assert not soft_q_target(th.zeros(1, 1), th.zeros(1, 1), 0.99, next_q, None, 1.0).requires_grad
+
+
+def test_soft_q_loss_is_half_sum_of_mse():
+    q1, q2, y = th.tensor([[1.0], [3.0]]), th.tensor([[0.0], [0.0]]), th.tensor([[2.0], [2.0]])
+    assert soft_q_loss([q1, q2], y).item() == pytest.approx(0.5 * (1.0 + 4.0))
+
+
+def test_aggregate_q_rejects_unknown_mode():
+    with pytest.raises(ValueError, match="'min', 'mean'"):
+        aggregate_q(th.zeros(2, 2), "max")
+
+
+def test_jko_loss_terms_closed_form():
+    q = th.tensor([[2.0], [4.0]])
+    log_det = th.tensor([0.1, 0.3])
+    x_new = th.tensor([[1.0, 0.0], [0.0, 0.0]])
+    x_prev = th.tensor([[0.0, 0.0], [0.0, 1.0]])
+    x_old = th.tensor([[1.0, 1.0], [0.0, 0.0]])
+    loss, terms = jko_block_loss(q, log_det, x_new, x_prev, x_old, ent_coef=2.0, w2_coef=0.4, jko_step_size=0.1)
+    w2_prev, w2_old = (1.0 + 1.0) / 2, (1.0 + 0.0) / 2
+    expected = -(3.0 / 2.0) - 0.2 + 0.4 / 0.2 * (w2_prev + w2_old)
+    assert loss.item() == pytest.approx(expected)
+    assert terms.w2_prev.item() == pytest.approx(w2_prev) and terms.w2_old.item() == pytest.approx(w2_old)
+    assert terms.q_term.item() == pytest.approx(-1.5) and terms.log_det.item() == pytest.approx(0.2)
+
+
+def test_jko_step_minimiser_is_the_closed_form_proximal_point():
+    """With Q(x) = -k ||x - c||^2, the minimiser of Eq. (20) is a weighted mean of c, x_prev and x_old."""
+    k, alpha, eps, tau = 3.0, 2.0, 0.4, 0.1
+    c, x_prev, x_old = th.tensor([[1.0, -1.0]]), th.tensor([[0.0, 0.0]]), th.tensor([[0.2, 0.0]])
+    x = x_prev.clone().requires_grad_(True)
+    optimizer = th.optim.LBFGS([x], max_iter=200)
+
+    def closure():
+        optimizer.zero_grad()
+        q = -k * (x - c).pow(2).sum(-1, keepdim=True)
+        loss, _ = jko_block_loss(q, th.zeros(1), x, x_prev, x_old, alpha, eps, tau)
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    a, b = k / alpha, eps / (2 * tau)
+    expected = (a * c + b * (x_prev + x_old)) / (a + 2 * b)
+    assert th.allclose(x.detach(), expected, atol=1e-5)
+
+
+def test_w2_cost():
+    assert th.allclose(w2_cost(th.tensor([[3.0, 4.0]]), th.zeros(1, 2)), th.tensor([25.0]))
+
+
+def test_ent_coef_loss_gradient_sign():
+    log_alpha = th.zeros(1, requires_grad=True)
+    # entropy (-log pi = 2) above the target (-1): alpha should go down, so d loss / d log alpha > 0
+    ent_coef_loss(log_alpha, th.tensor([-2.0]), target_entropy=-1.0).backward()
+    assert log_alpha.grad.item() > 0
+
+
+def test_flow_matching_loss():
+    u = th.randn(8, 3)
+    assert flow_matching_loss(u, u).item() == 0.0
+    assert flow_matching_loss(u + 1.0, u).item() == pytest.approx(3.0)
+
+
+def test_check_finite_names_term_and_update():
+    assert check_finite("critic_loss", th.tensor(1.5), 3) == 1.5
+    with pytest.raises(NonFiniteLossError, match=r"'actor_loss' is nan at gradient update 17"):
+        check_finite("actor_loss", th.tensor(float("nan")), 17)

@@ -1,0 +1,256 @@
+"""SWFP behaves like an SB3 algorithm: learn, predict, save/load, envs, callbacks, logging, errors."""
+
+import os
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.callbacks import CheckpointCallback, EvalCallback
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.envs import IdentityEnvBox, SimpleMultiObsEnv
+from stable_baselines3.common.logger import configure
+from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
+
+from sb3_swfp import SWFP
+from sb3_swfp.common.losses import NonFiniteLossError
+from tests.conftest import TINY
+
+
+def tiny(env="Pendulum-v1", **kwargs):
+    return SWFP("FlowPolicy", env, **{**TINY, **kwargs})
+
+
+def pendulum_obs(n=None):
+    env = gym.make("Pendulum-v1")
+    if n is None:
+        return env.reset(seed=0)[0]
+    return np.stack([env.reset(seed=i)[0] for i in range(n)])
+
+
+def test_learn_and_predict_single_and_batch():
+    model = tiny(seed=0).learn(150)
+    action, state = model.predict(pendulum_obs(), deterministic=True)
+    assert action.shape == (1,) and state is None
+    actions, _ = model.predict(pendulum_obs(5), deterministic=False)
+    assert actions.shape == (5, 1)
+    assert np.all(actions >= -2.0) and np.all(actions <= 2.0)  # Pendulum bounds
+
+
+def test_training_moves_actor_and_target_follows():
+    model = tiny(seed=0, actor_tau=0.5)
+    before = [p.clone() for p in model.actor.parameters()]
+    target_before = [p.clone() for p in model.actor_target.parameters()]
+    model.learn(100)
+    assert any(not th.equal(a, b) for a, b in zip(before, model.actor.parameters()))
+    assert any(not th.equal(a, b) for a, b in zip(target_before, model.actor_target.parameters()))
+    # behaviour and predict use the target actor: deterministic actions of both agree after a full sync
+    model.policy.sync_target_actor()
+    obs = th.as_tensor(pendulum_obs(4))
+    with th.no_grad():
+        assert th.allclose(model.policy(obs, deterministic=True), model.actor(obs, deterministic=True))
+
+
+def test_deterministic_prediction_is_repeatable_and_stochastic_is_not():
+    model = tiny(seed=1).learn(60)
+    obs = pendulum_obs()
+    a1, _ = model.predict(obs, deterministic=True)
+    a2, _ = model.predict(obs, deterministic=True)
+    np.testing.assert_array_equal(a1, a2)
+    samples = np.array([model.predict(obs)[0] for _ in range(20)])
+    assert samples.std() > 1e-3
+
+
+def test_save_load_identical_actions_and_training_continues(tmp_path):
+    model = tiny(seed=0).learn(120)
+    obs = pendulum_obs(3)
+    expected, _ = model.predict(obs, deterministic=True)
+    model.save(tmp_path / "model")
+    model.save_replay_buffer(tmp_path / "buffer")
+    loaded = SWFP.load(tmp_path / "model", env=make_vec_env("Pendulum-v1", n_envs=1))
+    np.testing.assert_array_equal(loaded.predict(obs, deterministic=True)[0], expected)
+    assert loaded.n_blocks == 3 and loaded.policy.actor.n_blocks == 3
+    for key, value in model.actor.optimizer.state_dict()["state"].items():
+        assert th.equal(value["exp_avg"], loaded.actor.optimizer.state_dict()["state"][key]["exp_avg"])
+    loaded.load_replay_buffer(tmp_path / "buffer")
+    assert loaded.replay_buffer.size() == model.replay_buffer.size() == 120
+    n_updates = loaded._n_updates
+    loaded.learn(60, reset_num_timesteps=False)
+    assert loaded._n_updates == n_updates + 60 and loaded.num_timesteps == 180
+
+
+def test_save_load_with_fixed_ent_coef_and_independent_blocks(tmp_path):
+    model = tiny(seed=0, ent_coef=0.1, policy_kwargs=dict(net_arch=[16], share_velocity=False)).learn(80)
+    assert len(model.actor.velocities) == 3
+    model.save(tmp_path / "m")
+    loaded = SWFP.load(tmp_path / "m")
+    obs = pendulum_obs(2)
+    np.testing.assert_array_equal(loaded.predict(obs, deterministic=True)[0], model.predict(obs, deterministic=True)[0])
+    assert loaded.ent_coef_tensor.item() == pytest.approx(0.1)
+
+
+def test_set_env_and_multiple_envs_with_all_gradient_steps():
+    model = tiny(seed=0, env=make_vec_env("Pendulum-v1", n_envs=2), gradient_steps=-1, train_freq=2)
+    model.learn(200)
+    # 2 envs x train_freq 2 = 4 transitions per rollout; -1 gradient steps = 4 updates per rollout,
+    # for the rollouts ending at 52, 56, ..., 200 timesteps (after learning_starts=50): 38 rollouts
+    assert model.num_timesteps == 200
+    assert model._n_updates == 38 * 4
+    new_env = make_vec_env("Pendulum-v1", n_envs=2)
+    model.set_env(new_env)
+    model.learn(40, reset_num_timesteps=False)
+    assert model.get_env() is new_env and model._n_updates == (38 + 10) * 4
+
+
+def test_gradient_steps_all_counts_updates_exactly():
+    model = tiny(seed=0, env=make_vec_env("Pendulum-v1", n_envs=2), gradient_steps=-1, train_freq=1, learning_starts=10)
+    model.learn(40)
+    # each rollout: 2 envs x 1 step -> 2 gradient steps, for every rollout after learning_starts
+    rollouts_training = sum(1 for t in range(2, 41, 2) if t > 10)
+    assert model._n_updates == 2 * rollouts_training
+
+
+def test_train_freq_in_episodes():
+    env = IdentityEnvBox(ep_length=10)
+    model = tiny(env=env, seed=0, train_freq=(2, "episode"), gradient_steps=3, learning_starts=0)
+    model.learn(60)
+    # 60 steps = 6 episodes = 3 rollouts of 2 episodes, 3 gradient steps each
+    assert model._n_updates == 9
+
+
+def test_vec_normalize(tmp_path):
+    env = VecNormalize(make_vec_env("Pendulum-v1", n_envs=1), norm_reward=True)
+    model = tiny(env=env, seed=0).learn(100)
+    assert env.obs_rms.count > 100
+    model.save(tmp_path / "m")
+    env.save(str(tmp_path / "vn.pkl"))
+    loaded_env = VecNormalize.load(str(tmp_path / "vn.pkl"), make_vec_env("Pendulum-v1", n_envs=1))
+    loaded = SWFP.load(tmp_path / "m", env=loaded_env)
+    assert loaded.get_vec_normalize_env() is loaded_env
+
+
+def test_eval_and_checkpoint_callbacks(tmp_path):
+    eval_cb = EvalCallback(gym.make("Pendulum-v1"), eval_freq=50, n_eval_episodes=1, log_path=str(tmp_path), best_model_save_path=str(tmp_path))
+    ckpt_cb = CheckpointCallback(save_freq=60, save_path=str(tmp_path / "ckpt"), name_prefix="swfp")
+    tiny(seed=0).learn(120, callback=[eval_cb, ckpt_cb])
+    assert np.load(tmp_path / "evaluations.npz")["results"].shape == (2, 1)
+    assert (tmp_path / "best_model.zip").exists()
+    assert sorted(os.listdir(tmp_path / "ckpt")) == ["swfp_120_steps.zip", "swfp_60_steps.zip"]
+
+
+def test_tensorboard_run_naming_and_every_loss_term_logged(tmp_path):
+    model = tiny(seed=0, tensorboard_log=str(tmp_path), verbose=0)
+    model.learn(80)
+    model.learn(40, reset_num_timesteps=False)
+    assert sorted(os.listdir(tmp_path)) == ["SWFP_1"]
+    model.learn(40, tb_log_name="again")
+    assert "again_1" in os.listdir(tmp_path)
+    # every term of the losses is a separate scalar
+    csv_model = tiny(env=IdentityEnvBox(ep_length=20), seed=0)
+    csv_model.set_logger(configure(str(tmp_path / "csv"), ["csv"]))
+    csv_model.learn(120, log_interval=1)
+    header = (tmp_path / "csv" / "progress.csv").read_text().splitlines()[0].split(",")
+    for key in ["critic_loss", "actor_loss", "actor_q_term", "actor_log_det", "w2_prev", "w2_old", "ent_coef", "ent_coef_loss", "entropy"]:
+        assert f"train/{key}" in header
+
+
+def test_identical_seeds_give_identical_results():
+    def run():
+        model = tiny(seed=123).learn(100)
+        return model.predict(pendulum_obs(3), deterministic=True)[0], [p.detach().clone() for p in model.critic.parameters()]
+
+    (a1, c1), (a2, c2) = run(), run()
+    np.testing.assert_array_equal(a1, a2)
+    assert all(th.equal(x, y) for x, y in zip(c1, c2))
+
+
+def test_non_unit_action_bounds():
+    env = IdentityEnvBox(-10, 10, ep_length=20)
+    model = tiny(env=env, seed=0, learning_starts=20).learn(60)
+    actions = np.array([model.predict(np.array([v], dtype=np.float32))[0] for v in np.linspace(-9, 9, 50)])
+    assert np.all(np.abs(actions) <= 10.0)
+    assert np.abs(actions).max() > 1.0  # actions are unscaled to [-10, 10], not left in [-1, 1]
+    stored = model.replay_buffer.actions[: model.replay_buffer.size()]
+    assert np.all(np.abs(stored) <= 1.0)  # the buffer keeps SB3's scaled actions
+
+
+def test_dict_observations():
+    env = SimpleMultiObsEnv(random_start=False, discrete_actions=False)
+    model = SWFP("MultiInputPolicy", env, **{**TINY, "seed": 0}).learn(80)
+    obs, _ = env.reset()
+    action, _ = model.predict(obs, deterministic=True)
+    assert action.shape == env.action_space.shape
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(ode_solver="euler"),
+        dict(log_prob_method="hutchinson"),
+        dict(block_sampling="per_batch"),
+        dict(policy_kwargs=dict(net_arch=dict(pi=[16], qf=[32]), layer_norm=True, time_embedding="linear")),
+        dict(critic_entropy=False, ent_coef=0.5, q_agg="mean", n_substeps=2),
+        dict(actor_batch_size=64, policy_delay=2, actor_learning_rate=1e-5, n_steps=3),
+    ],
+)
+def test_options_train(kwargs):
+    model = tiny(seed=0, **kwargs).learn(100)
+    assert model._n_updates == 50
+    assert np.isfinite(model.predict(pendulum_obs(), deterministic=True)[0]).all()
+
+
+def test_actor_learning_rate_schedule_is_used():
+    model = tiny(seed=0, learning_rate=1e-3, actor_learning_rate=lambda progress: 1e-5 * progress).learn(100)
+    assert model.actor.optimizer.param_groups[0]["lr"] < 1e-5
+    assert model.critic.optimizer.param_groups[0]["lr"] == pytest.approx(1e-3)
+
+
+@pytest.mark.skipif(not th.cuda.is_available(), reason="needs a GPU")
+def test_cuda_device():
+    model = tiny(seed=0, device="cuda").learn(80)
+    assert next(model.actor.parameters()).is_cuda
+    assert model.predict(pendulum_obs(), deterministic=True)[0].shape == (1,)
+
+
+class DiscreteEnv(gym.Env):
+    observation_space = spaces.Box(-1, 1, (2,))
+    action_space = spaces.Discrete(3)
+
+
+class UnboundedEnv(gym.Env):
+    observation_space = spaces.Box(-1, 1, (2,))
+    action_space = spaces.Box(-np.inf, np.inf, (2,))
+
+
+class NaNRewardPendulum(gym.Wrapper):
+    def step(self, action):
+        obs, _, terminated, truncated, info = self.env.step(action)
+        return obs, float("nan"), terminated, truncated, info
+
+
+@pytest.mark.parametrize(
+    "env, kwargs, match",
+    [
+        (DiscreteEnv(), {}, "continuous gymnasium.spaces.Box action space, got Discrete"),
+        (UnboundedEnv(), {}, "bounded Box action space"),
+        ("Pendulum-v1", dict(n_blocks=0), "n_blocks must be an integer >= 1, got 0"),
+        ("Pendulum-v1", dict(jko_step_size=0.0), "jko_step_size must be > 0"),
+        ("Pendulum-v1", dict(ode_solver="rk4"), "unknown ode_solver 'rk4', expected one of 'midpoint', 'euler'"),
+        ("Pendulum-v1", dict(log_prob_method="trace"), "expected one of 'auto', 'exact', 'hutchinson'"),
+        ("Pendulum-v1", dict(block_sampling="random"), "expected one of 'per_sample', 'per_batch'"),
+        ("Pendulum-v1", dict(ent_coef=-1.0), "ent_coef must be > 0"),
+        ("Pendulum-v1", dict(ent_coef="learned"), "'auto'"),
+        ("Pendulum-v1", dict(policy_kwargs=dict(n_blocks=3)), "pass n_blocks to SWFP"),
+    ],
+)
+def test_clear_errors(env, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        SWFP("FlowPolicy", env, **kwargs)
+
+
+def test_nan_guard_names_term_and_update():
+    env = NaNRewardPendulum(gym.make("Pendulum-v1"))
+    model = tiny(env=env, seed=0)
+    with pytest.raises(NonFiniteLossError, match="'critic_loss' is nan at gradient update 1"):
+        model.learn(100)
