@@ -11,8 +11,10 @@ setup(
     description="Stepwise Flow Policy (SWFP): flow-matching policies with online JKO fine-tuning for Stable-Baselines3",
     long_description=long_description,
     long_description_content_type="text/markdown",
-    packages=find_packages(include=["sb3_swfp", "sb3_swfp.*"]),
-    package_data={"sb3_swfp": ["py.typed"]},
+    # zoo_hyperparams/ (repository root) is shipped as sb3_swfp/zoo_hyperparams/ for sb3_swfp.zoo
+    packages=[*find_packages(include=["sb3_swfp", "sb3_swfp.*"]), "sb3_swfp.zoo_hyperparams"],
+    package_dir={"sb3_swfp.zoo_hyperparams": "zoo_hyperparams"},
+    package_data={"sb3_swfp": ["py.typed"], "sb3_swfp.zoo_hyperparams": ["*.yml"]},
     python_requires=">=3.10",
     install_requires=[
         "stable-baselines3>=2.7,<3",
@@ -22,11 +24,15 @@ setup(
     ],
     extras_require={
         "tests": ["pytest>=7", "pytest-xdist", "tensorboard", "tqdm", "rich"],
-        "zoo": ["rl_zoo3>=2.7", "sb3-contrib>=2.7", "optuna>=3", "pyyaml"],
-        "demos": ["minari>=0.5", "imitation"],
+        "zoo": ["rl_zoo3>=2.7", "sb3-contrib>=2.7", "optuna>=3", "pyyaml", "pandas", "matplotlib", "seaborn"],
+        # imitation's trajectories are read without importing it (its releases pin old gymnasium/SB3)
+        "demos": ["minari[hdf5]>=0.5"],
+        "robotics": ["gymnasium-robotics>=1.4"],
+        "video": ["gymnasium[classic-control]>=1.0,<2", "moviepy"],
         "examples": ["matplotlib", "tensorboard", "tqdm", "rich"],
         "mujoco": ["gymnasium[mujoco]>=1.0,<2"],
     },
+    entry_points={"console_scripts": ["swfp-zoo = sb3_swfp.zoo:main"]},
     license="MIT",
     classifiers=[
         "Programming Language :: Python :: 3",
