@@ -1,0 +1,120 @@
+"""Train an SB3 expert with rl-zoo3's tuned hyperparameters, then record its demonstrations.
+
+The zoo's ``ExperimentManager`` reads ``rl_zoo3/hyperparams/<algo>.yml`` (schedules,
+``policy_kwargs``, action noise, ``normalize``, env wrappers), trains and saves the model
+under ``--log-folder`` exactly as ``python -m rl_zoo3.train`` would. The trained model then
+acts in a fresh env (with the zoo's env wrapper, if the entry has one) and
+:func:`sb3_swfp.common.demos.collect_demonstrations` records it to our ``.npz`` format.
+
+Examples::
+
+    python examples/train_expert.py --algo sac --env Pendulum-v1 --episodes 50 --out demos/pendulum_sac.npz
+    # Hopper-v5 has no zoo entry: borrow the tuned Hopper-v4 one
+    python examples/train_expert.py --algo sac --env Hopper-v5 --hyperparams-from Hopper-v4 \\
+        --episodes 20 --noise 0.1 --out demos/hopper_sac_noisy.npz
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch as th
+import yaml
+from rl_zoo3.exp_manager import ExperimentManager
+
+from sb3_swfp.common.demos import collect_demonstrations, to_minari
+from sb3_swfp.experts import make_expert_env
+
+ALGOS = ("sac", "td3", "tqc", "crossq")
+
+
+def zoo_config(algo: str, env_id: str, hyperparams_from: str | None) -> str | None:
+    """Path of a one-entry hyperparameter file giving ``env_id`` the zoo entry of ``hyperparams_from``.
+
+    ``None`` (the zoo's own file) when ``hyperparams_from`` is not given.
+    """
+    if hyperparams_from is None:
+        return None
+    import rl_zoo3
+
+    with open(Path(rl_zoo3.__file__).parent / "hyperparams" / f"{algo}.yml") as f:
+        entries = yaml.safe_load(f)  # resolves the ``<<: *mujoco-defaults`` merges
+    if hyperparams_from not in entries:
+        raise ValueError(f"rl-zoo3 has no {algo} hyperparameters for {hyperparams_from!r}")
+    handle, path = tempfile.mkstemp(suffix=".yml", prefix=f"{algo}_{env_id}_")
+    with os.fdopen(handle, "w") as f:
+        yaml.safe_dump({env_id: entries[hyperparams_from]}, f)
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--algo", choices=ALGOS, default="sac", help="rl-zoo3 algorithm")
+    parser.add_argument("--env", default="Pendulum-v1", help="gymnasium env id")
+    parser.add_argument("--hyperparams-from", default=None, help="use the zoo entry of this env id instead")
+    parser.add_argument("--n-timesteps", type=int, default=0, help="training steps (0: the zoo's n_timesteps)")
+    parser.add_argument("--log-folder", default="logs/experts", help="where the zoo saves the model")
+    parser.add_argument("--eval-freq", type=int, default=-1, help="zoo evaluation frequency (-1: none)")
+    parser.add_argument("--episodes", type=int, default=50, help="episodes of demonstrations to record")
+    parser.add_argument("--noise", type=float, default=0.0, help="relative std of Gaussian noise on recorded actions")
+    parser.add_argument("--stochastic", action="store_true", help="record the stochastic policy, not its mean action")
+    parser.add_argument("--out", required=True, help="output .npz file")
+    parser.add_argument("--minari-id", default=None, help="also write a local Minari dataset with this id")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    th.set_num_threads(1)
+
+    # gymnasium-robotics ids (PointMaze_*) must be registered before the zoo makes the env
+    recording_env = make_expert_env(args.env)
+
+    config = zoo_config(args.algo, args.env, args.hyperparams_from)
+    exp_manager = ExperimentManager(
+        args,
+        args.algo,
+        args.env,
+        args.log_folder,
+        n_timesteps=args.n_timesteps,
+        eval_freq=args.eval_freq,
+        seed=args.seed,
+        log_interval=-1,  # the algorithm's default (0 would divide by zero in SB3)
+        device="auto",
+        config=config,
+    )
+    try:
+        model, _ = exp_manager.setup_experiment()
+    finally:
+        if config is not None:
+            os.remove(config)  # the zoo saved the hyperparameters it used next to the model
+    exp_manager.learn(model)
+    exp_manager.save_trained_model(model)
+
+    if exp_manager.env_wrapper is not None:
+        recording_env = exp_manager.env_wrapper(recording_env)
+    vec_normalize = model.get_vec_normalize_env()
+
+    def policy(observation: np.ndarray) -> np.ndarray:
+        """The trained model, fed normalised observations when the zoo used VecNormalize."""
+        if vec_normalize is not None:
+            observation = vec_normalize.normalize_obs(observation)
+        action, _ = model.predict(observation, deterministic=not args.stochastic)
+        return action
+
+    demos = collect_demonstrations(
+        recording_env, policy, n_episodes=args.episodes, action_noise_std=args.noise, seed=args.seed
+    )
+    demos.metadata.update(algo=args.algo, model_path=f"{exp_manager.save_path}/{args.env}.zip")
+    path = demos.save(args.out)
+    returns = demos.episode_returns()
+    print(f"{len(demos)} transitions, {len(returns)} episodes, return {returns.mean():.1f} +- {returns.std():.1f} -> {path}")
+    if args.minari_id:
+        to_minari(demos, args.minari_id, env=recording_env, algorithm_name=f"rl-zoo3 {args.algo}")
+        root = os.environ.get("MINARI_DATASETS_PATH", "~/.minari/datasets")
+        print(f"Minari dataset {args.minari_id!r} written under {root}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,164 @@
+"""The 2-D toy of the paper (Sec. 5.1, Fig. 3): a one-step bandit and its 8-mode demonstrations.
+
+The behaviour data is an 8-component Gaussian mixture of actions: 8 modes evenly spaced on
+a circle of radius :data:`MODE_RADIUS` (0.6), std :data:`MODE_STD` (0.05). The reward puts a
+low-reward annulus (a ring of penalty) on that same circle and 3 high-reward Gaussian bumps
+on 3 of the 8 modes (:data:`HIGH_REWARD_MODES`)::
+
+    r(a) = 2 * sum_{k in HIGH_REWARD_MODES} exp(-|a - mu_k|^2 / (2 * 0.15^2))
+           - exp(-(|a| - 0.6)^2 / (2 * 0.08^2))
+
+So a demonstration mode scores about +1 when it is a high-reward mode and about -1 when it
+lies only in the annulus; away from the circle the reward is about 0. A behaviour-cloned
+policy puts 3/8 of its mass in high-reward modes; fine-tuning on this reward should move
+the mass of the 5 annulus modes into the 3 high-reward ones (spec §7).
+
+Actions live in ``Box(-1, 1, (2,))``, which is also SB3's scaled action space, so scaled
+and environment actions coincide. The observation is a constant ``zeros((1,))`` in
+``Box(-1, 1, (1,))``; every episode is one step and ends with ``terminated=True``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from sb3_swfp.common.demos import Demonstrations
+
+N_MODES = 8
+MODE_RADIUS = 0.6
+MODE_STD = 0.05
+#: Indices (into :data:`DEMO_MODES`) of the demonstration modes that carry a reward bump.
+HIGH_REWARD_MODES = (1, 4, 6)
+HIGH_REWARD_HEIGHT = 2.0
+HIGH_REWARD_STD = 0.15
+ANNULUS_DEPTH = 1.0
+ANNULUS_STD = 0.08
+#: Distance to a mode centre within which an action counts as "in" that mode (4 mode stds).
+MODE_MATCH_RADIUS = 4 * MODE_STD
+
+#: ``(8, 2)`` centres of the demonstration modes, mode ``k`` at angle ``2 pi k / 8``.
+DEMO_MODES = MODE_RADIUS * np.stack(
+    [np.cos(2 * np.pi * np.arange(N_MODES) / N_MODES), np.sin(2 * np.pi * np.arange(N_MODES) / N_MODES)], axis=1
+)
+#: ``(3, 2)`` centres of the high-reward bumps.
+HIGH_REWARD_CENTRES = DEMO_MODES[list(HIGH_REWARD_MODES)]
+
+
+def toy_reward(actions: np.ndarray) -> np.ndarray:
+    """Reward of the toy bandit for actions ``(..., 2)``; returns ``(...)`` float64.
+
+    :param actions: Actions in ``[-1, 1]^2`` (not clipped here).
+    """
+    actions = np.asarray(actions, dtype=np.float64)
+    # (..., 1, 2) - (3, 2) -> (..., 3) squared distances to the bump centres
+    sq_dist = np.sum((actions[..., None, :] - HIGH_REWARD_CENTRES) ** 2, axis=-1)
+    bumps = HIGH_REWARD_HEIGHT * np.exp(-sq_dist / (2 * HIGH_REWARD_STD**2)).sum(axis=-1)
+    radius = np.linalg.norm(actions, axis=-1)
+    annulus = ANNULUS_DEPTH * np.exp(-((radius - MODE_RADIUS) ** 2) / (2 * ANNULUS_STD**2))
+    return bumps - annulus
+
+
+def mode_assignment(actions: np.ndarray) -> np.ndarray:
+    """Index of the nearest demonstration mode for actions ``(n, 2)``; returns ``(n,)`` int."""
+    actions = np.asarray(actions, dtype=np.float64).reshape(-1, 2)
+    # (n, 1, 2) - (8, 2) -> (n, 8)
+    sq_dist = np.sum((actions[:, None, :] - DEMO_MODES) ** 2, axis=-1)
+    return np.argmin(sq_dist, axis=1)
+
+
+def _in_mode(actions: np.ndarray, max_distance: float) -> tuple[np.ndarray, np.ndarray]:
+    actions = np.asarray(actions, dtype=np.float64).reshape(-1, 2)
+    if len(actions) == 0:
+        raise ValueError("got no actions; expected an (n, 2) array with n >= 1")
+    modes = mode_assignment(actions)
+    close = np.linalg.norm(actions - DEMO_MODES[modes], axis=1) <= max_distance
+    return modes, close
+
+
+def mode_shares(actions: np.ndarray, max_distance: float = MODE_MATCH_RADIUS) -> np.ndarray:
+    """Fraction of the actions ``(n, 2)`` within ``max_distance`` of each demonstration mode; ``(8,)``.
+
+    The shares sum to at most 1; the rest of the actions are away from every mode.
+    """
+    modes, close = _in_mode(actions, max_distance)
+    return np.bincount(modes[close], minlength=N_MODES) / len(modes)
+
+
+def high_reward_mode_share(actions: np.ndarray, max_distance: float = MODE_MATCH_RADIUS) -> float:
+    """Fraction of the actions ``(n, 2)`` within ``max_distance`` of a high-reward mode.
+
+    About 3/8 for the demonstrations; fine-tuning should raise it.
+    """
+    return float(mode_shares(actions, max_distance)[list(HIGH_REWARD_MODES)].sum())
+
+
+def annulus_mode_share(actions: np.ndarray, max_distance: float = MODE_MATCH_RADIUS) -> float:
+    """Fraction of the actions ``(n, 2)`` within ``max_distance`` of a low-reward (annulus-only) mode.
+
+    About 5/8 for the demonstrations; fine-tuning should lower it.
+    """
+    low = [k for k in range(N_MODES) if k not in HIGH_REWARD_MODES]
+    return float(mode_shares(actions, max_distance)[low].sum())
+
+
+def toy_demonstrations(n: int = 1000, seed: int | None = 0, std: float = MODE_STD) -> Demonstrations:
+    """``n`` one-step demonstrations whose actions follow the 8-mode Gaussian mixture.
+
+    Each transition picks a mode uniformly and adds isotropic Gaussian noise of std
+    ``std``; rewards are :func:`toy_reward` of the (clipped) actions.
+
+    :param n: Number of transitions (the paper uses 1,000).
+    :param seed: Seed of the sampling.
+    :param std: Std of each mixture component.
+    """
+    if n < 1:
+        raise ValueError(f"n must be a positive number of demonstrations, got {n}")
+    rng = np.random.default_rng(seed)
+    modes = rng.integers(0, N_MODES, size=n)
+    actions = np.clip(DEMO_MODES[modes] + std * rng.standard_normal((n, 2)), -1.0, 1.0).astype(np.float32)
+    observations = np.zeros((n, 1), dtype=np.float32)
+    return Demonstrations(
+        observations=observations,
+        actions=actions,
+        rewards=toy_reward(actions).astype(np.float32),
+        next_observations=observations.copy(),
+        terminations=np.ones(n, dtype=np.bool_),
+        truncations=np.zeros(n, dtype=np.bool_),
+        metadata={"source": "toy_demonstrations", "env_id": "SWFPToyBandit-v0", "seed": seed, "std": std},
+    )
+
+
+class ToyBanditEnv(gym.Env):
+    """One-step 2-D bandit with a low-reward annulus and 3 high-reward modes (paper Sec. 5.1).
+
+    The reward is :func:`toy_reward` of the action clipped to ``[-1, 1]^2``. ``info`` holds
+    ``mode`` (nearest demonstration mode) and ``is_high_reward_mode`` (the action lies
+    within :data:`MODE_MATCH_RADIUS` of a high-reward mode).
+    """
+
+    metadata = {"render_modes": []}
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.observation_space = spaces.Box(-1.0, 1.0, shape=(1,), dtype=np.float32)
+        self.action_space = spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32)
+        self._observation = np.zeros((1,), dtype=np.float32)
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
+        super().reset(seed=seed)
+        return self._observation.copy(), {}
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:
+        action = np.clip(np.asarray(action, dtype=np.float64).reshape(2), -1.0, 1.0)
+        mode = int(mode_assignment(action[None])[0])
+        info = {
+            "mode": mode,
+            "is_high_reward_mode": bool(
+                mode in HIGH_REWARD_MODES and np.linalg.norm(action - DEMO_MODES[mode]) <= MODE_MATCH_RADIUS
+            ),
+        }
+        return self._observation.copy(), float(toy_reward(action)), True, False, info
