@@ -1,0 +1,310 @@
+"""rl-zoo3 integration: use SWFP from the RL Baselines3 Zoo exactly as SAC is used.
+
+``python -m sb3_swfp.zoo COMMAND [rl-zoo3 arguments]`` registers SWFP with rl-zoo3 (the ``ALGOS``
+table, the hyperparameter sampler and the converter that ``--trial-id`` reloads go through), then
+runs rl-zoo3's own script: ``train``, ``enjoy``, ``record_video``, ``plot_train``, ``all_plots`` or
+``plot_from_file``.  Every rl-zoo3 flag is passed through unchanged.
+
+Hyperparameters: when ``train`` gets no ``-conf``/``--conf-file``, ``--algo swfp`` reads
+``zoo_hyperparams/swfp.yml``, and ``--algo sac``/``td3`` read our ``zoo_hyperparams/{sac,td3}.yml``
+for the environments it has an entry for (the comparisons rl-zoo3 has no entry for) and rl-zoo3's
+own file otherwise.  See :func:`hyperparams_folder` for where that folder is looked up, and
+docs/zoo.md for the commands.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import io
+import os
+import runpy
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import optuna
+import torch as th
+import yaml
+from rl_zoo3 import exp_manager as zoo_exp_manager
+from rl_zoo3.hyperparams_opt import HYPERPARAMS_CONVERTER, HYPERPARAMS_SAMPLER, convert_offpolicy_params, sample_her_params
+from rl_zoo3.utils import ALGOS
+from stable_baselines3.common.type_aliases import GymEnv
+
+import sb3_swfp
+import sb3_swfp.envs  # noqa: F401  registers SWFPToyBandit-v0 with gymnasium
+from sb3_swfp import SWFP
+
+ALGO_NAME = "swfp"
+# Folder with swfp.yml, sac.yml and td3.yml; overrides the lookup of hyperparams_folder()
+HYPERPARAMS_ENV_VAR = "SB3_SWFP_HYPERPARAMS"
+# Algorithms we ship a YAML for: swfp for every env, sac and td3 only for their entries
+CONFIGURED_ALGOS = (ALGO_NAME, "sac", "td3")
+# rl-zoo3 scripts exposed as functions; record_video is a script only, run as __main__
+COMMANDS = ("train", "enjoy", "record_video", "plot_train", "all_plots", "plot_from_file")
+
+# Hidden sizes of the actor's velocity network and of the critics, by the names rl-zoo3's
+# off-policy samplers use (convert_offpolicy_params maps them the same way)
+NET_ARCHS = ("small", "medium", "big")
+
+
+class ReplayOnlySWFP(SWFP):
+    """
+    SWFP whose ``load`` builds a one-transition plain replay buffer, for replaying a policy.
+
+    SB3's ``load`` rebuilds the model with ``_setup_model``, which allocates ``buffer_size``
+    transitions (1e6 in most YAML entries) and builds the saved ``replay_buffer_class``
+    (a demonstration buffer reads its ``.npz`` file, ``HerReplayBuffer`` needs the env).
+    rl-zoo3's ``enjoy`` and ``record_video`` pass ``buffer_size=1`` only to the algorithms in their
+    own hard-coded list, so ``main`` puts this class in ``ALGOS["swfp"]`` for those two scripts.
+    Keyword arguments given to ``load`` still win.
+    """
+
+    @classmethod
+    def load(  # type: ignore[override]
+        cls,
+        path: str | Path | io.BufferedIOBase,
+        env: GymEnv | None = None,
+        device: th.device | str = "auto",
+        custom_objects: dict[str, Any] | None = None,
+        print_system_info: bool = False,
+        force_reset: bool = True,
+        **kwargs: Any,
+    ) -> SWFP:
+        """Load like :meth:`SWFP.load`, with a replay buffer of one transition unless told otherwise."""
+        replay_only = dict(buffer_size=1, optimize_memory_usage=False, replay_buffer_class=None, replay_buffer_kwargs={})
+        return super().load(path, env, device, custom_objects, print_system_info, force_reset, **{**replay_only, **kwargs})
+
+
+def sample_swfp_params(trial: optuna.Trial, n_actions: int, n_envs: int, additional_args: dict) -> dict[str, Any]:
+    """
+    Sampler for SWFP hyperparameters (rl-zoo3's ``HYPERPARAMS_SAMPLER`` signature).
+
+    The soft-Q part is searched as rl-zoo3 searches SAC; the flow part over the paper's ranges
+    (Table 2 and the sensitivity study of Fig. 5): ``n_blocks`` around 5, ``w2_coef`` from 0.01 to 5,
+    ``ent_coef`` either learned from an initial value or fixed (the paper fixes 2-8 on Robomimic).
+    Every parameter is sampled in every trial, so multivariate TPE sees one search space.
+
+    :param trial: The Optuna trial.
+    :param n_actions: Action dimension (unused: SWFP needs no action noise).
+    :param n_envs: Number of environments (unused).
+    :param additional_args: rl-zoo3's extra arguments; ``using_her_replay_buffer`` adds HER's.
+    :return: Keyword arguments for ``SWFP(...)``.
+    """
+    one_minus_gamma = trial.suggest_float("one_minus_gamma", 0.0001, 0.03, log=True)
+    # From 2**5=32 to 2**10=1024 (the paper: 256 for the critic)
+    batch_size_pow = trial.suggest_int("batch_size_pow", 5, 10)
+    learning_rate = trial.suggest_float("learning_rate", 1e-5, 0.002, log=True)
+    actor_learning_rate = trial.suggest_float("actor_learning_rate", 1e-5, 0.002, log=True)
+    # One gradient step per env step (the converter sets gradient_steps = train_freq)
+    train_freq = trial.suggest_int("train_freq", 1, 10)
+    tau = trial.suggest_float("tau", 0.001, 0.08, log=True)
+    actor_tau = trial.suggest_float("actor_tau", 0.001, 0.1, log=True)
+    policy_delay = trial.suggest_categorical("policy_delay", [1, 2, 4])
+    net_arch = trial.suggest_categorical("net_arch", list(NET_ARCHS))
+    n_blocks = trial.suggest_int("n_blocks", 2, 8)
+    jko_step_size = trial.suggest_float("jko_step_size", 0.01, 1.0, log=True)
+    w2_coef = trial.suggest_float("w2_coef", 0.01, 5.0, log=True)
+    # The initial value when learned, the value when fixed
+    ent_coef = trial.suggest_float("ent_coef", 0.001, 10.0, log=True)
+    learn_ent_coef = trial.suggest_categorical("learn_ent_coef", [True, False])
+
+    trial.set_user_attr("gamma", 1 - one_minus_gamma)
+    trial.set_user_attr("batch_size", 2**batch_size_pow)
+
+    sampled_params = {
+        "one_minus_gamma": one_minus_gamma,
+        "batch_size_pow": batch_size_pow,
+        "learning_rate": learning_rate,
+        "actor_learning_rate": actor_learning_rate,
+        "train_freq": train_freq,
+        "tau": tau,
+        "actor_tau": actor_tau,
+        "policy_delay": policy_delay,
+        "net_arch": net_arch,
+        "n_blocks": n_blocks,
+        "jko_step_size": jko_step_size,
+        "w2_coef": w2_coef,
+        "ent_coef": ent_coef,
+        "learn_ent_coef": learn_ent_coef,
+    }
+    if additional_args["using_her_replay_buffer"]:
+        sampled_params = sample_her_params(trial, sampled_params, additional_args["her_kwargs"])
+    return convert_swfp_params(sampled_params)
+
+
+def convert_swfp_params(sampled_params: dict[str, Any]) -> dict[str, Any]:
+    """
+    Turn the values sampled by :func:`sample_swfp_params` into ``SWFP(...)`` keyword arguments.
+
+    rl-zoo3 calls this on a stored trial's ``params`` for ``--trial-id``/``--storage`` reloads, so it
+    must work from the raw Optuna values alone.  The soft-Q part goes through rl-zoo3's
+    ``convert_offpolicy_params`` (gamma, batch size, net_arch names, gradient steps).
+
+    :param sampled_params: Optuna parameter values by name; not modified.
+    :return: Keyword arguments for ``SWFP(...)``.
+    """
+    params = dict(sampled_params)
+    if params.pop("learn_ent_coef", False):
+        # "auto_<init>": learn alpha starting from the sampled value, as SAC parses it
+        params["ent_coef"] = f"auto_{params['ent_coef']}"
+    # A reload gets HER's values as trial parameters, the sampler inside replay_buffer_kwargs
+    her_params = {key: params.pop(key) for key in ("n_sampled_goal", "goal_selection_strategy") if key in params}
+    if her_params:
+        params["replay_buffer_kwargs"] = {**params.get("replay_buffer_kwargs", {}), **her_params}
+    return convert_offpolicy_params(params)
+
+
+def register() -> None:
+    """
+    Register SWFP with rl-zoo3; safe to call more than once.
+
+    rl-zoo3 2.9 looks algorithms up in ``rl_zoo3.utils.ALGOS``, samplers in
+    ``rl_zoo3.hyperparams_opt.HYPERPARAMS_SAMPLER`` and ``--trial-id`` converters in
+    ``HYPERPARAMS_CONVERTER``; its modules import these dicts by name, so filling them in place
+    reaches every script.  rl-zoo3 also ``eval``s YAML strings for ``replay_buffer_class``,
+    ``replay_buffer_kwargs`` and ``policy_kwargs`` in ``rl_zoo3.exp_manager``'s namespace, where
+    only names such as ``HerReplayBuffer`` and ``nn`` exist; the package is added there so a
+    YAML entry can name ``sb3_swfp.common.buffers.DemoReplayBuffer``.
+    """
+    ALGOS[ALGO_NAME] = SWFP
+    HYPERPARAMS_SAMPLER[ALGO_NAME] = sample_swfp_params
+    HYPERPARAMS_CONVERTER[ALGO_NAME] = convert_swfp_params
+    zoo_exp_manager.sb3_swfp = sb3_swfp  # type: ignore[attr-defined]
+    try:
+        # Imported so that the dotted name resolves in that eval
+        importlib.import_module("sb3_swfp.common.buffers")
+    except ModuleNotFoundError:
+        pass  # not written yet
+
+
+def hyperparams_folder() -> Path | None:
+    """
+    The folder with our ``swfp.yml``/``sac.yml``/``td3.yml``, or None when there is none.
+
+    Looked up in order: the folder named by the ``SB3_SWFP_HYPERPARAMS`` environment variable;
+    ``sb3_swfp/zoo_hyperparams/`` inside the installed package (a non-editable install ships the
+    repository's folder there as package data); ``zoo_hyperparams/`` at the repository root,
+    next to ``sb3_swfp/`` (a checkout or an editable install).
+
+    :raises NotADirectoryError: When the environment variable names no folder.
+    """
+    if HYPERPARAMS_ENV_VAR in os.environ:
+        folder = Path(os.environ[HYPERPARAMS_ENV_VAR]).expanduser()
+        if not folder.is_dir():
+            raise NotADirectoryError(f"${HYPERPARAMS_ENV_VAR}={os.environ[HYPERPARAMS_ENV_VAR]!r} is not a folder")
+        return folder
+    package_dir = Path(__file__).resolve().parent
+    for folder in (package_dir / "zoo_hyperparams", package_dir.parent / "zoo_hyperparams"):
+        if folder.is_dir():
+            return folder
+    return None
+
+
+def default_config(algo: str, env_id: str) -> str | None:
+    """
+    The hyperparameter file ``train`` uses for ``algo`` on ``env_id`` when given no ``-conf``.
+
+    :param algo: rl-zoo3 algorithm name (``--algo``).
+    :param env_id: Gymnasium environment id (``--env``).
+    :return: Our ``<algo>.yml`` for swfp, and for sac/td3 when it has an entry for ``env_id``;
+        None to leave rl-zoo3 its own file.
+    :raises FileNotFoundError: For swfp when no hyperparameter folder is found.
+    """
+    if algo not in CONFIGURED_ALGOS:
+        return None
+    folder = hyperparams_folder()
+    path = None if folder is None else folder / f"{algo}.yml"
+    if path is None or not path.is_file():
+        if algo == ALGO_NAME:
+            raise FileNotFoundError(
+                f"no {ALGO_NAME}.yml found (looked in ${HYPERPARAMS_ENV_VAR}, the installed package and the "
+                f"repository's zoo_hyperparams/): pass -conf path/to/{ALGO_NAME}.yml or set ${HYPERPARAMS_ENV_VAR}"
+            )
+        return None
+    if algo == ALGO_NAME:
+        return str(path)
+    with open(path) as file:
+        entries = yaml.safe_load(file) or {}
+    return str(path) if env_id in entries else None
+
+
+def _with_default_config(args: list[str]) -> list[str]:
+    """``args`` with ``--conf-file <default_config>`` appended when they name no config file."""
+    # The options of rl-zoo3's train parser that choose the file, with its defaults
+    parser = argparse.ArgumentParser(add_help=False, exit_on_error=False)
+    parser.add_argument("--algo", default="ppo")
+    parser.add_argument("--env", default="CartPole-v1")
+    parser.add_argument("-conf", "--conf-file", default=None)
+    try:
+        known, _ = parser.parse_known_args(args)
+    except argparse.ArgumentError:
+        return args  # malformed: rl-zoo3's own parser reports it
+    if known.conf_file is not None:
+        return args
+    config = default_config(known.algo, known.env)
+    return args if config is None else [*args, "--conf-file", config]
+
+
+def _record_video() -> None:
+    # rl-zoo3 ships record_video as a script only
+    runpy.run_module("rl_zoo3.record_video", run_name="__main__")
+
+
+def _script(command: str) -> Callable[[], None]:
+    # Imported on demand: the plots need matplotlib and seaborn, which training does not
+    if command == "record_video":
+        return _record_video
+    if command == "train":
+        from rl_zoo3.train import train
+
+        return train
+    if command == "enjoy":
+        from rl_zoo3.enjoy import enjoy
+
+        return enjoy
+    from rl_zoo3 import plots
+
+    return getattr(plots, command)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """
+    Run an rl-zoo3 script with SWFP registered: ``python -m sb3_swfp.zoo COMMAND [ARGS]``.
+
+    :param argv: ``[COMMAND, *ARGS]``; ``sys.argv[1:]`` when None.  rl-zoo3 reads its arguments
+        from ``sys.argv``, which is set for the call and restored after it.
+    """
+    parser = argparse.ArgumentParser(
+        prog="python -m sb3_swfp.zoo",
+        description="Run an rl-zoo3 script with SWFP registered (--algo swfp). "
+        "Arguments after COMMAND are rl-zoo3's: see `python -m sb3_swfp.zoo COMMAND --help`.",
+        epilog="Without -conf, train reads zoo_hyperparams/swfp.yml for swfp, and zoo_hyperparams/{sac,td3}.yml "
+        f"for the envs they list; ${HYPERPARAMS_ENV_VAR} names another folder.",
+    )
+    parser.add_argument("command", choices=COMMANDS)
+    parser.add_argument("args", nargs=argparse.REMAINDER, help="arguments for the rl-zoo3 script")
+    parsed = parser.parse_args(sys.argv[1:] if argv is None else argv)
+
+    register()
+    script_args = parsed.args
+    if parsed.command == "train":
+        try:
+            script_args = _with_default_config(script_args)
+        except (FileNotFoundError, NotADirectoryError) as error:
+            parser.exit(2, f"{parser.prog} train: error: {error}\n")
+
+    saved_argv = sys.argv
+    sys.argv = [f"{parser.prog} {parsed.command}", *script_args]
+    try:
+        if parsed.command in ("enjoy", "record_video"):
+            ALGOS[ALGO_NAME] = ReplayOnlySWFP
+        _script(parsed.command)()
+    finally:
+        sys.argv = saved_argv
+        ALGOS[ALGO_NAME] = SWFP
+
+
+if __name__ == "__main__":
+    main()

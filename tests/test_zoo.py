@@ -1,0 +1,342 @@
+"""rl-zoo3 integration (sb3_swfp.zoo): SWFP used from the zoo exactly as SAC is.
+
+Every run is tiny (a few hundred Pendulum steps, 32-unit networks) and writes under tmp_path.
+The zoo runs in-process through ``zoo.main``, except the two optimisation workers, which are
+separate processes sharing one Optuna journal file as users run them.
+"""
+
+import argparse
+import contextlib
+import io
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import optuna
+import pytest
+import yaml
+from rl_zoo3 import exp_manager
+from rl_zoo3.exp_manager import ExperimentManager
+from rl_zoo3.hyperparams_opt import HYPERPARAMS_CONVERTER, HYPERPARAMS_SAMPLER
+from rl_zoo3.utils import ALGOS
+
+from sb3_swfp import SWFP, zoo
+
+ROOT = Path(__file__).resolve().parent.parent
+HYPERPARAMS = ROOT / "zoo_hyperparams"
+ENV_ID = "Pendulum-v1"
+# Small and fast; appended to every Pendulum run
+TINY_PARAMS = ["-params", "learning_starts:50", "batch_size:32", "buffer_size:1000", "n_blocks:2", "policy_kwargs:dict(net_arch=[32, 32])"]
+TRAIN_STEPS = 400  # two Pendulum episodes
+EVAL_FREQ = 200
+
+
+def run_zoo(*args: str) -> None:
+    zoo.main([str(arg) for arg in args])
+
+
+def run_dir(log_folder: Path, run_id: int = 1) -> Path:
+    return log_folder / "swfp" / f"{ENV_ID}_{run_id}"
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    """Log folder holding one tiny SWFP run on Pendulum, with two evaluations."""
+    log_folder = tmp_path_factory.mktemp("zoo") / "logs"
+    run_zoo(
+        "train", "--algo", "swfp", "--env", ENV_ID, "-f", log_folder, "-n", TRAIN_STEPS, "--seed", 0,
+        "--eval-freq", EVAL_FREQ, "--eval-episodes", 2, "--num-threads", 1, *TINY_PARAMS,
+    )  # fmt: skip
+    return log_folder
+
+
+def test_register_fills_rl_zoo3_tables():
+    zoo.register()
+    assert ALGOS["swfp"] is SWFP
+    assert HYPERPARAMS_SAMPLER["swfp"] is zoo.sample_swfp_params
+    assert HYPERPARAMS_CONVERTER["swfp"] is zoo.convert_swfp_params
+    # rl-zoo3 evals YAML class strings in exp_manager's namespace: dotted names of the package resolve there
+    assert eval("sb3_swfp.SWFP", vars(exp_manager)) is SWFP
+
+
+def test_default_config_picks_our_files_only_where_they_have_the_entry(tmp_path, monkeypatch):
+    monkeypatch.delenv(zoo.HYPERPARAMS_ENV_VAR, raising=False)
+    assert zoo.hyperparams_folder() == HYPERPARAMS
+    assert zoo.default_config("swfp", "AnyEnv-v0") == str(HYPERPARAMS / "swfp.yml")
+    assert zoo.default_config("sac", "Hopper-v5") == str(HYPERPARAMS / "sac.yml")
+    assert zoo.default_config("td3", "PointMaze_UMaze-v3") == str(HYPERPARAMS / "td3.yml")
+    # rl-zoo3 has its own entry: leave it its own file
+    assert zoo.default_config("sac", ENV_ID) is None
+    assert zoo.default_config("ppo", ENV_ID) is None
+
+    (tmp_path / "swfp.yml").write_text("default:\n  policy: FlowPolicy\n")
+    monkeypatch.setenv(zoo.HYPERPARAMS_ENV_VAR, str(tmp_path))
+    assert zoo.default_config("swfp", ENV_ID) == str(tmp_path / "swfp.yml")
+    # No sac.yml in that folder: rl-zoo3's
+    assert zoo.default_config("sac", "Hopper-v5") is None
+    (tmp_path / "swfp.yml").unlink()
+    with pytest.raises(FileNotFoundError, match="-conf"):
+        zoo.default_config("swfp", ENV_ID)
+    monkeypatch.setenv(zoo.HYPERPARAMS_ENV_VAR, str(tmp_path / "missing"))
+    with pytest.raises(NotADirectoryError):
+        zoo.hyperparams_folder()
+
+
+def yaml_entries() -> list:
+    entries = []
+    for algo in ("swfp", "sac", "td3"):
+        with open(HYPERPARAMS / f"{algo}.yml") as file:
+            entries += [pytest.param(algo, env_id, id=f"{algo}-{env_id}") for env_id in yaml.safe_load(file)]
+    return entries
+
+
+@pytest.mark.parametrize(("algo", "env_id"), yaml_entries())
+def test_yaml_entry_builds_the_model_it_describes(algo, env_id, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # MuJoCo writes MUJOCO_LOG.TXT in the working directory
+    if env_id == "default":
+        env_id = "MountainCarContinuous-v0"  # an env with no entry of its own
+    if env_id.startswith("PointMaze"):
+        gym.register_envs(pytest.importorskip("gymnasium_robotics"))
+    if env_id.endswith("-v5"):
+        pytest.importorskip("mujoco")
+    config = HYPERPARAMS / f"{algo}.yml"
+    zoo.register()
+    manager = ExperimentManager(
+        argparse.Namespace(), algo, env_id, str(tmp_path), eval_freq=-1, hyperparams={"buffer_size": 1000}, config=str(config)
+    )
+    with contextlib.redirect_stdout(io.StringIO()):
+        entry, _ = manager.read_hyperparameters()
+        model, _ = manager.setup_experiment()
+    model.env.close()
+
+    algo_class = ALGOS[algo]
+    assert type(model) is algo_class
+    assert type(model.policy) is algo_class.policy_aliases[entry["policy"]]
+    for key, value in entry.items():
+        if key == "learning_rate":
+            assert model.lr_schedule(1.0) == pytest.approx(value)
+        elif isinstance(value, (int, float)) and key not in ("n_timesteps", "buffer_size", "train_freq", "noise_std"):
+            assert getattr(model, key) == value, key
+    for key, value in eval(entry.get("policy_kwargs", "{}")).items():
+        assert model.policy_kwargs[key] == value, key
+    if "replay_buffer_class" in entry:
+        assert type(model.replay_buffer).__name__ == entry["replay_buffer_class"].split(".")[-1]
+
+
+def test_trained_model_saved_with_the_yaml_entry(trained):
+    run = run_dir(trained)
+    model = SWFP.load(run / f"{ENV_ID}.zip")
+    assert model.n_blocks == 2  # from -params
+    with open(HYPERPARAMS / "swfp.yml") as file:
+        entry = yaml.safe_load(file)[ENV_ID]
+    assert model.policy_delay == entry.get("policy_delay", 1)  # from the YAML
+    args = yaml.load((run / ENV_ID / "args.yml").read_text(), Loader=yaml.UnsafeLoader)
+    assert args["conf_file"] == str(HYPERPARAMS / "swfp.yml")
+    assert np.load(run / "evaluations.npz")["timesteps"].tolist() == [EVAL_FREQ, TRAIN_STEPS]
+
+
+def test_enjoy_loads_with_a_one_transition_buffer(trained, monkeypatch, capsys):
+    loaded = []
+    load = zoo.ReplayOnlySWFP.load.__func__
+
+    def spy(cls, *args, **kwargs):
+        loaded.append(load(cls, *args, **kwargs))
+        return loaded[-1]
+
+    monkeypatch.setattr(zoo.ReplayOnlySWFP, "load", classmethod(spy))
+    run_zoo("enjoy", "--algo", "swfp", "--env", ENV_ID, "-f", trained, "--no-render", "-n", 20, "--num-threads", 1)
+    assert "Loading" in capsys.readouterr().out
+    (model,) = loaded
+    assert isinstance(model, SWFP)
+    assert model.replay_buffer.buffer_size == 1
+    # Training again gets the real class back
+    assert ALGOS["swfp"] is SWFP
+
+
+def test_replay_only_load_keeps_the_policy(trained):
+    path = run_dir(trained) / f"{ENV_ID}.zip"
+    model, replay = SWFP.load(path), zoo.ReplayOnlySWFP.load(path)
+    assert model.replay_buffer.buffer_size == 1000
+    assert replay.replay_buffer.buffer_size == 1
+    obs = np.array([[1.0, 0.0, 0.5], [0.0, 1.0, -2.0]], dtype=np.float32)
+    np.testing.assert_array_equal(model.predict(obs, deterministic=True)[0], replay.predict(obs, deterministic=True)[0])
+
+
+def test_continue_training_from_a_zip(trained, tmp_path, capsys):
+    model_path = run_dir(trained) / f"{ENV_ID}.zip"
+    run_zoo(
+        "train", "--algo", "swfp", "--env", ENV_ID, "-f", tmp_path, "-i", model_path, "-n", 60,
+        "--eval-freq", -1, "--num-threads", 1, *TINY_PARAMS,
+    )  # fmt: skip
+    assert "Loading pretrained agent" in capsys.readouterr().out
+    assert SWFP.load(run_dir(tmp_path) / f"{ENV_ID}.zip").num_timesteps == 60
+
+
+def test_all_plots_and_plot_train_read_swfp_logs(trained, tmp_path, monkeypatch):
+    pytest.importorskip("seaborn")
+    pytest.importorskip("pandas")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    shown = []
+    monkeypatch.setattr(plt, "show", lambda *args, **kwargs: shown.append(plt.gcf()))
+    output = tmp_path / "results"
+    run_zoo("all_plots", "-a", "swfp", "-e", ENV_ID, "-f", trained, "-l", "tiny", "--no-display", "-o", output)
+    with open(f"{output}.pkl", "rb") as file:
+        results = pickle.load(file)
+    np.testing.assert_array_equal(results[ENV_ID]["SWFP-tiny"]["timesteps"], [EVAL_FREQ, TRAIN_STEPS])
+
+    run_zoo("plot_train", "-a", "swfp", "-e", ENV_ID, "-f", trained, "-w", 1)
+    (figure,) = shown
+    assert len(figure.axes[0].lines) >= 1
+    plt.close("all")
+
+
+def test_record_video(trained, tmp_path):
+    pytest.importorskip("pygame")
+    pytest.importorskip("moviepy")
+    videos = tmp_path / "videos"
+    run_zoo("record_video", "--algo", "swfp", "--env", ENV_ID, "-f", trained, "-n", 10, "-o", videos)
+    assert list(videos.glob("*.mp4"))
+    assert ALGOS["swfp"] is SWFP
+
+
+def test_sampler_and_converter_agree():
+    """A ``--trial-id`` reload must rebuild exactly the hyperparameters the trial ran with."""
+    params = {
+        "one_minus_gamma": 0.01, "batch_size_pow": 6, "learning_rate": 3e-4, "actor_learning_rate": 1e-5,
+        "train_freq": 4, "tau": 0.005, "actor_tau": 0.01, "policy_delay": 2, "net_arch": "medium",
+        "n_blocks": 5, "jko_step_size": 0.1, "w2_coef": 0.4, "ent_coef": 0.05, "learn_ent_coef": True,
+    }  # fmt: skip
+    sampled = zoo.sample_swfp_params(optuna.trial.FixedTrial(params), 1, 1, {"using_her_replay_buffer": False})
+    converted = zoo.convert_swfp_params(params)
+    assert sampled == converted
+    assert params["learn_ent_coef"] is True  # not modified
+    assert converted["ent_coef"] == "auto_0.05"
+    assert converted["gamma"] == pytest.approx(0.99)
+    assert converted["batch_size"] == 64
+    assert converted["gradient_steps"] == 4
+    assert converted["policy_kwargs"] == {"net_arch": [256, 256]}
+    assert zoo.convert_swfp_params({**params, "learn_ent_coef": False})["ent_coef"] == 0.05
+    SWFP("FlowPolicy", ENV_ID, **converted)  # every key is an SWFP argument
+
+    her = {**params, "n_sampled_goal": 2, "goal_selection_strategy": "final"}
+    sampled = zoo.sample_swfp_params(optuna.trial.FixedTrial(her), 1, 1, {"using_her_replay_buffer": True, "her_kwargs": {}})
+    assert sampled == zoo.convert_swfp_params(her)
+    assert sampled["replay_buffer_kwargs"] == {"n_sampled_goal": 2, "goal_selection_strategy": "final"}
+
+
+def test_two_optimisation_workers_share_a_study_then_reload_a_trial(tmp_path):
+    storage, study_name = tmp_path / "optuna" / "swfp.log", "swfp-pendulum"
+    worker = [
+        sys.executable, "-m", "sb3_swfp.zoo", "train", "--algo", "swfp", "--env", ENV_ID, "-f", tmp_path / "logs",
+        "-optimize", "--n-trials", 1, "--n-evaluations", 1, "-n", 160, "--eval-episodes", 1, "--num-threads", 1,
+        "--storage", storage, "--study-name", study_name, "--no-optim-plots",
+        "-params", "learning_starts:150", "buffer_size:1000",
+    ]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    workers = [
+        subprocess.Popen([str(arg) for arg in [*worker, "--seed", seed]], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        for seed in (1, 2)
+    ]
+    outputs = [process.communicate(timeout=120)[0].decode() for process in workers]
+    for process, output in zip(workers, outputs):
+        assert process.returncode == 0, output[-3000:]
+
+    study = optuna.load_study(
+        study_name=study_name, storage=optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(storage)))
+    )
+    assert [trial.state for trial in study.trials] == [optuna.trial.TrialState.COMPLETE] * 2
+
+    # Reload trial 1 (rl-zoo3 2.9 ignores --trial-id 0: it tests the id for truth)
+    reload_folder = tmp_path / "reload"
+    run_zoo(
+        "train", "--algo", "swfp", "--env", ENV_ID, "-f", reload_folder, "-n", 60, "--eval-freq", -1, "--num-threads", 1,
+        "--storage", storage, "--study-name", study_name, "--trial-id", 1, "-params", "learning_starts:50", "buffer_size:1000",
+    )  # fmt: skip
+    expected = zoo.convert_swfp_params(study.trials[1].params)
+    model = SWFP.load(run_dir(reload_folder) / f"{ENV_ID}.zip")
+    for key in ("n_blocks", "jko_step_size", "w2_coef", "policy_delay", "actor_tau", "tau", "batch_size", "gamma"):
+        assert getattr(model, key) == expected[key], key
+    assert model.policy_kwargs["net_arch"] == expected["policy_kwargs"]["net_arch"]
+
+
+def test_bad_algo_exits_as_rl_zoo3_does(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        run_zoo("train", "--algo", "not-an-algo", "--env", ENV_ID, "-f", tmp_path)
+    assert exit_info.value.code == 2
+    assert "invalid choice: 'not-an-algo'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        run_zoo("not-a-command")
+
+
+def test_missing_yaml_entry_raises_rl_zoo3_error(tmp_path):
+    # swfp_o2o.yml has no default entry
+    with pytest.raises(ValueError, match="Hyperparameters not found for swfp-MountainCarContinuous-v0"):
+        run_zoo("train", "--algo", "swfp", "--env", "MountainCarContinuous-v0", "-f", tmp_path, "-conf", HYPERPARAMS / "swfp_o2o.yml")
+
+
+def write_demonstrations(env_id: str, path: Path) -> None:
+    """A few demonstrations for ``env_id``: the toy's mixture, or a scripted expert's episode."""
+    from sb3_swfp.common.demos import collect_demonstrations
+    from sb3_swfp.envs import TOY_BANDIT_ID, toy_demonstrations
+    from sb3_swfp.experts import make_expert, make_expert_env
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if env_id == TOY_BANDIT_ID:
+        toy_demonstrations(200).save(path)
+    else:
+        env = make_expert_env(env_id)
+        collect_demonstrations(env, make_expert(env, seed=0), n_episodes=1, seed=0).save(path)
+
+
+@pytest.mark.parametrize("env_id", ["SWFPToyBandit-v0", "PointMaze_UMaze-v3"])
+def test_offline_to_online_entry_runs(env_id, tmp_path, monkeypatch):
+    """An entry of swfp_o2o.yml, with its BC step count cut down, pretrains, fine-tunes and replays."""
+    callbacks = pytest.importorskip("sb3_swfp.common.callbacks")
+    buffers = pytest.importorskip("sb3_swfp.common.buffers")
+    gym_packages = []
+    if env_id.startswith("PointMaze"):
+        pytest.importorskip("gymnasium_robotics")
+        gym_packages = ["--gym-packages", "gymnasium_robotics"]
+
+    with open(HYPERPARAMS / "swfp_o2o.yml") as file:
+        entry = yaml.safe_load(file)[env_id]
+    ((callback_name, callback_kwargs),) = entry["callback"][0].items()
+    assert callback_name == f"{callbacks.__name__}.BCPretrainCallback"
+    callback_kwargs.update(gradient_steps=5, batch_size=16)
+    config = tmp_path / "o2o.yml"
+    config.write_text(yaml.safe_dump({env_id: entry}))
+    monkeypatch.chdir(tmp_path)  # the entry's demonstration paths are relative
+    demos_path = Path(callback_kwargs["demonstrations"])
+    assert demos_path.as_posix() in entry["replay_buffer_kwargs"]  # the same file for BC and the buffer
+    write_demonstrations(env_id, demos_path)
+
+    runs = []
+    learn = ExperimentManager.learn
+
+    def spy(self, model):
+        runs.append((model, self.callbacks))
+        learn(self, model)
+
+    monkeypatch.setattr(ExperimentManager, "learn", spy)
+    run_zoo(
+        "train", "--algo", "swfp", "--env", env_id, *gym_packages, "-f", "logs", "-conf", config, "-n", 40,
+        "--eval-freq", -1, "--num-threads", 1,
+        "-params", "learning_starts:20", "batch_size:16", "buffer_size:500", "policy_kwargs:dict(net_arch=[32])",
+    )  # fmt: skip
+    ((model, run_callbacks),) = runs
+    # DemoReplayBuffer, or its Dict-observation variant
+    assert type(model.replay_buffer).__module__ == buffers.__name__
+    assert type(model.replay_buffer).__name__.startswith("Demo")
+    assert any(isinstance(callback, callbacks.BCPretrainCallback) for callback in run_callbacks)
+
+    # Replaying needs neither the replay buffer nor the demonstrations
+    demos_path.unlink()
+    run_zoo("enjoy", "--algo", "swfp", "--env", env_id, *gym_packages, "-f", "logs", "--no-render", "-n", 5, "--num-threads", 1)
