@@ -1,0 +1,279 @@
+"""Core benchmarks of SWFP against SB3's SAC and TD3: learning from scratch on Pendulum-v1, and cost.
+
+Two suites, each writing raw JSON under ``docs/results/core/`` and re-rendering ``docs/core_benchmarks.md``
+(plus a learning-curve PNG) from whatever results exist:
+
+- ``learning``: SWFP, SAC and TD3 from scratch on Pendulum-v1, 20k env steps, 3 seeds, deterministic
+  evaluation (10 episodes) every 1k steps.  SWFP uses ``zoo_hyperparams/swfp.yml``; SAC and TD3 use
+  rl-zoo3's own Pendulum-v1 entries.  Finished runs are skipped (resumable); ``--jobs N`` runs N
+  independent processes with one torch thread each.
+- ``speed``: in one process, one after the other: training env-steps/s (batch 256, one gradient step
+  per env step, after a warm-up) and ``predict`` latency for one observation, SWFP (N=5) vs SAC vs TD3,
+  plus a cProfile summary of SWFP's ``train()``.
+
+Usage::
+
+    python examples/benchmark_core.py --suite learning --jobs 2
+    python examples/benchmark_core.py --suite speed
+    python examples/benchmark_core.py --render   # only re-render the docs page
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import json
+import multiprocessing as mp
+import os
+import pstats
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "docs" / "results" / "core"
+PAGE = ROOT / "docs" / "core_benchmarks.md"
+ENV_ID = "Pendulum-v1"
+ALGOS = ("swfp", "sac", "td3")
+THRESHOLD = -200.0
+
+
+def zoo_hyperparams(algo: str, env_id: str) -> dict:
+    """The rl-zoo3-style entry for ``env_id``: ours for SWFP, rl-zoo3's own for SAC/TD3, as SB3 kwargs."""
+    import yaml
+    from stable_baselines3.common.noise import NormalActionNoise
+
+    if algo == "swfp":
+        path = ROOT / "zoo_hyperparams" / "swfp.yml"
+    else:
+        import rl_zoo3
+
+        path = Path(rl_zoo3.__file__).parent / "hyperparams" / f"{algo}.yml"
+    entry = dict(yaml.safe_load(path.read_text())[env_id])
+    entry.pop("n_timesteps", None)
+    policy = entry.pop("policy")
+    if isinstance(entry.get("policy_kwargs"), str):
+        import torch as th
+        from torch import nn
+
+        entry["policy_kwargs"] = eval(entry["policy_kwargs"], {"nn": nn, "th": th, "dict": dict})  # zoo convention
+    noise_type, noise_std = entry.pop("noise_type", None), entry.pop("noise_std", None)
+    if noise_type is not None:
+        if noise_type != "normal":
+            raise ValueError(f"unsupported noise_type {noise_type!r} in {path}")
+        entry["action_noise"] = NormalActionNoise(np.zeros(1), noise_std * np.ones(1))
+    return {"policy": policy, **entry}
+
+
+def make_model(algo: str, seed: int, **overrides):
+    from stable_baselines3 import SAC, TD3
+
+    from sb3_swfp import SWFP
+
+    cls = {"swfp": SWFP, "sac": SAC, "td3": TD3}[algo]
+    kwargs = {**zoo_hyperparams(algo, ENV_ID), **overrides}
+    policy = kwargs.pop("policy")
+    return cls(policy, ENV_ID, seed=seed, verbose=0, **kwargs)
+
+
+def run_learning(job: tuple[str, int, int, int]) -> str:
+    """One learning run; writes ``<algo>_s<seed>.json`` with the evaluation curve."""
+    algo, seed, total, eval_every = job
+    out = RESULTS / f"learning_{algo}_s{seed}.json"
+    if out.exists():
+        return f"skip {out.name}"
+    import gymnasium as gym
+    import torch as th
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.evaluation import evaluate_policy
+    from stable_baselines3.common.monitor import Monitor
+
+    th.set_num_threads(1)
+    eval_env = Monitor(gym.make(ENV_ID))
+    eval_env.reset(seed=10_000 + seed)
+    curve: list[tuple[int, float, float]] = []
+
+    class Evaluate(BaseCallback):
+        def _on_step(self) -> bool:
+            if self.num_timesteps % eval_every == 0:
+                returns, _ = evaluate_policy(self.model, eval_env, n_eval_episodes=10, deterministic=True, return_episode_rewards=True)
+                curve.append((self.num_timesteps, float(np.mean(returns)), float(np.std(returns))))
+            return True
+
+    model = make_model(algo, seed)
+    start = time.perf_counter()
+    model.learn(total, callback=Evaluate())
+    result = {
+        "algo": algo,
+        "env": ENV_ID,
+        "seed": seed,
+        "total_timesteps": total,
+        "wall_s": time.perf_counter() - start,
+        "curve": curve,
+        "hyperparams": {k: repr(v) for k, v in zoo_hyperparams(algo, ENV_ID).items()},
+        "command": f"python examples/benchmark_core.py --suite learning --seeds {seed}",
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1))
+    return f"done {out.name} in {result['wall_s']:.0f}s"
+
+
+def run_speed(n_train: int = 1500, n_predict: int = 1000) -> None:
+    """Training env-steps/s and predict latency, SWFP vs SAC vs TD3, in this one process."""
+    import gymnasium as gym
+    import torch as th
+
+    th.set_num_threads(1)
+    obs = gym.make(ENV_ID).reset(seed=0)[0]
+    configs = {
+        "swfp": dict(algo="swfp", n_blocks=5),
+        "swfp_policy_delay_1": dict(algo="swfp", n_blocks=5, policy_delay=1),
+        "swfp_euler": dict(algo="swfp", n_blocks=5, ode_solver="euler"),
+        "sac": dict(algo="sac"),
+        "td3": dict(algo="td3"),
+    }
+    rows = {}
+    for name, cfg in configs.items():
+        cfg = dict(cfg)
+        algo = cfg.pop("algo")
+        # Same setting for all: batch 256, one gradient step per env step, learning from step 500
+        model = make_model(algo, 0, batch_size=256, train_freq=1, gradient_steps=1, learning_starts=500, **cfg)
+        model.learn(600)  # warm-up past learning_starts
+        start = time.perf_counter()
+        model.learn(n_train, reset_num_timesteps=False)
+        steps_per_s = n_train / (time.perf_counter() - start)
+        latencies = []
+        for _ in range(n_predict):
+            t0 = time.perf_counter()
+            model.predict(obs, deterministic=True)
+            latencies.append(time.perf_counter() - t0)
+        rows[name] = {"train_steps_per_s": steps_per_s, "predict_ms_median": 1e3 * float(np.median(latencies))}
+        print(name, rows[name], flush=True)
+
+    # What dominates SWFP's update
+    model = make_model("swfp", 0, batch_size=256, learning_starts=500, n_blocks=5)
+    model.learn(600)
+    profiler = cProfile.Profile()
+    profiler.enable()
+    model.train(gradient_steps=200, batch_size=256)
+    profiler.disable()
+    stream = io.StringIO()
+    pstats.Stats(profiler, stream=stream).sort_stats("cumulative").print_stats(r"sb3_swfp|linear|backward", 14)
+    lines = [line for line in stream.getvalue().splitlines() if "/" in line or "ncalls" in line]
+    result = {
+        "env": ENV_ID,
+        "rows": rows,
+        "profile": lines,
+        "command": "python examples/benchmark_core.py --suite speed",
+        "torch_threads": 1,
+        "cpu_count": os.cpu_count(),
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "speed.json").write_text(json.dumps(result, indent=1))
+
+
+def render() -> None:
+    """Re-render docs/core_benchmarks.md (and the PNG) from the JSON files in docs/results/core/."""
+    runs = [json.loads(p.read_text()) for p in sorted(RESULTS.glob("learning_*.json"))]
+    lines = [
+        "# Core benchmarks: SWFP vs SAC vs TD3",
+        "",
+        "Rendered by `python examples/benchmark_core.py --render` from the raw results in",
+        "`docs/results/core/`; nothing here is typed by hand.  Machine: 2-core CPU, one torch thread per run.",
+        "",
+        "## Learning from scratch: Pendulum-v1, 20k env steps",
+        "",
+        "Command: `python examples/benchmark_core.py --suite learning --jobs 2`.  Deterministic evaluation",
+        "(10 episodes) every 1k steps.  SWFP: `zoo_hyperparams/swfp.yml`; SAC and TD3: rl-zoo3's entries.",
+        "",
+    ]
+    if runs:
+        lines += ["| algo | seed | first eval >= -200 at step | best eval | final eval (mean ± std over 10 episodes) | wall time |", "|---|---|---|---|---|---|"]
+        summary: dict[str, list[bool]] = {}
+        for run in sorted(runs, key=lambda r: (ALGOS.index(r["algo"]), r["seed"])):
+            curve = run["curve"]
+            crossed = next((step for step, mean, _ in curve if mean >= THRESHOLD), None)
+            summary.setdefault(run["algo"], []).append(crossed is not None)
+            final = curve[-1]
+            lines.append(
+                f"| {run['algo'].upper()} | {run['seed']} | {crossed if crossed is not None else 'never'} | "
+                f"{max(m for _, m, _ in curve):.1f} | {final[1]:.1f} ± {final[2]:.1f} | {run['wall_s'] / 60:.1f} min |"
+            )
+        lines += ["", "Seeds that reach a mean deterministic return >= -200 within 20k steps:", ""]
+        for algo, hits in summary.items():
+            lines.append(f"- {algo.upper()}: {sum(hits)} of {len(hits)}")
+        lines += ["", "![Pendulum-v1 learning curves](results/core/pendulum_learning.png)", ""]
+        _plot(runs)
+    speed_file = RESULTS / "speed.json"
+    if speed_file.exists():
+        speed = json.loads(speed_file.read_text())
+        rows = speed["rows"]
+        sac = rows["sac"]
+        lines += [
+            "## Speed: training env-steps/s and predict latency",
+            "",
+            f"Command: `{speed['command']}`.  Pendulum-v1, batch 256, one gradient step per env step,",
+            "all runs in one process one after the other (ratios are the number to quote: this machine is noisy).",
+            "",
+            "| config | train env-steps/s | ratio to SAC | predict latency (ms, median) | ratio to SAC |",
+            "|---|---|---|---|---|",
+        ]
+        for name, row in rows.items():
+            lines.append(
+                f"| {name} | {row['train_steps_per_s']:.1f} | {row['train_steps_per_s'] / sac['train_steps_per_s']:.2f}× | "
+                f"{row['predict_ms_median']:.3f} | {row['predict_ms_median'] / sac['predict_ms_median']:.2f}× |"
+            )
+        lines += ["", "Profile of 200 SWFP updates (cProfile, cumulative time, filtered):", "", "```", *speed["profile"], "```", ""]
+    PAGE.write_text("\n".join(lines) + "\n")
+    print(f"wrote {PAGE}")
+
+
+def _plot(runs: list[dict]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for color, algo in zip(("C0", "C1", "C2"), ALGOS):
+        curves = [np.array(r["curve"]) for r in runs if r["algo"] == algo]
+        if not curves:
+            continue
+        n = min(len(c) for c in curves)
+        steps = curves[0][:n, 0]
+        means = np.stack([c[:n, 1] for c in curves])
+        ax.plot(steps, means.mean(0), color=color, label=f"{algo.upper()} ({len(curves)} seeds)")
+        ax.fill_between(steps, means.min(0), means.max(0), color=color, alpha=0.2)
+    ax.axhline(THRESHOLD, color="grey", linestyle="--", linewidth=1)
+    ax.set_xlabel("env steps")
+    ax.set_ylabel("deterministic eval return")
+    ax.set_title("Pendulum-v1 from scratch (mean, min-max over seeds)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(RESULTS / "pendulum_learning.png", dpi=100)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--suite", choices=("learning", "speed"), help="which benchmark to run")
+    parser.add_argument("--algos", nargs="+", default=list(ALGOS), choices=ALGOS)
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--timesteps", type=int, default=20_000)
+    parser.add_argument("--eval-every", type=int, default=1_000)
+    parser.add_argument("--jobs", type=int, default=1, help="independent processes, one torch thread each")
+    parser.add_argument("--render", action="store_true", help="only re-render the docs page")
+    args = parser.parse_args()
+    if args.suite == "learning":
+        jobs = [(algo, seed, args.timesteps, args.eval_every) for algo in args.algos for seed in args.seeds]
+        with mp.get_context("spawn").Pool(args.jobs) as pool:
+            for message in pool.imap_unordered(run_learning, jobs):
+                print(message, flush=True)
+    elif args.suite == "speed":
+        run_speed()
+    render()
+
+
+if __name__ == "__main__":
+    main()
