@@ -104,8 +104,13 @@ def run_learning(job: tuple[str, int, int, int]) -> str:
 
     model = make_model(algo, seed)
     start = time.perf_counter()
-    model.learn(total, callback=Evaluate())
+    error = None
+    try:
+        model.learn(total, callback=Evaluate())
+    except FloatingPointError as exc:  # SWFP's NaN guard: keep the run, report the divergence
+        error = f"{type(exc).__name__} at env step {model.num_timesteps}: {exc}"
     result = {
+        "error": error,
         "algo": algo,
         "env": ENV_ID,
         "seed": seed,
@@ -195,6 +200,8 @@ def render() -> None:
         for run in sorted(runs, key=lambda r: (ALGOS.index(r["algo"]), r["seed"])):
             curve = run["curve"]
             crossed = next((step for step, mean, _ in curve if mean >= THRESHOLD), None)
+            if run.get("error"):
+                lines.append(f"| {run['algo'].upper()} | {run['seed']} | stopped: {run['error'][:120]} | | | |")
             summary.setdefault(run["algo"], []).append(crossed is not None)
             final = curve[-1]
             lines.append(

@@ -20,6 +20,9 @@ from torch import nn
 from torch.nn import functional as F
 
 ODE_SOLVERS = ("midpoint", "euler")
+#: Floor inside the log of |det dF/dx|, as SB3's SAC adds 1e-6 inside its tanh correction: a block map
+#: that folds (det -> 0) would otherwise give log pi = +inf and non-finite critic targets.
+FOLD_EPS = 1e-6
 LOG_PROB_METHODS = ("exact", "hutchinson")
 TIME_EMBEDDINGS = ("sinusoidal", "linear")
 
@@ -184,7 +187,8 @@ def integrate_block(
     The log-determinant (spec §2) is either
 
     - ``"exact"``: the Jacobian ``dF/dx`` of the discrete map (batch, d, d), propagated through every
-      solver stage, then ``slogdet`` — the exact density of the discrete flow; or
+      solver stage, then ``log(|det| + FOLD_EPS)`` — the exact density of the discrete flow, with a
+      floor where the map folds; or
     - ``"hutchinson"``: ``sum_steps dt * eps^T J_v eps`` with one Rademacher probe per step, ``J_v``
       taken where the solver evaluates the slope (the midpoint for ``"midpoint"``) — an unbiased
       estimate of the continuous-time ``integral of div v``.
@@ -234,8 +238,9 @@ def integrate_block(
             x = x + dt * v2
     if exact:
         if dim == 1:
-            return BlockOutput(x, th.log(th.abs(jac[:, 0, 0])))
-        return BlockOutput(x, th.linalg.slogdet(jac)[1])
+            return BlockOutput(x, th.log(th.abs(jac[:, 0, 0]) + FOLD_EPS))
+        # log(|det| + FOLD_EPS), computed from slogdet without leaving log space
+        return BlockOutput(x, th.logaddexp(th.linalg.slogdet(jac)[1], x.new_tensor(math.log(FOLD_EPS))))
     return BlockOutput(x, trace)
 
 
