@@ -45,10 +45,12 @@ def test_one_step_episodes():
 
 def test_reward_landscape():
     rewards = toy_reward(DEMO_MODES)
-    # high-reward modes: bump (2) minus annulus (1); the others lie in the annulus only
-    np.testing.assert_allclose(rewards[list(HIGH_REWARD_MODES)], 1.0, atol=0.05)
-    np.testing.assert_allclose(rewards[LOW_REWARD_MODES], -1.0, atol=0.05)
-    assert abs(toy_reward(np.zeros(2))) < 0.01 and abs(toy_reward(np.array([0.95, 0.95]))) < 0.01
+    # high-reward modes sit at the top of a bump (1); the others in the annulus, on a bump's slope:
+    # B = exp(-0.46^2 / (2 * 0.25^2)) = 0.18 at the chord 2 * 0.6 * sin(pi / 8) = 0.46, r = B - (1 - B)
+    np.testing.assert_allclose(rewards[list(HIGH_REWARD_MODES)], 1.0, atol=1e-6)
+    np.testing.assert_allclose(rewards[LOW_REWARD_MODES], -0.63, atol=0.01)
+    # far from the circle the reward is small: the centre only sees the bumps' tails (exp(-0.6^2 / 0.125))
+    assert abs(toy_reward(np.zeros(2))) < 0.06 and abs(toy_reward(np.array([0.95, 0.95]))) < 0.03
     # every annulus mode neighbours a high mode, and half-way there along the ring the reward is higher
     for k in LOW_REWARD_MODES:
         assert (k + 1) % 8 in HIGH_REWARD_MODES or (k - 1) % 8 in HIGH_REWARD_MODES
@@ -80,7 +82,7 @@ def test_toy_demonstrations_are_an_8_mode_mixture():
     np.testing.assert_allclose(demos.rewards, toy_reward(demos.actions), atol=1e-6)
     # mass on high-reward modes earns more than mass on the annulus
     in_high = np.isin(mode_assignment(demos.actions), HIGH_REWARD_MODES)
-    assert demos.rewards[in_high].mean() > 0.5 and demos.rewards[~in_high].mean() < -0.5
+    assert demos.rewards[in_high].mean() > 0.5 and demos.rewards[~in_high].mean() < -0.3
 
 
 def test_toy_demonstrations_are_seeded():

@@ -5,11 +5,14 @@ a circle of radius :data:`MODE_RADIUS` (0.6), std :data:`MODE_STD` (0.05). The r
 low-reward annulus (a ring of penalty) on that same circle and 3 high-reward Gaussian bumps
 on 3 of the 8 modes (:data:`HIGH_REWARD_MODES`)::
 
-    r(a) = 2 * sum_{k in HIGH_REWARD_MODES} exp(-|a - mu_k|^2 / (2 * 0.15^2))
-           - exp(-(|a| - 0.6)^2 / (2 * 0.08^2))
+    B(a) = max_{k in HIGH_REWARD_MODES} exp(-|a - mu_k|^2 / (2 * 0.25^2))
+    r(a) = B(a) - (1 - B(a)) * exp(-(|a| - 0.6)^2 / (2 * 0.08^2))
 
-So a demonstration mode scores about +1 when it is a high-reward mode and about -1 when it
-lies only in the annulus; away from the circle the reward is about 0. A behaviour-cloned
+So a demonstration mode scores +1 when it is a high-reward mode and about -0.63 when it
+lies only in the annulus; away from the circle the reward is about 0.  The bumps are broad
+enough (std 0.25 against 0.46 between neighbouring modes) that every annulus mode lies on
+the slope of a high-reward basin, and the penalty fades inside the bumps so each
+high-reward centre is the peak of its basin. A behaviour-cloned
 policy puts 3/8 of its mass in high-reward modes; fine-tuning on this reward should move
 the mass of the 5 annulus modes into the 3 high-reward ones (spec §7).
 
@@ -33,8 +36,8 @@ MODE_RADIUS = 0.6
 MODE_STD = 0.05
 #: Indices (into :data:`DEMO_MODES`) of the demonstration modes that carry a reward bump.
 HIGH_REWARD_MODES = (1, 4, 6)
-HIGH_REWARD_HEIGHT = 2.0
-HIGH_REWARD_STD = 0.15
+HIGH_REWARD_HEIGHT = 1.0
+HIGH_REWARD_STD = 0.25
 ANNULUS_DEPTH = 1.0
 ANNULUS_STD = 0.08
 #: Distance to a mode centre within which an action counts as "in" that mode (4 mode stds).
@@ -56,10 +59,11 @@ def toy_reward(actions: np.ndarray) -> np.ndarray:
     actions = np.asarray(actions, dtype=np.float64)
     # (..., 1, 2) - (3, 2) -> (..., 3) squared distances to the bump centres
     sq_dist = np.sum((actions[..., None, :] - HIGH_REWARD_CENTRES) ** 2, axis=-1)
-    bumps = HIGH_REWARD_HEIGHT * np.exp(-sq_dist / (2 * HIGH_REWARD_STD**2)).sum(axis=-1)
+    bump = np.exp(-sq_dist / (2 * HIGH_REWARD_STD**2)).max(axis=-1)  # in [0, 1], 1 at a high-reward centre
     radius = np.linalg.norm(actions, axis=-1)
-    annulus = ANNULUS_DEPTH * np.exp(-((radius - MODE_RADIUS) ** 2) / (2 * ANNULUS_STD**2))
-    return bumps - annulus
+    annulus = np.exp(-((radius - MODE_RADIUS) ** 2) / (2 * ANNULUS_STD**2))
+    # The annulus penalty fades inside the bumps, so each high-reward centre is the peak of its basin
+    return HIGH_REWARD_HEIGHT * bump - ANNULUS_DEPTH * (1.0 - bump) * annulus
 
 
 def mode_assignment(actions: np.ndarray) -> np.ndarray:
@@ -162,3 +166,22 @@ class ToyBanditEnv(gym.Env):
             ),
         }
         return self._observation.copy(), float(toy_reward(action)), True, False, info
+
+
+#: SWFP settings for the toy (N = 6 blocks as in the paper), shared by the test, the figure
+#: script and ``zoo_hyperparams/swfp.yml``.  ``learning_starts`` uniform random actions let the
+#: critic see the whole square; ``actor_learning_starts`` critic-only updates fit the reward
+#: before the pretrained flow moves.
+TOY_SWFP_KWARGS: dict[str, Any] = dict(
+    n_blocks=6,
+    ent_coef=0.1,
+    learning_rate=1e-3,
+    actor_learning_rate=1e-4,
+    policy_delay=1,
+    batch_size=256,
+    learning_starts=1000,
+    actor_learning_starts=1000,
+    policy_kwargs=dict(net_arch=dict(pi=[128, 128], qf=[256, 256])),
+)
+#: Behaviour-cloning settings for the toy (``SWFP.pretrain`` keyword arguments).
+TOY_BC_KWARGS: dict[str, Any] = dict(gradient_steps=3000, batch_size=128, learning_rate=1e-3, final_learning_rate=1e-4)

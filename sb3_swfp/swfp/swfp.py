@@ -87,6 +87,8 @@ class SWFP(OffPolicyAlgorithm):
     :param actor_batch_size: States per actor update; None reuses the critic batch. (paper 1024; ours None)
     :param policy_delay: One actor update every ``policy_delay`` critic updates. (ours, 2 as TD3: halves the
         cost of the actor step, which dominates on CPU)
+    :param actor_learning_starts: Critic-only gradient updates before the first actor update, so that
+        the critic fits before it moves a pretrained actor (ours, 0: none).
     :param actor_tau: Polyak coefficient of the target actor (Algorithm 1, line 15). (ours, 0.005)
     :param block_sampling: ``"per_sample"`` block index (default, lower variance) or ``"per_batch"``
         (Algorithm 1, line 12).
@@ -143,6 +145,7 @@ class SWFP(OffPolicyAlgorithm):
         actor_learning_rate: float | Schedule | None = None,
         actor_batch_size: int | None = None,
         policy_delay: int = 2,
+        actor_learning_starts: int = 0,
         actor_tau: float = 0.005,
         block_sampling: str = "per_sample",
         critic_entropy: bool = True,
@@ -164,6 +167,7 @@ class SWFP(OffPolicyAlgorithm):
         _check_int("n_blocks", n_blocks, 1)
         _check_int("n_substeps", n_substeps, 1)
         _check_int("policy_delay", policy_delay, 1)
+        _check_int("actor_learning_starts", actor_learning_starts, 0)
         if actor_batch_size is not None:
             _check_int("actor_batch_size", actor_batch_size, 1)
         if not jko_step_size > 0:
@@ -223,6 +227,7 @@ class SWFP(OffPolicyAlgorithm):
         self.actor_learning_rate = actor_learning_rate
         self.actor_batch_size = actor_batch_size
         self.policy_delay = policy_delay
+        self.actor_learning_starts = actor_learning_starts
         self.actor_tau = actor_tau
         self.block_sampling = block_sampling
         self.critic_entropy = critic_entropy
@@ -318,7 +323,7 @@ class SWFP(OffPolicyAlgorithm):
                 self.ent_coef_optimizer.step()
 
             # One JKO step of one flow block, Eq. (19-20), then the target actor follows (Alg. 1, line 15)
-            if self._n_updates % self.policy_delay == 0:
+            if self._n_updates % self.policy_delay == 0 and self._n_updates > self.actor_learning_starts:
                 if self.actor_batch_size is None or self.actor_batch_size == batch_size:
                     actor_obs = replay_data.observations
                 else:
