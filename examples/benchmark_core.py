@@ -200,9 +200,11 @@ def render() -> None:
         for run in sorted(runs, key=lambda r: (ALGOS.index(r["algo"]), r["seed"])):
             curve = run["curve"]
             crossed = next((step for step, mean, _ in curve if mean >= THRESHOLD), None)
-            if run.get("error"):
-                lines.append(f"| {run['algo'].upper()} | {run['seed']} | stopped: {run['error'][:120]} | | | |")
             summary.setdefault(run["algo"], []).append(crossed is not None)
+            if run.get("error"):
+                lines.append(f"| {run['algo'].upper()} | {run['seed']} | stopped: {run['error'][:160]} | | | |")
+            if not curve:
+                continue
             final = curve[-1]
             lines.append(
                 f"| {run['algo'].upper()} | {run['seed']} | {crossed if crossed is not None else 'never'} | "
