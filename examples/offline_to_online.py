@@ -67,6 +67,10 @@ def main() -> None:
     parser.add_argument("--online-steps", type=int, default=6000)
     parser.add_argument("--eval-every", type=int, default=1000)
     parser.add_argument("--eval-episodes", type=int, default=10)
+    parser.add_argument("--actor-lr", type=float, default=1e-5, help="fine-tuning actor learning rate (paper: 1e-5)")
+    parser.add_argument("--ent-coef", default="auto_0.05", help="SWFP ent_coef: a float or auto_<init>")
+    parser.add_argument("--w2-coef", type=float, default=0.4, help="SWFP w2_coef (paper: 0.4)")
+    parser.add_argument("--q-on", default="actions", choices=("particles", "actions"), help="SWFP q_on")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     th.set_num_threads(1)
@@ -88,8 +92,12 @@ def main() -> None:
         "FlowPolicy",
         ENV_ID,
         learning_rate=1e-3,
-        actor_learning_rate=1e-4,
+        actor_learning_rate=args.actor_lr,
+        ent_coef=args.ent_coef if args.ent_coef.startswith("auto") else float(args.ent_coef),
+        w2_coef=args.w2_coef,
+        q_on=args.q_on,
         learning_starts=1000,
+        actor_learning_starts=1000,  # fit the critic before it moves the pretrained flow
         replay_buffer_class=DemoReplayBuffer,
         replay_buffer_kwargs=dict(demonstrations=demos, demo_ratio=0.25),
         tensorboard_log=str(out / "tb"),

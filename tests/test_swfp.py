@@ -192,6 +192,8 @@ def test_dict_observations():
         dict(policy_kwargs=dict(net_arch=dict(pi=[16], qf=[32]), layer_norm=True, time_embedding="linear")),
         dict(critic_entropy=False, ent_coef=0.5, q_agg="mean", n_substeps=2),
         dict(actor_batch_size=64, policy_delay=2, actor_learning_rate=1e-5, n_steps=3),
+        dict(q_on="actions"),
+        dict(q_on="actions", block_sampling="per_batch", policy_kwargs=dict(net_arch=[16], share_velocity=False)),
     ],
 )
 def test_options_train(kwargs):
@@ -240,6 +242,7 @@ class NaNRewardPendulum(gym.Wrapper):
         ("Pendulum-v1", dict(log_prob_method="trace"), "expected one of 'auto', 'exact', 'hutchinson'"),
         ("Pendulum-v1", dict(block_sampling="random"), "expected one of 'per_sample', 'per_batch'"),
         ("Pendulum-v1", dict(ent_coef=-1.0), "ent_coef must be > 0"),
+        ("Pendulum-v1", dict(q_on="critic"), "expected one of 'particles', 'actions'"),
         ("Pendulum-v1", dict(ent_coef="learned"), "'auto'"),
         ("Pendulum-v1", dict(policy_kwargs=dict(n_blocks=3)), "pass n_blocks to SWFP"),
     ],
@@ -254,3 +257,22 @@ def test_nan_guard_names_term_and_update():
     model = tiny(env=env, seed=0)
     with pytest.raises(NonFiniteLossError, match="'critic_loss' is nan at gradient update 1"):
         model.learn(100)
+
+
+@pytest.mark.parametrize("share_velocity", [True, False])
+def test_particles_and_finish_chain_agree_with_the_full_chain(share_velocity):
+    actor = tiny(seed=0, policy_kwargs=dict(net_arch=[16], share_velocity=share_velocity)).actor
+    features, x0 = th.randn(40, 3), th.randn(40, 1)
+    block = th.randint(0, actor.n_blocks, (40,))
+    rows = th.arange(40)
+    with th.no_grad():
+        chain = actor.particles(features, x0)  # (N + 1, batch, d)
+        x_prev, x_next = actor.particles_at_block(features, x0, block)
+        assert th.equal(x_prev, chain[block, rows]) and th.equal(x_next, chain[block + 1, rows])
+        assert th.allclose(actor.block(features, x_prev, block)[0], x_next)
+        assert th.allclose(actor.finish_chain(features, x_next, block), chain[-1])
+    # finish_chain is differentiable in the particles: samples already at the last block pass through
+    x = x_next.clone().requires_grad_(True)
+    actor.finish_chain(features, x, block).sum().backward()
+    last = block == actor.n_blocks - 1
+    assert th.all(x.grad[last] == 1.0) and th.all(x.grad[~last] != 0.0)

@@ -185,6 +185,22 @@ class FlowActor(BasePolicy):
             x_next = x_next.index_copy(0, idx, self.block(features[idx], x_prev[idx], n)[0])
         return x_prev, x_next
 
+    def finish_chain(self, features: th.Tensor, x: th.Tensor, block: int | th.Tensor) -> th.Tensor:
+        """Run the blocks after ``block`` on particles ``x``: ``x_n -> x_N`` (unclipped), differentiable in ``x``.
+
+        :param features: (batch, features_dim)
+        :param x: (batch, d) particles after block ``block``
+        :param block: one 0-based block index, or (batch,) per-sample indices
+        """
+        if isinstance(block, int):
+            for k in range(block + 1, self.n_blocks):
+                x = self.block(features, x, k)[0]
+            return x
+        for k in range(int(block.min().item()) + 1, self.n_blocks):
+            idx = (block < k).nonzero(as_tuple=True)[0]
+            x = x.index_copy(0, idx, self.block(features[idx], x[idx], k)[0])  # out of place: keeps the graph
+        return x
+
     def sample_from_features(
         self, features: th.Tensor, deterministic: bool = False, with_log_prob: bool = False
     ) -> tuple[th.Tensor, th.Tensor | None]:

@@ -38,6 +38,7 @@ from sb3_swfp.swfp.policies import FlowActor, FlowPolicy, MultiInputPolicy
 SelfSWFP = TypeVar("SelfSWFP", bound="SWFP")
 
 BLOCK_SAMPLING = ("per_sample", "per_batch")
+Q_ON = ("particles", "actions")
 # Spec arguments that SWFP forwards to its policy; they must not also be given in policy_kwargs.
 _POLICY_ARGS = ("n_blocks", "n_substeps", "ode_solver", "log_prob_method")
 
@@ -94,6 +95,10 @@ class SWFP(OffPolicyAlgorithm):
         (Algorithm 1, line 12).
     :param critic_entropy: Keep the ``-alpha log pi`` term in the critic target (Eq. 18).
     :param q_agg: ``"min"`` or ``"mean"`` over the critics, in the target and in the actor loss.
+    :param q_on: Where the actor step evaluates Q: ``"particles"`` (the spec: at the new particles
+        ``x_n`` as they are) or ``"actions"`` (ours: at the actions the target actor's remaining
+        blocks make of them, ``F_N^thetabar o ... o F_{n+1}^thetabar(x_n)``; the parameter gradient
+        still reaches block n only).  See docs/algorithm.md.
     :param bc_coef: Weight of a flow-matching BC term on a demonstration batch in each actor update
         (spec §4.5, beyond the paper; 0 by default).  Needs ``replay_buffer_class=DemoReplayBuffer``.
     :param target_update_interval: Update the critic targets every ``target_update_interval`` steps.
@@ -150,6 +155,7 @@ class SWFP(OffPolicyAlgorithm):
         block_sampling: str = "per_sample",
         critic_entropy: bool = True,
         q_agg: str = "min",
+        q_on: str = "particles",
         bc_coef: float = 0.0,
         target_update_interval: int = 1,
         stats_window_size: int = 100,
@@ -164,6 +170,7 @@ class SWFP(OffPolicyAlgorithm):
         _check_choice("log_prob_method", log_prob_method, ("auto", *LOG_PROB_METHODS))
         _check_choice("block_sampling", block_sampling, BLOCK_SAMPLING)
         _check_choice("q_agg", q_agg, Q_AGGREGATIONS)
+        _check_choice("q_on", q_on, Q_ON)
         _check_int("n_blocks", n_blocks, 1)
         _check_int("n_substeps", n_substeps, 1)
         _check_int("policy_delay", policy_delay, 1)
@@ -232,6 +239,7 @@ class SWFP(OffPolicyAlgorithm):
         self.block_sampling = block_sampling
         self.critic_entropy = critic_entropy
         self.q_agg = q_agg
+        self.q_on = q_on
         self.bc_coef = bc_coef
         self.target_update_interval = target_update_interval
         self.log_ent_coef: th.Tensor | None = None
@@ -386,7 +394,9 @@ class SWFP(OffPolicyAlgorithm):
 
         features = actor.extract_features(observations, actor.features_extractor)
         x_new, log_det = actor.block(features, x_prev_old, block, actor.log_prob_method)
-        q_values = aggregate_q(th.cat(self.critic(observations, x_new), dim=1), self.q_agg)
+        # Q at the new particles as they are (spec), or at the actions the rest of the target chain makes of them
+        q_input = x_new if self.q_on == "particles" else target.finish_chain(target_features, x_new, block)
+        q_values = aggregate_q(th.cat(self.critic(observations, q_input), dim=1), self.q_agg)
         # Per-block JKO objective, Eq. (20) with the parallel-block term of Eq. (19)
         actor_loss, terms = jko_block_loss(
             q_values, log_det, x_new, x_prev_old, x_old, ent_coef, self.w2_coef, self.jko_step_size  # type: ignore[arg-type]
