@@ -24,7 +24,7 @@ setup(
     ],
     extras_require={
         "tests": ["pytest>=7", "pytest-xdist", "tensorboard", "tqdm", "rich"],
-        "zoo": ["rl_zoo3>=2.7", "sb3-contrib>=2.7", "optuna>=3", "pyyaml", "pandas", "matplotlib", "seaborn"],
+        "zoo": ["rl_zoo3>=2.7", "sb3-contrib>=2.7", "optuna>=3", "pyyaml", "pandas", "matplotlib", "seaborn", "scipy", "requests"],
         # imitation's trajectories are read without importing it (its releases pin old gymnasium/SB3)
         "demos": ["minari[hdf5]>=0.5"],
         "robotics": ["gymnasium-robotics>=1.4"],
