@@ -6,6 +6,7 @@ terms it logs.  Shapes: ``batch`` samples, ``d`` action dimensions, ``n_critics`
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -123,7 +124,7 @@ class NonFiniteLossError(FloatingPointError):
 def check_finite(name: str, value: th.Tensor, update: int) -> float:
     """Return ``value`` as a float, or raise :class:`NonFiniteLossError` naming the term and update number."""
     number = float(value.item())
-    if not th.isfinite(th.tensor(number)):
+    if not math.isfinite(number):
         raise NonFiniteLossError(
             f"SWFP: the loss term '{name}' is {number} at gradient update {update}; training stopped before "
             "writing non-finite weights. Common causes: rewards or observations with NaN/inf, a learning rate "
