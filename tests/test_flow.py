@@ -17,7 +17,6 @@ from sb3_swfp.common.flow import (
 )
 
 
-
 def linear_velocity(matrix: th.Tensor, features_dim: int = 2) -> VelocityMLP:
     """A VelocityMLP with no hidden layer whose field is exactly v(s, x, t) = A x."""
     d = matrix.shape[0]
