@@ -19,8 +19,9 @@ from sb3_swfp.envs.toy import (
 OBS = np.zeros((2000, 1), np.float32)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def pretrained():
+    """A freshly pretrained model per test: the tests consume random numbers, so none may share one."""
     demos = toy_demonstrations(1000, seed=0)
     model = SWFP("FlowPolicy", ToyBanditEnv(), seed=0, **TOY_SWFP_KWARGS)
     model.pretrain(demos, **TOY_BC_KWARGS)
