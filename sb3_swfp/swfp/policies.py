@@ -6,6 +6,7 @@ Spec §1–2.  Actions live in SB3's scaled space [-1, 1]^d; ``predict`` unscale
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from typing import Any
 
 import torch as th
@@ -30,6 +31,24 @@ from sb3_swfp.common.flow import (
     standard_normal_log_prob,
 )
 from sb3_swfp.common.losses import flow_matching_loss
+
+
+def _route_by_block(
+    block: th.Tensor, compute: Callable[[int, th.Tensor], tuple[th.Tensor | None, ...]]
+) -> list[th.Tensor | None]:
+    """Run ``compute(n, idx)`` on the samples ``idx`` of each block ``n`` and put the outputs back in batch order.
+
+    :param block: (batch,) block index per sample
+    :param compute: returns a tuple of (len(idx), ...) tensors (or Nones) for block ``n``'s samples
+    :return: one (batch, ...) tensor (or None) per output, differentiable
+    """
+    outputs, indices = [], []
+    for n in th.unique(block).tolist():
+        idx = (block == n).nonzero(as_tuple=True)[0]
+        outputs.append(compute(n, idx))
+        indices.append(idx)
+    inverse = th.argsort(th.cat(indices))  # position of sample i in the concatenated outputs
+    return [None if parts[0] is None else th.cat(parts)[inverse] for parts in zip(*outputs)]
 
 
 class FlowActor(BasePolicy):
@@ -146,21 +165,12 @@ class FlowActor(BasePolicy):
         if self.share_velocity:
             return integrate_block(self.velocities[0], features, x, t0, self.h, self.n_substeps, self.ode_solver, log_prob_method)
         # Independent networks: route each sample to the network of its block
-        x_out = th.empty_like(x)
-        log_det = x.new_empty(x.shape[0]) if log_prob_method is not None else None
-        x_parts, det_parts, index_parts = [], [], []
-        for n in th.unique(block).tolist():
-            idx = (block == n).nonzero(as_tuple=True)[0]
-            out = integrate_block(
+        x_out, log_det = _route_by_block(
+            block,
+            lambda n, idx: integrate_block(
                 self.velocities[n], features[idx], x[idx], t0[idx], self.h, self.n_substeps, self.ode_solver, log_prob_method
-            )
-            x_parts.append(out.x)
-            det_parts.append(out.log_det)
-            index_parts.append(idx)
-        index = th.cat(index_parts)
-        x_out = x_out.index_copy(0, index, th.cat(x_parts))
-        if log_det is not None:
-            log_det = log_det.index_copy(0, index, th.cat(det_parts))  # type: ignore[arg-type]
+            ),
+        )
         return x_out, log_det
 
     def particles(self, features: th.Tensor, x0: th.Tensor) -> th.Tensor:
@@ -244,10 +254,7 @@ class FlowActor(BasePolicy):
             predicted, _ = self.velocities[0](features, path.x_t, t)
         else:
             block = th.clamp((t.squeeze(-1) * self.n_blocks).long(), max=self.n_blocks - 1)
-            predicted = th.empty_like(actions)
-            for n in th.unique(block).tolist():
-                idx = (block == n).nonzero(as_tuple=True)[0]
-                predicted = predicted.index_copy(0, idx, self.velocities[n](features[idx], path.x_t[idx], t[idx])[0])
+            predicted, _ = _route_by_block(block, lambda n, idx: self.velocities[n](features[idx], path.x_t[idx], t[idx]))
         return flow_matching_loss(predicted, path.u)
 
 
