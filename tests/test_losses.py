@@ -60,8 +60,12 @@ def test_jko_loss_terms_closed_form():
     assert terms.q_term.item() == pytest.approx(-1.5) and terms.log_det.item() == pytest.approx(0.2)
 
 
-def test_jko_step_minimiser_is_the_closed_form_proximal_point():
-    """With Q(x) = -k ||x - c||^2, the minimiser of Eq. (20) is a weighted mean of c, x_prev and x_old."""
+@pytest.mark.parametrize("q_scale, w2_prev_coef", [(1.0, 1.0), (4.0, 1.0), (1.0, 0.0), (0.5, 0.25)])
+def test_jko_step_minimiser_is_the_closed_form_proximal_point(q_scale, w2_prev_coef):
+    """With Q(x) = -k ||x - c||^2, the minimiser of Eq. (20) is a weighted mean of c, x_prev and x_old.
+
+    ``q_scale`` divides Q (``q_normalization``) and ``w2_prev_coef`` weighs the ``x_prev`` term.
+    """
     k, alpha, eps, tau = 3.0, 2.0, 0.4, 0.1
     c, x_prev, x_old = th.tensor([[1.0, -1.0]]), th.tensor([[0.0, 0.0]]), th.tensor([[0.2, 0.0]])
     x = x_prev.clone().requires_grad_(True)
@@ -70,13 +74,13 @@ def test_jko_step_minimiser_is_the_closed_form_proximal_point():
     def closure():
         optimizer.zero_grad()
         q = -k * (x - c).pow(2).sum(-1, keepdim=True)
-        loss, _ = jko_block_loss(q, th.zeros(1), x, x_prev, x_old, alpha, eps, tau)
+        loss, _ = jko_block_loss(q, th.zeros(1), x, x_prev, x_old, alpha, eps, tau, q_scale, w2_prev_coef)
         loss.backward()
         return loss
 
     optimizer.step(closure)
-    a, b = k / alpha, eps / (2 * tau)
-    expected = (a * c + b * (x_prev + x_old)) / (a + 2 * b)
+    a, b = k / (alpha * q_scale), eps / (2 * tau)
+    expected = (a * c + b * (w2_prev_coef * x_prev + x_old)) / (a + b * (w2_prev_coef + 1.0))
     assert th.allclose(x.detach(), expected, atol=1e-5)
 
 

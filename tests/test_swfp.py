@@ -193,6 +193,7 @@ def test_dict_observations():
         dict(critic_entropy=False, ent_coef=0.5, q_agg="mean", n_substeps=2),
         dict(actor_batch_size=64, policy_delay=2, actor_learning_rate=1e-5, n_steps=3),
         dict(q_on="actions"),
+        dict(q_on="clipped_particles", q_normalization=True, w2_prev_coef=0.0),
         dict(q_on="actions", block_sampling="per_batch", policy_kwargs=dict(net_arch=[16], share_velocity=False)),
     ],
 )
@@ -242,8 +243,9 @@ class NaNRewardPendulum(gym.Wrapper):
         ("Pendulum-v1", dict(log_prob_method="trace"), "expected one of 'auto', 'exact', 'hutchinson'"),
         ("Pendulum-v1", dict(block_sampling="random"), "expected one of 'per_sample', 'per_batch'"),
         ("Pendulum-v1", dict(ent_coef=-1.0), "ent_coef must be > 0"),
-        ("Pendulum-v1", dict(q_on="critic"), "expected one of 'particles', 'actions'"),
+        ("Pendulum-v1", dict(q_on="critic"), "expected one of 'particles', 'clipped_particles', 'actions'"),
         ("Pendulum-v1", dict(ent_coef="learned"), "'auto'"),
+        ("Pendulum-v1", dict(w2_prev_coef=-0.5), "w2_prev_coef must be >= 0"),
         ("Pendulum-v1", dict(policy_kwargs=dict(n_blocks=3)), "pass n_blocks to SWFP"),
     ],
 )

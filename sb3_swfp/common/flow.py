@@ -13,6 +13,7 @@ actor loss can back-propagate through log-determinants.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import torch as th
@@ -121,41 +122,62 @@ class VelocityMLP(nn.Module):
         self.norms = nn.ModuleList(nn.LayerNorm(n) for n in net_arch) if layer_norm else None
         self.activation = activation_fn()
 
+    def context(self, features: th.Tensor) -> th.Tensor:
+        """Observation part of the first layer, ``W_s features + b``: (batch, features_dim) -> (batch, H).
+
+        It does not depend on ``x`` or ``t``: a chain of blocks on the same states computes it once.
+        """
+        first = self.linears[0]
+        return F.linear(features, first.weight[:, : self.features_dim], first.bias)
+
+    def time_term(self, t: th.Tensor) -> th.Tensor:
+        """Time part of the first layer, ``W_t embed(t)``: (..., 1) -> (..., H)."""
+        return F.linear(self.time_embed(t), self.linears[0].weight[:, self.features_dim + self.action_dim :])
+
     def forward(
-        self, features: th.Tensor, x: th.Tensor, t: th.Tensor, tangents: th.Tensor | None = None
+        self,
+        features: th.Tensor | None,
+        x: th.Tensor,
+        t: th.Tensor | None,
+        tangents: th.Tensor | None = None,
+        context: th.Tensor | None = None,
+        time_term: th.Tensor | None = None,
     ) -> tuple[th.Tensor, th.Tensor | None]:
         """
-        :param features: (batch, features_dim)
+        The first layer acts on ``[features, x, embed(t)]``; it is applied as the sum of its three
+        column blocks so that the observation and time parts can be computed once and reused.
+
+        :param features: (batch, features_dim); not used when ``context`` is given
         :param x: (batch, action_dim)
-        :param t: (batch, 1) flow time
+        :param t: (batch, 1) or (1, 1) flow time; not used when ``time_term`` is given
         :param tangents: (batch, action_dim, k) directions in ``x``, or None
+        :param context: ``self.context(features)``, (batch, H)
+        :param time_term: ``self.time_term(t)``, (batch, H) or (1, H)
         :return: velocity (batch, action_dim) and ``J_v @ tangents`` (batch, action_dim, k) or None
         """
-        h = th.cat([features, x, self.time_embed(t)], dim=-1)
-        # Tangents travel as rows, (batch, k, width), so that each layer is one GEMM over batch * k rows
-        dh = None if tangents is None else tangents.transpose(1, 2)
-        first = True
-        n_layers = len(self.linears)
+        if context is None:
+            context = self.context(features)  # type: ignore[arg-type]
+        if time_term is None:
+            time_term = self.time_term(t)  # type: ignore[arg-type]
+        z = dh = None
         for i, linear in enumerate(self.linears):
-            z = linear(h)
-            if dh is not None:
-                if first:
-                    # Only the x columns of the first layer see the tangent
-                    dh = F.linear(dh, linear.weight[:, self.features_dim : self.features_dim + self.action_dim])
-                else:
-                    dh = F.linear(dh, linear.weight)  # (batch, k, in) -> (batch, k, out)
-            first = False
-            if i == n_layers - 1:
-                return z, (None if dh is None else dh.transpose(1, 2))
+            if i == 0:
+                # Only the x columns of the first layer see x, and the tangent
+                w_x = linear.weight[:, self.features_dim : self.features_dim + self.action_dim]
+                z = th.addmm(context + time_term, x, w_x.t())
+                # Tangents travel as rows, (batch, k, width), so that each layer is one GEMM over batch * k rows
+                dh = None if tangents is None else F.linear(tangents.transpose(1, 2), w_x)
+                continue
             if self.norms is not None:
                 if dh is not None:
-                    z, dh = _layer_norm_with_tangent(self.norms[i], z, dh)
+                    z, dh = _layer_norm_with_tangent(self.norms[i - 1], z, dh)
                 else:
-                    z = self.norms[i](z)
+                    z = self.norms[i - 1](z)
             h = self.activation(z)
             if dh is not None:
-                dh = _activation_derivative(self.activation, z, h).unsqueeze(1) * dh
-        raise AssertionError("unreachable")
+                dh = F.linear(_activation_derivative(self.activation, z, h).unsqueeze(1) * dh, linear.weight)
+            z = F.linear(h, linear.weight, linear.bias)
+        return z, (None if dh is None else dh.transpose(1, 2))
 
 
 class BlockOutput(NamedTuple):
@@ -170,15 +192,27 @@ def rademacher_like(x: th.Tensor) -> th.Tensor:
     return th.randint(0, 2, x.shape, device=x.device).to(x.dtype) * 2.0 - 1.0
 
 
+def stage_offsets(h: float, n_substeps: int = 1, ode_solver: str = "midpoint") -> list[float]:
+    """Times, from the start of a block of length ``h``, at which the solver evaluates the velocity.
+
+    Midpoint: ``[0, dt/2, dt, 3 dt/2, ...]``; Euler: ``[0, dt, 2 dt, ...]``, with ``dt = h / n_substeps``.
+    """
+    dt = h / n_substeps
+    stages = (0.0, 0.5) if ode_solver == "midpoint" else (0.0,)
+    return [(step + stage) * dt for step in range(n_substeps) for stage in stages]
+
+
 def integrate_block(
     velocity: VelocityMLP,
     features: th.Tensor,
     x: th.Tensor,
-    t0: th.Tensor,
+    t0: th.Tensor | float,
     h: float,
     n_substeps: int = 1,
     ode_solver: str = "midpoint",
     log_prob_method: str | None = None,
+    context: th.Tensor | None = None,
+    time_terms: Sequence[th.Tensor] | None = None,
 ) -> BlockOutput:
     """Block map ``F(x)``: integrate ``dx/dt = v(s, x, t)`` from ``t0`` to ``t0 + h`` (spec §1).
 
@@ -194,47 +228,62 @@ def integrate_block(
       estimate of the continuous-time ``integral of div v``.
 
     :param velocity: Velocity network.
-    :param features: (batch, features_dim)
+    :param features: (batch, features_dim); not used when ``context`` is given
     :param x: (batch, d) particles at ``t0``
-    :param t0: (batch, 1) start time of the block (per sample, so samples may sit in different blocks)
+    :param t0: start time of the block: one float for all samples, or (batch, 1) per sample
     :param h: Block length.
     :param n_substeps: Solver steps inside the block.
     :param ode_solver: ``"midpoint"`` or ``"euler"``.
     :param log_prob_method: None (no log-det), ``"exact"`` or ``"hutchinson"``.
+    :param context: ``velocity.context(features)``, when the caller reuses it over several blocks
+    :param time_terms: ``velocity.time_term`` at each of ``stage_offsets(h, n_substeps, ode_solver)``
+        after a float ``t0``, each (1, H), when the caller computed them for several blocks at once
     :return: particles at ``t0 + h`` and ``log|det dF/dx|`` (batch,) or None
     """
     dt = h / n_substeps
     batch, dim = x.shape
+    midpoint = ode_solver == "midpoint"
     exact = log_prob_method == "exact"
     hutchinson = log_prob_method == "hutchinson"
+    if context is None:
+        context = velocity.context(features)
+    # The time part of the first layer at every stage of the block, in one call: (1, H) each for a
+    # float t0, (batch, H) each for per-sample start times
+    if time_terms is None:
+        offsets = stage_offsets(h, n_substeps, ode_solver)
+        if isinstance(t0, th.Tensor):
+            time_terms = velocity.time_term((t0 + x.new_tensor(offsets)).unsqueeze(-1)).unbind(1)
+        else:
+            time_terms = velocity.time_term(x.new_tensor([[t0 + offset] for offset in offsets])).split(1)
     jac = th.eye(dim, dtype=x.dtype, device=x.device).expand(batch, dim, dim) if exact else None
     trace = x.new_zeros(batch) if hutchinson else None
     for step in range(n_substeps):
-        t = t0 + step * dt
-        if ode_solver == "euler":
+        if not midpoint:
+            time_term = time_terms[step]
             if exact:
-                v, jv = velocity(features, x, t, jac)
+                v, jv = velocity(None, x, None, jac, context, time_term)
                 jac = jac + dt * jv
             elif hutchinson:
                 eps = rademacher_like(x)
-                v, jv = velocity(features, x, t, eps.unsqueeze(-1))
+                v, jv = velocity(None, x, None, eps.unsqueeze(-1), context, time_term)
                 trace = trace + dt * (eps * jv.squeeze(-1)).sum(dim=-1)
             else:
-                v, _ = velocity(features, x, t)
+                v, _ = velocity(None, x, None, None, context, time_term)
             x = x + dt * v
-        else:  # midpoint
+        else:
+            time_term_1, time_term_2 = time_terms[2 * step], time_terms[2 * step + 1]
             if exact:
-                v1, jv1 = velocity(features, x, t, jac)
-                v2, jv2 = velocity(features, x + 0.5 * dt * v1, t + 0.5 * dt, jac + 0.5 * dt * jv1)
+                v1, jv1 = velocity(None, x, None, jac, context, time_term_1)
+                v2, jv2 = velocity(None, x + 0.5 * dt * v1, None, jac + 0.5 * dt * jv1, context, time_term_2)
                 jac = jac + dt * jv2
             elif hutchinson:
-                v1, _ = velocity(features, x, t)
+                v1, _ = velocity(None, x, None, None, context, time_term_1)
                 eps = rademacher_like(x)
-                v2, jv2 = velocity(features, x + 0.5 * dt * v1, t + 0.5 * dt, eps.unsqueeze(-1))
+                v2, jv2 = velocity(None, x + 0.5 * dt * v1, None, eps.unsqueeze(-1), context, time_term_2)
                 trace = trace + dt * (eps * jv2.squeeze(-1)).sum(dim=-1)
             else:
-                v1, _ = velocity(features, x, t)
-                v2, _ = velocity(features, x + 0.5 * dt * v1, t + 0.5 * dt)
+                v1, _ = velocity(None, x, None, None, context, time_term_1)
+                v2, _ = velocity(None, x + 0.5 * dt * v1, None, None, context, time_term_2)
             x = x + dt * v2
     if exact:
         if dim == 1:
@@ -272,5 +321,6 @@ __all__ = [
     "integrate_block",
     "linear_path_sample",
     "rademacher_like",
+    "stage_offsets",
     "standard_normal_log_prob",
 ]

@@ -82,11 +82,16 @@ def jko_block_loss(
     ent_coef: th.Tensor | float,
     w2_coef: float,
     jko_step_size: float,
+    q_scale: th.Tensor | float = 1.0,
+    w2_prev_coef: float = 1.0,
 ) -> tuple[th.Tensor, JKOTerms]:
     """One JKO step for flow block n, Eq. (20) with the parallel-block term of Eq. (19) (spec §4)::
 
-        L = mean[ -Q(s, x_n) / alpha - log|det dF_n/dx (x_{n-1}^old)| ]
+        L = mean[ -Q(s, x_n) / (alpha * q_scale) - log|det dF_n/dx (x_{n-1}^old)| ]
             + (eps / 2 tau) * mean[ ||x_n - x_{n-1}^old||^2 + ||x_n - x_n^old||^2 ]
+
+    ``q_scale = 1`` is the paper's loss; ``SWFP(q_normalization=True)`` passes the batch mean of
+    ``|Q|`` (detached), so that alpha, eps and tau weigh a Q of order 1 whatever the reward scale.
 
     :param q_values: (batch, 1) aggregated critic value at the new particles ``x_n``
     :param log_det: (batch,) log-determinant of the online block map at ``x_{n-1}^old``
@@ -96,13 +101,14 @@ def jko_block_loss(
     :param ent_coef: alpha (> 0)
     :param w2_coef: eps, the W2 scale
     :param jko_step_size: tau, the JKO step size (> 0)
+    :param q_scale: divides Q (> 0, no gradient)
     :return: scalar loss and its terms
     """
-    q_term = -(q_values.reshape(-1) / ent_coef).mean()
+    q_term = -(q_values.reshape(-1) / (ent_coef * q_scale)).mean()
     entropy_term = -log_det.mean()
     w2_prev = w2_cost(x_new, x_prev_old).mean()
     w2_old = w2_cost(x_new, x_old).mean()
-    loss = q_term + entropy_term + (w2_coef / (2.0 * jko_step_size)) * (w2_prev + w2_old)
+    loss = q_term + entropy_term + (w2_coef / (2.0 * jko_step_size)) * (w2_prev_coef * w2_prev + w2_old)
     terms = JKOTerms(q_term.detach(), log_det.mean().detach(), w2_prev.detach(), w2_old.detach())
     return loss, terms
 

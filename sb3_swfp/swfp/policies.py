@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch as th
 from gymnasium import spaces
@@ -28,6 +28,7 @@ from sb3_swfp.common.flow import (
     VelocityMLP,
     integrate_block,
     linear_path_sample,
+    stage_offsets,
     standard_normal_log_prob,
 )
 from sb3_swfp.common.losses import flow_matching_loss
@@ -49,6 +50,18 @@ def _route_by_block(
         indices.append(idx)
     inverse = th.argsort(th.cat(indices))  # position of sample i in the concatenated outputs
     return [None if parts[0] is None else th.cat(parts)[inverse] for parts in zip(*outputs)]
+
+
+class ChainConditioning(NamedTuple):
+    """What a chain of blocks on the same states shares (shared velocity network): the first layer's
+    observation term (batch, H) and its time term at each solver stage of each block, (1, H) each."""
+
+    context: th.Tensor
+    time_terms: tuple[th.Tensor, ...]
+
+    def rows(self, idx: th.Tensor) -> ChainConditioning:
+        """The same conditioning for the samples ``idx`` only."""
+        return self._replace(context=self.context[idx])
 
 
 class FlowActor(BasePolicy):
@@ -146,7 +159,12 @@ class FlowActor(BasePolicy):
         return self.velocities[0 if self.share_velocity else block]
 
     def block(
-        self, features: th.Tensor, x: th.Tensor, block: int | th.Tensor, log_prob_method: str | None = None
+        self,
+        features: th.Tensor,
+        x: th.Tensor,
+        block: int | th.Tensor,
+        log_prob_method: str | None = None,
+        conditioning: ChainConditioning | None = None,
     ) -> tuple[th.Tensor, th.Tensor | None]:
         """Apply flow block(s) ``F_block`` to particles ``x``.
 
@@ -154,16 +172,32 @@ class FlowActor(BasePolicy):
         :param x: (batch, d) particles at ``t = block * h``
         :param block: one 0-based block index, or a (batch,) long tensor of per-sample indices
         :param log_prob_method: None, ``"exact"`` or ``"hutchinson"`` (log|det dF/dx| of each sample)
+        :param conditioning: ``self.conditioning(features)`` when the caller runs several blocks on the same states
         :return: (batch, d) moved particles and (batch,) log-determinants or None
         """
+        context = None if conditioning is None else conditioning.context
         if isinstance(block, int):
-            t0 = x.new_full((x.shape[0], 1), block * self.h)
+            time_terms = None
+            if conditioning is not None:
+                stages = len(conditioning.time_terms) // self.n_blocks
+                time_terms = conditioning.time_terms[block * stages : (block + 1) * stages]
             return integrate_block(
-                self.velocity_net(block), features, x, t0, self.h, self.n_substeps, self.ode_solver, log_prob_method
+                self.velocity_net(block),
+                features,
+                x,
+                block * self.h,
+                self.h,
+                self.n_substeps,
+                self.ode_solver,
+                log_prob_method,
+                context,
+                time_terms,
             )
         t0 = (block.to(x.dtype) * self.h).unsqueeze(-1)  # (batch,) -> (batch, 1)
         if self.share_velocity:
-            return integrate_block(self.velocities[0], features, x, t0, self.h, self.n_substeps, self.ode_solver, log_prob_method)
+            return integrate_block(
+                self.velocities[0], features, x, t0, self.h, self.n_substeps, self.ode_solver, log_prob_method, context
+            )
         # Independent networks: route each sample to the network of its block
         x_out, log_det = _route_by_block(
             block,
@@ -173,11 +207,20 @@ class FlowActor(BasePolicy):
         )
         return x_out, log_det
 
+    def conditioning(self, features: th.Tensor) -> ChainConditioning | None:
+        """What every block of a chain on these states shares, computed once; None with independent blocks."""
+        if not self.share_velocity:
+            return None
+        velocity = self.velocities[0]
+        offsets = stage_offsets(self.h, self.n_substeps, self.ode_solver)
+        times = features.new_tensor([[n * self.h + offset] for n in range(self.n_blocks) for offset in offsets])
+        return ChainConditioning(velocity.context(features), velocity.time_term(times).split(1))
+
     def particles(self, features: th.Tensor, x0: th.Tensor) -> th.Tensor:
         """All intermediate particles ``x_0 .. x_N`` of the chain: (batch, d) -> (N + 1, batch, d)."""
-        xs = [x0]
+        xs, conditioning = [x0], self.conditioning(features)
         for n in range(self.n_blocks):
-            xs.append(self.block(features, xs[-1], n)[0])
+            xs.append(self.block(features, xs[-1], n, conditioning=conditioning)[0])
         return th.stack(xs)
 
     def particles_at_block(self, features: th.Tensor, x0: th.Tensor, block: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
@@ -188,11 +231,13 @@ class FlowActor(BasePolicy):
         """
         x_prev = x0.clone()
         x_next = x0.clone()
+        conditioning = self.conditioning(features)
         for n in range(int(block.max().item()) + 1):
             idx = (block >= n).nonzero(as_tuple=True)[0]
             if n > 0:
                 x_prev = x_prev.index_copy(0, idx, x_next[idx])
-            x_next = x_next.index_copy(0, idx, self.block(features[idx], x_prev[idx], n)[0])
+            rows = None if conditioning is None else conditioning.rows(idx)
+            x_next = x_next.index_copy(0, idx, self.block(features[idx], x_prev[idx], n, conditioning=rows)[0])
         return x_prev, x_next
 
     def finish_chain(self, features: th.Tensor, x: th.Tensor, block: int | th.Tensor) -> th.Tensor:
@@ -202,13 +247,15 @@ class FlowActor(BasePolicy):
         :param x: (batch, d) particles after block ``block``
         :param block: one 0-based block index, or (batch,) per-sample indices
         """
+        conditioning = self.conditioning(features)
         if isinstance(block, int):
             for k in range(block + 1, self.n_blocks):
-                x = self.block(features, x, k)[0]
+                x = self.block(features, x, k, conditioning=conditioning)[0]
             return x
         for k in range(int(block.min().item()) + 1, self.n_blocks):
             idx = (block < k).nonzero(as_tuple=True)[0]
-            x = x.index_copy(0, idx, self.block(features[idx], x[idx], k)[0])  # out of place: keeps the graph
+            rows = None if conditioning is None else conditioning.rows(idx)
+            x = x.index_copy(0, idx, self.block(features[idx], x[idx], k, conditioning=rows)[0])  # out of place: keeps the graph
         return x
 
     def sample_from_features(
@@ -222,10 +269,10 @@ class FlowActor(BasePolicy):
         batch = features.shape[0]
         x0 = features.new_zeros(batch, self.action_dim) if deterministic else th.randn(batch, self.action_dim, device=features.device)
         method = self.log_prob_method if with_log_prob else None
-        x = x0
+        x, conditioning = x0, self.conditioning(features)
         log_prob = standard_normal_log_prob(x0) if with_log_prob else None
         for n in range(self.n_blocks):
-            x, log_det = self.block(features, x, n, method)
+            x, log_det = self.block(features, x, n, method, conditioning)
             if log_prob is not None:
                 log_prob = log_prob - log_det
         return th.clamp(x, -1.0, 1.0), log_prob

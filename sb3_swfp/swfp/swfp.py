@@ -38,7 +38,7 @@ from sb3_swfp.swfp.policies import FlowActor, FlowPolicy, MultiInputPolicy
 SelfSWFP = TypeVar("SelfSWFP", bound="SWFP")
 
 BLOCK_SAMPLING = ("per_sample", "per_batch")
-Q_ON = ("particles", "actions")
+Q_ON = ("particles", "clipped_particles", "actions")
 # Spec arguments that SWFP forwards to its policy; they must not also be given in policy_kwargs.
 _POLICY_ARGS = ("n_blocks", "n_substeps", "ode_solver", "log_prob_method")
 
@@ -96,9 +96,18 @@ class SWFP(OffPolicyAlgorithm):
     :param critic_entropy: Keep the ``-alpha log pi`` term in the critic target (Eq. 18).
     :param q_agg: ``"min"`` or ``"mean"`` over the critics, in the target and in the actor loss.
     :param q_on: Where the actor step evaluates Q: ``"particles"`` (the spec: at the new particles
-        ``x_n`` as they are) or ``"actions"`` (ours: at the actions the target actor's remaining
-        blocks make of them, ``F_N^thetabar o ... o F_{n+1}^thetabar(x_n)``; the parameter gradient
-        still reaches block n only).  See docs/algorithm.md.
+        ``x_n`` as they are), ``"clipped_particles"`` (ours: at ``clip(x_n, -1, 1)``; the critic only
+        ever saw actions in the box, and outside it its extrapolation pulls particles away without
+        bound) or ``"actions"`` (ours: at the clipped action the target actor's remaining blocks make
+        of them, ``clip(F_N^thetabar o ... o F_{n+1}^thetabar(x_n))``; the parameter gradient still
+        reaches block n only).  See docs/algorithm.md.
+    :param q_normalization: Divide the Q term of the actor loss by the batch mean of ``|Q|`` (ours,
+        as TD3+BC does; default False, the paper's loss).  Then ``ent_coef``, ``w2_coef`` and
+        ``jko_step_size`` weigh a Q of order 1 whatever the env's reward scale, as on the paper's
+        sparse-reward tasks, and the W2 trust region stays effective.  Recommended for fine-tuning.
+    :param w2_prev_coef: Weight of the ``||x_n - x_{n-1}^old||^2`` term inside the W2 term (1: Eq. 20;
+        ours: 0 for fine-tuning keeps only the trust region to the old block output ``x_n^old``).
+        That term pulls every block towards the identity map, which undoes a pretrained flow.
     :param bc_coef: Weight of a flow-matching BC term on a demonstration batch in each actor update
         (spec §4.5, beyond the paper; 0 by default).  Needs ``replay_buffer_class=DemoReplayBuffer``.
     :param target_update_interval: Update the critic targets every ``target_update_interval`` steps.
@@ -156,6 +165,8 @@ class SWFP(OffPolicyAlgorithm):
         critic_entropy: bool = True,
         q_agg: str = "min",
         q_on: str = "particles",
+        q_normalization: bool = False,
+        w2_prev_coef: float = 1.0,
         bc_coef: float = 0.0,
         target_update_interval: int = 1,
         stats_window_size: int = 100,
@@ -183,6 +194,8 @@ class SWFP(OffPolicyAlgorithm):
             raise ValueError(f"bc_coef must be >= 0, got {bc_coef}")
         if not w2_coef >= 0:
             raise ValueError(f"w2_coef must be >= 0, got {w2_coef}")
+        if not w2_prev_coef >= 0:
+            raise ValueError(f"w2_prev_coef must be >= 0, got {w2_prev_coef}")
         if not 0 < actor_tau <= 1:
             raise ValueError(f"actor_tau must be in (0, 1], got {actor_tau}")
         for name in _POLICY_ARGS:
@@ -240,6 +253,8 @@ class SWFP(OffPolicyAlgorithm):
         self.critic_entropy = critic_entropy
         self.q_agg = q_agg
         self.q_on = q_on
+        self.q_normalization = q_normalization
+        self.w2_prev_coef = w2_prev_coef
         self.bc_coef = bc_coef
         self.target_update_interval = target_update_interval
         self.log_ent_coef: th.Tensor | None = None
@@ -384,10 +399,10 @@ class SWFP(OffPolicyAlgorithm):
             x0 = th.randn(batch, actor.action_dim, device=self.device)
             if self.block_sampling == "per_batch":
                 block: int | th.Tensor = int(th.randint(0, self.n_blocks, ()).item())
-                x_prev_old = x0
+                x_prev_old, conditioning = x0, target.conditioning(target_features)
                 for n in range(block):  # type: ignore[arg-type]
-                    x_prev_old = target.block(target_features, x_prev_old, n)[0]
-                x_old = target.block(target_features, x_prev_old, block)[0]
+                    x_prev_old = target.block(target_features, x_prev_old, n, conditioning=conditioning)[0]
+                x_old = target.block(target_features, x_prev_old, block, conditioning=conditioning)[0]
             else:
                 block = th.randint(0, self.n_blocks, (batch,), device=self.device)
                 x_prev_old, x_old = target.particles_at_block(target_features, x0, block)  # (batch, d) each
@@ -395,11 +410,17 @@ class SWFP(OffPolicyAlgorithm):
         features = actor.extract_features(observations, actor.features_extractor)
         x_new, log_det = actor.block(features, x_prev_old, block, actor.log_prob_method)
         # Q at the new particles as they are (spec), or at the actions the rest of the target chain makes of them
-        q_input = x_new if self.q_on == "particles" else target.finish_chain(target_features, x_new, block)
+        if self.q_on == "particles":
+            q_input = x_new
+        elif self.q_on == "clipped_particles":
+            q_input = th.clamp(x_new, -1.0, 1.0)
+        else:
+            q_input = th.clamp(target.finish_chain(target_features, x_new, block), -1.0, 1.0)
         q_values = aggregate_q(th.cat(self.critic(observations, q_input), dim=1), self.q_agg)
+        q_scale = q_values.detach().abs().mean().clamp_min(1e-6) if self.q_normalization else 1.0
         # Per-block JKO objective, Eq. (20) with the parallel-block term of Eq. (19)
         actor_loss, terms = jko_block_loss(
-            q_values, log_det, x_new, x_prev_old, x_old, ent_coef, self.w2_coef, self.jko_step_size  # type: ignore[arg-type]
+            q_values, log_det, x_new, x_prev_old, x_old, ent_coef, self.w2_coef, self.jko_step_size, q_scale, self.w2_prev_coef  # type: ignore[arg-type]
         )
         if self.bc_coef > 0:
             # Flow-matching BC on demonstrations keeps the policy near them (spec §4.5)
