@@ -14,7 +14,7 @@ setup(
     # zoo_hyperparams/ (repository root) is shipped as sb3_swfp/zoo_hyperparams/ for sb3_swfp.zoo
     packages=[*find_packages(include=["sb3_swfp", "sb3_swfp.*"]), "sb3_swfp.zoo_hyperparams"],
     package_dir={"sb3_swfp.zoo_hyperparams": "zoo_hyperparams"},
-    package_data={"sb3_swfp": ["py.typed"], "sb3_swfp.zoo_hyperparams": ["*.yml"]},
+    package_data={"sb3_swfp": ["py.typed"], "sb3_swfp.data": ["demos/*.npz"], "sb3_swfp.zoo_hyperparams": ["*.yml"]},
     python_requires=">=3.10",
     install_requires=[
         "stable-baselines3>=2.7,<3",

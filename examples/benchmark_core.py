@@ -41,30 +41,47 @@ THRESHOLD = -200.0
 
 
 def zoo_hyperparams(algo: str, env_id: str) -> dict:
-    """The rl-zoo3-style entry for ``env_id``: ours for SWFP, rl-zoo3's own for SAC/TD3, as SB3 kwargs."""
+    """The rl-zoo3-style entry for ``env_id`` as SB3 kwargs: ours (``zoo_hyperparams/<algo>.yml``) where we
+    have one, else rl-zoo3's own (for a ``-v5`` MuJoCo id without an entry, rl-zoo3's ``-v4`` one).
+
+    :raises KeyError: neither file has an entry for ``env_id``.
+    """
+    import rl_zoo3
     import yaml
+    from stable_baselines3 import HerReplayBuffer
     from stable_baselines3.common.noise import NormalActionNoise
 
-    if algo == "swfp":
-        path = ROOT / "zoo_hyperparams" / "swfp.yml"
+    ours = ROOT / "zoo_hyperparams" / f"{algo}.yml"
+    zoo = Path(rl_zoo3.__file__).parent / "hyperparams" / f"{algo}.yml"
+    candidates = [(ours, env_id), (zoo, env_id), (zoo, env_id.replace("-v5", "-v4"))]
+    for path, key in candidates:
+        entries = yaml.safe_load(path.read_text()) if path.exists() else {}
+        if key in entries:
+            entry = dict(entries[key])
+            break
     else:
-        import rl_zoo3
-
-        path = Path(rl_zoo3.__file__).parent / "hyperparams" / f"{algo}.yml"
-    entry = dict(yaml.safe_load(path.read_text())[env_id])
+        raise KeyError(f"no {algo} hyperparameters for {env_id!r} in {ours} or {zoo}")
     entry.pop("n_timesteps", None)
     policy = entry.pop("policy")
-    if isinstance(entry.get("policy_kwargs"), str):
-        import torch as th
-        from torch import nn
-
-        entry["policy_kwargs"] = eval(entry["policy_kwargs"], {"nn": nn, "th": th, "dict": dict})  # zoo convention
+    namespace = {"nn": __import__("torch").nn, "th": __import__("torch"), "dict": dict}
+    for key in ("policy_kwargs", "replay_buffer_kwargs", "monitor_kwargs"):
+        if isinstance(entry.get(key), str):
+            entry[key] = eval(entry[key], namespace)  # zoo convention
+    if entry.get("replay_buffer_class") == "HerReplayBuffer":
+        entry["replay_buffer_class"] = HerReplayBuffer
     noise_type, noise_std = entry.pop("noise_type", None), entry.pop("noise_std", None)
     if noise_type is not None:
         if noise_type != "normal":
-            raise ValueError(f"unsupported noise_type {noise_type!r} in {path}")
-        entry["action_noise"] = NormalActionNoise(np.zeros(1), noise_std * np.ones(1))
+            raise ValueError(f"unsupported noise_type {noise_type!r} in the {algo} entry of {env_id}")
+        n_actions = _action_dim(env_id)
+        entry["action_noise"] = NormalActionNoise(np.zeros(n_actions), noise_std * np.ones(n_actions))
     return {"policy": policy, **entry}
+
+
+def _action_dim(env_id: str) -> int:
+    from sb3_swfp.experts import make_expert_env
+
+    return int(np.prod(make_expert_env(env_id).action_space.shape))
 
 
 def make_model(algo: str, seed: int, **overrides):
@@ -125,7 +142,28 @@ def run_learning(job: tuple[str, int, int, int]) -> str:
     return f"done {out.name} in {result['wall_s']:.0f}s"
 
 
-def run_speed(n_train: int = 1500, n_predict: int = 1000) -> None:
+def measure_speed(algo: str, obs: np.ndarray, n_train: int = 1500, n_predict: int = 1000, **overrides) -> dict[str, float]:
+    """Training env-steps/s (batch 256, one gradient step per env step, after a warm-up) and the median
+    ``predict`` latency for one observation, of one algorithm on Pendulum-v1; ``n_train=0`` skips training."""
+    model = make_model(algo, 0, batch_size=256, train_freq=1, gradient_steps=1, learning_starts=500, **overrides)
+    row: dict[str, float] = {}
+    if n_train:
+        model.learn(600)  # warm-up past learning_starts
+        start = time.perf_counter()
+        model.learn(n_train, reset_num_timesteps=False)
+        row["train_steps_per_s"] = n_train / (time.perf_counter() - start)
+    for _ in range(100):
+        model.predict(obs, deterministic=True)
+    latencies = []
+    for _ in range(n_predict):
+        t0 = time.perf_counter()
+        model.predict(obs, deterministic=True)
+        latencies.append(time.perf_counter() - t0)
+    row["predict_ms_median"] = 1e3 * float(np.median(latencies))
+    return row
+
+
+def run_speed() -> None:
     """Training env-steps/s and predict latency, SWFP vs SAC vs TD3, in this one process."""
     import gymnasium as gym
     import torch as th
@@ -142,19 +180,7 @@ def run_speed(n_train: int = 1500, n_predict: int = 1000) -> None:
     rows = {}
     for name, cfg in configs.items():
         cfg = dict(cfg)
-        algo = cfg.pop("algo")
-        # Same setting for all: batch 256, one gradient step per env step, learning from step 500
-        model = make_model(algo, 0, batch_size=256, train_freq=1, gradient_steps=1, learning_starts=500, **cfg)
-        model.learn(600)  # warm-up past learning_starts
-        start = time.perf_counter()
-        model.learn(n_train, reset_num_timesteps=False)
-        steps_per_s = n_train / (time.perf_counter() - start)
-        latencies = []
-        for _ in range(n_predict):
-            t0 = time.perf_counter()
-            model.predict(obs, deterministic=True)
-            latencies.append(time.perf_counter() - t0)
-        rows[name] = {"train_steps_per_s": steps_per_s, "predict_ms_median": 1e3 * float(np.median(latencies))}
+        rows[name] = measure_speed(cfg.pop("algo"), obs, **cfg)
         print(name, rows[name], flush=True)
 
     # What dominates SWFP's update

@@ -105,3 +105,20 @@ def test_check_finite_names_term_and_update():
     assert check_finite("critic_loss", th.tensor(1.5), 3) == 1.5
     with pytest.raises(NonFiniteLossError, match=r"'actor_loss' is nan at gradient update 17"):
         check_finite("actor_loss", th.tensor(float("nan")), 17)
+
+
+def test_q_normalised_jko_gradient_does_not_depend_on_the_reward_scale():
+    """With q_scale = mean |Q| (SWFP's q_normalization), scaling Q by c leaves the particle gradient unchanged."""
+    x_prev, x_old = th.randn(16, 2), th.randn(16, 2)
+    gradients = []
+    for scale in (1.0, 250.0):
+        x = x_prev.clone().requires_grad_(True)
+        q = -scale * (x - 0.3).pow(2).sum(-1, keepdim=True) - scale
+        loss, _ = jko_block_loss(q, th.zeros(16), x, x_prev, x_old, 0.01, 10.0, 0.1, q.detach().abs().mean())
+        gradients.append(th.autograd.grad(loss, x)[0])
+    assert th.allclose(gradients[0], gradients[1], atol=1e-5)
+    # without the normalisation the Q term dominates the W2 trust region 250 times more
+    x = x_prev.clone().requires_grad_(True)
+    q = -250.0 * (x - 0.3).pow(2).sum(-1, keepdim=True) - 250.0
+    loss, _ = jko_block_loss(q, th.zeros(16), x, x_prev, x_old, 0.01, 10.0, 0.1)
+    assert not th.allclose(th.autograd.grad(loss, x)[0], gradients[0], atol=1e-3)

@@ -122,17 +122,22 @@ class VelocityMLP(nn.Module):
         self.norms = nn.ModuleList(nn.LayerNorm(n) for n in net_arch) if layer_norm else None
         self.activation = activation_fn()
 
-    def context(self, features: th.Tensor) -> th.Tensor:
-        """Observation part of the first layer, ``W_s features + b``: (batch, features_dim) -> (batch, H).
+    def stage_terms(self, features: th.Tensor, t: th.Tensor) -> th.Tensor:
+        """The first layer's pre-activation without its ``x`` part, ``W_s features + W_t embed(t) + b``.
 
-        It does not depend on ``x`` or ``t``: a chain of blocks on the same states computes it once.
+        It does not depend on ``x``: a chain of blocks on the same states computes it once for every
+        solver stage.
+
+        :param features: (batch, features_dim)
+        :param t: (stages, 1) times shared by all samples, or (batch, stages, 1) per sample
+        :return: (stages, batch, H)
         """
         first = self.linears[0]
-        return F.linear(features, first.weight[:, : self.features_dim], first.bias)
-
-    def time_term(self, t: th.Tensor) -> th.Tensor:
-        """Time part of the first layer, ``W_t embed(t)``: (..., 1) -> (..., H)."""
-        return F.linear(self.time_embed(t), self.linears[0].weight[:, self.features_dim + self.action_dim :])
+        context = F.linear(features, first.weight[:, : self.features_dim], first.bias)  # (batch, H)
+        time = F.linear(self.time_embed(t), first.weight[:, self.features_dim + self.action_dim :])
+        # (stages, H) -> (stages, 1, H), or (batch, stages, H) -> (stages, batch, H)
+        time = time.unsqueeze(1) if t.dim() == 2 else time.transpose(0, 1)
+        return context.unsqueeze(0) + time
 
     def forward(
         self,
@@ -140,31 +145,27 @@ class VelocityMLP(nn.Module):
         x: th.Tensor,
         t: th.Tensor | None,
         tangents: th.Tensor | None = None,
-        context: th.Tensor | None = None,
-        time_term: th.Tensor | None = None,
+        stage_term: th.Tensor | None = None,
     ) -> tuple[th.Tensor, th.Tensor | None]:
         """
-        The first layer acts on ``[features, x, embed(t)]``; it is applied as the sum of its three
-        column blocks so that the observation and time parts can be computed once and reused.
+        The first layer acts on ``[features, x, embed(t)]``; it is applied as ``stage_term + W_x x``
+        so that the part without ``x`` can be computed once for many calls (``stage_terms``).
 
-        :param features: (batch, features_dim); not used when ``context`` is given
+        :param features: (batch, features_dim); not used when ``stage_term`` is given
         :param x: (batch, action_dim)
-        :param t: (batch, 1) or (1, 1) flow time; not used when ``time_term`` is given
+        :param t: (batch, 1) flow time; not used when ``stage_term`` is given
         :param tangents: (batch, action_dim, k) directions in ``x``, or None
-        :param context: ``self.context(features)``, (batch, H)
-        :param time_term: ``self.time_term(t)``, (batch, H) or (1, H)
+        :param stage_term: ``self.stage_terms(features, t)`` of this call, (batch, H)
         :return: velocity (batch, action_dim) and ``J_v @ tangents`` (batch, action_dim, k) or None
         """
-        if context is None:
-            context = self.context(features)  # type: ignore[arg-type]
-        if time_term is None:
-            time_term = self.time_term(t)  # type: ignore[arg-type]
+        if stage_term is None:
+            stage_term = self.stage_terms(features, t.unsqueeze(1))[0]  # type: ignore[arg-type, union-attr]
         z = dh = None
         for i, linear in enumerate(self.linears):
             if i == 0:
                 # Only the x columns of the first layer see x, and the tangent
                 w_x = linear.weight[:, self.features_dim : self.features_dim + self.action_dim]
-                z = th.addmm(context + time_term, x, w_x.t())
+                z = th.addmm(stage_term, x, w_x.t())
                 # Tangents travel as rows, (batch, k, width), so that each layer is one GEMM over batch * k rows
                 dh = None if tangents is None else F.linear(tangents.transpose(1, 2), w_x)
                 continue
@@ -211,8 +212,7 @@ def integrate_block(
     n_substeps: int = 1,
     ode_solver: str = "midpoint",
     log_prob_method: str | None = None,
-    context: th.Tensor | None = None,
-    time_terms: Sequence[th.Tensor] | None = None,
+    stage_terms: Sequence[th.Tensor] | None = None,
 ) -> BlockOutput:
     """Block map ``F(x)``: integrate ``dx/dt = v(s, x, t)`` from ``t0`` to ``t0 + h`` (spec §1).
 
@@ -228,16 +228,15 @@ def integrate_block(
       estimate of the continuous-time ``integral of div v``.
 
     :param velocity: Velocity network.
-    :param features: (batch, features_dim); not used when ``context`` is given
+    :param features: (batch, features_dim); not used when ``stage_terms`` is given
     :param x: (batch, d) particles at ``t0``
     :param t0: start time of the block: one float for all samples, or (batch, 1) per sample
     :param h: Block length.
     :param n_substeps: Solver steps inside the block.
     :param ode_solver: ``"midpoint"`` or ``"euler"``.
     :param log_prob_method: None (no log-det), ``"exact"`` or ``"hutchinson"``.
-    :param context: ``velocity.context(features)``, when the caller reuses it over several blocks
-    :param time_terms: ``velocity.time_term`` at each of ``stage_offsets(h, n_substeps, ode_solver)``
-        after a float ``t0``, each (1, H), when the caller computed them for several blocks at once
+    :param stage_terms: ``velocity.stage_terms`` at each of ``stage_offsets(h, n_substeps, ode_solver)``
+        after ``t0``, each (batch, H), when the caller computed them for several blocks at once
     :return: particles at ``t0 + h`` and ``log|det dF/dx|`` (batch,) or None
     """
     dt = h / n_substeps
@@ -245,46 +244,39 @@ def integrate_block(
     midpoint = ode_solver == "midpoint"
     exact = log_prob_method == "exact"
     hutchinson = log_prob_method == "hutchinson"
-    if context is None:
-        context = velocity.context(features)
-    # The time part of the first layer at every stage of the block, in one call: (1, H) each for a
-    # float t0, (batch, H) each for per-sample start times
-    if time_terms is None:
-        offsets = stage_offsets(h, n_substeps, ode_solver)
-        if isinstance(t0, th.Tensor):
-            time_terms = velocity.time_term((t0 + x.new_tensor(offsets)).unsqueeze(-1)).unbind(1)
-        else:
-            time_terms = velocity.time_term(x.new_tensor([[t0 + offset] for offset in offsets])).split(1)
+    if stage_terms is None:
+        offsets = x.new_tensor(stage_offsets(h, n_substeps, ode_solver)).unsqueeze(-1)  # (stages, 1)
+        stage_terms = velocity.stage_terms(features, t0 + offsets if isinstance(t0, float) else t0.unsqueeze(1) + offsets)
     jac = th.eye(dim, dtype=x.dtype, device=x.device).expand(batch, dim, dim) if exact else None
     trace = x.new_zeros(batch) if hutchinson else None
     for step in range(n_substeps):
         if not midpoint:
-            time_term = time_terms[step]
+            stage_term = stage_terms[step]
             if exact:
-                v, jv = velocity(None, x, None, jac, context, time_term)
+                v, jv = velocity(None, x, None, jac, stage_term)
                 jac = jac + dt * jv
             elif hutchinson:
                 eps = rademacher_like(x)
-                v, jv = velocity(None, x, None, eps.unsqueeze(-1), context, time_term)
+                v, jv = velocity(None, x, None, eps.unsqueeze(-1), stage_term)
                 trace = trace + dt * (eps * jv.squeeze(-1)).sum(dim=-1)
             else:
-                v, _ = velocity(None, x, None, None, context, time_term)
-            x = x + dt * v
+                v, _ = velocity(None, x, None, None, stage_term)
+            x = th.add(x, v, alpha=dt)
         else:
-            time_term_1, time_term_2 = time_terms[2 * step], time_terms[2 * step + 1]
+            stage_term_1, stage_term_2 = stage_terms[2 * step], stage_terms[2 * step + 1]
             if exact:
-                v1, jv1 = velocity(None, x, None, jac, context, time_term_1)
-                v2, jv2 = velocity(None, x + 0.5 * dt * v1, None, jac + 0.5 * dt * jv1, context, time_term_2)
+                v1, jv1 = velocity(None, x, None, jac, stage_term_1)
+                v2, jv2 = velocity(None, th.add(x, v1, alpha=0.5 * dt), None, jac + 0.5 * dt * jv1, stage_term_2)
                 jac = jac + dt * jv2
             elif hutchinson:
-                v1, _ = velocity(None, x, None, None, context, time_term_1)
+                v1, _ = velocity(None, x, None, None, stage_term_1)
                 eps = rademacher_like(x)
-                v2, jv2 = velocity(None, x + 0.5 * dt * v1, None, eps.unsqueeze(-1), context, time_term_2)
+                v2, jv2 = velocity(None, th.add(x, v1, alpha=0.5 * dt), None, eps.unsqueeze(-1), stage_term_2)
                 trace = trace + dt * (eps * jv2.squeeze(-1)).sum(dim=-1)
             else:
-                v1, _ = velocity(None, x, None, None, context, time_term_1)
-                v2, _ = velocity(None, x + 0.5 * dt * v1, None, None, context, time_term_2)
-            x = x + dt * v2
+                v1, _ = velocity(None, x, None, None, stage_term_1)
+                v2, _ = velocity(None, th.add(x, v1, alpha=0.5 * dt), None, None, stage_term_2)
+            x = th.add(x, v2, alpha=dt)
     if exact:
         if dim == 1:
             return BlockOutput(x, th.log(th.abs(jac[:, 0, 0]) + FOLD_EPS))

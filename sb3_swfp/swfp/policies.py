@@ -54,14 +54,14 @@ def _route_by_block(
 
 class ChainConditioning(NamedTuple):
     """What a chain of blocks on the same states shares (shared velocity network): the first layer's
-    observation term (batch, H) and its time term at each solver stage of each block, (1, H) each."""
+    pre-activation without its ``x`` part at every solver stage of every block,
+    ``(n_blocks * stages_per_block, batch, H)`` (see ``VelocityMLP.stage_terms``)."""
 
-    context: th.Tensor
-    time_terms: tuple[th.Tensor, ...]
+    stage_terms: th.Tensor
 
     def rows(self, idx: th.Tensor) -> ChainConditioning:
         """The same conditioning for the samples ``idx`` only."""
-        return self._replace(context=self.context[idx])
+        return ChainConditioning(self.stage_terms[:, idx])
 
 
 class FlowActor(BasePolicy):
@@ -172,15 +172,15 @@ class FlowActor(BasePolicy):
         :param x: (batch, d) particles at ``t = block * h``
         :param block: one 0-based block index, or a (batch,) long tensor of per-sample indices
         :param log_prob_method: None, ``"exact"`` or ``"hutchinson"`` (log|det dF/dx| of each sample)
-        :param conditioning: ``self.conditioning(features)`` when the caller runs several blocks on the same states
+        :param conditioning: ``self.conditioning(features)`` when the caller runs several blocks on the same
+            states (used with one block index for all samples)
         :return: (batch, d) moved particles and (batch,) log-determinants or None
         """
-        context = None if conditioning is None else conditioning.context
         if isinstance(block, int):
-            time_terms = None
+            stage_terms = None
             if conditioning is not None:
-                stages = len(conditioning.time_terms) // self.n_blocks
-                time_terms = conditioning.time_terms[block * stages : (block + 1) * stages]
+                stages = conditioning.stage_terms.shape[0] // self.n_blocks
+                stage_terms = conditioning.stage_terms[block * stages : (block + 1) * stages]
             return integrate_block(
                 self.velocity_net(block),
                 features,
@@ -190,14 +190,11 @@ class FlowActor(BasePolicy):
                 self.n_substeps,
                 self.ode_solver,
                 log_prob_method,
-                context,
-                time_terms,
+                stage_terms,
             )
         t0 = (block.to(x.dtype) * self.h).unsqueeze(-1)  # (batch,) -> (batch, 1)
         if self.share_velocity:
-            return integrate_block(
-                self.velocities[0], features, x, t0, self.h, self.n_substeps, self.ode_solver, log_prob_method, context
-            )
+            return integrate_block(self.velocities[0], features, x, t0, self.h, self.n_substeps, self.ode_solver, log_prob_method)
         # Independent networks: route each sample to the network of its block
         x_out, log_det = _route_by_block(
             block,
@@ -211,10 +208,9 @@ class FlowActor(BasePolicy):
         """What every block of a chain on these states shares, computed once; None with independent blocks."""
         if not self.share_velocity:
             return None
-        velocity = self.velocities[0]
         offsets = stage_offsets(self.h, self.n_substeps, self.ode_solver)
         times = features.new_tensor([[n * self.h + offset] for n in range(self.n_blocks) for offset in offsets])
-        return ChainConditioning(velocity.context(features), velocity.time_term(times).split(1))
+        return ChainConditioning(self.velocities[0].stage_terms(features, times))
 
     def particles(self, features: th.Tensor, x0: th.Tensor) -> th.Tensor:
         """All intermediate particles ``x_0 .. x_N`` of the chain: (batch, d) -> (N + 1, batch, d)."""

@@ -1,0 +1,690 @@
+"""Benchmark suite: SWFP against SAC and TD3 on offline-to-online tasks, with cost and sensitivity.
+
+Every method of a task sees the same demonstrations and the same online budget:
+
+- ``bc``: the flow policy behaviour-cloned on the demonstrations, no online step (the step-0
+  evaluation of the ``swfp`` runs: same demonstrations, same BC, same seeds);
+- ``swfp``: BC, then SWFP fine-tuning (``zoo_hyperparams/swfp_o2o.yml``);
+- ``sac`` / ``td3``: from scratch (rl-zoo3 settings: ``zoo_hyperparams/{sac,td3}.yml`` or rl-zoo3's own);
+- ``sac_demos`` / ``td3_demos``: the same, with the demonstrations in the replay buffer
+  (``DemoReplayBuffer``, the demo share of SWFP's entry) and learning from the first step;
+- ``tqc`` / ``crossq`` (sb3-contrib): extra rows, from scratch, where time allows.
+
+Raw results go to ``docs/results/benchmarks/<budget>/<task>/<method>_s<seed>.json`` (one file per
+run; finished runs are skipped, so an interrupted suite resumes), and ``docs/benchmarks.md`` is
+rendered from whatever results exist: nothing in it is typed by hand.
+
+Usage::
+
+    python examples/benchmark_suite.py --tasks toy pendulum --seeds 0 1 2 --jobs 2
+    python examples/benchmark_suite.py --tasks hopper --methods swfp sac_demos --budget full
+    python examples/benchmark_suite.py --suite cost          # env-steps/s, predict latency vs N, one block vs whole chain
+    python examples/benchmark_suite.py --suite sensitivity --jobs 2   # toy: score vs N and vs W2 scale
+    python examples/benchmark_suite.py --render              # only re-render docs/benchmarks.md
+
+The ``cpu`` budget keeps each run under ~30 minutes on one core of a laptop CPU; ``full`` is the
+paper-scale budget (run it on a bigger machine: the code is the same, ``--device cuda`` moves the
+networks to a GPU).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "docs" / "results" / "benchmarks"
+PAGE = ROOT / "docs" / "benchmarks.md"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from benchmark_core import measure_speed, zoo_hyperparams  # noqa: E402  (examples/ is not a package)
+
+METHODS = ("bc", "swfp", "sac", "td3", "sac_demos", "td3_demos", "tqc", "crossq")
+RUN_METHODS = tuple(m for m in METHODS if m != "bc")  # bc is read off the swfp runs
+DEFAULT_METHODS = ("swfp", "sac", "td3", "sac_demos", "td3_demos")
+LABELS = {
+    "bc": "BC flow (no online step)",
+    "swfp": "SWFP (BC + online)",
+    "sac": "SAC from scratch",
+    "td3": "TD3 from scratch",
+    "sac_demos": "SAC + demos in buffer",
+    "td3_demos": "TD3 + demos in buffer",
+    "tqc": "TQC from scratch",
+    "crossq": "CrossQ from scratch",
+}
+
+
+@dataclass(frozen=True)
+class Task:
+    """One benchmark task: env, demonstrations, budgets and evaluation protocol.
+
+    :param env_id: Gymnasium id.
+    :param demos: How the demonstrations are made: ``"toy"``, ``"scripted:<noise>:<episodes>"``
+        (the shipped scripted expert with relative action noise) or ``"file:<name>"`` (shipped in
+        ``sb3_swfp/data/demos``).
+    :param cpu_steps: Online env steps per run under the ``cpu`` budget.
+    :param full_steps: Online env steps under the ``full`` budget.
+    :param eval_every: Evaluate every this many env steps.
+    :param eval_episodes: Episodes per evaluation.
+    :param deterministic_eval: Deterministic actions (x0 = 0 for flows); the toy samples instead.
+    :param learning_starts_cap: Under the ``cpu`` budget, from-scratch methods start learning after
+        at most this many steps (rl-zoo3's MuJoCo value of 10,000 would leave nothing of a short run).
+    """
+
+    env_id: str
+    demos: str
+    cpu_steps: int
+    full_steps: int
+    eval_every: int
+    eval_episodes: int
+    deterministic_eval: bool = True
+    learning_starts_cap: int = 1000
+
+    @property
+    def success_metric(self) -> bool:
+        """PointMaze: an episode succeeds when it collects any (sparse) reward, i.e. reaches the goal."""
+        return self.env_id.startswith("PointMaze")
+
+
+TASKS: dict[str, Task] = {
+    "toy": Task("SWFPToyBandit-v0", "toy", 4000, 20_000, 500, 500, deterministic_eval=False),
+    "pendulum": Task("Pendulum-v1", "scripted:0.6:10", 8000, 20_000, 1000, 10),
+    "umaze": Task("PointMaze_UMaze-v3", "scripted:3.0:20", 10_000, 100_000, 2000, 10),
+    "medium": Task("PointMaze_Medium-v3", "scripted:3.0:20", 15_000, 300_000, 3000, 10),
+    "hopper": Task("Hopper-v5", "file:Hopper-v5", 10_000, 1_000_000, 2000, 5, learning_starts_cap=2000),
+    "walker": Task("Walker2d-v5", "file:Walker2d-v5", 10_000, 1_000_000, 2000, 5, learning_starts_cap=2000),
+    "halfcheetah": Task("HalfCheetah-v5", "file:HalfCheetah-v5", 10_000, 1_000_000, 2000, 5, learning_starts_cap=2000),
+}
+
+#: Demonstration seed: every method and every seed of a task sees the same demonstrations
+DEMO_SEED = 0
+
+
+def make_env(env_id: str):
+    """The env, with gymnasium-robotics registered for PointMaze and the toy registered by importing sb3_swfp."""
+    import sb3_swfp.envs  # noqa: F401  (registers SWFPToyBandit-v0)
+    from sb3_swfp.experts import make_expert_env
+
+    return make_expert_env(env_id)
+
+
+def make_demonstrations(task: Task):
+    """The task's demonstrations (deterministic: the same for every method and seed)."""
+    from sb3_swfp.common.demos import collect_demonstrations, load_demonstrations
+
+    kind, _, spec = task.demos.partition(":")
+    if kind == "toy":
+        from sb3_swfp.envs.toy import toy_demonstrations
+
+        return toy_demonstrations(1000, seed=DEMO_SEED)
+    if kind == "scripted":
+        from sb3_swfp.experts import make_expert
+
+        noise, episodes = spec.split(":")
+        env = make_env(task.env_id)
+        expert = make_expert(env, noise_std=float(noise), seed=DEMO_SEED)
+        return collect_demonstrations(env, expert, n_episodes=int(episodes), seed=DEMO_SEED)
+    if kind == "file":
+        from sb3_swfp.data import demo_path
+
+        return load_demonstrations(demo_path(spec))
+    raise ValueError(f"unknown demonstration source {task.demos!r}")
+
+
+def swfp_o2o_entry(env_id: str) -> tuple[dict[str, Any], dict[str, Any], float | None]:
+    """SWFP kwargs, BC kwargs and demo ratio (None: no demos in the buffer) from ``swfp_o2o.yml``."""
+    import yaml
+
+    entry = dict(yaml.safe_load((ROOT / "zoo_hyperparams" / "swfp_o2o.yml").read_text())[env_id])
+    ((_, bc_kwargs),) = entry.pop("callback")[0].items()
+    bc_kwargs = {key: value for key, value in bc_kwargs.items() if key != "demonstrations"}
+    demo_ratio = None
+    if "replay_buffer_kwargs" in entry:
+        entry.pop("replay_buffer_class")
+        buffer_kwargs = entry.pop("replay_buffer_kwargs")
+        demo_ratio = float(buffer_kwargs.split("demo_ratio=")[1].split(")")[0].split(",")[0])
+    for zoo_only in ("n_timesteps", "monitor_kwargs"):
+        entry.pop(zoo_only, None)
+    return _sb3_kwargs(entry), bc_kwargs, demo_ratio
+
+
+def _sb3_kwargs(entry: dict[str, Any]) -> dict[str, Any]:
+    """rl-zoo3 entry values as SB3 constructor arguments (``policy_kwargs`` strings evaluated)."""
+    import torch as th
+    from torch import nn
+
+    if isinstance(entry.get("policy_kwargs"), str):
+        entry["policy_kwargs"] = eval(entry["policy_kwargs"], {"nn": nn, "th": th, "dict": dict})  # zoo convention
+    return entry
+
+
+def baseline_kwargs(algo: str, task: Task, budget: str) -> dict[str, Any]:
+    """rl-zoo3 settings of ``algo`` for the task (ours where we have an entry), SB3 defaults otherwise."""
+    try:
+        kwargs = zoo_hyperparams(algo, task.env_id)
+    except KeyError:
+        kwargs = {"policy": "MultiInputPolicy" if task.success_metric else "MlpPolicy"}
+    kwargs.pop("monitor_kwargs", None)
+    if budget == "cpu":
+        kwargs["learning_starts"] = min(kwargs.get("learning_starts", 100), task.learning_starts_cap)
+    return kwargs
+
+
+def make_model(method: str, task: Task, demos, seed: int, budget: str, device: str, overrides: dict[str, Any] | None = None):
+    """The model of ``method`` for ``task`` (for ``swfp``, behaviour-cloned already)."""
+    from stable_baselines3 import SAC, TD3
+
+    from sb3_swfp import SWFP
+    from sb3_swfp.common.buffers import DemoReplayBuffer
+
+    env = make_env(task.env_id)
+    if method == "swfp":
+        kwargs, bc_kwargs, demo_ratio = swfp_o2o_entry(task.env_id)
+        kwargs.update(overrides or {})
+        policy = kwargs.pop("policy")
+        if demo_ratio is not None:
+            kwargs.update(replay_buffer_class=DemoReplayBuffer, replay_buffer_kwargs=dict(demonstrations=demos, demo_ratio=demo_ratio))
+        model = SWFP(policy, env, seed=seed, device=device, **kwargs)
+        model.pretrain(demos, **bc_kwargs)
+        return model
+    algo, _, with_demos = method.partition("_")
+    if algo in ("tqc", "crossq"):
+        from sb3_contrib import TQC, CrossQ
+
+        cls = {"tqc": TQC, "crossq": CrossQ}[algo]
+    else:
+        cls = {"sac": SAC, "td3": TD3}[algo]
+    kwargs = baseline_kwargs(algo, task, budget)
+    if with_demos:
+        _, _, demo_ratio = swfp_o2o_entry(task.env_id)
+        for her_only in ("replay_buffer_class", "replay_buffer_kwargs"):
+            kwargs.pop(her_only, None)
+        kwargs.update(
+            replay_buffer_class=DemoReplayBuffer,
+            replay_buffer_kwargs=dict(demonstrations=demos, demo_ratio=demo_ratio or 0.25),
+            learning_starts=0,  # the demonstrations are there from the first step, as for SWFP
+        )
+    kwargs.update(overrides or {})
+    policy = kwargs.pop("policy")
+    return cls(policy, env, seed=seed, device=device, **kwargs)
+
+
+def evaluate(model, env, task: Task) -> tuple[float, float, float | None]:
+    """Mean and std of the episode returns, and the success rate on PointMaze."""
+    from stable_baselines3.common.evaluation import evaluate_policy
+
+    returns, _ = evaluate_policy(
+        model, env, n_eval_episodes=task.eval_episodes, deterministic=task.deterministic_eval, return_episode_rewards=True
+    )
+    success = float(np.mean(np.asarray(returns) > 0)) if task.success_metric else None
+    return float(np.mean(returns)), float(np.std(returns)), success
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the repository when it is inside it."""
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
+def result_path(budget: str, task_name: str, method: str, seed: int) -> Path:
+    return RESULTS / budget / task_name / f"{method}_s{seed}.json"
+
+
+def run_one(job: tuple[str, str, int, str, str]) -> str:
+    """One (task, method, seed) run: evaluate at step 0 and every ``eval_every`` steps; write its JSON."""
+    task_name, method, seed, budget, device = job
+    out = result_path(budget, task_name, method, seed)
+    if out.exists():
+        return f"skip {_shown(out)}"
+    import torch as th
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.monitor import Monitor
+
+    th.set_num_threads(1)
+    task = TASKS[task_name]
+    steps = task.cpu_steps if budget == "cpu" else task.full_steps
+    start = time.perf_counter()
+    demos = make_demonstrations(task)
+    eval_env = Monitor(make_env(task.env_id))
+    eval_env.reset(seed=10_000 + seed)
+    model = make_model(method, task, demos, seed, budget, device)
+    curve = [(0, *evaluate(model, eval_env, task))]
+
+    class Evaluate(BaseCallback):
+        def _on_step(self) -> bool:
+            if self.num_timesteps % task.eval_every == 0:
+                curve.append((self.num_timesteps, *evaluate(self.model, eval_env, task)))
+            return True
+
+    error = None
+    online_start = time.perf_counter()
+    try:
+        model.learn(steps, callback=Evaluate())
+    except FloatingPointError as exc:  # SWFP's NaN guard: keep the run and report the divergence
+        error = f"{type(exc).__name__} at env step {model.num_timesteps}: {exc}"
+    result = {
+        "task": task_name,
+        "task_spec": asdict(task),
+        "method": method,
+        "seed": seed,
+        "budget": budget,
+        "online_steps": steps,
+        "curve": curve,
+        "error": error,
+        "wall_s": time.perf_counter() - start,
+        "online_wall_s": time.perf_counter() - online_start,
+        "demos": {"transitions": len(demos), "episode_return_mean": _demo_return(demos)},
+        "hyperparams": {key: repr(value) for key, value in _describe(model).items()},
+        "command": f"python examples/benchmark_suite.py --tasks {task_name} --methods {method} --seeds {seed} --budget {budget}",
+        "device": str(model.device),
+        "torch_threads": th.get_num_threads(),
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1))
+    return f"done {_shown(out)} in {result['wall_s']:.0f}s"
+
+
+def _demo_return(demos) -> float | None:
+    returns = demos.episode_returns()
+    return float(returns.mean()) if len(returns) else None
+
+
+def _describe(model) -> dict[str, Any]:
+    """The hyperparameters that tell runs apart (what SB3 saves, without the heavy objects)."""
+    keys = (
+        "learning_rate", "actor_learning_rate", "batch_size", "buffer_size", "learning_starts", "gamma", "tau",
+        "train_freq", "gradient_steps", "policy_delay", "n_blocks", "ent_coef", "w2_coef", "jko_step_size",
+        "q_normalization", "critic_entropy", "actor_learning_starts", "policy_kwargs", "replay_buffer_class",
+    )  # fmt: skip
+    return {key: getattr(model, key) for key in keys if hasattr(model, key)}
+
+
+# --- Sensitivity (Fig. 5): the toy, score vs N and vs W2 scale --------------------------------------
+
+SENSITIVITY_N = (1, 2, 3, 5, 8)
+SENSITIVITY_W2 = (0.1, 0.4, 1.0, 5.0)
+
+
+def run_sensitivity(job: tuple[str, float, int]) -> str:
+    """One toy fine-tuning run with ``n_blocks`` or ``w2_coef`` changed; scores 2000 stochastic samples."""
+    name, value, seed = job
+    out = RESULTS / "sensitivity" / f"{name}{value:g}_s{seed}.json"
+    if out.exists():
+        return f"skip {_shown(out)}"
+    import torch as th
+
+    from sb3_swfp.envs.toy import high_reward_mode_share, toy_reward
+
+    th.set_num_threads(1)
+    task = TASKS["toy"]
+    start = time.perf_counter()
+    override = {"n_blocks": int(value)} if name == "n_blocks" else {"w2_coef": float(value)}
+    model = make_model("swfp", task, make_demonstrations(task), seed, "cpu", "cpu", override)
+
+    def score() -> dict[str, float]:
+        actions, _ = model.predict(np.zeros((2000, 1), dtype=np.float32), deterministic=False)
+        return {"mean_reward": float(toy_reward(actions).mean()), "high_reward_share": high_reward_mode_share(actions)}
+
+    before = score()
+    model.learn(task.cpu_steps)
+    result = {"parameter": name, "value": value, "seed": seed, "bc": before, "final": score(), "wall_s": time.perf_counter() - start}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1))
+    return f"done {_shown(out)}"
+
+
+# --- Cost (Sec. 4.3) --------------------------------------------------------------------------------
+
+COST_N = (1, 2, 5, 10, 20)
+UPDATE_N = (5, 10, 20)
+
+
+def run_cost(device: str) -> None:
+    """Training env-steps/s (SWFP vs SAC vs TD3), predict latency vs N, and one-block vs whole-chain actor updates."""
+    import gymnasium as gym
+    import torch as th
+
+    th.set_num_threads(1)
+    obs = gym.make("Pendulum-v1").reset(seed=0)[0]
+    speed = {name: measure_speed(algo, obs, **cfg) for name, algo, cfg in (("swfp", "swfp", {}), ("sac", "sac", {}), ("td3", "td3", {}))}
+    latency = {f"swfp_N{n}": measure_speed("swfp", obs, n_train=0, n_blocks=n)["predict_ms_median"] for n in COST_N}
+    latency["sac"] = speed["sac"]["predict_ms_median"]
+    updates = {n: actor_update_cost(n, device) for n in UPDATE_N}
+    result = {
+        "speed": speed,
+        "predict_ms": latency,
+        "actor_update": updates,
+        "device": device,
+        "command": "python examples/benchmark_suite.py --suite cost",
+        "cpu_count": os.cpu_count(),
+    }
+    (RESULTS / "cost.json").parent.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "cost.json").write_text(json.dumps(result, indent=1))
+
+
+def actor_update_cost(n_blocks: int, device: str, batch_size: int = 256, repeats: int = 20) -> dict[str, float]:
+    """Median time and peak memory of SWFP's one-block JKO update vs back-propagating through the whole chain.
+
+    The whole-chain update is what a flow policy trained end to end would do (``x_0 -> x_N`` with
+    gradient through all N blocks, loss ``-Q(x_N)/alpha - sum_n log|det|``); it is the paper's
+    point of comparison (Sec. 4.3), not part of SWFP.
+    """
+    import torch as th
+
+    from sb3_swfp import SWFP
+    from sb3_swfp.common.flow import standard_normal_log_prob
+
+    model = SWFP("FlowPolicy", "Pendulum-v1", n_blocks=n_blocks, learning_starts=0, batch_size=batch_size, device=device, seed=0)
+    model.learn(batch_size + 1)  # a replay buffer to sample states from
+    observations = model.replay_buffer.sample(batch_size).observations
+    ent_coef = model._current_ent_coef()
+    actor = model.actor
+
+    def one_block() -> None:
+        model._actor_update(observations, ent_coef, {"actor_loss": [], "actor_q_term": [], "actor_log_det": [], "w2_prev": [], "w2_old": []})
+
+    def whole_chain() -> None:
+        features = actor.extract_features(observations, actor.features_extractor)
+        x0 = th.randn(batch_size, actor.action_dim, device=model.device)
+        x, log_prob = x0, standard_normal_log_prob(x0)
+        for n in range(n_blocks):
+            x, log_det = actor.block(features, x, n, actor.log_prob_method)
+            log_prob = log_prob - log_det
+        q = th.cat(model.critic(observations, x.clamp(-1, 1)), dim=1).min(dim=1).values
+        loss = (-q / ent_coef + log_prob).mean()
+        actor.optimizer.zero_grad()
+        loss.backward()
+        actor.optimizer.step()
+
+    result = {}
+    for name, update in (("one_block", one_block), ("whole_chain", whole_chain)):
+        for _ in range(3):
+            update()  # warm-up
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            update()
+            if model.device.type == "cuda":
+                th.cuda.synchronize()
+            times.append(time.perf_counter() - t0)
+        result[f"{name}_ms"] = 1e3 * float(np.median(times))
+        result[f"{name}_peak_mib"] = _peak_memory_mib(update, model.device)
+    return result
+
+
+def _peak_memory_mib(update, device) -> float:
+    """Peak memory of one call: CUDA ``max_memory_allocated``, or on CPU the running sum of the profiler's allocations."""
+    import torch as th
+
+    if device.type == "cuda":
+        th.cuda.reset_peak_memory_stats()
+        base = th.cuda.memory_allocated()
+        update()
+        return (th.cuda.max_memory_allocated() - base) / 2**20
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        update()
+    events = sorted((e for e in prof.events() if e.cpu_memory_usage != 0), key=lambda e: e.time_range.start)
+    # Allocation events carry positive sizes and frees negative ones; the running sum's maximum is the peak
+    running = peak = 0
+    for event in events:
+        if not event.cpu_children:  # leaf events only, so that nothing is counted twice
+            running += event.cpu_memory_usage
+            peak = max(peak, running)
+    return peak / 2**20
+
+
+# --- Rendering --------------------------------------------------------------------------------------
+
+
+def _load(pattern: str) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted(RESULTS.glob(pattern))]
+
+
+def _final(run: dict) -> tuple[float, float | None]:
+    _, mean, _, success = run["curve"][-1]
+    return mean, success
+
+
+def _initial(run: dict) -> tuple[float, float | None]:
+    _, mean, _, success = run["curve"][0]
+    return mean, success
+
+
+def _mean_std(values: list[float]) -> str:
+    return f"{np.mean(values):.1f} ± {np.std(values):.1f}" if values else "–"
+
+
+def render() -> None:
+    """Re-render docs/benchmarks.md and its PNGs from the raw results."""
+    lines = [
+        "# Benchmarks: SWFP against SAC and TD3, offline-to-online",
+        "",
+        "Rendered by `python examples/benchmark_suite.py --render` from the raw results in",
+        "`docs/results/benchmarks/` (one JSON per run); nothing here is typed by hand.  Machine: 2-core",
+        "CPU, one torch thread per run, runs two at a time.  Scores are the mean deterministic episode",
+        "return (the toy: the mean reward of stochastic samples; PointMaze: also the success rate) over",
+        "the seeds, ± the std over seeds.  `bc` is the step-0 evaluation of the `swfp` runs.",
+        "",
+    ]
+    for budget in ("cpu", "full"):
+        runs = _load(f"{budget}/*/*.json")
+        if not runs:
+            continue
+        lines += [f"## Budget `{budget}`", ""]
+        by_task: dict[str, list[dict]] = {}
+        for run in runs:
+            by_task.setdefault(run["task"], []).append(run)
+        for task_name in [t for t in TASKS if t in by_task]:
+            lines += _render_task(budget, task_name, by_task[task_name])
+    lines += _render_sensitivity() + _render_cost()
+    PAGE.write_text("\n".join(lines) + "\n")
+    print(f"wrote {_shown(PAGE)}")
+
+
+def _render_task(budget: str, task_name: str, runs: list[dict]) -> list[str]:
+    task = TASKS[task_name]
+    demos = runs[0]["demos"]
+    demo_return = demos["episode_return_mean"]
+    lines = [
+        f"### {task.env_id} ({runs[0]['online_steps']} online steps)",
+        "",
+        f"Demonstrations: {task.demos} ({demos['transitions']} transitions"
+        + (f", mean episode return {demo_return:.1f})" if demo_return is not None else ")")
+        + f"; evaluation every {task.eval_every} steps over {task.eval_episodes} episodes.",
+        "",
+        "| method | seeds | initial | final | best eval (mean over seeds) | " + ("final success | " if task.success_metric else "") + "online wall time |",
+        "|---|---|---|---|---|" + ("---|" if task.success_metric else "") + "---|",
+    ]
+    methods: dict[str, list[dict]] = {}
+    for run in runs:
+        methods.setdefault(run["method"], []).append(run)
+    if "swfp" in methods:
+        methods["bc"] = methods["swfp"]
+    finals: dict[str, float] = {}
+    for method in [m for m in METHODS if m in methods]:
+        group = methods[method]
+        initial = [_initial(r)[0] for r in group]
+        final = initial if method == "bc" else [_final(r)[0] for r in group]
+        finals[method] = float(np.mean(final))
+        curves = [np.array([c[1] for c in r["curve"]]) for r in group]
+        n = min(len(c) for c in curves)
+        best = initial if method == "bc" else [float(np.stack([c[:n] for c in curves]).mean(0).max())]
+        row = f"| {LABELS[method]} | {len(group)} | {_mean_std(initial)} | {_mean_std(final)} | {np.mean(best):.1f} | "
+        if task.success_metric:
+            successes = [(_initial(r) if method == "bc" else _final(r))[1] for r in group]
+            row += f"{np.mean(successes):.2f} | "
+        wall = "–" if method == "bc" else f"{np.mean([r['online_wall_s'] for r in group]) / 60:.1f} min"
+        errors = [r["error"] for r in group if r.get("error")]
+        lines.append(row + wall + (f" ({len(errors)} stopped by the NaN guard)" if errors else "") + " |")
+    lines.append("")
+    if "swfp" in finals:
+        others = {m: v for m, v in finals.items() if m not in ("swfp", "bc")}
+        if others:
+            best_other = max(others, key=others.get)
+            verdict = "ahead of" if finals["swfp"] >= others[best_other] else "behind"
+            lines.append(
+                f"SWFP's final score is {verdict} the best other method here ({LABELS[best_other]}: "
+                f"{others[best_other]:.1f} vs {finals['swfp']:.1f}); BC → SWFP: {finals['bc']:.1f} → {finals['swfp']:.1f}."
+            )
+            lines.append("")
+    png = RESULTS / budget / f"{task_name}.png"
+    _plot_task(png, task, methods, demo_return)
+    lines += [f"![{task.env_id}](results/benchmarks/{budget}/{task_name}.png)", ""]
+    commands = sorted({r["command"].rsplit(" --seeds", 1)[0] for r in runs})
+    seeds = sorted({r["seed"] for r in runs})
+    lines += ["Commands (each with `--seeds " + " ".join(map(str, seeds)) + "`):", "", *[f"- `{c}`" for c in commands], ""]
+    return lines
+
+
+def _plot_task(path: Path, task: Task, methods: dict[str, list[dict]], demo_return: float | None) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for color, method in enumerate(m for m in METHODS if m in methods and m != "bc"):
+        curves = [np.array([c[:2] for c in r["curve"]]) for r in methods[method]]
+        n = min(len(c) for c in curves)
+        steps, means = curves[0][:n, 0], np.stack([c[:n, 1] for c in curves])
+        ax.plot(steps, means.mean(0), color=f"C{color}", label=f"{LABELS[method]} ({len(curves)})")
+        ax.fill_between(steps, means.mean(0) - means.std(0), means.mean(0) + means.std(0), color=f"C{color}", alpha=0.15)
+    if demo_return is not None:
+        ax.axhline(demo_return, color="grey", linestyle="--", linewidth=1, label="demonstrations")
+    ax.set_xlabel("online env steps")
+    ax.set_ylabel("mean eval return")
+    ax.set_title(f"{task.env_id} (mean ± std over seeds)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _render_sensitivity() -> list[str]:
+    runs = _load("sensitivity/*.json")
+    if not runs:
+        return []
+    lines = [
+        "## Sensitivity (paper Fig. 5): the toy, score vs N and vs W2 scale",
+        "",
+        "Command: `python examples/benchmark_suite.py --suite sensitivity --jobs 2`.  The toy's fine-tuning settings",
+        "(`swfp_o2o.yml`, N = 6, `w2_coef` = 2) with one of them changed; share of 2000 stochastic samples in the",
+        "high-reward modes after BC and after fine-tuning (mean ± std over seeds).",
+        "",
+        "| parameter | value | seeds | after BC | after fine-tuning | mean reward after fine-tuning |",
+        "|---|---|---|---|---|---|",
+    ]
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3.2))
+    for ax, name in zip(axes, ("n_blocks", "w2_coef")):
+        values = sorted({r["value"] for r in runs if r["parameter"] == name})
+        means, stds = [], []
+        for value in values:
+            group = [r for r in runs if r["parameter"] == name and r["value"] == value]
+            bc = [r["bc"]["high_reward_share"] for r in group]
+            final = [r["final"]["high_reward_share"] for r in group]
+            reward = [r["final"]["mean_reward"] for r in group]
+            means.append(np.mean(final))
+            stds.append(np.std(final))
+            lines.append(
+                f"| {name} | {value:g} | {len(group)} | {np.mean(bc):.2f} ± {np.std(bc):.2f} | "
+                f"{np.mean(final):.2f} ± {np.std(final):.2f} | {np.mean(reward):.3f} |"
+            )
+        ax.errorbar(values, means, yerr=stds, marker="o", capsize=3)
+        ax.set_xscale("log" if name == "w2_coef" else "linear")
+        ax.set_xlabel("N (n_blocks)" if name == "n_blocks" else "W2 scale (w2_coef)")
+        ax.set_ylabel("share in high-reward modes")
+        ax.set_ylim(0, 1.05)
+    fig.tight_layout()
+    fig.savefig(RESULTS / "sensitivity.png", dpi=100)
+    plt.close(fig)
+    return [*lines, "", "![sensitivity](results/benchmarks/sensitivity.png)", ""]
+
+
+def _render_cost() -> list[str]:
+    path = RESULTS / "cost.json"
+    if not path.exists():
+        return []
+    cost = json.loads(path.read_text())
+    speed = cost["speed"]
+    sac = speed["sac"]
+    lines = [
+        "## Cost (paper Sec. 4.3)",
+        "",
+        f"Command: `{cost['command']}` (device: {cost['device']}); Pendulum-v1, batch 256, one gradient step per",
+        "env step, every measurement in one process one after the other (quote the ratios: the machine is noisy).",
+        "",
+        "| algo | train env-steps/s | ratio to SAC | predict latency (ms, median) | ratio to SAC |",
+        "|---|---|---|---|---|",
+    ]
+    for name, row in speed.items():
+        lines.append(
+            f"| {name} | {row['train_steps_per_s']:.1f} | {row['train_steps_per_s'] / sac['train_steps_per_s']:.2f}× | "
+            f"{row['predict_ms_median']:.3f} | {row['predict_ms_median'] / sac['predict_ms_median']:.2f}× |"
+        )
+    lines += ["", "`predict` latency for one observation vs the number of blocks N (midpoint solver):", ""]
+    lines += ["| policy | latency (ms, median) | ratio to SAC |", "|---|---|---|"]
+    for name, ms in cost["predict_ms"].items():
+        lines.append(f"| {name} | {ms:.3f} | {ms / cost['predict_ms']['sac']:.2f}× |")
+    lines += [
+        "",
+        "Actor update, batch 256: SWFP's one-block JKO step vs back-propagating through the whole chain",
+        "(time: median of 20; memory: peak of one update, " + ("CUDA `max_memory_allocated`" if cost["device"].startswith("cuda") else "CPU, from the profiler's allocation events") + "):",
+        "",
+        "| N | one block (ms) | whole chain (ms) | ratio | one block peak (MiB) | whole chain peak (MiB) | ratio |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for n, row in cost["actor_update"].items():
+        lines.append(
+            f"| {n} | {row['one_block_ms']:.1f} | {row['whole_chain_ms']:.1f} | {row['whole_chain_ms'] / row['one_block_ms']:.1f}× | "
+            f"{row['one_block_peak_mib']:.1f} | {row['whole_chain_peak_mib']:.1f} | "
+            f"{row['whole_chain_peak_mib'] / max(row['one_block_peak_mib'], 1e-9):.1f}× |"
+        )
+    return [*lines, ""]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--suite", choices=("runs", "cost", "sensitivity"), default="runs")
+    parser.add_argument("--tasks", nargs="+", default=["toy", "pendulum"], choices=list(TASKS))
+    parser.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS), choices=RUN_METHODS)
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--budget", choices=("cpu", "full"), default="cpu")
+    parser.add_argument("--device", default="cpu", help="torch device of every model ('cuda' on a GPU machine)")
+    parser.add_argument("--jobs", type=int, default=1, help="independent processes, one torch thread each")
+    parser.add_argument("--render", action="store_true", help="only re-render docs/benchmarks.md")
+    args = parser.parse_args()
+    if not args.render:
+        if args.suite == "cost":
+            run_cost(args.device)
+        else:
+            if args.suite == "runs":
+                function = run_one
+                jobs: list[Any] = [(t, m, s, args.budget, args.device) for t in args.tasks for m in args.methods for s in args.seeds]
+            else:
+                function = run_sensitivity
+                grid = [("n_blocks", float(n)) for n in SENSITIVITY_N] + [("w2_coef", w) for w in SENSITIVITY_W2]
+                jobs = [(name, value, seed) for name, value in grid for seed in args.seeds]
+            with mp.get_context("spawn").Pool(args.jobs) as pool:
+                for message in pool.imap_unordered(function, jobs):
+                    print(message, flush=True)
+    render()
+
+
+if __name__ == "__main__":
+    main()

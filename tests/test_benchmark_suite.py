@@ -1,0 +1,53 @@
+"""The benchmark runner end to end on a tiny toy task: runs, resumes, renders (numbers are not checked here)."""
+
+import dataclasses
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def suite(tmp_path, monkeypatch):
+    pytest.importorskip("rl_zoo3")
+    spec = importlib.util.spec_from_file_location("benchmark_suite", ROOT / "examples" / "benchmark_suite.py")
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "benchmark_suite", module)  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    monkeypatch.setattr(module, "RESULTS", tmp_path / "results")
+    monkeypatch.setattr(module, "PAGE", tmp_path / "benchmarks.md")
+    tiny = dataclasses.replace(module.TASKS["toy"], cpu_steps=120, eval_every=60, eval_episodes=20, learning_starts_cap=50)
+    monkeypatch.setitem(module.TASKS, "toy", tiny)
+    entry = module.swfp_o2o_entry
+
+    def short_entry(env_id):
+        kwargs, bc_kwargs, demo_ratio = entry(env_id)
+        kwargs.update(learning_starts=50, actor_learning_starts=0, batch_size=32, policy_kwargs=dict(net_arch=[32]))
+        return kwargs, {**bc_kwargs, "gradient_steps": 20}, demo_ratio
+
+    monkeypatch.setattr(module, "swfp_o2o_entry", short_entry)
+    return module
+
+
+def test_runs_resume_and_render(suite):
+    messages = [suite.run_one(("toy", method, 0, "cpu", "cpu")) for method in ("swfp", "sac_demos")]
+    assert all(message.startswith("done") for message in messages)
+    path = suite.result_path("cpu", "toy", "swfp", 0)
+    result = json.loads(path.read_text())
+    # evaluations at step 0 (after BC) and every eval_every steps, with the same demonstrations for every method
+    assert [point[0] for point in result["curve"]] == [0, 60, 120]
+    assert result["demos"]["transitions"] == 1000
+    assert json.loads(suite.result_path("cpu", "toy", "sac_demos", 0).read_text())["demos"] == result["demos"]
+    # finished runs are skipped, results untouched
+    before = path.read_text()
+    assert suite.run_one(("toy", "swfp", 0, "cpu", "cpu")).startswith("skip")
+    assert path.read_text() == before
+    suite.render()
+    page = suite.PAGE.read_text()
+    assert "| BC flow (no online step) | 1 |" in page and "| SWFP (BC + online) | 1 |" in page
+    assert "| SAC + demos in buffer | 1 |" in page
+    assert (suite.RESULTS / "cpu" / "toy.png").exists()

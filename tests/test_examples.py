@@ -1,0 +1,24 @@
+"""The example scripts and the zoo files they mirror agree (settings kept in two places must not drift)."""
+
+import importlib.util
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_example(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "examples" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_offline_to_online_settings_are_the_zoo_entry():
+    example = load_example("offline_to_online")
+    entry = yaml.safe_load((ROOT / "zoo_hyperparams" / "swfp_o2o.yml").read_text())[example.ENV_ID]
+    assert {key: entry[key] for key in example.FINETUNE_KWARGS} == example.FINETUNE_KWARGS
+    ((_, bc_kwargs),) = entry["callback"][0].items()
+    assert {key: bc_kwargs[key] for key in example.BC_KWARGS} == example.BC_KWARGS
+    assert "demo_ratio=0.25" in entry["replay_buffer_kwargs"]
