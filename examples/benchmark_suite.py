@@ -417,7 +417,26 @@ def actor_update_cost(n_blocks: int, device: str, batch_size: int = 256, repeats
             times.append(time.perf_counter() - t0)
         result[f"{name}_ms"] = 1e3 * float(np.median(times))
         result[f"{name}_peak_mib"] = _peak_memory_mib(update, model.device)
+        result[f"{name}_saved_mib"] = _saved_for_backward_mib(update)
     return result
+
+
+def _saved_for_backward_mib(update) -> float:
+    """MiB of the activations autograd keeps for the backward pass of one call: each storage counted once,
+    parameters (which are saved by reference) left out."""
+    import torch as th
+
+    storages: dict[int, int] = {}
+
+    def pack(tensor):
+        if not (tensor.is_leaf and tensor.requires_grad):
+            storage = tensor.untyped_storage()
+            storages[storage.data_ptr()] = storage.nbytes()
+        return tensor
+
+    with th.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        update()
+    return sum(storages.values()) / 2**20
 
 
 def _peak_memory_mib(update, device) -> float:
@@ -433,13 +452,13 @@ def _peak_memory_mib(update, device) -> float:
 
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         update()
-    events = sorted((e for e in prof.events() if e.cpu_memory_usage != 0), key=lambda e: e.time_range.start)
-    # Allocation events carry positive sizes and frees negative ones; the running sum's maximum is the peak
+    # Each event's own allocations (positive) and frees (negative), in time order; the running sum's
+    # maximum is the peak above what was allocated before the call
+    events = sorted((e for e in prof.events() if e.self_cpu_memory_usage != 0), key=lambda e: e.time_range.start)
     running = peak = 0
     for event in events:
-        if not event.cpu_children:  # leaf events only, so that nothing is counted twice
-            running += event.cpu_memory_usage
-            peak = max(peak, running)
+        running += event.self_cpu_memory_usage
+        peak = max(peak, running)
     return peak / 2**20
 
 
@@ -646,14 +665,16 @@ def _render_cost() -> list[str]:
         "Actor update, batch 256: SWFP's one-block JKO step vs back-propagating through the whole chain",
         "(time: median of 20; memory: peak of one update, " + ("CUDA `max_memory_allocated`" if cost["device"].startswith("cuda") else "CPU, from the profiler's allocation events") + "):",
         "",
-        "| N | one block (ms) | whole chain (ms) | ratio | one block peak (MiB) | whole chain peak (MiB) | ratio |",
-        "|---|---|---|---|---|---|---|",
+        "| N | one block (ms) | whole chain (ms) | ratio | one block peak (MiB) | whole chain peak (MiB) | ratio | "
+        "saved for backward, one block / whole chain (MiB) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for n, row in cost["actor_update"].items():
         lines.append(
             f"| {n} | {row['one_block_ms']:.1f} | {row['whole_chain_ms']:.1f} | {row['whole_chain_ms'] / row['one_block_ms']:.1f}× | "
             f"{row['one_block_peak_mib']:.1f} | {row['whole_chain_peak_mib']:.1f} | "
-            f"{row['whole_chain_peak_mib'] / max(row['one_block_peak_mib'], 1e-9):.1f}× |"
+            f"{row['whole_chain_peak_mib'] / max(row['one_block_peak_mib'], 1e-9):.1f}× | "
+            f"{row['one_block_saved_mib']:.1f} / {row['whole_chain_saved_mib']:.1f} |"
         )
     return [*lines, ""]
 

@@ -8,7 +8,8 @@ On Pendulum-v1, in a few minutes on a laptop CPU:
 3. fine-tune online with SWFP (stepwise JKO updates, soft-Q critic) with the demonstrations
    mixed into each batch, evaluating every ``--eval-every`` steps (settings: ``FINETUNE_KWARGS``,
    the Pendulum-v1 entry of ``zoo_hyperparams/swfp_o2o.yml``);
-4. train SAC from scratch (rl-zoo3 settings) on the same online budget, evaluated the same way;
+4. train SAC from scratch (rl-zoo3 settings) on the same online budget, evaluated the same way
+   (in a second process, alongside steps 1-3);
 5. print a table, write a learning-curve PNG and TensorBoard logs under ``--out``.
 
 Usage::
@@ -17,12 +18,15 @@ Usage::
     python examples/offline_to_online.py --online-steps 20000 --out runs/o2o_long
     # one change to the fine-tuning settings, without the SAC baseline (the ablations of docs/offline_to_online.md)
     python examples/offline_to_online.py --swfp-kwargs '{"q_normalization": false}' --no-sac
+    # the tables of docs/offline_to_online.md, from the results.json files copied under docs/results/offline_to_online/
+    python examples/offline_to_online.py --render docs/results/offline_to_online
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing as mp
 import time
 from pathlib import Path
 
@@ -81,6 +85,17 @@ def evaluate(model, env: gym.Env, n_episodes: int) -> tuple[float, float]:
     return float(np.mean(returns)), float(np.std(returns))
 
 
+def train_sac(online_steps: int, eval_every: int, eval_episodes: int, seed: int, tb_log: str) -> list[tuple[int, float, float]]:
+    """SAC from scratch (rl-zoo3's Pendulum-v1 settings: learning_rate 1e-3), evaluated as SWFP is; its curve."""
+    th.set_num_threads(1)
+    eval_env = Monitor(gym.make(ENV_ID))
+    eval_env.reset(seed=10_000 + seed)
+    sac = SAC("MlpPolicy", ENV_ID, learning_rate=1e-3, tensorboard_log=tb_log, seed=seed)
+    curve = [(0, *evaluate(sac, eval_env, eval_episodes))]
+    sac.learn(online_steps, callback=EvalCurve(eval_env, eval_every, eval_episodes, curve), tb_log_name="SAC_scratch")
+    return curve
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="runs/offline_to_online", help="folder for the PNG, JSON and TensorBoard logs")
@@ -93,13 +108,23 @@ def main() -> None:
     parser.add_argument("--swfp-kwargs", type=json.loads, default={}, help="JSON dict of SWFP arguments that replace FINETUNE_KWARGS'")
     parser.add_argument("--no-sac", action="store_true", help="skip the SAC-from-scratch baseline")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--render", metavar="FOLDER", help="only print the Markdown tables of the results.json files in FOLDER")
     args = parser.parse_args()
+    if args.render:
+        print(render(Path(args.render)))
+        return
     th.set_num_threads(1)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     eval_env = Monitor(gym.make(ENV_ID))
     eval_env.reset(seed=10_000 + args.seed)
     start = time.perf_counter()
+    # 4. (started first) SAC from scratch on the same online budget, in a second process: two cores, half the wait
+    pool = mp.get_context("spawn").Pool(1)
+    sac_job = None
+    if not args.no_sac:
+        sac_args = (args.online_steps, args.eval_every, args.eval_episodes, args.seed, str(out / "tb"))
+        sac_job = pool.apply_async(train_sac, sac_args)
 
     # 1. Suboptimal demonstrations from the scripted expert
     expert = PendulumSwingUpExpert(noise_std=args.demo_noise, seed=args.seed)
@@ -128,13 +153,11 @@ def main() -> None:
     model.learn(args.online_steps, callback=EvalCurve(eval_env, args.eval_every, args.eval_episodes, swfp_curve), tb_log_name="SWFP_finetune")
     print(f"[{time.perf_counter() - start:5.0f}s] SWFP fine-tuned: {swfp_curve[-1][1]:.1f}")
 
-    # 4. SAC from scratch on the same online budget (rl-zoo3's Pendulum-v1 settings: learning_rate 1e-3)
     sac_curve: list[tuple[int, float, float]] = []
-    if not args.no_sac:
-        sac = SAC("MlpPolicy", ENV_ID, learning_rate=1e-3, tensorboard_log=str(out / "tb"), seed=args.seed)
-        sac_curve = [(0, *evaluate(sac, eval_env, args.eval_episodes))]
-        sac.learn(args.online_steps, callback=EvalCurve(eval_env, args.eval_every, args.eval_episodes, sac_curve), tb_log_name="SAC_scratch")
+    if sac_job is not None:
+        sac_curve = sac_job.get()
         print(f"[{time.perf_counter() - start:5.0f}s] SAC from scratch: {sac_curve[-1][1]:.1f}")
+    pool.close()
 
     # 5. Table, curve, raw numbers
     rows = [
@@ -160,6 +183,38 @@ def main() -> None:
     plot(out / "learning_curve.png", swfp_curve, sac_curve, demo_return)
     print(f"\nwrote {out / 'learning_curve.png'}, {out / 'results.json'} and TensorBoard logs in {out / 'tb'} "
           f"({time.perf_counter() - start:.0f}s in all)")
+
+
+def render(folder: Path) -> str:
+    """Markdown tables of the runs in ``folder`` (``*.json`` written by this script), grouped by ``--swfp-kwargs``."""
+    runs = [json.loads(path.read_text()) | {"file": path.name} for path in sorted(folder.glob("*.json"))]
+    groups: dict[str, list[dict]] = {}
+    for run in runs:
+        groups.setdefault(json.dumps(run["args"]["swfp_kwargs"], sort_keys=True), []).append(run)
+    lines = [
+        "| SWFP settings | seeds | BC, before online | SWFP after fine-tuning | lowest eval once the actor moves | SAC from scratch |",
+        "|---|---|---|---|---|---|",
+    ]
+    for key, group in sorted(groups.items(), key=lambda item: (item[0] != "{}", item[0])):
+        group.sort(key=lambda run: run["args"]["seed"])
+
+        def values(column: list[float]) -> str:
+            return f"{np.mean(column):.1f} ({', '.join(f'{value:.0f}' for value in column)})"
+
+        bc = [run["swfp_curve"][0][1] for run in group]
+        final = [run["swfp_curve"][-1][1] for run in group]
+        lowest = [min(mean for step, mean, _ in run["swfp_curve"] if step > _first_actor_step(run)) for run in group]
+        sac = [run["sac_curve"][-1][1] for run in group if run["sac_curve"]]
+        name = "`FINETUNE_KWARGS`" if key == "{}" else f"`FINETUNE_KWARGS` with `{key}`"
+        seeds = ", ".join(str(run["args"]["seed"]) for run in group)
+        lines.append(f"| {name} | {seeds} | {values(bc)} | {values(final)} | {values(lowest)} | {values(sac) if sac else '–'} |")
+    return "\n".join(lines)
+
+
+def _first_actor_step(run: dict) -> int:
+    """Env step of the first actor update (one gradient step per env step after ``learning_starts``)."""
+    kwargs = run["swfp_kwargs"]
+    return kwargs.get("learning_starts", 100) + kwargs.get("actor_learning_starts", 0)
 
 
 def plot(path: Path, swfp_curve: list, sac_curve: list, demo_return: float) -> None:

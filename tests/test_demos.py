@@ -493,3 +493,15 @@ def test_from_imitation_errors():
     bad = SimpleNamespace(obs=np.zeros((3, 1)), acts=np.zeros((3, 1)), infos=None, terminal=True, rews=None)
     with pytest.raises(ValueError, match="trajectory 0 has 3 observations and 3 actions"):
         from_imitation([bad])
+
+
+def test_shipped_demonstrations_load_and_fit_their_env():
+    from sb3_swfp.data import demo_path, shipped_demonstrations
+
+    with pytest.raises(FileNotFoundError, match="no shipped demonstrations named 'Nope-v0'; shipped: "):
+        demo_path("Nope-v0")
+    for name in shipped_demonstrations():
+        demos = load_demonstrations(demo_path(name))
+        env = gym.make(name)
+        validate(demos, env.observation_space, env.action_space)
+        assert len(demos.episode_returns()) >= 5

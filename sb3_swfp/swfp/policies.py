@@ -460,10 +460,12 @@ class FlowPolicy(BasePolicy):
         return ContinuousCritic(**critic_kwargs).to(self.device)
 
     def forward(self, obs: PyTorchObs, deterministic: bool = False) -> th.Tensor:
-        return self._predict(obs, deterministic=deterministic)
+        return self.actor_target(obs, deterministic)
 
     def _predict(self, observation: PyTorchObs, deterministic: bool = False) -> th.Tensor:
-        return self.actor_target(observation, deterministic)
+        # predict() only: no autograd bookkeeping at all (cheaper per op than SB3's no_grad on small batches)
+        with th.inference_mode():
+            return self.actor_target(observation, deterministic)
 
     def sync_target_actor(self) -> None:
         """Set the target actor equal to the actor (after behaviour cloning, spec §5)."""

@@ -106,8 +106,8 @@ class SWFP(OffPolicyAlgorithm):
         ``jko_step_size`` weigh a Q of order 1 whatever the env's reward scale, as on the paper's
         sparse-reward tasks, and the W2 trust region stays effective.  Recommended for fine-tuning.
     :param w2_prev_coef: Weight of the ``||x_n - x_{n-1}^old||^2`` term inside the W2 term (1: Eq. 20;
-        ours: 0 for fine-tuning keeps only the trust region to the old block output ``x_n^old``).
-        That term pulls every block towards the identity map, which undoes a pretrained flow.
+        0 keeps only the trust region to the old block output ``x_n^old``, ours).  Against a weak Q
+        term that term pulls every block towards the identity map and undoes a pretrained flow.
     :param bc_coef: Weight of a flow-matching BC term on a demonstration batch in each actor update
         (spec §4.5, beyond the paper; 0 by default).  Needs ``replay_buffer_class=DemoReplayBuffer``.
     :param target_update_interval: Update the critic targets every ``target_update_interval`` steps.
@@ -409,7 +409,8 @@ class SWFP(OffPolicyAlgorithm):
 
         features = actor.extract_features(observations, actor.features_extractor)
         x_new, log_det = actor.block(features, x_prev_old, block, actor.log_prob_method)
-        # Q at the new particles as they are (spec), or at the actions the rest of the target chain makes of them
+        # Q at the new particles as they are (spec), clipped to the action box, or at the actions the rest
+        # of the target chain makes of them
         if self.q_on == "particles":
             q_input = x_new
         elif self.q_on == "clipped_particles":
@@ -433,6 +434,8 @@ class SWFP(OffPolicyAlgorithm):
         logs["actor_log_det"].append(terms.log_det.item())
         logs["w2_prev"].append(terms.w2_prev.item())
         logs["w2_old"].append(terms.w2_old.item())
+        if self.q_normalization:
+            logs["actor_q_scale"].append(float(q_scale))
         self.actor.optimizer.zero_grad()
         actor_loss.backward()
         self.actor.optimizer.step()
