@@ -27,6 +27,7 @@ import json
 import multiprocessing as mp
 import os
 import pstats
+import re
 import time
 from pathlib import Path
 
@@ -208,10 +209,7 @@ def run_speed() -> None:
 def _strip_paths(line: str) -> str:
     """Profile line with file paths made relative (to the repository, or to site-packages)."""
     line = line.replace(str(ROOT) + os.sep, "")
-    if "site-packages" + os.sep in line:
-        head, _, tail = line.partition(" /")
-        line = head + " " + tail.split("site-packages" + os.sep, 1)[1]
-    return line
+    return re.sub(r"\S*site-packages" + re.escape(os.sep), "", line)
 
 
 def _profile_share(profile: list[str], function: str, total_function: str = "(train)") -> float | None:
