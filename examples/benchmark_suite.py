@@ -354,9 +354,9 @@ def run_cost(device: str) -> None:
 
     th.set_num_threads(1)
     obs = gym.make("Pendulum-v1").reset(seed=0)[0]
-    speed = {name: measure_speed(algo, obs, **cfg) for name, algo, cfg in (("swfp", "swfp", {}), ("sac", "sac", {}), ("td3", "td3", {}))}
-    latency = {f"swfp_N{n}": measure_speed("swfp", obs, n_train=0, n_blocks=n)["predict_ms_median"] for n in COST_N}
-    latency["sac"] = speed["sac"]["predict_ms_median"]
+    speed = measure_speed({algo: dict(algo=algo) for algo in ("swfp", "sac", "td3")}, obs)
+    configs = {f"swfp_N{n}": dict(algo="swfp", n_blocks=n) for n in COST_N} | {"sac": dict(algo="sac")}
+    latency = {name: row["predict_ms_median"] for name, row in measure_speed(configs, obs, train=False).items()}
     updates = {n: actor_update_cost(n, device) for n in UPDATE_N}
     result = {
         "speed": speed,
@@ -646,7 +646,7 @@ def _render_cost() -> list[str]:
         "## Cost (paper Sec. 4.3)",
         "",
         f"Command: `{cost['command']}` (device: {cost['device']}); Pendulum-v1, batch 256, one gradient step per",
-        "env step, every measurement in one process one after the other (quote the ratios: the machine is noisy).",
+        "env step, the models in one process taking turns (quote the ratios: the machine is noisy).",
         "",
         "| algo | train env-steps/s | ratio to SAC | predict latency (ms, median) | ratio to SAC |",
         "|---|---|---|---|---|",
