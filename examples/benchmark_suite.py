@@ -90,6 +90,11 @@ class Task:
     learning_starts_cap: int = 1000
 
     @property
+    def decimals(self) -> int:
+        """Decimals of the scores in the tables (the toy's rewards are below 1)."""
+        return 3 if self.demos == "toy" else 1
+
+    @property
     def success_metric(self) -> bool:
         """PointMaze: an episode succeeds when it collects any (sparse) reward, i.e. reaches the goal."""
         return self.env_id.startswith("PointMaze")
@@ -273,6 +278,7 @@ def run_one(job: tuple[str, str, int, str, str]) -> str:
     result = {
         "task": task_name,
         "task_spec": asdict(task),
+        "toy_modes": _toy_modes(model) if task.demos == "toy" else None,
         "method": method,
         "seed": seed,
         "budget": budget,
@@ -290,6 +296,18 @@ def run_one(job: tuple[str, str, int, str, str]) -> str:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1))
     return f"done {_shown(out)} in {result['wall_s']:.0f}s"
+
+
+def _toy_modes(model) -> dict[str, Any]:
+    """Where 2000 samples of the final policy land on the toy: share in the high-reward modes, and how
+    many of the high-reward modes hold at least 10% of those samples (the paper's no-collapse claim)."""
+    from sb3_swfp.envs.toy import HIGH_REWARD_MODES, high_reward_mode_share, mode_shares
+
+    actions, _ = model.predict(np.zeros((2000, 1), dtype=np.float32), deterministic=False)
+    high_share = high_reward_mode_share(actions)
+    shares = mode_shares(actions)[list(HIGH_REWARD_MODES)]
+    kept = int(np.sum(shares >= 0.1 * max(high_share, 1e-12)))
+    return {"high_reward_share": high_share, "high_reward_modes_kept": kept, "n_high_reward_modes": len(HIGH_REWARD_MODES)}
 
 
 def _demo_return(demos) -> float | None:
@@ -479,8 +497,8 @@ def _initial(run: dict) -> tuple[float, float | None]:
     return mean, success
 
 
-def _mean_std(values: list[float]) -> str:
-    return f"{np.mean(values):.1f} ± {np.std(values):.1f}" if values else "–"
+def _mean_std(values: list[float], decimals: int = 1) -> str:
+    return f"{np.mean(values):.{decimals}f} ± {np.std(values):.{decimals}f}" if values else "–"
 
 
 def render() -> None:
@@ -521,8 +539,11 @@ def _render_task(budget: str, task_name: str, runs: list[dict]) -> list[str]:
         + (f", mean episode return {demo_return:.1f})" if demo_return is not None else ")")
         + f"; evaluation every {task.eval_every} steps over {task.eval_episodes} episodes.",
         "",
-        "| method | seeds | initial | final | best eval (mean over seeds) | " + ("final success | " if task.success_metric else "") + "online wall time |",
-        "|---|---|---|---|---|" + ("---|" if task.success_metric else "") + "---|",
+        "| method | seeds | initial | final | best eval (mean over seeds) | "
+        + ("final success | " if task.success_metric else "")
+        + ("high-reward modes kept (≥ 10%), per seed | " if task.demos == "toy" else "")
+        + "online wall time |",
+        "|---|---|---|---|---|" + ("---|" if task.success_metric else "") + ("---|" if task.demos == "toy" else "") + "---|",
     ]
     methods: dict[str, list[dict]] = {}
     for run in runs:
@@ -538,10 +559,14 @@ def _render_task(budget: str, task_name: str, runs: list[dict]) -> list[str]:
         curves = [np.array([c[1] for c in r["curve"]]) for r in group]
         n = min(len(c) for c in curves)
         best = initial if method == "bc" else [float(np.stack([c[:n] for c in curves]).mean(0).max())]
-        row = f"| {LABELS[method]} | {len(group)} | {_mean_std(initial)} | {_mean_std(final)} | {np.mean(best):.1f} | "
+        d = task.decimals
+        row = f"| {LABELS[method]} | {len(group)} | {_mean_std(initial, d)} | {_mean_std(final, d)} | {np.mean(best):.{d}f} | "
         if task.success_metric:
             successes = [(_initial(r) if method == "bc" else _final(r))[1] for r in group]
             row += f"{np.mean(successes):.2f} | "
+        if task.demos == "toy":
+            kept = [r.get("toy_modes") for r in group]
+            row += ("–" if method == "bc" or None in kept else ", ".join(f"{k['high_reward_modes_kept']}/{k['n_high_reward_modes']}" for k in kept)) + " | "
         wall = "–" if method == "bc" else f"{np.mean([r['online_wall_s'] for r in group]) / 60:.1f} min"
         errors = [r["error"] for r in group if r.get("error")]
         lines.append(row + wall + (f" ({len(errors)} stopped by the NaN guard)" if errors else "") + " |")
@@ -551,9 +576,10 @@ def _render_task(budget: str, task_name: str, runs: list[dict]) -> list[str]:
         if others:
             best_other = max(others, key=others.get)
             verdict = "ahead of" if finals["swfp"] >= others[best_other] else "behind"
+            d = task.decimals
             lines.append(
                 f"SWFP's final score is {verdict} the best other method here ({LABELS[best_other]}: "
-                f"{others[best_other]:.1f} vs {finals['swfp']:.1f}); BC → SWFP: {finals['bc']:.1f} → {finals['swfp']:.1f}."
+                f"{others[best_other]:.{d}f} vs SWFP {finals['swfp']:.{d}f}); BC → SWFP: {finals['bc']:.{d}f} → {finals['swfp']:.{d}f}."
             )
             lines.append("")
     png = RESULTS / budget / f"{task_name}.png"

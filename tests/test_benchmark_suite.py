@@ -41,6 +41,7 @@ def test_runs_resume_and_render(suite):
     # evaluations at step 0 (after BC) and every eval_every steps, with the same demonstrations for every method
     assert [point[0] for point in result["curve"]] == [0, 60, 120]
     assert result["demos"]["transitions"] == 1000
+    assert result["toy_modes"]["n_high_reward_modes"] == 3
     assert json.loads(suite.result_path("cpu", "toy", "sac_demos", 0).read_text())["demos"] == result["demos"]
     # finished runs are skipped, results untouched
     before = path.read_text()
