@@ -83,7 +83,8 @@ def sample_swfp_params(trial: optuna.Trial, n_actions: int, n_envs: int, additio
 
     The soft-Q part is searched as rl-zoo3 searches SAC; the flow part over the paper's ranges
     (Table 2 and the sensitivity study of Fig. 5): ``n_blocks`` around 5, ``w2_coef`` from 0.01 to 5,
-    ``ent_coef`` either learned from an initial value or fixed (the paper fixes 2-8 on Robomimic).
+    ``ent_coef`` either learned from an initial value or fixed (the paper fixes 2-8 on Robomimic),
+    with or without ``q_normalization``.
     Every parameter is sampled in every trial, so multivariate TPE sees one search space.
 
     :param trial: The Optuna trial.
@@ -109,6 +110,8 @@ def sample_swfp_params(trial: optuna.Trial, n_actions: int, n_envs: int, additio
     # The initial value when learned, the value when fixed
     ent_coef = trial.suggest_float("ent_coef", 0.001, 10.0, log=True)
     learn_ent_coef = trial.suggest_categorical("learn_ent_coef", [True, False])
+    # Q-normalised JKO loss (ours, docs/offline_to_online.md): alpha and the W2 scale then weigh a Q of order 1
+    q_normalization = trial.suggest_categorical("q_normalization", [True, False])
 
     trial.set_user_attr("gamma", 1 - one_minus_gamma)
     trial.set_user_attr("batch_size", 2**batch_size_pow)
@@ -128,6 +131,7 @@ def sample_swfp_params(trial: optuna.Trial, n_actions: int, n_envs: int, additio
         "w2_coef": w2_coef,
         "ent_coef": ent_coef,
         "learn_ent_coef": learn_ent_coef,
+        "q_normalization": q_normalization,
     }
     if additional_args["using_her_replay_buffer"]:
         sampled_params = sample_her_params(trial, sampled_params, additional_args["her_kwargs"])

@@ -213,6 +213,7 @@ def test_sampler_and_converter_agree():
         "one_minus_gamma": 0.01, "batch_size_pow": 6, "learning_rate": 3e-4, "actor_learning_rate": 1e-5,
         "train_freq": 4, "tau": 0.005, "actor_tau": 0.01, "policy_delay": 2, "net_arch": "medium",
         "n_blocks": 5, "jko_step_size": 0.1, "w2_coef": 0.4, "ent_coef": 0.05, "learn_ent_coef": True,
+        "q_normalization": True,
     }  # fmt: skip
     sampled = zoo.sample_swfp_params(optuna.trial.FixedTrial(params), 1, 1, {"using_her_replay_buffer": False})
     converted = zoo.convert_swfp_params(params)
@@ -223,6 +224,7 @@ def test_sampler_and_converter_agree():
     assert converted["batch_size"] == 64
     assert converted["gradient_steps"] == 4
     assert converted["policy_kwargs"] == {"net_arch": [256, 256]}
+    assert converted["q_normalization"] is True
     assert zoo.convert_swfp_params({**params, "learn_ent_coef": False})["ent_coef"] == 0.05
     SWFP("FlowPolicy", ENV_ID, **converted)  # every key is an SWFP argument
 
