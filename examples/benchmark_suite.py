@@ -510,7 +510,8 @@ def render() -> None:
         "`docs/results/benchmarks/` (one JSON per run); nothing here is typed by hand.  Machine: 2-core",
         "CPU, one torch thread per run, runs two at a time.  Scores are the mean deterministic episode",
         "return (the toy: the mean reward of stochastic samples; PointMaze: also the success rate) over",
-        "the seeds, ± the std over seeds.  `bc` is the step-0 evaluation of the `swfp` runs.",
+        "the seeds, ± the std over seeds.  `bc` is the step-0 evaluation of the `swfp` runs.  Wall times come",
+        "from runs that shared the machine with others; the cost section measures speed properly.",
         "",
     ]
     for budget in ("cpu", "full"):
@@ -541,7 +542,7 @@ def _render_task(budget: str, task_name: str, runs: list[dict]) -> list[str]:
         "",
         "| method | seeds | initial | final | best eval (mean over seeds) | "
         + ("final success | " if task.success_metric else "")
-        + ("high-reward modes kept (≥ 10%), per seed | " if task.demos == "toy" else "")
+        + ("per seed: share of samples in high-reward modes (modes holding ≥ 10% of them) | " if task.demos == "toy" else "")
         + "online wall time |",
         "|---|---|---|---|---|" + ("---|" if task.success_metric else "") + ("---|" if task.demos == "toy" else "") + "---|",
     ]
@@ -566,7 +567,7 @@ def _render_task(budget: str, task_name: str, runs: list[dict]) -> list[str]:
             row += f"{np.mean(successes):.2f} | "
         if task.demos == "toy":
             kept = [r.get("toy_modes") for r in group]
-            row += ("–" if method == "bc" or None in kept else ", ".join(f"{k['high_reward_modes_kept']}/{k['n_high_reward_modes']}" for k in kept)) + " | "
+            row += ("–" if method == "bc" or None in kept else ", ".join(f"{k['high_reward_share']:.2f} ({k['high_reward_modes_kept']}/{k['n_high_reward_modes']})" for k in kept)) + " | "
         wall = "–" if method == "bc" else f"{np.mean([r['online_wall_s'] for r in group]) / 60:.1f} min"
         errors = [r["error"] for r in group if r.get("error")]
         lines.append(row + wall + (f" ({len(errors)} stopped by the NaN guard)" if errors else "") + " |")
