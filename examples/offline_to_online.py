@@ -14,7 +14,7 @@ On Pendulum-v1, in a few minutes on a laptop CPU:
 
 Usage::
 
-    python examples/offline_to_online.py                 # defaults: ~7 minutes on 2 CPU cores
+    python examples/offline_to_online.py                 # defaults: about 3.5 minutes on 2 free CPU cores
     python examples/offline_to_online.py --online-steps 20000 --out runs/o2o_long
     # one change to the fine-tuning settings, without the SAC baseline (the ablations of docs/offline_to_online.md)
     python examples/offline_to_online.py --swfp-kwargs '{"q_normalization": false}' --no-sac
