@@ -524,7 +524,7 @@ def render() -> None:
             by_task.setdefault(run["task"], []).append(run)
         for task_name in [t for t in TASKS if t in by_task]:
             lines += _render_task(budget, task_name, by_task[task_name])
-    lines += _render_sensitivity() + _render_cost()
+    lines += _render_shipped_demos() + _render_sensitivity() + _render_cost()
     PAGE.write_text("\n".join(lines) + "\n")
     print(f"wrote {_shown(PAGE)}")
 
@@ -615,6 +615,32 @@ def _plot_task(path: Path, task: Task, methods: dict[str, list[dict]], demo_retu
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def _render_shipped_demos() -> list[str]:
+    """How the demonstration files shipped in ``sb3_swfp/data/demos`` were made (from their metadata) and their returns."""
+    from sb3_swfp.common.demos import load_demonstrations
+    from sb3_swfp.data import demo_path, shipped_demonstrations
+
+    names = shipped_demonstrations()
+    if not names:
+        return []
+    lines = [
+        "## Shipped demonstrations (`sb3_swfp/data/demos/`)",
+        "",
+        "| file | transitions | episodes | mean return ± std | how it was made |",
+        "|---|---|---|---|---|",
+    ]
+    for name in names:
+        demos = load_demonstrations(demo_path(name))
+        returns = demos.episode_returns()
+        how = demos.metadata.get("quality", "")
+        command = demos.metadata.get("command")
+        lines.append(
+            f"| {name}.npz | {len(demos)} | {len(returns)} | {returns.mean():.1f} ± {returns.std():.1f} | "
+            f"{how}{'; `' + command + '`' if command else ''} |"
+        )
+    return [*lines, ""]
 
 
 def _render_sensitivity() -> list[str]:
