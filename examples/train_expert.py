@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
+import sys
 import tempfile
 from pathlib import Path
 
@@ -106,10 +108,12 @@ def main() -> None:
     demos = collect_demonstrations(
         recording_env, policy, n_episodes=args.episodes, action_noise_std=args.noise, seed=args.seed
     )
-    demos.metadata.update(algo=args.algo, model_path=f"{exp_manager.save_path}/{args.env}.zip")
+    # The command that made the file (shown by docs/benchmarks.md for shipped files); the model stays local
+    demos.metadata.update(algo=args.algo, command=shlex.join(["python", "examples/train_expert.py", *sys.argv[1:]]))
     path = demos.save(args.out)
     returns = demos.episode_returns()
     print(f"{len(demos)} transitions, {len(returns)} episodes, return {returns.mean():.1f} +- {returns.std():.1f} -> {path}")
+    print(f"model saved under {exp_manager.save_path}")
     if args.minari_id:
         to_minari(demos, args.minari_id, env=recording_env, algorithm_name=f"rl-zoo3 {args.algo}")
         root = os.environ.get("MINARI_DATASETS_PATH", "~/.minari/datasets")
