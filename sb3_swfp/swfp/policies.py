@@ -54,14 +54,22 @@ def _route_by_block(
 
 class ChainConditioning(NamedTuple):
     """What a chain of blocks on the same states shares (shared velocity network): the first layer's
-    pre-activation without its ``x`` part at every solver stage of every block,
-    ``(n_blocks * stages_per_block, batch, H)`` (see ``VelocityMLP.stage_terms``)."""
+    pre-activation without its ``x`` part at every solver stage of every block (see
+    ``VelocityMLP.stage_terms``), optionally restricted to some of the samples."""
 
-    stage_terms: th.Tensor
+    stage_terms: th.Tensor  # (n_blocks * stages_per_block, batch, H)
+    n_blocks: int
+    idx: th.Tensor | None = None  # the samples this conditioning is for (None: all)
 
     def rows(self, idx: th.Tensor) -> ChainConditioning:
-        """The same conditioning for the samples ``idx`` only."""
-        return ChainConditioning(self.stage_terms[:, idx])
+        """The same conditioning for the samples ``idx`` only (nothing is copied until a block asks)."""
+        return self._replace(idx=idx)
+
+    def block_terms(self, block: int) -> th.Tensor:
+        """The stage terms of one block, (stages_per_block, batch or len(idx), H)."""
+        stages = self.stage_terms.shape[0] // self.n_blocks
+        terms = self.stage_terms[block * stages : (block + 1) * stages]
+        return terms if self.idx is None else terms[:, self.idx]
 
 
 class FlowActor(BasePolicy):
@@ -177,10 +185,7 @@ class FlowActor(BasePolicy):
         :return: (batch, d) moved particles and (batch,) log-determinants or None
         """
         if isinstance(block, int):
-            stage_terms = None
-            if conditioning is not None:
-                stages = conditioning.stage_terms.shape[0] // self.n_blocks
-                stage_terms = conditioning.stage_terms[block * stages : (block + 1) * stages]
+            stage_terms = None if conditioning is None else conditioning.block_terms(block)
             return integrate_block(
                 self.velocity_net(block),
                 features,
@@ -210,7 +215,7 @@ class FlowActor(BasePolicy):
             return None
         offsets = stage_offsets(self.h, self.n_substeps, self.ode_solver)
         times = features.new_tensor([[n * self.h + offset] for n in range(self.n_blocks) for offset in offsets])
-        return ChainConditioning(self.velocities[0].stage_terms(features, times))
+        return ChainConditioning(self.velocities[0].stage_terms(features, times), self.n_blocks)
 
     def particles(self, features: th.Tensor, x0: th.Tensor) -> th.Tensor:
         """All intermediate particles ``x_0 .. x_N`` of the chain: (batch, d) -> (N + 1, batch, d)."""
