@@ -64,10 +64,7 @@ def zoo_hyperparams(algo: str, env_id: str) -> dict:
         raise KeyError(f"no {algo} hyperparameters for {env_id!r} in {ours} or {zoo}")
     entry.pop("n_timesteps", None)
     policy = entry.pop("policy")
-    namespace = {"nn": __import__("torch").nn, "th": __import__("torch"), "dict": dict}
-    for key in ("policy_kwargs", "replay_buffer_kwargs", "monitor_kwargs"):
-        if isinstance(entry.get(key), str):
-            entry[key] = eval(entry[key], namespace)  # zoo convention
+    entry = evaluate_zoo_strings(entry)
     if entry.get("replay_buffer_class") == "HerReplayBuffer":
         entry["replay_buffer_class"] = HerReplayBuffer
     noise_type, noise_std = entry.pop("noise_type", None), entry.pop("noise_std", None)
@@ -77,6 +74,15 @@ def zoo_hyperparams(algo: str, env_id: str) -> dict:
         n_actions = _action_dim(env_id)
         entry["action_noise"] = NormalActionNoise(np.zeros(n_actions), noise_std * np.ones(n_actions))
     return {"policy": policy, **entry}
+
+
+def evaluate_zoo_strings(entry: dict) -> dict:
+    """The entry with its ``"dict(...)"`` strings (``policy_kwargs``, ``*_kwargs``) evaluated, as rl-zoo3 does."""
+    import torch as th
+    from torch import nn
+
+    namespace = {"nn": nn, "th": th, "dict": dict}
+    return {key: eval(value, namespace) if key.endswith("_kwargs") and isinstance(value, str) else value for key, value in entry.items()}
 
 
 def _action_dim(env_id: str) -> int:

@@ -46,7 +46,7 @@ RESULTS = ROOT / "docs" / "results" / "benchmarks"
 PAGE = ROOT / "docs" / "benchmarks.md"
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchmark_core import measure_speed, zoo_hyperparams  # noqa: E402  (examples/ is not a package)
+from benchmark_core import evaluate_zoo_strings, measure_speed, zoo_hyperparams  # noqa: E402  (examples/ is not a package)
 
 METHODS = ("bc", "swfp", "sac", "td3", "sac_demos", "td3_demos", "tqc", "crossq")
 RUN_METHODS = tuple(m for m in METHODS if m != "bc")  # bc is read off the swfp runs
@@ -149,27 +149,16 @@ def swfp_o2o_entry(env_id: str) -> tuple[dict[str, Any], dict[str, Any], float |
     """SWFP kwargs, BC kwargs and demo ratio (None: no demos in the buffer) from ``swfp_o2o.yml``."""
     import yaml
 
-    entry = dict(yaml.safe_load((ROOT / "zoo_hyperparams" / "swfp_o2o.yml").read_text())[env_id])
+    entry = evaluate_zoo_strings(yaml.safe_load((ROOT / "zoo_hyperparams" / "swfp_o2o.yml").read_text())[env_id])
     ((_, bc_kwargs),) = entry.pop("callback")[0].items()
     bc_kwargs = {key: value for key, value in bc_kwargs.items() if key != "demonstrations"}
     demo_ratio = None
-    if "replay_buffer_kwargs" in entry:
+    if "replay_buffer_kwargs" in entry:  # the runner puts its own demonstrations in the buffer
         entry.pop("replay_buffer_class")
-        buffer_kwargs = entry.pop("replay_buffer_kwargs")
-        demo_ratio = float(buffer_kwargs.split("demo_ratio=")[1].split(")")[0].split(",")[0])
+        demo_ratio = float(entry.pop("replay_buffer_kwargs")["demo_ratio"])
     for zoo_only in ("n_timesteps", "monitor_kwargs"):
         entry.pop(zoo_only, None)
-    return _sb3_kwargs(entry), bc_kwargs, demo_ratio
-
-
-def _sb3_kwargs(entry: dict[str, Any]) -> dict[str, Any]:
-    """rl-zoo3 entry values as SB3 constructor arguments (``policy_kwargs`` strings evaluated)."""
-    import torch as th
-    from torch import nn
-
-    if isinstance(entry.get("policy_kwargs"), str):
-        entry["policy_kwargs"] = eval(entry["policy_kwargs"], {"nn": nn, "th": th, "dict": dict})  # zoo convention
-    return entry
+    return entry, bc_kwargs, demo_ratio
 
 
 def baseline_kwargs(algo: str, task: Task, budget: str) -> dict[str, Any]:
