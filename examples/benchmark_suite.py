@@ -529,11 +529,11 @@ def _render_task(budget: str, task_name: str, runs: list[dict]) -> list[str]:
         + (f", mean episode return {demo_return:.1f})" if demo_return is not None else ")")
         + f"; evaluation every {task.eval_every} steps over {task.eval_episodes} episodes.",
         "",
-        "| method | seeds | initial | final | best eval (mean over seeds) | "
+        "| method | seeds | initial | final | best eval (mean over seeds) | mean of all evaluations | "
         + ("final success | " if task.success_metric else "")
         + ("per seed: share of samples in high-reward modes (modes holding ≥ 10% of them) | " if task.demos == "toy" else "")
         + "online wall time |",
-        "|---|---|---|---|---|" + ("---|" if task.success_metric else "") + ("---|" if task.demos == "toy" else "") + "---|",
+        "|---|---|---|---|---|---|" + ("---|" if task.success_metric else "") + ("---|" if task.demos == "toy" else "") + "---|",
     ]
     methods: dict[str, list[dict]] = {}
     for run in runs:
@@ -541,6 +541,7 @@ def _render_task(budget: str, task_name: str, runs: list[dict]) -> list[str]:
     if "swfp" in methods:
         methods["bc"] = methods["swfp"]
     finals: dict[str, float] = {}
+    alongs: dict[str, float] = {}
     for method in [m for m in METHODS if m in methods]:
         group = methods[method]
         initial = [_initial(r)[0] for r in group]
@@ -549,8 +550,14 @@ def _render_task(budget: str, task_name: str, runs: list[dict]) -> list[str]:
         curves = [np.array([c[1] for c in r["curve"]]) for r in group]
         n = min(len(c) for c in curves)
         best = initial if method == "bc" else [float(np.stack([c[:n] for c in curves]).mean(0).max())]
+        # The area under the learning curve, per evaluation: how good the policy was along the way
+        along = initial if method == "bc" else [float(c[:n].mean()) for c in curves]
+        alongs[method] = float(np.mean(along))
         d = task.decimals
-        row = f"| {LABELS[method]} | {len(group)} | {_mean_std(initial, d)} | {_mean_std(final, d)} | {np.mean(best):.{d}f} | "
+        row = (
+            f"| {LABELS[method]} | {len(group)} | {_mean_std(initial, d)} | {_mean_std(final, d)} | {np.mean(best):.{d}f} | "
+            f"{_mean_std(along, d)} | "
+        )
         if task.success_metric:
             successes = [(_initial(r) if method == "bc" else _final(r))[1] for r in group]
             row += f"{np.mean(successes):.2f} | "
@@ -570,6 +577,11 @@ def _render_task(budget: str, task_name: str, runs: list[dict]) -> list[str]:
             lines.append(
                 f"SWFP's final score is {verdict} the best other method here ({LABELS[best_other]}: "
                 f"{others[best_other]:.{d}f} vs SWFP {finals['swfp']:.{d}f}); BC → SWFP: {finals['bc']:.{d}f} → {finals['swfp']:.{d}f}."
+            )
+            best_along = max((m for m in alongs if m not in ("swfp", "bc")), key=alongs.get)
+            lines[-1] += (
+                f"  Along the way (mean of all evaluations) SWFP is {'ahead of' if alongs['swfp'] >= alongs[best_along] else 'behind'} "
+                f"the best other method ({LABELS[best_along]}: {alongs[best_along]:.{d}f} vs SWFP {alongs['swfp']:.{d}f})."
             )
             lines.append("")
     png = RESULTS / budget / f"{task_name}.png"
