@@ -664,6 +664,7 @@ def _render_sensitivity() -> list[str]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    summary: dict[str, list[tuple[float, float]]] = {}
     fig, axes = plt.subplots(1, 2, figsize=(8, 3.2))
     for ax, name in zip(axes, ("n_blocks", "w2_coef")):
         values = sorted({r["value"] for r in runs if r["parameter"] == name})
@@ -679,6 +680,7 @@ def _render_sensitivity() -> list[str]:
                 f"| {name} | {value:g} | {len(group)} | {np.mean(bc):.2f} ± {np.std(bc):.2f} | "
                 f"{np.mean(final):.2f} ± {np.std(final):.2f} | {np.mean(reward):.3f} |"
             )
+        summary[name] = list(zip(values, means))
         ax.errorbar(values, means, yerr=stds, marker="o", capsize=3)
         ax.set_xscale("log" if name == "w2_coef" else "linear")
         ax.set_xlabel("N (n_blocks)" if name == "n_blocks" else "W2 scale (w2_coef)")
@@ -687,6 +689,20 @@ def _render_sensitivity() -> list[str]:
     fig.tight_layout()
     fig.savefig(RESULTS / "sensitivity.png", dpi=100)
     plt.close(fig)
+    lines.append("")
+    if len(summary.get("n_blocks", [])) > 1:
+        points = summary["n_blocks"]
+        rising = all(b >= a - 0.01 for (_, a), (_, b) in zip(points, points[1:]))
+        lines.append(
+            f"Against the paper's Fig. 5: the score {'rises with N' if rising else 'does not rise steadily with N'} "
+            f"({', '.join(f'N={v:g}: {m:.2f}' for v, m in points)}); the paper sees it rise until a plateau."
+        )
+    if len(summary.get("w2_coef", [])) > 1:
+        means = [m for _, m in summary["w2_coef"]]
+        lines.append(
+            f"Over W2 scales {', '.join(f'{v:g}' for v, _ in summary['w2_coef'])} the score spans "
+            f"{min(means):.2f}–{max(means):.2f} (the paper: nearly the same result for every scale)."
+        )
     return [*lines, "", "![sensitivity](results/benchmarks/sensitivity.png)", ""]
 
 
