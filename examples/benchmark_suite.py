@@ -8,7 +8,9 @@ Every method of a task sees the same demonstrations and the same online budget:
 - ``sac`` / ``td3``: from scratch (rl-zoo3 settings: ``zoo_hyperparams/{sac,td3}.yml`` or rl-zoo3's own);
 - ``sac_demos`` / ``td3_demos``: the same, with the demonstrations in the replay buffer
   (``DemoReplayBuffer``, the demo share of SWFP's entry) and learning from the first step;
-- ``tqc`` / ``crossq`` (sb3-contrib): extra rows, from scratch, where time allows.
+- ``tqc`` / ``crossq`` (sb3-contrib): extra rows, from scratch, where time allows;
+- ``swfp-<name>``: a named SWFP variant, the ``swfp`` entry with ``--swfp-kwargs`` on top
+  (``--variant <name>``), for ablations rendered next to the other rows.
 
 Raw results go to ``docs/results/benchmarks/<budget>/<task>/<method>_s<seed>.json`` (one file per
 run; finished runs are skipped, so an interrupted suite resumes), and ``docs/benchmarks.md`` is
@@ -18,6 +20,7 @@ Usage::
 
     python examples/benchmark_suite.py --tasks toy pendulum --seeds 0 1 2 --jobs 2
     python examples/benchmark_suite.py --tasks hopper --methods swfp sac_demos --budget full
+    python examples/benchmark_suite.py --tasks hopper --seeds 0 --variant actor_lr_1e-5 --swfp-kwargs '{"actor_learning_rate": 1e-5}'
     python examples/benchmark_suite.py --suite cost          # env-steps/s, predict latency vs N, one block vs whole chain
     python examples/benchmark_suite.py --suite sensitivity --jobs 2   # toy: score vs N and vs W2 scale
     python examples/benchmark_suite.py --render              # only re-render docs/benchmarks.md
@@ -232,9 +235,23 @@ def result_path(budget: str, task_name: str, method: str, seed: int) -> Path:
     return RESULTS / budget / task_name / f"{method}_s{seed}.json"
 
 
-def run_one(job: tuple[str, str, int, str, str]) -> str:
-    """One (task, method, seed) run: evaluate at step 0 and every ``eval_every`` steps; write its JSON."""
-    task_name, method, seed, budget, device = job
+def variant_method(name: str) -> str:
+    """The method name of the SWFP variant ``name`` (its result files and table row)."""
+    if not name or not all(c.isalnum() or c in "._-" for c in name):
+        raise ValueError(f"variant names use letters, digits, '.', '_' and '-' only, got {name!r}")
+    return f"swfp-{name}"
+
+
+def run_one(job: tuple) -> str:
+    """One (task, method, seed) run: evaluate at step 0 and every ``eval_every`` steps; write its JSON.
+
+    ``job`` is ``(task, method, seed, budget, device)``, or with a sixth item, the SWFP keyword
+    arguments of a variant (``method`` then is ``variant_method(name)``).
+    """
+    task_name, method, seed, budget, device, *rest = job
+    swfp_kwargs = rest[0] if rest else None
+    if (swfp_kwargs is not None) != method.startswith("swfp-"):
+        raise ValueError(f"{method!r}: SWFP keyword arguments go with variants (swfp-<name>) only")
     out = result_path(budget, task_name, method, seed)
     if out.exists():
         return f"skip {_shown(out)}"
@@ -249,7 +266,7 @@ def run_one(job: tuple[str, str, int, str, str]) -> str:
     demos = make_demonstrations(task)
     eval_env = Monitor(make_env(task.env_id))
     eval_env.reset(seed=10_000 + seed)
-    model = make_model(method, task, demos, seed, budget, device)
+    model = make_model("swfp" if swfp_kwargs is not None else method, task, demos, seed, budget, device, swfp_kwargs)
     curve = [(0, *evaluate(model, eval_env, task))]
 
     class Evaluate(BaseCallback):
@@ -278,7 +295,11 @@ def run_one(job: tuple[str, str, int, str, str]) -> str:
         "online_wall_s": time.perf_counter() - online_start,
         "demos": {"transitions": len(demos), "episode_return_mean": _demo_return(demos)},
         "hyperparams": {key: repr(value) for key, value in _describe(model).items()},
-        "command": f"python examples/benchmark_suite.py --tasks {task_name} --methods {method} --seeds {seed} --budget {budget}",
+        "swfp_kwargs": swfp_kwargs,
+        "command": f"python examples/benchmark_suite.py --tasks {task_name} --methods {method} --seeds {seed} --budget {budget}"
+        if swfp_kwargs is None
+        else f"python examples/benchmark_suite.py --tasks {task_name} --variant {method[len('swfp-'):]} "
+        f"--swfp-kwargs '{json.dumps(swfp_kwargs)}' --seeds {seed} --budget {budget}",
         "device": str(model.device),
         "torch_threads": th.get_num_threads(),
     }
@@ -543,7 +564,7 @@ def _render_task(budget: str, task_name: str, runs: list[dict]) -> list[str]:
         methods["bc"] = methods["swfp"]
     finals: dict[str, float] = {}
     alongs: dict[str, float] = {}
-    for method in [m for m in METHODS if m in methods]:
+    for method in _ordered(methods):
         group = methods[method]
         initial = [_initial(r)[0] for r in group]
         final = initial if method == "bc" else [_final(r)[0] for r in group]
@@ -556,7 +577,7 @@ def _render_task(budget: str, task_name: str, runs: list[dict]) -> list[str]:
         alongs[method] = float(np.mean(along))
         d = task.decimals
         row = (
-            f"| {LABELS[method]} | {len(group)} | {_mean_std(initial, d)} | {_mean_std(final, d)} | {np.mean(best):.{d}f} | "
+            f"| {_label(method, group)} | {len(group)} | {_mean_std(initial, d)} | {_mean_std(final, d)} | {np.mean(best):.{d}f} | "
             f"{_mean_std(along, d)} | "
         )
         if task.success_metric:
@@ -570,7 +591,7 @@ def _render_task(budget: str, task_name: str, runs: list[dict]) -> list[str]:
         lines.append(row + wall + (f" ({len(errors)} stopped by the NaN guard)" if errors else "") + " |")
     lines.append("")
     if "swfp" in finals:
-        others = {m: v for m, v in finals.items() if m not in ("swfp", "bc")}
+        others = {m: v for m, v in finals.items() if m in METHODS and m not in ("swfp", "bc")}
         if others:
             best_other = max(others, key=others.get)
             verdict = "ahead of" if finals["swfp"] >= others[best_other] else "behind"
@@ -579,7 +600,7 @@ def _render_task(budget: str, task_name: str, runs: list[dict]) -> list[str]:
                 f"SWFP's final score is {verdict} the best other method here ({LABELS[best_other]}: "
                 f"{others[best_other]:.{d}f} vs SWFP {finals['swfp']:.{d}f}); BC → SWFP: {finals['bc']:.{d}f} → {finals['swfp']:.{d}f}."
             )
-            best_along = max((m for m in alongs if m not in ("swfp", "bc")), key=alongs.get)
+            best_along = max((m for m in alongs if m in METHODS and m not in ("swfp", "bc")), key=alongs.get)
             lines[-1] += (
                 f"  Along the way (mean of all evaluations) SWFP is {'ahead of' if alongs['swfp'] >= alongs[best_along] else 'behind'} "
                 f"the best other method ({LABELS[best_along]}: {alongs[best_along]:.{d}f} vs SWFP {alongs['swfp']:.{d}f})."
@@ -594,6 +615,21 @@ def _render_task(budget: str, task_name: str, runs: list[dict]) -> list[str]:
     return lines
 
 
+def _ordered(methods: dict[str, list[dict]]) -> list[str]:
+    """Table order: the methods of ``METHODS``, with the SWFP variants right after SWFP."""
+    variants = sorted(m for m in methods if m not in METHODS)
+    order = [m for m in METHODS if m in methods]
+    at = order.index("swfp") + 1 if "swfp" in order else len(order)
+    return order[:at] + variants + order[at:]
+
+
+def _label(method: str, runs: list[dict]) -> str:
+    """Row label; a variant shows the keyword arguments it changes."""
+    if method in LABELS:
+        return LABELS[method]
+    return f"SWFP variant `{method[len('swfp-'):]}`: `{json.dumps(runs[0]['swfp_kwargs'], sort_keys=True)}`"
+
+
 def _plot_task(path: Path, task: Task, methods: dict[str, list[dict]], demo_return: float | None) -> None:
     import matplotlib
 
@@ -601,11 +637,12 @@ def _plot_task(path: Path, task: Task, methods: dict[str, list[dict]], demo_retu
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.5, 4))
-    for color, method in enumerate(m for m in METHODS if m in methods and m != "bc"):
+    for color, method in enumerate(m for m in _ordered(methods) if m != "bc"):
         curves = [np.array([c[:2] for c in r["curve"]]) for r in methods[method]]
         n = min(len(c) for c in curves)
         steps, means = curves[0][:n, 0], np.stack([c[:n, 1] for c in curves])
-        ax.plot(steps, means.mean(0), color=f"C{color}", label=f"{LABELS[method]} ({len(curves)})")
+        style = ":" if method not in METHODS else "-"
+        ax.plot(steps, means.mean(0), style, color=f"C{color}", label=f"{_label(method, methods[method])} ({len(curves)})")
         ax.fill_between(steps, means.mean(0) - means.std(0), means.mean(0) + means.std(0), color=f"C{color}", alpha=0.15)
     if demo_return is not None:
         ax.axhline(demo_return, color="grey", linestyle="--", linewidth=1, label="demonstrations")
@@ -768,15 +805,29 @@ def main() -> None:
     parser.add_argument("--budget", choices=("cpu", "full"), default="cpu")
     parser.add_argument("--device", default="cpu", help="torch device of every model ('cuda' on a GPU machine)")
     parser.add_argument("--jobs", type=int, default=1, help="independent processes, one torch thread each")
+    parser.add_argument("--variant", default=None, help="run an SWFP variant under this name (with --swfp-kwargs)")
+    parser.add_argument("--swfp-kwargs", default=None, help="JSON dict of SWFP arguments for --variant, e.g. '{\"bc_coef\": 1.0}'")
     parser.add_argument("--render", action="store_true", help="only re-render docs/benchmarks.md")
     args = parser.parse_args()
+    if (args.variant is None) != (args.swfp_kwargs is None):
+        parser.error("--variant and --swfp-kwargs go together")
+    if args.variant is not None:
+        try:
+            variant = (variant_method(args.variant), json.loads(args.swfp_kwargs))
+        except ValueError as exc:
+            parser.error(f"--variant/--swfp-kwargs: {exc}")
+        if not isinstance(variant[1], dict):
+            parser.error(f"--swfp-kwargs must be a JSON object, got {args.swfp_kwargs!r}")
     if not args.render:
         if args.suite == "cost":
             run_cost(args.device)
         else:
             if args.suite == "runs":
                 function = run_one
-                jobs: list[Any] = [(t, m, s, args.budget, args.device) for t in args.tasks for m in args.methods for s in args.seeds]
+                if args.variant is not None:
+                    jobs: list[Any] = [(t, variant[0], s, args.budget, args.device, variant[1]) for t in args.tasks for s in args.seeds]
+                else:
+                    jobs = [(t, m, s, args.budget, args.device) for t in args.tasks for m in args.methods for s in args.seeds]
             else:
                 function = run_sensitivity
                 grid = [("n_blocks", float(n)) for n in SENSITIVITY_N] + [("w2_coef", w) for w in SENSITIVITY_W2]

@@ -52,3 +52,27 @@ def test_runs_resume_and_render(suite):
     assert "| BC flow (no online step) | 1 |" in page and "| SWFP (BC + online) | 1 |" in page
     assert "| SAC + demos in buffer | 1 |" in page
     assert (suite.RESULTS / "cpu" / "toy.png").exists()
+
+
+def test_swfp_variant_runs_with_its_kwargs_and_renders_next_to_swfp(suite):
+    method = suite.variant_method("w2_big")
+    assert suite.run_one(("toy", "swfp", 0, "cpu", "cpu")).startswith("done")
+    assert suite.run_one(("toy", method, 0, "cpu", "cpu", {"w2_coef": 2.5})).startswith("done")
+    result = json.loads(suite.result_path("cpu", "toy", "swfp-w2_big", 0).read_text())
+    assert result["swfp_kwargs"] == {"w2_coef": 2.5} and result["hyperparams"]["w2_coef"] == "2.5"
+    assert "--variant w2_big --swfp-kwargs '{\"w2_coef\": 2.5}'" in result["command"]
+    suite.render()
+    rows = [line for line in suite.PAGE.read_text().splitlines() if line.startswith("| ")]
+    labels = [row.split(" | ")[0] for row in rows]
+    assert labels.index('| SWFP variant `w2_big`: `{"w2_coef": 2.5}`') == labels.index("| SWFP (BC + online)") + 1
+    # a variant is not "another method" in the verdict sentence
+    assert "best other method here (SWFP variant" not in suite.PAGE.read_text()
+
+
+def test_variant_arguments_are_checked(suite):
+    with pytest.raises(ValueError, match="letters, digits"):
+        suite.variant_method("a b")
+    with pytest.raises(ValueError, match="variants"):
+        suite.run_one(("toy", "swfp", 0, "cpu", "cpu", {"w2_coef": 2.5}))
+    with pytest.raises(ValueError, match="variants"):
+        suite.run_one(("toy", "swfp-x", 0, "cpu", "cpu"))
