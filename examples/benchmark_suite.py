@@ -605,6 +605,17 @@ def _render_task(budget: str, task_name: str, runs: list[dict]) -> list[str]:
                 f"  Along the way (mean of all evaluations) SWFP is {'ahead of' if alongs['swfp'] >= alongs[best_along] else 'behind'} "
                 f"the best other method ({LABELS[best_along]}: {alongs[best_along]:.{d}f} vs SWFP {alongs['swfp']:.{d}f})."
             )
+            if finals["bc"] > finals["swfp"]:
+                lines[-1] += (
+                    f"  **Fine-tuning lost ground here**: the BC flow alone ({finals['bc']:.{d}f}) ends above SWFP "
+                    f"({finals['swfp']:.{d}f})" + (" and above every online method." if finals["bc"] >= others[best_other] else ".")
+                )
+            variants = [m for m in finals if m not in METHODS]
+            if variants:
+                lines[-1] += (
+                    "  The SWFP variants (the `swfp` entry with the arguments shown) are ablations, not part of the "
+                    "comparison: " + "; ".join(f"`{m[len('swfp-'):]}` {finals[m]:.{d}f}" for m in sorted(variants)) + "."
+                )
             lines.append("")
     png = RESULTS / budget / f"{task_name}.png"
     _plot_task(png, task, methods, demo_return)
