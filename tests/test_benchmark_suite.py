@@ -76,3 +76,25 @@ def test_variant_arguments_are_checked(suite):
         suite.run_one(("toy", "swfp", 0, "cpu", "cpu", {"w2_coef": 2.5}))
     with pytest.raises(ValueError, match="variants"):
         suite.run_one(("toy", "swfp-x", 0, "cpu", "cpu"))
+
+
+def test_page_says_when_fine_tuning_ends_below_bc(suite):
+    for method in ("swfp", "sac"):
+        assert suite.run_one(("toy", method, 0, "cpu", "cpu")).startswith("done")
+
+    def set_curve(method, scores):
+        path = suite.result_path("cpu", "toy", method, 0)
+        result = json.loads(path.read_text())
+        result["curve"] = [[60 * i, score, 0.0, None] for i, score in enumerate(scores)]
+        path.write_text(json.dumps(result))
+
+    set_curve("swfp", [0.5, 0.2, 0.1])  # BC 0.5 at step 0, SWFP ends at 0.1
+    set_curve("sac", [0.0, 0.2, 0.3])
+    suite.render()
+    page = suite.PAGE.read_text()
+    assert "behind the best other method here (SAC from scratch: 0.300 vs SWFP 0.100); BC → SWFP: 0.500 → 0.100." in page
+    assert "the BC flow alone (0.500) ends above SWFP (0.100) and above every online method." in page
+    set_curve("swfp", [0.5, 0.6, 0.7])
+    suite.render()
+    assert "ahead of the best other method here" in suite.PAGE.read_text()
+    assert "Fine-tuning lost ground" not in suite.PAGE.read_text()
