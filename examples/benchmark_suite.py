@@ -235,11 +235,20 @@ def result_path(budget: str, task_name: str, method: str, seed: int) -> Path:
     return RESULTS / budget / task_name / f"{method}_s{seed}.json"
 
 
+#: Method names of SWFP variants are this prefix and the variant's name
+VARIANT_PREFIX = "swfp-"
+
+
 def variant_method(name: str) -> str:
     """The method name of the SWFP variant ``name`` (its result files and table row)."""
     if not name or not all(c.isalnum() or c in "._-" for c in name):
         raise ValueError(f"variant names use letters, digits, '.', '_' and '-' only, got {name!r}")
-    return f"swfp-{name}"
+    return VARIANT_PREFIX + name
+
+
+def variant_name(method: str) -> str | None:
+    """The variant's name of a method name made by ``variant_method``; None for the methods of ``METHODS``."""
+    return method[len(VARIANT_PREFIX) :] if method.startswith(VARIANT_PREFIX) else None
 
 
 def run_one(job: tuple) -> str:
@@ -250,7 +259,7 @@ def run_one(job: tuple) -> str:
     """
     task_name, method, seed, budget, device, *rest = job
     swfp_kwargs = rest[0] if rest else None
-    if (swfp_kwargs is not None) != method.startswith("swfp-"):
+    if (swfp_kwargs is not None) != (variant_name(method) is not None):
         raise ValueError(f"{method!r}: SWFP keyword arguments go with variants (swfp-<name>) only")
     out = result_path(budget, task_name, method, seed)
     if out.exists():
@@ -298,7 +307,7 @@ def run_one(job: tuple) -> str:
         "swfp_kwargs": swfp_kwargs,
         "command": f"python examples/benchmark_suite.py --tasks {task_name} --methods {method} --seeds {seed} --budget {budget}"
         if swfp_kwargs is None
-        else f"python examples/benchmark_suite.py --tasks {task_name} --variant {method[len('swfp-'):]} "
+        else f"python examples/benchmark_suite.py --tasks {task_name} --variant {variant_name(method)} "
         f"--swfp-kwargs '{json.dumps(swfp_kwargs)}' --seeds {seed} --budget {budget}",
         "device": str(model.device),
         "torch_threads": th.get_num_threads(),
@@ -591,7 +600,8 @@ def _render_task(budget: str, task_name: str, runs: list[dict]) -> list[str]:
         lines.append(row + wall + (f" ({len(errors)} stopped by the NaN guard)" if errors else "") + " |")
     lines.append("")
     if "swfp" in finals:
-        others = {m: v for m, v in finals.items() if m in METHODS and m not in ("swfp", "bc")}
+        # SWFP's competitors: the other methods of METHODS, not BC (SWFP's start) nor SWFP's variants
+        others = {m: v for m, v in finals.items() if variant_name(m) is None and m not in ("swfp", "bc")}
         if others:
             best_other = max(others, key=others.get)
             verdict = "ahead of" if finals["swfp"] >= others[best_other] else "behind"
@@ -600,7 +610,7 @@ def _render_task(budget: str, task_name: str, runs: list[dict]) -> list[str]:
                 f"SWFP's final score is {verdict} the best other method here ({LABELS[best_other]}: "
                 f"{others[best_other]:.{d}f} vs SWFP {finals['swfp']:.{d}f}); BC → SWFP: {finals['bc']:.{d}f} → {finals['swfp']:.{d}f}."
             )
-            best_along = max((m for m in alongs if m in METHODS and m not in ("swfp", "bc")), key=alongs.get)
+            best_along = max(others, key=alongs.get)
             lines[-1] += (
                 f"  Along the way (mean of all evaluations) SWFP is {'ahead of' if alongs['swfp'] >= alongs[best_along] else 'behind'} "
                 f"the best other method ({LABELS[best_along]}: {alongs[best_along]:.{d}f} vs SWFP {alongs['swfp']:.{d}f})."
@@ -610,11 +620,11 @@ def _render_task(budget: str, task_name: str, runs: list[dict]) -> list[str]:
                     f"  **Fine-tuning lost ground here**: the BC flow alone ({finals['bc']:.{d}f}) ends above SWFP "
                     f"({finals['swfp']:.{d}f})" + (" and above every online method." if finals["bc"] >= others[best_other] else ".")
                 )
-            variants = [m for m in finals if m not in METHODS]
+            variants = [m for m in finals if variant_name(m) is not None]
             if variants:
                 lines[-1] += (
                     "  The SWFP variants (the `swfp` entry with the arguments shown) are ablations, not part of the "
-                    "comparison: " + "; ".join(f"`{m[len('swfp-'):]}` {finals[m]:.{d}f}" for m in sorted(variants)) + "."
+                    "comparison: " + "; ".join(f"`{variant_name(m)}` {finals[m]:.{d}f}" for m in sorted(variants)) + "."
                 )
             lines.append("")
     png = RESULTS / budget / f"{task_name}.png"
@@ -628,7 +638,7 @@ def _render_task(budget: str, task_name: str, runs: list[dict]) -> list[str]:
 
 def _ordered(methods: dict[str, list[dict]]) -> list[str]:
     """Table order: the methods of ``METHODS``, with the SWFP variants right after SWFP."""
-    variants = sorted(m for m in methods if m not in METHODS)
+    variants = sorted(m for m in methods if variant_name(m) is not None)
     order = [m for m in METHODS if m in methods]
     at = order.index("swfp") + 1 if "swfp" in order else len(order)
     return order[:at] + variants + order[at:]
@@ -638,7 +648,7 @@ def _label(method: str, runs: list[dict]) -> str:
     """Row label; a variant shows the keyword arguments it changes."""
     if method in LABELS:
         return LABELS[method]
-    return f"SWFP variant `{method[len('swfp-'):]}`: `{json.dumps(runs[0]['swfp_kwargs'], sort_keys=True)}`"
+    return f"SWFP variant `{variant_name(method)}`: `{json.dumps(runs[0]['swfp_kwargs'], sort_keys=True)}`"
 
 
 def _plot_task(path: Path, task: Task, methods: dict[str, list[dict]], demo_return: float | None) -> None:
@@ -652,7 +662,7 @@ def _plot_task(path: Path, task: Task, methods: dict[str, list[dict]], demo_retu
         curves = [np.array([c[:2] for c in r["curve"]]) for r in methods[method]]
         n = min(len(c) for c in curves)
         steps, means = curves[0][:n, 0], np.stack([c[:n, 1] for c in curves])
-        style = ":" if method not in METHODS else "-"
+        style = "-" if variant_name(method) is None else ":"
         ax.plot(steps, means.mean(0), style, color=f"C{color}", label=f"{_label(method, methods[method])} ({len(curves)})")
         ax.fill_between(steps, means.mean(0) - means.std(0), means.mean(0) + means.std(0), color=f"C{color}", alpha=0.15)
     if demo_return is not None:
