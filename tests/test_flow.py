@@ -141,3 +141,14 @@ def test_folding_block_map_gives_a_finite_log_det(dim):
     out = integrate_block(net, th.zeros(3, 2, dtype=th.float64), th.randn(3, dim, dtype=th.float64), th.zeros(3, 1, dtype=th.float64), 0.2, 1, "euler", "exact")
     assert th.allclose(out.x, th.zeros_like(out.x))
     assert th.allclose(out.log_det, th.full((3,), math.log(FOLD_EPS), dtype=th.float64))
+
+
+def test_chain_conditioning_rows_compose():
+    from sb3_swfp.swfp.policies import ChainConditioning
+
+    terms = th.randn(6, 5, 4)  # 3 blocks x 2 stages, batch 5, width 4
+    full = ChainConditioning(terms, n_blocks=3)
+    outer, inner = th.tensor([4, 1, 3]), th.tensor([2, 0])
+    assert th.equal(full.rows(outer).block_terms(1), terms[2:4][:, outer])
+    # restricting twice picks samples of the restricted set: outer[inner] = [3, 4]
+    assert th.equal(full.rows(outer).rows(inner).block_terms(2), terms[4:6][:, th.tensor([3, 4])])

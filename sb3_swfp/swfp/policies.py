@@ -62,8 +62,11 @@ class ChainConditioning(NamedTuple):
     idx: th.Tensor | None = None  # the samples this conditioning is for (None: all)
 
     def rows(self, idx: th.Tensor) -> ChainConditioning:
-        """The same conditioning for the samples ``idx`` only (nothing is copied until a block asks)."""
-        return self._replace(idx=idx)
+        """The same conditioning for the samples ``idx`` only (nothing is copied until a block asks).
+
+        ``idx`` indexes the samples of this conditioning, so restricting twice composes.
+        """
+        return self._replace(idx=idx if self.idx is None else self.idx[idx])
 
     def block_terms(self, block: int) -> th.Tensor:
         """The stage terms of one block, (stages_per_block, batch or len(idx), H)."""
