@@ -339,7 +339,8 @@ def _describe(model) -> dict[str, Any]:
     keys = (
         "learning_rate", "actor_learning_rate", "batch_size", "buffer_size", "learning_starts", "gamma", "tau",
         "train_freq", "gradient_steps", "policy_delay", "n_blocks", "ent_coef", "w2_coef", "jko_step_size",
-        "q_normalization", "critic_entropy", "actor_learning_starts", "policy_kwargs", "replay_buffer_class",
+        "q_normalization", "critic_entropy", "actor_learning_starts", "w2_prev_coef", "q_on", "bc_coef",
+        "policy_kwargs", "replay_buffer_class",
     )  # fmt: skip
     return {key: getattr(model, key) for key in keys if hasattr(model, key)}
 
@@ -633,7 +634,36 @@ def _render_task(budget: str, task_name: str, runs: list[dict]) -> list[str]:
     commands = sorted({r["command"].rsplit(" --seeds", 1)[0] for r in runs})
     seeds = sorted({r["seed"] for r in runs})
     lines += ["Commands (each with `--seeds " + " ".join(map(str, seeds)) + "`):", "", *[f"- `{c}`" for c in commands], ""]
+    relabelled = sorted(f"{r['method']}_s{r['seed']}" for r in runs if r.get("relabelled"))
+    if relabelled:
+        lines += [
+            f"Relabelled after `swfp_o2o.yml` changed (the runs are unchanged; the note in each JSON says what they "
+            f"were run as): {', '.join(relabelled)}.",
+            "",
+        ]
+    stale = [f"`{r['method']}_s{r['seed']}` ({'; '.join(diffs)})" for r in runs if (diffs := stale_arguments(r))]
+    if stale:
+        lines += [
+            "**Stale runs**: made with other SWFP arguments than `swfp_o2o.yml` (with the variant's arguments) gives "
+            "now; delete their JSON and rerun: " + ", ".join(stale) + ".",
+            "",
+        ]
     return lines
+
+
+def stale_arguments(run: dict) -> list[str]:
+    """For an SWFP run: the arguments its stored hyperparameters disagree on with today's entry (and its
+    variant's arguments), as ``"key ran X, entry now Y"``; empty for other methods and up-to-date runs."""
+    if run["method"] != "swfp" and variant_name(run["method"]) is None:
+        return []
+    expected, _, _ = swfp_o2o_entry(run["task_spec"]["env_id"])
+    expected.update(run.get("swfp_kwargs") or {})
+    stored = run["hyperparams"]
+    return [
+        f"{key} ran {stored[key]}, entry now {expected[key]!r}"
+        for key in sorted(expected.keys() & stored.keys() - {"policy_kwargs", "replay_buffer_class"})
+        if stored[key] != repr(expected[key])
+    ]
 
 
 def _ordered(methods: dict[str, list[dict]]) -> list[str]:

@@ -98,3 +98,19 @@ def test_page_says_when_fine_tuning_ends_below_bc(suite):
     suite.render()
     assert "ahead of the best other method here" in suite.PAGE.read_text()
     assert "Fine-tuning lost ground" not in suite.PAGE.read_text()
+
+
+def test_render_flags_runs_made_with_other_arguments_than_the_entry(suite):
+    assert suite.run_one(("toy", "swfp", 0, "cpu", "cpu")).startswith("done")
+    path = suite.result_path("cpu", "toy", "swfp", 0)
+    run = json.loads(path.read_text())
+    assert suite.stale_arguments(run) == []
+    suite.render()
+    assert "Stale runs" not in suite.PAGE.read_text()
+    run["hyperparams"]["w2_coef"] = "99.0"  # as if the entry's w2_coef changed after this run
+    run["relabelled"] = "a note"
+    path.write_text(json.dumps(run))
+    suite.render()
+    page = suite.PAGE.read_text()
+    assert "**Stale runs**" in page and "`swfp_s0` (w2_coef ran 99.0, entry now 2.0)" in page
+    assert "Relabelled after `swfp_o2o.yml` changed" in page and "swfp_s0." in page
