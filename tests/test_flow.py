@@ -50,6 +50,17 @@ def test_tangents_match_autograd_jacobian(activation, layer_norm):
     assert th.allclose(jac, reference, atol=1e-10)
 
 
+@pytest.mark.parametrize("activation", [nn.ReLU, nn.Tanh])
+@pytest.mark.parametrize("layer_norm", [False, True])
+def test_velocity_only_path_equals_the_tangent_path(activation, layer_norm):
+    th.manual_seed(0)
+    net = VelocityMLP(3, 2, [16, 16], activation, layer_norm=layer_norm)
+    f, x, t = th.randn(6, 3), th.randn(6, 2), th.rand(6, 1)
+    with_tangents, _ = net(f, x, t, th.eye(2).expand(6, 2, 2))
+    assert th.allclose(net.velocity(x, net.stage_terms(f, t.unsqueeze(1))[0]), with_tangents, atol=1e-6)
+    assert th.equal(net(f, x, t)[0], net.velocity(x, net.stage_terms(f, t.unsqueeze(1))[0]))
+
+
 @pytest.mark.parametrize("solver", ["midpoint", "euler"])
 def test_exact_log_det_matches_autograd_of_block_map(solver):
     th.manual_seed(1)

@@ -261,6 +261,19 @@ def test_nan_guard_names_term_and_update():
         model.learn(100)
 
 
+@pytest.mark.parametrize("ode_solver, n_substeps", [("midpoint", 1), ("midpoint", 2), ("euler", 3)])
+def test_one_solve_chain_without_log_density_equals_the_block_chain(ode_solver, n_substeps):
+    # predict's path integrates [0, 1] in one call; it must take the same steps as the N blocks
+    actor = tiny(seed=0, n_blocks=3, n_substeps=n_substeps, ode_solver=ode_solver).actor
+    features = th.randn(7, 3)
+    with th.no_grad():
+        blocks = th.clamp(actor.particles(features, th.zeros(7, 1))[-1], -1.0, 1.0)
+        one_solve, log_prob = actor.sample_from_features(features, deterministic=True)
+        with_log_prob, _ = actor.sample_from_features(features, deterministic=True, with_log_prob=True)
+    assert log_prob is None
+    assert th.allclose(one_solve, blocks, atol=1e-6) and th.allclose(one_solve, with_log_prob, atol=1e-6)
+
+
 @pytest.mark.parametrize("share_velocity", [True, False])
 def test_particles_and_finish_chain_agree_with_the_full_chain(share_velocity):
     actor = tiny(seed=0, policy_kwargs=dict(net_arch=[16], share_velocity=share_velocity)).actor

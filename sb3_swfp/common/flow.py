@@ -121,6 +121,14 @@ class VelocityMLP(nn.Module):
         self.linears = nn.ModuleList(nn.Linear(n_in, n_out) for n_in, n_out in zip(sizes[:-1], sizes[1:]))
         self.norms = nn.ModuleList(nn.LayerNorm(n) for n in net_arch) if layer_norm else None
         self.activation = activation_fn()
+        # For the velocity-only path (batch-1 layers cost little more than their Python overhead): a ReLU
+        # applied as a function skips a module call per layer, and a plain tuple of (norm, linear) pairs
+        # after the first layer skips the module-attribute lookups (it holds the modules, not copies)
+        self._relu = isinstance(self.activation, nn.ReLU)
+        self._later = tuple(zip(self.norms if self.norms is not None else [None] * len(net_arch), self.linears[1:]))
+
+    def _activate(self, z: th.Tensor) -> th.Tensor:
+        return F.relu(z) if self._relu else self.activation(z)
 
     def stage_terms(self, features: th.Tensor, t: th.Tensor) -> th.Tensor:
         """The first layer's pre-activation without its ``x`` part, ``W_s features + W_t embed(t) + b``.
@@ -138,6 +146,18 @@ class VelocityMLP(nn.Module):
         # (stages, H) -> (stages, 1, H), or (batch, stages, H) -> (stages, batch, H)
         time = time.unsqueeze(1) if t.dim() == 2 else time.transpose(0, 1)
         return context.unsqueeze(0) + time
+
+    def velocity(self, x: th.Tensor, stage_term: th.Tensor) -> th.Tensor:
+        """The velocity alone, ``v(s, x, t)`` (batch, action_dim), from ``stage_term = self.stage_terms(s, t)``
+        of this call, (batch, H): ``forward`` without tangents, with fewer Python-level operations (the
+        path of ``predict`` and of chains without log-densities).
+        """
+        z = th.addmm(stage_term, x, self.linears[0].weight[:, self.features_dim : self.features_dim + self.action_dim].t())
+        for norm, linear in self._later:
+            if norm is not None:
+                z = norm(z)
+            z = F.linear(F.relu(z) if self._relu else self.activation(z), linear.weight, linear.bias)
+        return z
 
     def forward(
         self,
@@ -160,6 +180,8 @@ class VelocityMLP(nn.Module):
         """
         if stage_term is None:
             stage_term = self.stage_terms(features, t.unsqueeze(1))[0]  # type: ignore[arg-type, union-attr]
+        if tangents is None:
+            return self.velocity(x, stage_term), None
         z = dh = None
         for i, linear in enumerate(self.linears):
             if i == 0:
@@ -174,7 +196,7 @@ class VelocityMLP(nn.Module):
                     z, dh = _layer_norm_with_tangent(self.norms[i - 1], z, dh)
                 else:
                     z = self.norms[i - 1](z)
-            h = self.activation(z)
+            h = self._activate(z)
             if dh is not None:
                 dh = F.linear(_activation_derivative(self.activation, z, h).unsqueeze(1) * dh, linear.weight)
             z = F.linear(h, linear.weight, linear.bias)
@@ -247,6 +269,8 @@ def integrate_block(
     if stage_terms is None:
         offsets = x.new_tensor(stage_offsets(h, n_substeps, ode_solver)).unsqueeze(-1)  # (stages, 1)
         stage_terms = velocity.stage_terms(features, t0 + offsets if isinstance(t0, float) else t0.unsqueeze(1) + offsets)
+    if isinstance(stage_terms, th.Tensor):
+        stage_terms = stage_terms.unbind(0)  # one op instead of one indexing per stage
     jac = th.eye(dim, dtype=x.dtype, device=x.device).expand(batch, dim, dim) if exact else None
     trace = x.new_zeros(batch) if hutchinson else None
     for step in range(n_substeps):
@@ -260,7 +284,7 @@ def integrate_block(
                 v, jv = velocity(None, x, None, eps.unsqueeze(-1), stage_term)
                 trace = trace + dt * (eps * jv.squeeze(-1)).sum(dim=-1)
             else:
-                v, _ = velocity(None, x, None, None, stage_term)
+                v = velocity.velocity(x, stage_term)
             x = th.add(x, v, alpha=dt)
         else:
             stage_term_1, stage_term_2 = stage_terms[2 * step], stage_terms[2 * step + 1]
@@ -269,13 +293,13 @@ def integrate_block(
                 v2, jv2 = velocity(None, th.add(x, v1, alpha=0.5 * dt), None, jac + 0.5 * dt * jv1, stage_term_2)
                 jac = jac + dt * jv2
             elif hutchinson:
-                v1, _ = velocity(None, x, None, None, stage_term_1)
+                v1 = velocity.velocity(x, stage_term_1)
                 eps = rademacher_like(x)
                 v2, jv2 = velocity(None, th.add(x, v1, alpha=0.5 * dt), None, eps.unsqueeze(-1), stage_term_2)
                 trace = trace + dt * (eps * jv2.squeeze(-1)).sum(dim=-1)
             else:
-                v1, _ = velocity(None, x, None, None, stage_term_1)
-                v2, _ = velocity(None, th.add(x, v1, alpha=0.5 * dt), None, None, stage_term_2)
+                v1 = velocity.velocity(x, stage_term_1)
+                v2 = velocity.velocity(th.add(x, v1, alpha=0.5 * dt), stage_term_2)
             x = th.add(x, v2, alpha=dt)
     if exact:
         if dim == 1:

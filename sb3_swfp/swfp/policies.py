@@ -144,6 +144,9 @@ class FlowActor(BasePolicy):
         # shared pretrained network can be loaded into all of them, spec §1)
         first = make_velocity()
         self.velocities = nn.ModuleList([first] + [copy.deepcopy(first) for _ in range(0 if share_velocity else n_blocks - 1)])
+        # The times of every solver stage of every block, (n_blocks * stages_per_block, 1); not saved
+        offsets = stage_offsets(self.h, n_substeps, ode_solver)
+        self.register_buffer("stage_times", th.tensor([[n * self.h + offset] for n in range(n_blocks) for offset in offsets]), persistent=False)
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
@@ -216,9 +219,7 @@ class FlowActor(BasePolicy):
         """What every block of a chain on these states shares, computed once; None with independent blocks."""
         if not self.share_velocity:
             return None
-        offsets = stage_offsets(self.h, self.n_substeps, self.ode_solver)
-        times = features.new_tensor([[n * self.h + offset] for n in range(self.n_blocks) for offset in offsets])
-        return ChainConditioning(self.velocities[0].stage_terms(features, times), self.n_blocks)
+        return ChainConditioning(self.velocities[0].stage_terms(features, self.stage_times), self.n_blocks)
 
     def particles(self, features: th.Tensor, x0: th.Tensor) -> th.Tensor:
         """All intermediate particles ``x_0 .. x_N`` of the chain: (batch, d) -> (N + 1, batch, d)."""
@@ -274,6 +275,13 @@ class FlowActor(BasePolicy):
         x0 = features.new_zeros(batch, self.action_dim) if deterministic else th.randn(batch, self.action_dim, device=features.device)
         method = self.log_prob_method if with_log_prob else None
         x, conditioning = x0, self.conditioning(features)
+        if method is None and conditioning is not None:
+            # Without log-densities the chain of a shared network is one solve over [0, 1] with the same
+            # N * n_substeps steps: one call instead of N (predict's path)
+            x = integrate_block(
+                self.velocities[0], features, x0, 0.0, 1.0, self.n_blocks * self.n_substeps, self.ode_solver, None, conditioning.stage_terms
+            ).x
+            return th.clamp(x, -1.0, 1.0), None
         log_prob = standard_normal_log_prob(x0) if with_log_prob else None
         for n in range(self.n_blocks):
             x, log_det = self.block(features, x, n, method, conditioning)
