@@ -1,5 +1,6 @@
 """Flow blocks and log-densities (spec §1-2) against closed forms."""
 
+import copy
 import math
 
 import numpy as np
@@ -59,6 +60,19 @@ def test_velocity_only_path_equals_the_tangent_path(activation, layer_norm):
     with_tangents, _ = net(f, x, t, th.eye(2).expand(6, 2, 2))
     assert th.allclose(net.velocity(x, net.stage_terms(f, t.unsqueeze(1))[0]), with_tangents, atol=1e-6)
     assert th.equal(net(f, x, t)[0], net.velocity(x, net.stage_terms(f, t.unsqueeze(1))[0]))
+
+
+def test_velocity_only_path_of_a_copy_uses_the_copy_weights():
+    # independent flow blocks are deep copies of one network; each must use its own layers
+    th.manual_seed(0)
+    net = VelocityMLP(3, 2, [16, 16])
+    other = copy.deepcopy(net)
+    with th.no_grad():
+        other.linears[-1].weight.mul_(2.0)
+        other.linears[-1].bias.zero_()
+        net.linears[-1].bias.zero_()
+    f, x, t = th.randn(6, 3), th.randn(6, 2), th.rand(6, 1)
+    assert th.allclose(other(f, x, t)[0], 2.0 * net(f, x, t)[0], atol=1e-6)
 
 
 @pytest.mark.parametrize("solver", ["midpoint", "euler"])
