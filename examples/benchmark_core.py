@@ -305,6 +305,7 @@ def render() -> None:
                 f"| {name} | {row['train_steps_per_s']:.1f} | {row['train_steps_per_s'] / sac['train_steps_per_s']:.2f}× | "
                 f"{row['predict_ms_median']:.3f} | {row['predict_ms_median'] / sac['predict_ms_median']:.2f}× |"
             )
+        lines.append("")  # a paragraph right after a table would be read as one more row
         profile = [_strip_paths(line) for line in speed["profile"]]
         critic = _profile_share(profile, "(_critic_update)")
         chain = _profile_share(profile, "(sample_from_features)")
