@@ -518,6 +518,9 @@ def _initial(run: dict) -> tuple[float, float | None]:
 
 
 def _mean_std(values: list[float], decimals: int = 1) -> str:
+    """``mean ± std`` over seeds; one seed has no spread to show."""
+    if len(values) == 1:
+        return f"{values[0]:.{decimals}f}"
     return f"{np.mean(values):.{decimals}f} ± {np.std(values):.{decimals}f}" if values else "–"
 
 

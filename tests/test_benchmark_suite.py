@@ -50,6 +50,7 @@ def test_runs_resume_and_render(suite):
     suite.render()
     page = suite.PAGE.read_text()
     assert "| BC flow (no online step) | 1 |" in page and "| SWFP (BC + online) | 1 |" in page
+    assert "± 0.0" not in page  # one seed: no spread shown
     assert "| SAC + demos in buffer | 1 |" in page
     assert (suite.RESULTS / "cpu" / "toy.png").exists()
 
