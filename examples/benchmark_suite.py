@@ -696,7 +696,8 @@ def _plot_task(path: Path, task: Task, methods: dict[str, list[dict]], demo_retu
         n = min(len(c) for c in curves)
         steps, means = curves[0][:n, 0], np.stack([c[:n, 1] for c in curves])
         style = "-" if variant_name(method) is None else ":"
-        ax.plot(steps, means.mean(0), style, color=f"C{color}", label=f"{_label(method, methods[method])} ({len(curves)})")
+        label = _label(method, methods[method]).replace("`", "")  # markdown code marks mean nothing in a legend
+        ax.plot(steps, means.mean(0), style, color=f"C{color}", label=f"{label} ({len(curves)})")
         ax.fill_between(steps, means.mean(0) - means.std(0), means.mean(0) + means.std(0), color=f"C{color}", alpha=0.15)
     if demo_return is not None:
         ax.axhline(demo_return, color="grey", linestyle="--", linewidth=1, label="demonstrations")
