@@ -121,14 +121,18 @@ class VelocityMLP(nn.Module):
         self.linears = nn.ModuleList(nn.Linear(n_in, n_out) for n_in, n_out in zip(sizes[:-1], sizes[1:]))
         self.norms = nn.ModuleList(nn.LayerNorm(n) for n in net_arch) if layer_norm else None
         self.activation = activation_fn()
-        # For the velocity-only path (batch-1 layers cost little more than their Python overhead): a ReLU
-        # applied as a function skips a module call per layer, and a plain tuple of (norm, linear) pairs
-        # after the first layer skips the module-attribute lookups (it holds the modules, not copies)
+        # Batch-1 layers cost little more than their Python overhead: a ReLU applied as a function skips
+        # a module call per layer, and a plain tuple of (norm, linear) pairs after the first layer skips
+        # the module-attribute lookups (it holds the modules, not copies)
         self._relu = isinstance(self.activation, nn.ReLU)
         self._later = tuple(zip(self.norms if self.norms is not None else [None] * len(net_arch), self.linears[1:]))
 
     def _activate(self, z: th.Tensor) -> th.Tensor:
         return F.relu(z) if self._relu else self.activation(z)
+
+    def _x_weight(self) -> th.Tensor:
+        """The columns of the first layer that see ``x``, (H, action_dim)."""
+        return self.linears[0].weight[:, self.features_dim : self.features_dim + self.action_dim]
 
     def stage_terms(self, features: th.Tensor, t: th.Tensor) -> th.Tensor:
         """The first layer's pre-activation without its ``x`` part, ``W_s features + W_t embed(t) + b``.
@@ -152,11 +156,11 @@ class VelocityMLP(nn.Module):
         of this call, (batch, H): ``forward`` without tangents, with fewer Python-level operations (the
         path of ``predict`` and of chains without log-densities).
         """
-        z = th.addmm(stage_term, x, self.linears[0].weight[:, self.features_dim : self.features_dim + self.action_dim].t())
+        z = th.addmm(stage_term, x, self._x_weight().t())
         for norm, linear in self._later:
             if norm is not None:
                 z = norm(z)
-            z = F.linear(F.relu(z) if self._relu else self.activation(z), linear.weight, linear.bias)
+            z = F.linear(self._activate(z), linear.weight, linear.bias)
         return z
 
     def forward(
@@ -182,25 +186,18 @@ class VelocityMLP(nn.Module):
             stage_term = self.stage_terms(features, t.unsqueeze(1))[0]  # type: ignore[arg-type, union-attr]
         if tangents is None:
             return self.velocity(x, stage_term), None
-        z = dh = None
-        for i, linear in enumerate(self.linears):
-            if i == 0:
-                # Only the x columns of the first layer see x, and the tangent
-                w_x = linear.weight[:, self.features_dim : self.features_dim + self.action_dim]
-                z = th.addmm(stage_term, x, w_x.t())
-                # Tangents travel as rows, (batch, k, width), so that each layer is one GEMM over batch * k rows
-                dh = None if tangents is None else F.linear(tangents.transpose(1, 2), w_x)
-                continue
-            if self.norms is not None:
-                if dh is not None:
-                    z, dh = _layer_norm_with_tangent(self.norms[i - 1], z, dh)
-                else:
-                    z = self.norms[i - 1](z)
+        # Only the x columns of the first layer see x, and the tangent
+        w_x = self._x_weight()
+        z = th.addmm(stage_term, x, w_x.t())
+        # Tangents travel as rows, (batch, k, width), so that each layer is one GEMM over batch * k rows
+        dh = F.linear(tangents.transpose(1, 2), w_x)
+        for norm, linear in self._later:
+            if norm is not None:
+                z, dh = _layer_norm_with_tangent(norm, z, dh)
             h = self._activate(z)
-            if dh is not None:
-                dh = F.linear(_activation_derivative(self.activation, z, h).unsqueeze(1) * dh, linear.weight)
+            dh = F.linear(_activation_derivative(self.activation, z, h).unsqueeze(1) * dh, linear.weight)
             z = F.linear(h, linear.weight, linear.bias)
-        return z, (None if dh is None else dh.transpose(1, 2))
+        return z, dh.transpose(1, 2)
 
 
 class BlockOutput(NamedTuple):
