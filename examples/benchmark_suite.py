@@ -644,7 +644,9 @@ def _render_task(budget: str, task_name: str, runs: list[dict]) -> list[str]:
             f"were run as): {', '.join(relabelled)}.",
             "",
         ]
-    stale = [f"`{r['method']}_s{r['seed']}` ({'; '.join(diffs)})" for r in runs if (diffs := stale_arguments(r))]
+    swfp_runs = [r for r in runs if r["method"] == "swfp" or variant_name(r["method"]) is not None]
+    entry = swfp_o2o_entry(task.env_id)[0] if swfp_runs else {}  # read once for all the task's runs
+    stale = [f"`{r['method']}_s{r['seed']}` ({'; '.join(diffs)})" for r in swfp_runs if (diffs := stale_arguments(r, entry))]
     if stale:
         lines += [
             "**Stale runs**: made with other SWFP arguments than `swfp_o2o.yml` (with the variant's arguments) gives "
@@ -654,13 +656,11 @@ def _render_task(budget: str, task_name: str, runs: list[dict]) -> list[str]:
     return lines
 
 
-def stale_arguments(run: dict) -> list[str]:
-    """For an SWFP run: the arguments its stored hyperparameters disagree on with today's entry (and its
-    variant's arguments), as ``"key ran X, entry now Y"``; empty for other methods and up-to-date runs."""
-    if run["method"] != "swfp" and variant_name(run["method"]) is None:
-        return []
-    expected, _, _ = swfp_o2o_entry(run["task_spec"]["env_id"])
-    expected.update(run.get("swfp_kwargs") or {})
+def stale_arguments(run: dict, entry: dict[str, Any]) -> list[str]:
+    """For an SWFP run: the arguments its stored hyperparameters disagree on with today's ``swfp_o2o.yml``
+    entry of its task (``swfp_o2o_entry(env_id)[0]``) and its variant's arguments, as
+    ``"key ran X, entry now Y"``; empty for up-to-date runs."""
+    expected = {**entry, **(run.get("swfp_kwargs") or {})}
     stored = run["hyperparams"]
     return [
         f"{key} ran {stored[key]}, entry now {expected[key]!r}"

@@ -105,7 +105,7 @@ def test_render_flags_runs_made_with_other_arguments_than_the_entry(suite):
     assert suite.run_one(("toy", "swfp", 0, "cpu", "cpu")).startswith("done")
     path = suite.result_path("cpu", "toy", "swfp", 0)
     run = json.loads(path.read_text())
-    assert suite.stale_arguments(run) == []
+    assert suite.stale_arguments(run, suite.swfp_o2o_entry("SWFPToyBandit-v0")[0]) == []
     suite.render()
     assert "Stale runs" not in suite.PAGE.read_text()
     run["hyperparams"]["w2_coef"] = "99.0"  # as if the entry's w2_coef changed after this run
