@@ -11,6 +11,7 @@ from torch import nn
 from sb3_swfp.common.flow import (
     FOLD_EPS,
     SinusoidalTimeEmbedding,
+    StageTerms,
     VelocityMLP,
     integrate_block,
     linear_path_sample,
@@ -58,8 +59,8 @@ def test_velocity_only_path_equals_the_tangent_path(activation, layer_norm):
     net = VelocityMLP(3, 2, [16, 16], activation, layer_norm=layer_norm)
     f, x, t = th.randn(6, 3), th.randn(6, 2), th.rand(6, 1)
     with_tangents, _ = net(f, x, t, th.eye(2).expand(6, 2, 2))
-    assert th.allclose(net.velocity(x, net.stage_terms(f, t.unsqueeze(1))[0]), with_tangents, atol=1e-6)
-    assert th.equal(net(f, x, t)[0], net.velocity(x, net.stage_terms(f, t.unsqueeze(1))[0]))
+    assert th.allclose(net.velocity(x, net.stage_terms(f, t.unsqueeze(1)).summed()[0]), with_tangents, atol=1e-6)
+    assert th.equal(net(f, x, t)[0], net.velocity(x, net.stage_terms(f, t.unsqueeze(1)).summed()[0]))
 
 
 def test_velocity_only_path_of_a_copy_uses_the_copy_weights():
@@ -168,12 +169,29 @@ def test_folding_block_map_gives_a_finite_log_det(dim):
     assert th.allclose(out.log_det, th.full((3,), math.log(FOLD_EPS), dtype=th.float64))
 
 
-def test_chain_conditioning_rows_compose():
+@pytest.mark.parametrize("per_sample", [False, True])
+def test_chain_conditioning_rows_compose(per_sample):
     from sb3_swfp.swfp.policies import ChainConditioning
 
-    terms = th.randn(6, 5, 4)  # 3 blocks x 2 stages, batch 5, width 4
-    full = ChainConditioning(terms, n_blocks=3)
+    # 3 blocks x 2 stages, batch 5, width 4; times shared by all samples or one per sample
+    context, time = th.randn(5, 4), th.randn(6, 5 if per_sample else 1, 4)
+    terms = context + time  # (6, 5, 4): the stage terms summed
+    full = ChainConditioning(StageTerms(context, time), n_blocks=3)
     outer, inner = th.tensor([4, 1, 3]), th.tensor([2, 0])
-    assert th.equal(full.rows(outer).block_terms(1), terms[2:4][:, outer])
+    block_1 = full.rows(outer).block_terms(1)
+    assert len(block_1) == 2
+    assert all(th.equal(term, terms[2 + stage, outer]) for stage, term in enumerate(block_1.summed()))
     # restricting twice picks samples of the restricted set: outer[inner] = [3, 4]
-    assert th.equal(full.rows(outer).rows(inner).block_terms(2), terms[4:6][:, th.tensor([3, 4])])
+    block_2 = full.rows(outer).rows(inner).block_terms(2)
+    assert all(th.equal(term, terms[4 + stage, th.tensor([3, 4])]) for stage, term in enumerate(block_2.summed()))
+
+
+def test_stage_terms_sum_to_the_first_layer_without_x():
+    th.manual_seed(0)
+    net = VelocityMLP(3, 2, [8])
+    f, x, t = th.randn(5, 3), th.zeros(5, 2), th.rand(4, 1)
+    terms = net.stage_terms(f, t).summed()
+    assert len(terms) == 4
+    for stage, term in enumerate(terms):  # the first layer at x = 0 is W_s f + W_t embed(t) + b
+        inputs = th.cat([f, x, net.time_embed(t[stage].expand(5, 1))], dim=1)
+        assert th.allclose(term, net.linears[0](inputs), atol=1e-6)

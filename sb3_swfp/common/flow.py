@@ -13,7 +13,6 @@ actor loss can back-propagate through log-determinants.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from typing import NamedTuple
 
 import torch as th
@@ -60,9 +59,8 @@ class _LinearTimeEmbedding(nn.Module):
 
 
 def _activation_derivative(activation: nn.Module, z: th.Tensor, out: th.Tensor) -> th.Tensor:
-    """Elementwise derivative ``act'(z)``; closed forms for common activations, forward AD otherwise."""
-    if isinstance(activation, nn.ReLU):
-        return (z > 0).to(z.dtype)
+    """Elementwise derivative ``act'(z)``; closed forms for common activations, forward AD otherwise
+    (ReLU's is taken from its output in ``VelocityMLP.forward``)."""
     if isinstance(activation, nn.Tanh):
         return 1.0 - out * out
     if isinstance(activation, nn.SiLU):
@@ -87,6 +85,35 @@ def _layer_norm_with_tangent(norm: nn.LayerNorm, z: th.Tensor, dz: th.Tensor) ->
     if norm.elementwise_affine:
         return normed * norm.weight + norm.bias, d_normed * norm.weight
     return normed, d_normed
+
+
+class StageTerms:
+    """The first layer's pre-activation without its ``x`` part at several solver stages, kept as its two
+    summands: the state's ``W_s features + b`` (batch, H) and the time's ``W_t embed(t)``, (stages, 1, H)
+    for times shared by all samples or (stages, batch, H) per sample.  Restricting to some samples then
+    copies the (batch, H) state part only; the sum is taken when a block is integrated.
+    """
+
+    __slots__ = ("context", "time")
+
+    def __init__(self, context: th.Tensor, time: th.Tensor):
+        self.context = context
+        self.time = time
+
+    def __len__(self) -> int:
+        return self.time.shape[0]
+
+    def summed(self) -> tuple[th.Tensor, ...]:
+        """The term of every stage, each (batch, H): one addition and one unbind, whatever the number of stages."""
+        return (self.context + self.time).unbind(0)
+
+    def stages(self, start: int, stop: int) -> StageTerms:
+        """The terms of stages ``start .. stop - 1``."""
+        return StageTerms(self.context, self.time[start:stop])
+
+    def rows(self, idx: th.Tensor) -> StageTerms:
+        """The terms of the samples ``idx`` only."""
+        return StageTerms(self.context[idx], self.time if self.time.shape[1] == 1 else self.time[:, idx])
 
 
 class VelocityMLP(nn.Module):
@@ -130,11 +157,11 @@ class VelocityMLP(nn.Module):
     def _activate(self, z: th.Tensor) -> th.Tensor:
         return F.relu(z) if self._relu else self.activation(z)
 
-    def _x_weight(self) -> th.Tensor:
+    def x_weight(self) -> th.Tensor:
         """The columns of the first layer that see ``x``, (H, action_dim)."""
         return self.linears[0].weight[:, self.features_dim : self.features_dim + self.action_dim]
 
-    def stage_terms(self, features: th.Tensor, t: th.Tensor) -> th.Tensor:
+    def stage_terms(self, features: th.Tensor, t: th.Tensor) -> StageTerms:
         """The first layer's pre-activation without its ``x`` part, ``W_s features + W_t embed(t) + b``.
 
         It does not depend on ``x``: a chain of blocks on the same states computes it once for every
@@ -142,21 +169,23 @@ class VelocityMLP(nn.Module):
 
         :param features: (batch, features_dim)
         :param t: (stages, 1) times shared by all samples, or (batch, stages, 1) per sample
-        :return: (stages, batch, H)
+        :return: the terms of ``stages`` solver stages, each (batch, H)
         """
         first = self.linears[0]
         context = F.linear(features, first.weight[:, : self.features_dim], first.bias)  # (batch, H)
         time = F.linear(self.time_embed(t), first.weight[:, self.features_dim + self.action_dim :])
         # (stages, H) -> (stages, 1, H), or (batch, stages, H) -> (stages, batch, H)
         time = time.unsqueeze(1) if t.dim() == 2 else time.transpose(0, 1)
-        return context.unsqueeze(0) + time
+        return StageTerms(context, time)
 
-    def velocity(self, x: th.Tensor, stage_term: th.Tensor) -> th.Tensor:
-        """The velocity alone, ``v(s, x, t)`` (batch, action_dim), from ``stage_term = self.stage_terms(s, t)``
-        of this call, (batch, H): ``forward`` without tangents, with fewer Python-level operations (the
+    def velocity(self, x: th.Tensor, stage_term: th.Tensor, x_weight_t: th.Tensor | None = None) -> th.Tensor:
+        """The velocity alone, ``v(s, x, t)`` (batch, action_dim), from the term ``stage_term`` (batch, H) of
+        ``self.stage_terms(s, t)``: ``forward`` without tangents, with fewer Python-level operations (the
         path of ``predict`` and of chains without log-densities).
+
+        :param x_weight_t: ``self.x_weight().t()``, when the caller evaluates the network several times
         """
-        z = th.addmm(stage_term, x, self._x_weight().t())
+        z = th.addmm(stage_term, x, self.x_weight().t() if x_weight_t is None else x_weight_t)
         for norm, linear in self._later:
             if norm is not None:
                 z = norm(z)
@@ -183,19 +212,23 @@ class VelocityMLP(nn.Module):
         :return: velocity (batch, action_dim) and ``J_v @ tangents`` (batch, action_dim, k) or None
         """
         if stage_term is None:
-            stage_term = self.stage_terms(features, t.unsqueeze(1))[0]  # type: ignore[arg-type, union-attr]
+            stage_term = self.stage_terms(features, t.unsqueeze(1)).summed()[0]  # type: ignore[arg-type, union-attr]
         if tangents is None:
             return self.velocity(x, stage_term), None
         # Only the x columns of the first layer see x, and the tangent
-        w_x = self._x_weight()
+        w_x = self.x_weight()
         z = th.addmm(stage_term, x, w_x.t())
-        # Tangents travel as rows, (batch, k, width), so that each layer is one GEMM over batch * k rows
-        dh = F.linear(tangents.transpose(1, 2), w_x)
+        # Tangents travel as rows, (batch, k, width), and every layer is one 2-D GEMM over the batch * k
+        # rows: a 3-D input makes torch expand the weight into a batched product and copy
+        batch, dim, k = tangents.shape
+        dh = th.mm(tangents.transpose(1, 2).reshape(batch * k, dim), w_x.t()).view(batch, k, -1)
         for norm, linear in self._later:
             if norm is not None:
                 z, dh = _layer_norm_with_tangent(norm, z, dh)
             h = self._activate(z)
-            dh = F.linear(_activation_derivative(self.activation, z, h).unsqueeze(1) * dh, linear.weight)
+            # ReLU's derivative is the sign of its output (0 or 1), cheaper than a comparison and a cast
+            slope = th.sign(h) if self._relu else _activation_derivative(self.activation, z, h)
+            dh = th.mm((slope.unsqueeze(1) * dh).view(batch * k, -1), linear.weight.t()).view(batch, k, -1)
             z = F.linear(h, linear.weight, linear.bias)
         return z, dh.transpose(1, 2)
 
@@ -231,7 +264,7 @@ def integrate_block(
     n_substeps: int = 1,
     ode_solver: str = "midpoint",
     log_prob_method: str | None = None,
-    stage_terms: Sequence[th.Tensor] | None = None,
+    stage_terms: StageTerms | None = None,
 ) -> BlockOutput:
     """Block map ``F(x)``: integrate ``dx/dt = v(s, x, t)`` from ``t0`` to ``t0 + h`` (spec §1).
 
@@ -255,7 +288,7 @@ def integrate_block(
     :param ode_solver: ``"midpoint"`` or ``"euler"``.
     :param log_prob_method: None (no log-det), ``"exact"`` or ``"hutchinson"``.
     :param stage_terms: ``velocity.stage_terms`` at each of ``stage_offsets(h, n_substeps, ode_solver)``
-        after ``t0``, each (batch, H), when the caller computed them for several blocks at once
+        after ``t0``, when the caller computed them for several blocks at once
     :return: particles at ``t0 + h`` and ``log|det dF/dx|`` (batch,) or None
     """
     dt = h / n_substeps
@@ -266,13 +299,14 @@ def integrate_block(
     if stage_terms is None:
         offsets = x.new_tensor(stage_offsets(h, n_substeps, ode_solver)).unsqueeze(-1)  # (stages, 1)
         stage_terms = velocity.stage_terms(features, t0 + offsets if isinstance(t0, float) else t0.unsqueeze(1) + offsets)
-    if isinstance(stage_terms, th.Tensor):
-        stage_terms = stage_terms.unbind(0)  # one op instead of one indexing per stage
+    terms = stage_terms.summed()
+    # The velocity-only evaluations share the transposed x columns of the first layer
+    x_weight_t = None if exact else velocity.x_weight().t()
     jac = th.eye(dim, dtype=x.dtype, device=x.device).expand(batch, dim, dim) if exact else None
     trace = x.new_zeros(batch) if hutchinson else None
     for step in range(n_substeps):
         if not midpoint:
-            stage_term = stage_terms[step]
+            stage_term = terms[step]
             if exact:
                 v, jv = velocity(None, x, None, jac, stage_term)
                 jac = jac + dt * jv
@@ -281,22 +315,22 @@ def integrate_block(
                 v, jv = velocity(None, x, None, eps.unsqueeze(-1), stage_term)
                 trace = trace + dt * (eps * jv.squeeze(-1)).sum(dim=-1)
             else:
-                v = velocity.velocity(x, stage_term)
+                v = velocity.velocity(x, stage_term, x_weight_t)
             x = th.add(x, v, alpha=dt)
         else:
-            stage_term_1, stage_term_2 = stage_terms[2 * step], stage_terms[2 * step + 1]
+            stage_term_1, stage_term_2 = terms[2 * step], terms[2 * step + 1]
             if exact:
                 v1, jv1 = velocity(None, x, None, jac, stage_term_1)
                 v2, jv2 = velocity(None, th.add(x, v1, alpha=0.5 * dt), None, jac + 0.5 * dt * jv1, stage_term_2)
                 jac = jac + dt * jv2
             elif hutchinson:
-                v1 = velocity.velocity(x, stage_term_1)
+                v1 = velocity.velocity(x, stage_term_1, x_weight_t)
                 eps = rademacher_like(x)
                 v2, jv2 = velocity(None, th.add(x, v1, alpha=0.5 * dt), None, eps.unsqueeze(-1), stage_term_2)
                 trace = trace + dt * (eps * jv2.squeeze(-1)).sum(dim=-1)
             else:
-                v1 = velocity.velocity(x, stage_term_1)
-                v2 = velocity.velocity(th.add(x, v1, alpha=0.5 * dt), stage_term_2)
+                v1 = velocity.velocity(x, stage_term_1, x_weight_t)
+                v2 = velocity.velocity(th.add(x, v1, alpha=0.5 * dt), stage_term_2, x_weight_t)
             x = th.add(x, v2, alpha=dt)
     if exact:
         if dim == 1:
@@ -330,6 +364,7 @@ __all__ = [
     "BlockOutput",
     "PathSample",
     "SinusoidalTimeEmbedding",
+    "StageTerms",
     "VelocityMLP",
     "integrate_block",
     "linear_path_sample",

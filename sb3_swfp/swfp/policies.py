@@ -25,6 +25,7 @@ from torch import nn
 from sb3_swfp.common.flow import (
     LOG_PROB_METHODS,
     ODE_SOLVERS,
+    StageTerms,
     VelocityMLP,
     integrate_block,
     linear_path_sample,
@@ -55,24 +56,19 @@ def _route_by_block(
 class ChainConditioning(NamedTuple):
     """What a chain of blocks on the same states shares (shared velocity network): the first layer's
     pre-activation without its ``x`` part at every solver stage of every block (see
-    ``VelocityMLP.stage_terms``), optionally restricted to some of the samples."""
+    ``VelocityMLP.stage_terms``)."""
 
-    stage_terms: th.Tensor  # (n_blocks * stages_per_block, batch, H)
+    stage_terms: StageTerms  # n_blocks * stages_per_block stages
     n_blocks: int
-    idx: th.Tensor | None = None  # the samples this conditioning is for (None: all)
 
     def rows(self, idx: th.Tensor) -> ChainConditioning:
-        """The same conditioning for the samples ``idx`` only (nothing is copied until a block asks).
+        """The same conditioning for the samples ``idx`` only (indices into this conditioning's samples)."""
+        return self._replace(stage_terms=self.stage_terms.rows(idx))
 
-        ``idx`` indexes the samples of this conditioning, so restricting twice composes.
-        """
-        return self._replace(idx=idx if self.idx is None else self.idx[idx])
-
-    def block_terms(self, block: int) -> th.Tensor:
-        """The stage terms of one block, (stages_per_block, batch or len(idx), H)."""
-        stages = self.stage_terms.shape[0] // self.n_blocks
-        terms = self.stage_terms[block * stages : (block + 1) * stages]
-        return terms if self.idx is None else terms[:, self.idx]
+    def block_terms(self, block: int) -> StageTerms:
+        """The stage terms of one block."""
+        stages = len(self.stage_terms) // self.n_blocks
+        return self.stage_terms.stages(block * stages, (block + 1) * stages)
 
 
 class FlowActor(BasePolicy):

@@ -437,7 +437,9 @@ class SWFP(OffPolicyAlgorithm):
         if self.q_normalization:
             logs["actor_q_scale"].append(float(q_scale))
         self.actor.optimizer.zero_grad()
-        actor_loss.backward()
+        # Gradients for the actor only: the critic's weight gradients of this loss would be two GEMMs per
+        # critic layer that nothing uses (the critic's own step zeroes its gradients first)
+        actor_loss.backward(inputs=[param for param in actor.parameters() if param.requires_grad])
         self.actor.optimizer.step()
 
     def pretrain(
