@@ -155,7 +155,8 @@ class VelocityMLP(nn.Module):
         self._later = tuple(zip(self.norms if self.norms is not None else [None] * len(net_arch), self.linears[1:]))
 
     def _activate(self, z: th.Tensor) -> th.Tensor:
-        return F.relu(z) if self._relu else self.activation(z)
+        """The activation of a fresh pre-activation ``z``; ReLU in place (no autograd node saves ``z``)."""
+        return F.relu(z, inplace=True) if self._relu else self.activation(z)
 
     def x_weight(self) -> th.Tensor:
         """The columns of the first layer that see ``x``, (H, action_dim)."""
@@ -226,9 +227,13 @@ class VelocityMLP(nn.Module):
             if norm is not None:
                 z, dh = _layer_norm_with_tangent(norm, z, dh)
             h = self._activate(z)
-            # ReLU's derivative is the sign of its output (0 or 1), cheaper than a comparison and a cast
-            slope = th.sign(h) if self._relu else _activation_derivative(self.activation, z, h)
-            dh = th.mm((slope.unsqueeze(1) * dh).view(batch * k, -1), linear.weight.t()).view(batch, k, -1)
+            if self._relu:
+                # ReLU's derivative is the sign of its output (0 or 1, without gradient), cheaper than a
+                # comparison and a cast; the fresh tangent rows are scaled in place
+                dh = dh.mul_(th.sign(h.detach()).unsqueeze(1))
+            else:
+                dh = _activation_derivative(self.activation, z, h).unsqueeze(1) * dh
+            dh = th.mm(dh.view(batch * k, -1), linear.weight.t()).view(batch, k, -1)
             z = F.linear(h, linear.weight, linear.bias)
         return z, dh.transpose(1, 2)
 
