@@ -87,6 +87,14 @@ def _layer_norm_with_tangent(norm: nn.LayerNorm, z: th.Tensor, dz: th.Tensor) ->
     return normed, d_normed
 
 
+class SolverWeights(NamedTuple):
+    """What ``VelocityMLP.velocity`` reads: the transposed ``x`` columns of the first layer (d, H) and,
+    for each later layer, its LayerNorm (or None), weight and bias."""
+
+    x_weight_t: th.Tensor
+    layers: tuple[tuple[nn.Module | None, th.Tensor, th.Tensor], ...]
+
+
 class StageTerms:
     """The first layer's pre-activation without its ``x`` part at several solver stages, kept as its two
     summands: the state's ``W_s features + b`` (batch, H) and the time's ``W_t embed(t)``, (stages, 1, H)
@@ -156,7 +164,12 @@ class VelocityMLP(nn.Module):
 
     def _activate(self, z: th.Tensor) -> th.Tensor:
         """The activation of a fresh pre-activation ``z``; ReLU in place (no autograd node saves ``z``)."""
-        return F.relu(z, inplace=True) if self._relu else self.activation(z)
+        return th.relu_(z) if self._relu else self.activation(z)
+
+    def solver_weights(self) -> SolverWeights:
+        """The weights ``velocity`` reads, fetched once for the evaluations of one solve (at batch 1 the
+        module-attribute lookups of every evaluation are a visible part of its cost)."""
+        return SolverWeights(self.x_weight().t(), tuple((norm, linear.weight, linear.bias) for norm, linear in self._later))
 
     def x_weight(self) -> th.Tensor:
         """The columns of the first layer that see ``x``, (H, action_dim)."""
@@ -179,18 +192,19 @@ class VelocityMLP(nn.Module):
         time = time.unsqueeze(1) if t.dim() == 2 else time.transpose(0, 1)
         return StageTerms(context, time)
 
-    def velocity(self, x: th.Tensor, stage_term: th.Tensor, x_weight_t: th.Tensor | None = None) -> th.Tensor:
+    def velocity(self, x: th.Tensor, stage_term: th.Tensor, weights: SolverWeights | None = None) -> th.Tensor:
         """The velocity alone, ``v(s, x, t)`` (batch, action_dim), from the term ``stage_term`` (batch, H) of
         ``self.stage_terms(s, t)``: ``forward`` without tangents, with fewer Python-level operations (the
         path of ``predict`` and of chains without log-densities).
 
-        :param x_weight_t: ``self.x_weight().t()``, when the caller evaluates the network several times
+        :param weights: ``self.solver_weights()``, when the caller evaluates the network several times
         """
-        z = th.addmm(stage_term, x, self.x_weight().t() if x_weight_t is None else x_weight_t)
-        for norm, linear in self._later:
+        x_weight_t, layers = self.solver_weights() if weights is None else weights
+        z = th.addmm(stage_term, x, x_weight_t)
+        for norm, weight, bias in layers:
             if norm is not None:
                 z = norm(z)
-            z = F.linear(self._activate(z), linear.weight, linear.bias)
+            z = F.linear(self._activate(z), weight, bias)
         return z
 
     def forward(
@@ -305,8 +319,8 @@ def integrate_block(
         offsets = x.new_tensor(stage_offsets(h, n_substeps, ode_solver)).unsqueeze(-1)  # (stages, 1)
         stage_terms = velocity.stage_terms(features, t0 + offsets if isinstance(t0, float) else t0.unsqueeze(1) + offsets)
     terms = stage_terms.summed()
-    # The velocity-only evaluations share the transposed x columns of the first layer
-    x_weight_t = None if exact else velocity.x_weight().t()
+    # The velocity-only evaluations share one fetch of the weights
+    weights = None if exact else velocity.solver_weights()
     jac = th.eye(dim, dtype=x.dtype, device=x.device).expand(batch, dim, dim) if exact else None
     trace = x.new_zeros(batch) if hutchinson else None
     for step in range(n_substeps):
@@ -320,7 +334,7 @@ def integrate_block(
                 v, jv = velocity(None, x, None, eps.unsqueeze(-1), stage_term)
                 trace = trace + dt * (eps * jv.squeeze(-1)).sum(dim=-1)
             else:
-                v = velocity.velocity(x, stage_term, x_weight_t)
+                v = velocity.velocity(x, stage_term, weights)
             x = th.add(x, v, alpha=dt)
         else:
             stage_term_1, stage_term_2 = terms[2 * step], terms[2 * step + 1]
@@ -329,13 +343,13 @@ def integrate_block(
                 v2, jv2 = velocity(None, th.add(x, v1, alpha=0.5 * dt), None, jac + 0.5 * dt * jv1, stage_term_2)
                 jac = jac + dt * jv2
             elif hutchinson:
-                v1 = velocity.velocity(x, stage_term_1, x_weight_t)
+                v1 = velocity.velocity(x, stage_term_1, weights)
                 eps = rademacher_like(x)
                 v2, jv2 = velocity(None, th.add(x, v1, alpha=0.5 * dt), None, eps.unsqueeze(-1), stage_term_2)
                 trace = trace + dt * (eps * jv2.squeeze(-1)).sum(dim=-1)
             else:
-                v1 = velocity.velocity(x, stage_term_1, x_weight_t)
-                v2 = velocity.velocity(th.add(x, v1, alpha=0.5 * dt), stage_term_2, x_weight_t)
+                v1 = velocity.velocity(x, stage_term_1, weights)
+                v2 = velocity.velocity(th.add(x, v1, alpha=0.5 * dt), stage_term_2, weights)
             x = th.add(x, v2, alpha=dt)
     if exact:
         if dim == 1:
