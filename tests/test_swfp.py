@@ -286,6 +286,11 @@ def test_particles_and_finish_chain_agree_with_the_full_chain(share_velocity):
         assert th.equal(x_prev, chain[block, rows]) and th.equal(x_next, chain[block + 1, rows])
         assert th.allclose(actor.block(features, x_prev, block)[0], x_next)
         assert th.allclose(actor.finish_chain(features, x_next, block), chain[-1])
+        # per-sample blocks (and their log-determinants) are those of each block applied on its own
+        x_out, log_det = actor.block(features, x_prev, block, "exact")
+        for n in range(actor.n_blocks):
+            x_n, log_det_n = actor.block(features[block == n], x_prev[block == n], n, "exact")
+            assert th.allclose(x_out[block == n], x_n, atol=1e-6) and th.allclose(log_det[block == n], log_det_n, atol=1e-6)
     # finish_chain is differentiable in the particles: samples already at the last block pass through
     x = x_next.clone().requires_grad_(True)
     actor.finish_chain(features, x, block).sum().backward()
