@@ -149,19 +149,30 @@ def run_learning(job: tuple[str, int, int, int]) -> str:
     return f"done {out.name} in {result['wall_s']:.0f}s"
 
 
+SPEED_ROUNDS, SPEED_TRAIN_CHUNK, SPEED_PREDICT_CALLS = 10, 200, 200
+
+
 def measure_speed(
-    configs: dict[str, dict], obs: np.ndarray, train: bool = True, rounds: int = 5, train_chunk: int = 300, predict_calls: int = 200
+    configs: dict[str, dict],
+    obs: np.ndarray,
+    train: bool = True,
+    rounds: int = SPEED_ROUNDS,
+    train_chunk: int = SPEED_TRAIN_CHUNK,
+    predict_calls: int = SPEED_PREDICT_CALLS,
 ) -> dict[str, dict[str, float]]:
     """Training env-steps/s and median ``predict`` latency (one observation) of several Pendulum-v1 models.
 
     Every model gets batch 256 and one gradient step per env step, and a warm-up past
     ``learning_starts``; then, ``rounds`` times, each model in turn trains ``train_chunk`` steps and
     answers ``predict_calls`` predictions.  Interleaving the models this way lets them share the
-    machine's slow and fast moments, so their ratios hold on a noisy machine.
+    machine's slow and fast moments; with a ``"sac"`` config, each model's ratios to it are taken round
+    by round (the models of one round ran within seconds of each other) and their median is reported,
+    with the range over the rounds.
 
     :param configs: name -> ``dict(algo=..., **overrides)``
     :param train: Measure training (False: latency only, no warm-up training).
-    :return: name -> ``{"train_steps_per_s": ..., "predict_ms_median": ...}``
+    :return: name -> ``{"train_steps_per_s": ..., "predict_ms_median": ...}`` plus, with a ``"sac"`` config,
+        ``train_ratio_to_sac`` / ``predict_ratio_to_sac`` (medians over rounds) and their ``..._range``
     """
     models = {}
     for name, config in configs.items():
@@ -171,24 +182,47 @@ def measure_speed(
             models[name].learn(600)  # warm-up past learning_starts
         for _ in range(100):
             models[name].predict(obs, deterministic=True)
-    train_time = dict.fromkeys(models, 0.0)
-    latencies: dict[str, list[float]] = {name: [] for name in models}
+    train_times: dict[str, list[float]] = {name: [] for name in models}  # one entry per round
+    latencies: dict[str, list[list[float]]] = {name: [] for name in models}
     for _ in range(rounds):
         for name, model in models.items():
             if train:
                 start = time.perf_counter()
                 model.learn(train_chunk, reset_num_timesteps=False)
-                train_time[name] += time.perf_counter() - start
+                train_times[name].append(time.perf_counter() - start)
+            round_latencies = []
             for _ in range(predict_calls):
                 t0 = time.perf_counter()
                 model.predict(obs, deterministic=True)
-                latencies[name].append(time.perf_counter() - t0)
-    rows = {}
+                round_latencies.append(time.perf_counter() - t0)
+            latencies[name].append(round_latencies)
+    rows: dict[str, dict] = {}
     for name in models:
         rows[name] = {"predict_ms_median": 1e3 * float(np.median(latencies[name]))}
         if train:
-            rows[name]["train_steps_per_s"] = rounds * train_chunk / train_time[name]
+            rows[name]["train_steps_per_s"] = rounds * train_chunk / float(np.sum(train_times[name]))
+        if "sac" in models:
+            ratios = [np.median(mine) / np.median(sac) for mine, sac in zip(latencies[name], latencies["sac"])]
+            rows[name]["predict_ratio_to_sac"] = float(np.median(ratios))
+            rows[name]["predict_ratio_range"] = [float(np.min(ratios)), float(np.max(ratios))]
+            if train:
+                ratios = [sac / mine for mine, sac in zip(train_times[name], train_times["sac"])]  # steps/s ratio
+                rows[name]["train_ratio_to_sac"] = float(np.median(ratios))
+                rows[name]["train_ratio_range"] = [float(np.min(ratios)), float(np.max(ratios))]
     return rows
+
+
+def speed_ratios(row: dict, sac: dict) -> tuple[str, str]:
+    """A row's training and predict ratios to SAC as table cells: the median of the per-round ratios with
+    their range where the run recorded them, the ratio of the totals for older runs."""
+
+    def cell(key: str, value: float) -> str:
+        spread = row.get(f"{key}_range")
+        return f"{value:.2f}×" + (f" ({spread[0]:.2f}–{spread[1]:.2f})" if spread else "")
+
+    train = row.get("train_ratio_to_sac", row["train_steps_per_s"] / sac["train_steps_per_s"])
+    predict = row.get("predict_ratio_to_sac", row["predict_ms_median"] / sac["predict_ms_median"])
+    return cell("train_ratio", train), cell("predict_ratio", predict)
 
 
 def run_speed() -> None:
@@ -223,6 +257,9 @@ def run_speed() -> None:
         "rows": rows,
         "profile": lines,
         "command": "python examples/benchmark_core.py --suite speed",
+        "rounds": SPEED_ROUNDS,
+        "train_chunk": SPEED_TRAIN_CHUNK,
+        "predict_calls": SPEED_PREDICT_CALLS,
         "torch_threads": 1,
         "cpu_count": os.cpu_count(),
     }
@@ -294,17 +331,17 @@ def render() -> None:
             "## Speed: training env-steps/s and predict latency",
             "",
             f"Command: `{speed['command']}`.  Pendulum-v1, batch 256, one gradient step per env step,",
-            "all models in one process taking turns, 5 rounds of 300 training steps and 200 predictions each",
-            "(ratios are the number to quote: this machine is noisy).",
+            f"all models in one process taking turns, {speed.get('rounds', 5)} rounds of {speed.get('train_chunk', 300)} training steps and "
+            f"{speed.get('predict_calls', 200)} predictions each",
+            "(ratios are the number to quote: this machine is noisy"
+            + ("; each is the median of the per-round ratios, with their range over the rounds)." if "rounds" in speed else ")."),
             "",
             "| config | train env-steps/s | ratio to SAC | predict latency (ms, median) | ratio to SAC |",
             "|---|---|---|---|---|",
         ]
         for name, row in rows.items():
-            lines.append(
-                f"| {name} | {row['train_steps_per_s']:.1f} | {row['train_steps_per_s'] / sac['train_steps_per_s']:.2f}× | "
-                f"{row['predict_ms_median']:.3f} | {row['predict_ms_median'] / sac['predict_ms_median']:.2f}× |"
-            )
+            train_cell, predict_cell = speed_ratios(row, sac)
+            lines.append(f"| {name} | {row['train_steps_per_s']:.1f} | {train_cell} | {row['predict_ms_median']:.3f} | {predict_cell} |")
         lines.append("")  # a paragraph right after a table would be read as one more row
         profile = [_strip_paths(line) for line in speed["profile"]]
         critic = _profile_share(profile, "(_critic_update)")
@@ -321,8 +358,8 @@ def render() -> None:
             ]
         swfp = rows.get("swfp")
         if swfp is not None:
-            train_ratio = swfp["train_steps_per_s"] / sac["train_steps_per_s"]
-            predict_ratio = swfp["predict_ms_median"] / sac["predict_ms_median"]
+            train_ratio = swfp.get("train_ratio_to_sac", swfp["train_steps_per_s"] / sac["train_steps_per_s"])
+            predict_ratio = swfp.get("predict_ratio_to_sac", swfp["predict_ms_median"] / sac["predict_ms_median"])
             lines += [
                 f"Goals of the core issue: training env-steps/s ≥ 0.6× SAC — measured {train_ratio:.2f}×, "
                 f"{'met' if train_ratio >= 0.6 else 'not met'}; `predict` latency ≤ 2× SAC — measured {predict_ratio:.2f}×, "

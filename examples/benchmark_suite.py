@@ -49,7 +49,7 @@ RESULTS = ROOT / "docs" / "results" / "benchmarks"
 PAGE = ROOT / "docs" / "benchmarks.md"
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchmark_core import evaluate_zoo_strings, measure_speed, zoo_hyperparams  # noqa: E402  (examples/ is not a package)
+from benchmark_core import evaluate_zoo_strings, measure_speed, speed_ratios, zoo_hyperparams  # noqa: E402  (examples/ is not a package)
 
 METHODS = ("bc", "swfp", "sac", "td3", "sac_demos", "td3_demos", "tqc", "crossq")
 RUN_METHODS = tuple(m for m in METHODS if m != "bc")  # bc is read off the swfp runs
@@ -394,11 +394,13 @@ def run_cost(device: str) -> None:
     obs = gym.make("Pendulum-v1").reset(seed=0)[0]
     speed = measure_speed({algo: dict(algo=algo) for algo in ("swfp", "sac", "td3")}, obs)
     configs = {f"swfp_N{n}": dict(algo="swfp", n_blocks=n) for n in COST_N} | {"sac": dict(algo="sac")}
-    latency = {name: row["predict_ms_median"] for name, row in measure_speed(configs, obs, train=False).items()}
+    latency_rows = measure_speed(configs, obs, train=False)
+    latency = {name: row["predict_ms_median"] for name, row in latency_rows.items()}
     updates = {n: actor_update_cost(n, device) for n in UPDATE_N}
     result = {
         "speed": speed,
         "predict_ms": latency,
+        "predict_ratio": {name: row["predict_ratio_to_sac"] for name, row in latency_rows.items()},
         "actor_update": updates,
         "device": device,
         "command": "python examples/benchmark_suite.py --suite cost",
@@ -815,14 +817,14 @@ def _render_cost() -> list[str]:
         "|---|---|---|---|---|",
     ]
     for name, row in speed.items():
-        lines.append(
-            f"| {name} | {row['train_steps_per_s']:.1f} | {row['train_steps_per_s'] / sac['train_steps_per_s']:.2f}× | "
-            f"{row['predict_ms_median']:.3f} | {row['predict_ms_median'] / sac['predict_ms_median']:.2f}× |"
-        )
+        train_cell, predict_cell = speed_ratios(row, sac)
+        lines.append(f"| {name} | {row['train_steps_per_s']:.1f} | {train_cell} | {row['predict_ms_median']:.3f} | {predict_cell} |")
     lines += ["", "`predict` latency for one observation vs the number of blocks N (midpoint solver):", ""]
     lines += ["| policy | latency (ms, median) | ratio to SAC |", "|---|---|---|"]
     for name, ms in cost["predict_ms"].items():
-        lines.append(f"| {name} | {ms:.3f} | {ms / cost['predict_ms']['sac']:.2f}× |")
+        # the median of per-round ratios where the run recorded it, the ratio of the medians for older runs
+        ratio = cost.get("predict_ratio", {}).get(name, ms / cost["predict_ms"]["sac"])
+        lines.append(f"| {name} | {ms:.3f} | {ratio:.2f}× |")
     lines += [
         "",
         "Actor update, batch 256: SWFP's one-block JKO step vs back-propagating through the whole chain",

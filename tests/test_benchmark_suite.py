@@ -115,3 +115,39 @@ def test_render_flags_runs_made_with_other_arguments_than_the_entry(suite):
     page = suite.PAGE.read_text()
     assert "**Stale runs**" in page and "`swfp_s0` (w2_coef ran 99.0, entry now 2.0)" in page
     assert "Relabelled after `swfp_o2o.yml` changed" in page and "swfp_s0." in page
+
+
+def test_speed_ratios_are_taken_round_by_round(monkeypatch):
+    """Per-round ratios to SAC, their median and range, on a fake clock: a slow moment that hits one
+    round of both models leaves the ratios exact."""
+    spec = importlib.util.spec_from_file_location("benchmark_core", ROOT / "examples" / "benchmark_core.py")
+    core = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(core)
+    clock = {"now": 0.0, "round": 0}
+
+    class FakeModel:
+        def __init__(self, step_cost, predict_cost):
+            self.step_cost, self.predict_cost = step_cost, predict_cost
+
+        def learn(self, steps, reset_num_timesteps=True):
+            slow = 3.0 if clock["round"] == 2 else 1.0  # the machine is slow during round 2
+            clock["now"] += steps * self.step_cost * slow
+            if self.step_cost == 0.02:  # SAC trains last in a round
+                clock["round"] += 1
+
+        def predict(self, obs, deterministic=False):
+            clock["now"] += self.predict_cost
+
+    costs = {"swfp": (0.04, 0.0008), "sac": (0.02, 0.0004)}
+    monkeypatch.setattr(core, "make_model", lambda algo, seed, **kwargs: FakeModel(*costs[algo]))
+    monkeypatch.setattr(core.time, "perf_counter", lambda: clock["now"])
+    rows = core.measure_speed({"swfp": dict(algo="swfp"), "sac": dict(algo="sac")}, obs=None, rounds=4, train_chunk=10, predict_calls=3)
+    assert rows["swfp"]["train_ratio_to_sac"] == pytest.approx(0.5) and rows["swfp"]["train_ratio_range"] == pytest.approx([0.5, 0.5])
+    assert rows["swfp"]["predict_ratio_to_sac"] == pytest.approx(2.0) and rows["sac"]["train_ratio_to_sac"] == pytest.approx(1.0)
+    # the steps/s of the totals still count the slow round (one of the four measured rounds takes 3x)
+    assert rows["swfp"]["train_steps_per_s"] == pytest.approx(40 / (10 * 0.04 * (1 + 1 + 3 + 1)))
+    assert core.speed_ratios(rows["swfp"], rows["sac"]) == ("0.50× (0.50–0.50)", "2.00× (2.00–2.00)")
+    assert core.speed_ratios({"train_steps_per_s": 30.0, "predict_ms_median": 0.5}, {"train_steps_per_s": 60.0, "predict_ms_median": 0.25}) == (
+        "0.50×",
+        "2.00×",
+    )
