@@ -296,3 +296,19 @@ def test_particles_and_finish_chain_agree_with_the_full_chain(share_velocity):
     actor.finish_chain(features, x, block).sum().backward()
     last = block == actor.n_blocks - 1
     assert th.all(x.grad[last] == 1.0) and th.all(x.grad[~last] != 0.0)
+
+
+@pytest.mark.parametrize(
+    "policy_kwargs, expected",
+    [
+        (dict(), {"foreach": True}),
+        (dict(optimizer_kwargs=dict(eps=1e-5)), {"foreach": True, "eps": 1e-5}),
+        (dict(optimizer_kwargs=dict(foreach=False)), {"foreach": False}),
+        (dict(optimizer_class=th.optim.SGD), {"foreach": None}),  # other optimizers: torch's own default
+    ],
+)
+def test_adam_steps_all_parameters_at_once_unless_told_otherwise(policy_kwargs, expected):
+    policy = tiny(policy_kwargs=dict(net_arch=[16], **policy_kwargs)).policy
+    for optimizer in (policy.actor.optimizer, policy.critic.optimizer):
+        for key, value in expected.items():
+            assert optimizer.param_groups[0][key] == value

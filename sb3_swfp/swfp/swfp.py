@@ -491,7 +491,7 @@ class SWFP(OffPolicyAlgorithm):
         if not hasattr(self, "_logger"):
             self.set_logger(configure_logger(self.verbose, self.tensorboard_log, "SWFP_pretrain"))
         actor = self.actor
-        optimizer = th.optim.AdamW(actor.parameters(), lr=learning_rate, weight_decay=weight_decay)
+        optimizer = th.optim.AdamW(actor.parameters(), lr=learning_rate, weight_decay=weight_decay, foreach=True)
         scheduler = th.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(gradient_steps, 1), eta_min=final_learning_rate)
         rng = np.random.default_rng(self.seed)
         actor.set_training_mode(True)
