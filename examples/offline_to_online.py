@@ -96,6 +96,17 @@ def train_sac(online_steps: int, eval_every: int, eval_episodes: int, seed: int,
     return curve
 
 
+def json_object(text: str) -> dict:
+    """``--swfp-kwargs``: a JSON object (SWFP's argument names to values), or a clear argparse error."""
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not valid JSON ({exc}): {text!r}") from exc
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object such as '{{\"w2_coef\": 1.0}}', got {text!r}")
+    return value
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="runs/offline_to_online", help="folder for the PNG, JSON and TensorBoard logs")
@@ -105,7 +116,7 @@ def main() -> None:
     parser.add_argument("--online-steps", type=int, default=8000)
     parser.add_argument("--eval-every", type=int, default=1000)
     parser.add_argument("--eval-episodes", type=int, default=10)
-    parser.add_argument("--swfp-kwargs", type=json.loads, default={}, help="JSON dict of SWFP arguments that replace FINETUNE_KWARGS'")
+    parser.add_argument("--swfp-kwargs", type=json_object, default={}, help="JSON dict of SWFP arguments that replace FINETUNE_KWARGS'")
     parser.add_argument("--no-sac", action="store_true", help="skip the SAC-from-scratch baseline")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--render", metavar="FOLDER", help="only print the Markdown tables of the results.json files in FOLDER")
