@@ -212,16 +212,22 @@ def measure_speed(
     return rows
 
 
+def ratios_to_sac(row: dict, sac: dict) -> tuple[float, float]:
+    """A row's training (env-steps/s) and predict (latency) ratios to SAC: the median of the per-round
+    ratios where the run recorded them, the ratio of the totals for older runs."""
+    train = row.get("train_ratio_to_sac", row["train_steps_per_s"] / sac["train_steps_per_s"])
+    predict = row.get("predict_ratio_to_sac", row["predict_ms_median"] / sac["predict_ms_median"])
+    return train, predict
+
+
 def speed_ratios(row: dict, sac: dict) -> tuple[str, str]:
-    """A row's training and predict ratios to SAC as table cells: the median of the per-round ratios with
-    their range where the run recorded them, the ratio of the totals for older runs."""
+    """``ratios_to_sac`` as table cells, with the range over the rounds where the run recorded it."""
 
     def cell(key: str, value: float) -> str:
         spread = row.get(f"{key}_range")
         return f"{value:.2f}×" + (f" ({spread[0]:.2f}–{spread[1]:.2f})" if spread else "")
 
-    train = row.get("train_ratio_to_sac", row["train_steps_per_s"] / sac["train_steps_per_s"])
-    predict = row.get("predict_ratio_to_sac", row["predict_ms_median"] / sac["predict_ms_median"])
+    train, predict = ratios_to_sac(row, sac)
     return cell("train_ratio", train), cell("predict_ratio", predict)
 
 
@@ -360,8 +366,7 @@ def render() -> None:
             ]
         swfp = rows.get("swfp")
         if swfp is not None:
-            train_ratio = swfp.get("train_ratio_to_sac", swfp["train_steps_per_s"] / sac["train_steps_per_s"])
-            predict_ratio = swfp.get("predict_ratio_to_sac", swfp["predict_ms_median"] / sac["predict_ms_median"])
+            train_ratio, predict_ratio = ratios_to_sac(swfp, sac)
             like_for_like = ""
             if "sac_foreach_adam" in rows and "train_ratio_to_sac" in rows["sac_foreach_adam"]:
                 like_for_like = (
