@@ -151,3 +151,17 @@ def test_speed_ratios_are_taken_round_by_round(monkeypatch):
         "0.50×",
         "2.00×",
     )
+
+
+def test_goal_verdict_says_which_side_the_median_falls_and_whether_rounds_straddle():
+    spec = importlib.util.spec_from_file_location("benchmark_core", ROOT / "examples" / "benchmark_core.py")
+    core = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(core)
+    verdict = core.goal_verdict
+    assert verdict(0.65, 0.6, [0.61, 0.7], at_least=True) == "met"
+    assert verdict(0.55, 0.6, None, at_least=True) == "not met"
+    assert verdict(0.60, 0.6, [0.54, 0.74], at_least=True) == "met (rounds 0.54–0.74: on both sides of 0.6×, so by the median only, not with a margin)"
+    assert verdict(0.57, 0.6, [0.52, 0.67], at_least=True) == "not met (rounds 0.52–0.67: on both sides of 0.6×, so missed by the median, met in some rounds)"
+    # an upper goal (latency): below it is met
+    assert verdict(1.88, 2.0, [1.84, 2.13], at_least=False).startswith("met (rounds 1.84–2.13")
+    assert verdict(2.2, 2.0, [2.1, 2.4], at_least=False) == "not met"
