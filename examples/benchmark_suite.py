@@ -38,6 +38,7 @@ import multiprocessing as mp
 import os
 import sys
 import time
+from collections import defaultdict
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -636,9 +637,7 @@ def _render_task(budget: str, task_name: str, runs: list[dict]) -> list[str]:
     png = RESULTS / budget / f"{task_name}.png"
     _plot_task(png, task, methods, demo_return)
     lines += [f"![{task.env_id}](results/benchmarks/{budget}/{task_name}.png)", ""]
-    commands = sorted({r["command"].rsplit(" --seeds", 1)[0] for r in runs})
-    seeds = sorted({r["seed"] for r in runs})
-    lines += ["Commands (each with `--seeds " + " ".join(map(str, seeds)) + "`):", "", *[f"- `{c}`" for c in commands], ""]
+    lines += command_lines(runs)
     relabelled = sorted(f"{r['method']}_s{r['seed']}" for r in runs if r.get("relabelled"))
     if relabelled:
         lines += [
@@ -684,6 +683,19 @@ def _label(method: str, runs: list[dict]) -> str:
     if method in LABELS:
         return LABELS[method]
     return f"SWFP variant `{variant_name(method)}`: `{json.dumps(runs[0]['swfp_kwargs'], sort_keys=True)}`"
+
+
+def command_lines(runs: list[dict]) -> list[str]:
+    """The page's list of the commands behind ``runs``, each with the seeds it ran: once in the heading when
+    every command ran the same seeds, else after each command (held-out seeds of a variant, say)."""
+    seeds_of: dict[str, set[int]] = defaultdict(set)
+    for run in runs:
+        seeds_of[run["command"].rsplit(" --seeds", 1)[0]].add(run["seed"])
+    seed_sets = {tuple(sorted(seeds)) for seeds in seeds_of.values()}
+    if len(seed_sets) == 1:
+        (seeds,) = seed_sets
+        return [f"Commands (each with `--seeds {' '.join(map(str, seeds))}`):", "", *[f"- `{c}`" for c in sorted(seeds_of)], ""]
+    return ["Commands:", "", *[f"- `{c} --seeds {' '.join(map(str, sorted(s)))}`" for c, s in sorted(seeds_of.items())], ""]
 
 
 def _plot_task(path: Path, task: Task, methods: dict[str, list[dict]], demo_return: float | None) -> None:

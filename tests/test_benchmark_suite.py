@@ -165,3 +165,11 @@ def test_goal_verdict_says_which_side_the_median_falls_and_whether_rounds_stradd
     # an upper goal (latency): below it is met
     assert verdict(1.88, 2.0, [1.84, 2.13], at_least=False).startswith("met (rounds 1.84–2.13")
     assert verdict(2.2, 2.0, [2.1, 2.4], at_least=False) == "not met"
+
+
+def test_command_lines_give_each_command_its_own_seeds_when_they_differ(suite):
+    run = lambda command, seed: {"command": f"{command} --seeds {seed} --budget cpu", "seed": seed}  # noqa: E731
+    same = [run("python a", 0), run("python a", 1), run("python b", 0), run("python b", 1)]
+    assert suite.command_lines(same) == ["Commands (each with `--seeds 0 1`):", "", "- `python a`", "- `python b`", ""]
+    held_out = [*same, run("python c", 3), run("python c", 4)]
+    assert suite.command_lines(held_out) == ["Commands:", "", "- `python a --seeds 0 1`", "- `python b --seeds 0 1`", "- `python c --seeds 3 4`", ""]
