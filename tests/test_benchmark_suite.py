@@ -117,12 +117,18 @@ def test_render_flags_runs_made_with_other_arguments_than_the_entry(suite):
     assert "Relabelled after `swfp_o2o.yml` changed" in page and "swfp_s0." in page
 
 
-def test_speed_ratios_are_taken_round_by_round(monkeypatch):
+@pytest.fixture
+def core():
+    """examples/benchmark_core.py as a module (examples/ is not a package)."""
+    spec = importlib.util.spec_from_file_location("benchmark_core", ROOT / "examples" / "benchmark_core.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_speed_ratios_are_taken_round_by_round(core, monkeypatch):
     """Per-round ratios to SAC, their median and range, on a fake clock: a slow moment that hits one
     round of both models leaves the ratios exact."""
-    spec = importlib.util.spec_from_file_location("benchmark_core", ROOT / "examples" / "benchmark_core.py")
-    core = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(core)
     clock = {"now": 0.0, "round": 0}
 
     class FakeModel:
@@ -153,10 +159,7 @@ def test_speed_ratios_are_taken_round_by_round(monkeypatch):
     )
 
 
-def test_goal_verdict_says_which_side_the_median_falls_and_whether_rounds_straddle():
-    spec = importlib.util.spec_from_file_location("benchmark_core", ROOT / "examples" / "benchmark_core.py")
-    core = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(core)
+def test_goal_verdict_says_which_side_the_median_falls_and_whether_rounds_straddle(core):
     verdict = core.goal_verdict
     assert verdict(0.65, 0.6, [0.61, 0.7], at_least=True) == "met"
     assert verdict(0.55, 0.6, None, at_least=True) == "not met"
