@@ -216,10 +216,23 @@ def make_model(method: str, task: Task, demos, seed: int, budget: str, device: s
     return cls(policy, env, seed=seed, device=device, **kwargs)
 
 
-def evaluate(model, env, task: Task) -> tuple[float, float, float | None]:
-    """Mean and std of the episode returns, and the success rate on PointMaze."""
+#: Evaluation episodes of run ``seed`` start from the states of ``env.reset(seed=EVAL_SEED + seed)``
+EVAL_SEED = 10_000
+
+
+#: Written into each result: older runs (without it) drew new start states at every evaluation
+EVAL_PROTOCOL = "same start states at every evaluation"
+
+
+def evaluate(model, env, task: Task, seed: int) -> tuple[float, float, float | None]:
+    """Mean and std of the episode returns, and the success rate on PointMaze.
+
+    The env is reseeded first, so every evaluation of a run plays the same start states (and goals):
+    two evaluations of a run differ by the policy only, not by the episodes drawn.
+    """
     from stable_baselines3.common.evaluation import evaluate_policy
 
+    env.reset(seed=EVAL_SEED + seed)
     returns, _ = evaluate_policy(
         model, env, n_eval_episodes=task.eval_episodes, deterministic=task.deterministic_eval, return_episode_rewards=True
     )
@@ -275,14 +288,13 @@ def run_one(job: tuple) -> str:
     start = time.perf_counter()
     demos = make_demonstrations(task)
     eval_env = Monitor(make_env(task.env_id))
-    eval_env.reset(seed=10_000 + seed)
     model = make_model("swfp" if swfp_kwargs is not None else method, task, demos, seed, budget, device, swfp_kwargs)
-    curve = [(0, *evaluate(model, eval_env, task))]
+    curve = [(0, *evaluate(model, eval_env, task, seed))]
 
     class Evaluate(BaseCallback):
         def _on_step(self) -> bool:
             if self.num_timesteps % task.eval_every == 0:
-                curve.append((self.num_timesteps, *evaluate(self.model, eval_env, task)))
+                curve.append((self.num_timesteps, *evaluate(self.model, eval_env, task, seed)))
             return True
 
     error = None
@@ -312,6 +324,7 @@ def run_one(job: tuple) -> str:
         f"--swfp-kwargs '{json.dumps(swfp_kwargs)}' --seeds {seed} --budget {budget}",
         "device": str(model.device),
         "torch_threads": th.get_num_threads(),
+        "eval_protocol": EVAL_PROTOCOL,
     }
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1))
@@ -340,7 +353,7 @@ def _describe(model) -> dict[str, Any]:
     keys = (
         "learning_rate", "actor_learning_rate", "batch_size", "buffer_size", "learning_starts", "gamma", "tau",
         "train_freq", "gradient_steps", "policy_delay", "n_blocks", "ent_coef", "w2_coef", "jko_step_size",
-        "q_normalization", "critic_entropy", "actor_learning_starts", "w2_prev_coef", "q_on", "bc_coef",
+        "q_normalization", "critic_entropy", "actor_learning_starts", "w2_prev_coef", "bc_coef", "squash",
         "policy_kwargs", "replay_buffer_class",
     )  # fmt: skip
     return {key: getattr(model, key) for key in keys if hasattr(model, key)}
@@ -378,6 +391,94 @@ def run_sensitivity(job: tuple[str, float, int]) -> str:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1))
     return f"done {_shown(out)}"
+
+
+# --- Density: where the policy's density lives (clip, tanh, soft clip) -------------------------------
+
+DENSITY_SQUASHES = ("clip", "tanh", "soft_clip")
+#: Toy landscapes no setting was chosen on: other high-reward modes, narrower bumps
+HELD_OUT_LANDSCAPES: dict[str, dict[str, Any]] = {
+    "narrow": dict(high_reward_modes=(0, 3), high_reward_std=0.15),
+    "shifted": dict(high_reward_modes=(2, 5, 7), high_reward_std=0.2),
+}
+#: Tasks whose behaviour cloning is compared under each squash (their demonstrations reach the bounds)
+DENSITY_BC_TASKS = ("pendulum", "hopper", "walker", "halfcheetah")
+DRIFT_CHECKPOINTS = (0, 100, 300, 1000)
+
+
+def density_jobs(seeds: list[int]) -> list[tuple]:
+    """The density suite's runs: zero-critic drift, held-out toy landscapes, behaviour cloning; per squash and seed."""
+    jobs: list[tuple] = [("drift", "toy", squash, seed) for squash in DENSITY_SQUASHES for seed in seeds]
+    jobs += [("landscape", name, squash, seed) for name in HELD_OUT_LANDSCAPES for squash in DENSITY_SQUASHES for seed in seeds]
+    jobs += [("bc", task, squash, seed) for task in DENSITY_BC_TASKS for squash in DENSITY_SQUASHES for seed in seeds]
+    return jobs
+
+
+def _toy_scores(actions: np.ndarray, high_reward_modes: tuple[int, ...]) -> dict[str, float]:
+    """Where toy actions land: in a demonstration mode, in a high-reward one, near no mode, at the bounds."""
+    from sb3_swfp.envs.toy import mode_shares
+
+    shares = mode_shares(actions)
+    high = shares[list(high_reward_modes)]
+    return {
+        "in_a_mode": float(shares.sum()),
+        "high_reward_share": float(high.sum()),
+        "min_high_mode_share": float(high.min() / max(high.sum(), 1e-12)),
+        "off_mode": float(1.0 - mode_shares(actions, 0.25).sum()),
+        "at_bounds": float(np.mean(np.abs(actions).max(axis=1) >= 0.99)),
+    }
+
+
+def run_density(job: tuple[str, str, str, int]) -> str:
+    """One run of the density suite (see ``density_jobs``); writes ``density/<kind>_<name>_<squash>_s<seed>.json``."""
+    kind, name, squash, seed = job
+    out = RESULTS / "density" / f"{kind}_{name}_{squash}_s{seed}.json"
+    if out.exists():
+        return f"skip {_shown(out)}"
+    import dataclasses
+
+    import torch as th
+    from stable_baselines3.common.monitor import Monitor
+    from stable_baselines3.common.utils import polyak_update
+
+    from sb3_swfp import SWFP
+    from sb3_swfp.envs.toy import HIGH_REWARD_MODES, TOY_BC_KWARGS, TOY_SWFP_KWARGS, ToyBanditEnv, toy_demonstrations
+
+    th.set_num_threads(1)
+    start = time.perf_counter()
+    obs = np.zeros((2000, 1), dtype=np.float32)
+    result: dict[str, Any] = {"kind": kind, "name": name, "squash": squash, "seed": seed}
+    if kind == "drift":
+        # The toy's own settings; then a critic that says nothing (Q = 0) and actor updates only
+        model = SWFP("FlowPolicy", ToyBanditEnv(), seed=seed, squash=squash, **TOY_SWFP_KWARGS)
+        model.pretrain(toy_demonstrations(1000, seed=0), **TOY_BC_KWARGS)
+        n_critics = len(model.critic.q_networks)
+        model.critic.forward = lambda observations, actions: tuple(actions.new_zeros(len(actions), 1) for _ in range(n_critics))
+        batch, ent_coef = th.zeros(256, 1), model._current_ent_coef()
+        checkpoints = {}
+        for update in range(DRIFT_CHECKPOINTS[-1] + 1):
+            if update in DRIFT_CHECKPOINTS:
+                checkpoints[update] = _toy_scores(model.predict(obs, deterministic=False)[0], HIGH_REWARD_MODES)
+            model._actor_update(batch, ent_coef, defaultdict(list))
+            polyak_update(model.actor.parameters(), model.actor_target.parameters(), model.actor_tau)
+        result["checkpoints"] = checkpoints
+    elif kind == "landscape":
+        landscape = HELD_OUT_LANDSCAPES[name]
+        model = SWFP("FlowPolicy", ToyBanditEnv(**landscape), seed=seed, squash=squash, **TOY_SWFP_KWARGS)
+        model.pretrain(toy_demonstrations(1000, seed=0, **landscape), **TOY_BC_KWARGS)
+        result["bc"] = _toy_scores(model.predict(obs, deterministic=False)[0], landscape["high_reward_modes"])
+        model.learn(TASKS["toy"].cpu_steps)
+        result["final"] = _toy_scores(model.predict(obs, deterministic=False)[0], landscape["high_reward_modes"])
+        result["landscape"] = landscape
+    else:
+        task = dataclasses.replace(TASKS[name], eval_episodes=10)
+        model = make_model("swfp", task, make_demonstrations(task), seed, "cpu", "cpu", {"squash": squash})
+        result["bc_return"], result["bc_return_std"], result["bc_success"] = evaluate(model, Monitor(make_env(task.env_id)), task, seed)
+    result["wall_s"] = time.perf_counter() - start
+    result["command"] = "python examples/benchmark_suite.py --suite density --jobs 2"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1))
+    return f"done {_shown(out)} in {result['wall_s']:.0f}s"
 
 
 # --- Cost (Sec. 4.3) --------------------------------------------------------------------------------
@@ -867,7 +968,7 @@ def _render_cost() -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--suite", choices=("runs", "cost", "sensitivity"), default="runs")
+    parser.add_argument("--suite", choices=("runs", "cost", "sensitivity", "density"), default="runs")
     parser.add_argument("--tasks", nargs="+", default=["toy", "pendulum"], choices=list(TASKS))
     parser.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS), choices=RUN_METHODS)
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
@@ -897,6 +998,8 @@ def main() -> None:
                     jobs: list[Any] = [(t, variant[0], s, args.budget, args.device, variant[1]) for t in args.tasks for s in args.seeds]
                 else:
                     jobs = [(t, m, s, args.budget, args.device) for t in args.tasks for m in args.methods for s in args.seeds]
+            elif args.suite == "density":
+                function, jobs = run_density, density_jobs(args.seeds)
             else:
                 function = run_sensitivity
                 grid = [("n_blocks", float(n)) for n in SENSITIVITY_N] + [("w2_coef", w) for w in SENSITIVITY_W2]

@@ -192,9 +192,8 @@ def test_dict_observations():
         dict(policy_kwargs=dict(net_arch=dict(pi=[16], qf=[32]), layer_norm=True, time_embedding="linear")),
         dict(critic_entropy=False, ent_coef=0.5, q_agg="mean", n_substeps=2),
         dict(actor_batch_size=64, policy_delay=2, actor_learning_rate=1e-5, n_steps=3),
-        dict(q_on="actions"),
-        dict(q_on="clipped_particles", q_normalization=True, w2_prev_coef=0.0),
-        dict(q_on="actions", block_sampling="per_batch", policy_kwargs=dict(net_arch=[16], share_velocity=False)),
+        dict(squash="tanh", q_normalization=True, w2_prev_coef=0.0),
+        dict(squash="soft_clip", block_sampling="per_batch", policy_kwargs=dict(net_arch=[16], share_velocity=False, critic_layer_norm=True)),
     ],
 )
 def test_options_train(kwargs):
@@ -243,7 +242,8 @@ class NaNRewardPendulum(gym.Wrapper):
         ("Pendulum-v1", dict(log_prob_method="trace"), "expected one of 'auto', 'exact', 'hutchinson'"),
         ("Pendulum-v1", dict(block_sampling="random"), "expected one of 'per_sample', 'per_batch'"),
         ("Pendulum-v1", dict(ent_coef=-1.0), "ent_coef must be > 0"),
-        ("Pendulum-v1", dict(q_on="critic"), "expected one of 'particles', 'clipped_particles', 'actions'"),
+        ("Pendulum-v1", dict(squash="sigmoid"), "unknown squash 'sigmoid', expected one of 'soft_clip', 'tanh', 'clip'"),
+        ("Pendulum-v1", dict(policy_kwargs=dict(squash="tanh")), "pass squash to SWFP"),
         ("Pendulum-v1", dict(ent_coef="learned"), "'auto'"),
         ("Pendulum-v1", dict(w2_prev_coef=-0.5), "w2_prev_coef must be >= 0"),
         ("Pendulum-v1", dict(policy_kwargs=dict(n_blocks=3)), "pass n_blocks to SWFP"),
@@ -275,7 +275,7 @@ def test_one_solve_chain_without_log_density_equals_the_block_chain(ode_solver, 
 
 
 @pytest.mark.parametrize("share_velocity", [True, False])
-def test_particles_and_finish_chain_agree_with_the_full_chain(share_velocity):
+def test_particles_at_block_agree_with_the_full_chain(share_velocity):
     actor = tiny(seed=0, policy_kwargs=dict(net_arch=[16], share_velocity=share_velocity)).actor
     features, x0 = th.randn(40, 3), th.randn(40, 1)
     block = th.randint(0, actor.n_blocks, (40,))
@@ -285,17 +285,11 @@ def test_particles_and_finish_chain_agree_with_the_full_chain(share_velocity):
         x_prev, x_next = actor.particles_at_block(features, x0, block)
         assert th.equal(x_prev, chain[block, rows]) and th.equal(x_next, chain[block + 1, rows])
         assert th.allclose(actor.block(features, x_prev, block)[0], x_next)
-        assert th.allclose(actor.finish_chain(features, x_next, block), chain[-1])
         # per-sample blocks (and their log-determinants) are those of each block applied on its own
         x_out, log_det = actor.block(features, x_prev, block, "exact")
         for n in range(actor.n_blocks):
             x_n, log_det_n = actor.block(features[block == n], x_prev[block == n], n, "exact")
             assert th.allclose(x_out[block == n], x_n, atol=1e-6) and th.allclose(log_det[block == n], log_det_n, atol=1e-6)
-    # finish_chain is differentiable in the particles: samples already at the last block pass through
-    x = x_next.clone().requires_grad_(True)
-    actor.finish_chain(features, x, block).sum().backward()
-    last = block == actor.n_blocks - 1
-    assert th.all(x.grad[last] == 1.0) and th.all(x.grad[~last] != 0.0)
 
 
 @pytest.mark.parametrize(

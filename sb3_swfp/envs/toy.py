@@ -51,15 +51,19 @@ DEMO_MODES = MODE_RADIUS * np.stack(
 HIGH_REWARD_CENTRES = DEMO_MODES[list(HIGH_REWARD_MODES)]
 
 
-def toy_reward(actions: np.ndarray) -> np.ndarray:
+def toy_reward(
+    actions: np.ndarray, high_reward_modes: tuple[int, ...] = HIGH_REWARD_MODES, high_reward_std: float = HIGH_REWARD_STD
+) -> np.ndarray:
     """Reward of the toy bandit for actions ``(..., 2)``; returns ``(...)`` float64.
 
     :param actions: Actions in ``[-1, 1]^2`` (not clipped here).
+    :param high_reward_modes: The demonstration modes that carry a bump (another landscape than the paper's).
+    :param high_reward_std: Width of the bumps.
     """
     actions = np.asarray(actions, dtype=np.float64)
-    # (..., 1, 2) - (3, 2) -> (..., 3) squared distances to the bump centres
-    sq_dist = np.sum((actions[..., None, :] - HIGH_REWARD_CENTRES) ** 2, axis=-1)
-    bump = np.exp(-sq_dist / (2 * HIGH_REWARD_STD**2)).max(axis=-1)  # in [0, 1], 1 at a high-reward centre
+    # (..., 1, 2) - (n_high, 2) -> (..., n_high) squared distances to the bump centres
+    sq_dist = np.sum((actions[..., None, :] - DEMO_MODES[list(high_reward_modes)]) ** 2, axis=-1)
+    bump = np.exp(-sq_dist / (2 * high_reward_std**2)).max(axis=-1)  # in [0, 1], 1 at a high-reward centre
     radius = np.linalg.norm(actions, axis=-1)
     annulus = np.exp(-((radius - MODE_RADIUS) ** 2) / (2 * ANNULUS_STD**2))
     # The annulus penalty fades inside the bumps, so each high-reward centre is the peak of its basin
@@ -92,12 +96,14 @@ def mode_shares(actions: np.ndarray, max_distance: float = MODE_MATCH_RADIUS) ->
     return np.bincount(modes[close], minlength=N_MODES) / len(modes)
 
 
-def high_reward_mode_share(actions: np.ndarray, max_distance: float = MODE_MATCH_RADIUS) -> float:
+def high_reward_mode_share(
+    actions: np.ndarray, max_distance: float = MODE_MATCH_RADIUS, high_reward_modes: tuple[int, ...] = HIGH_REWARD_MODES
+) -> float:
     """Fraction of the actions ``(n, 2)`` within ``max_distance`` of a high-reward mode.
 
     About 3/8 for the demonstrations; fine-tuning should raise it.
     """
-    return float(mode_shares(actions, max_distance)[list(HIGH_REWARD_MODES)].sum())
+    return float(mode_shares(actions, max_distance)[list(high_reward_modes)].sum())
 
 
 def annulus_mode_share(actions: np.ndarray, max_distance: float = MODE_MATCH_RADIUS) -> float:
@@ -109,7 +115,7 @@ def annulus_mode_share(actions: np.ndarray, max_distance: float = MODE_MATCH_RAD
     return float(mode_shares(actions, max_distance)[low].sum())
 
 
-def toy_demonstrations(n: int = 1000, seed: int | None = 0, std: float = MODE_STD) -> Demonstrations:
+def toy_demonstrations(n: int = 1000, seed: int | None = 0, std: float = MODE_STD, **landscape: Any) -> Demonstrations:
     """``n`` one-step demonstrations whose actions follow the 8-mode Gaussian mixture.
 
     Each transition picks a mode uniformly and adds isotropic Gaussian noise of std
@@ -118,6 +124,7 @@ def toy_demonstrations(n: int = 1000, seed: int | None = 0, std: float = MODE_ST
     :param n: Number of transitions (the paper uses 1,000).
     :param seed: Seed of the sampling.
     :param std: Std of each mixture component.
+    :param landscape: ``high_reward_modes`` / ``high_reward_std`` of :func:`toy_reward`.
     """
     if n < 1:
         raise ValueError(f"n must be a positive number of demonstrations, got {n}")
@@ -128,11 +135,11 @@ def toy_demonstrations(n: int = 1000, seed: int | None = 0, std: float = MODE_ST
     return Demonstrations(
         observations=observations,
         actions=actions,
-        rewards=toy_reward(actions).astype(np.float32),
+        rewards=toy_reward(actions, **landscape).astype(np.float32),
         next_observations=observations.copy(),
         terminations=np.ones(n, dtype=np.bool_),
         truncations=np.zeros(n, dtype=np.bool_),
-        metadata={"source": "toy_demonstrations", "env_id": "SWFPToyBandit-v0", "seed": seed, "std": std},
+        metadata={"source": "toy_demonstrations", "env_id": "SWFPToyBandit-v0", "seed": seed, "std": std, **landscape},
     )
 
 
@@ -142,12 +149,21 @@ class ToyBanditEnv(gym.Env):
     The reward is :func:`toy_reward` of the action clipped to ``[-1, 1]^2``. ``info`` holds
     ``mode`` (nearest demonstration mode) and ``is_high_reward_mode`` (the action lies
     within :data:`MODE_MATCH_RADIUS` of a high-reward mode).
+
+    :param high_reward_modes: The demonstration modes that carry a reward bump (the paper's toy: 1, 4, 6).
+    :param high_reward_std: Width of the bumps (the paper's toy: 0.25).
     """
 
     metadata = {"render_modes": []}
 
-    def __init__(self) -> None:
+    def __init__(self, high_reward_modes: tuple[int, ...] = HIGH_REWARD_MODES, high_reward_std: float = HIGH_REWARD_STD) -> None:
         super().__init__()
+        if not high_reward_modes or not set(high_reward_modes) <= set(range(N_MODES)):
+            raise ValueError(f"high_reward_modes must be indices of the {N_MODES} demonstration modes, got {high_reward_modes}")
+        if not high_reward_std > 0:
+            raise ValueError(f"high_reward_std must be > 0, got {high_reward_std}")
+        self.high_reward_modes = tuple(int(k) for k in high_reward_modes)
+        self.high_reward_std = float(high_reward_std)
         self.observation_space = spaces.Box(-1.0, 1.0, shape=(1,), dtype=np.float32)
         self.action_space = spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32)
         self._observation = np.zeros((1,), dtype=np.float32)
@@ -162,10 +178,11 @@ class ToyBanditEnv(gym.Env):
         info = {
             "mode": mode,
             "is_high_reward_mode": bool(
-                mode in HIGH_REWARD_MODES and np.linalg.norm(action - DEMO_MODES[mode]) <= MODE_MATCH_RADIUS
+                mode in self.high_reward_modes and np.linalg.norm(action - DEMO_MODES[mode]) <= MODE_MATCH_RADIUS
             ),
         }
-        return self._observation.copy(), float(toy_reward(action)), True, False, info
+        reward = toy_reward(action, self.high_reward_modes, self.high_reward_std)
+        return self._observation.copy(), float(reward), True, False, info
 
 
 #: SWFP settings for the toy (N = 6 blocks as in the paper), shared by the test, the figure

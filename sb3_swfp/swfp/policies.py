@@ -22,6 +22,7 @@ from stable_baselines3.common.torch_layers import (
 from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from torch import nn
 
+from sb3_swfp.common.critics import LayerNormContinuousCritic
 from sb3_swfp.common.flow import (
     LOG_PROB_METHODS,
     ODE_SOLVERS,
@@ -33,6 +34,7 @@ from sb3_swfp.common.flow import (
     standard_normal_log_prob,
 )
 from sb3_swfp.common.losses import flow_matching_loss
+from sb3_swfp.common.squash import SQUASHES, Squash
 
 
 def _route_by_block(
@@ -72,10 +74,11 @@ class ChainConditioning(NamedTuple):
 
 
 class FlowActor(BasePolicy):
-    """Flow-matching actor: ``x_0 ~ N(0, I)`` pushed through ``n_blocks`` flow blocks, action ``clip(x_N, -1, 1)``.
+    """Flow-matching actor: ``x_0 ~ N(0, I)`` pushed through ``n_blocks`` flow blocks, action ``S(x_N)``.
 
     Block n (0-based here, ``n + 1`` in the paper) integrates the velocity field over
-    ``[n h, (n + 1) h]`` with ``h = 1 / n_blocks``.  The log-density ignores the final clip.
+    ``[n h, (n + 1) h]`` with ``h = 1 / n_blocks``.  ``S`` is the squash onto the action box
+    (:class:`~sb3_swfp.common.squash.Squash`); the log-density includes its log-determinant.
 
     :param observation_space: Observation space.
     :param action_space: Action space (bounded Box).
@@ -91,6 +94,7 @@ class FlowActor(BasePolicy):
     :param time_embed_dim: Size of the sinusoidal time embedding.
     :param layer_norm: LayerNorm in the velocity network.
     :param share_velocity: One time-conditioned network for all blocks (True) or one network per block.
+    :param squash: The map from ``x_N`` to the action box, one of ``SQUASHES``.
     :param normalize_images: Whether to normalize images (divide by 255).
     """
 
@@ -110,6 +114,7 @@ class FlowActor(BasePolicy):
         time_embed_dim: int = 16,
         layer_norm: bool = False,
         share_velocity: bool = True,
+        squash: str = "clip",
         normalize_images: bool = True,
     ):
         super().__init__(
@@ -130,6 +135,7 @@ class FlowActor(BasePolicy):
         self.time_embed_dim = time_embed_dim
         self.layer_norm = layer_norm
         self.share_velocity = share_velocity
+        self.squash = Squash(squash)
         self.action_dim = get_action_dim(action_space)
         self.h = 1.0 / n_blocks
 
@@ -159,6 +165,7 @@ class FlowActor(BasePolicy):
                 time_embed_dim=self.time_embed_dim,
                 layer_norm=self.layer_norm,
                 share_velocity=self.share_velocity,
+                squash=self.squash.name,
                 features_extractor=self.features_extractor,
             )
         )
@@ -241,31 +248,13 @@ class FlowActor(BasePolicy):
             x_next = x_next.index_copy(0, idx, self.block(features[idx], x_prev[idx], n, conditioning=rows)[0])
         return x_prev, x_next
 
-    def finish_chain(self, features: th.Tensor, x: th.Tensor, block: int | th.Tensor) -> th.Tensor:
-        """Run the blocks after ``block`` on particles ``x``: ``x_n -> x_N`` (unclipped), differentiable in ``x``.
-
-        :param features: (batch, features_dim)
-        :param x: (batch, d) particles after block ``block``
-        :param block: one 0-based block index, or (batch,) per-sample indices
-        """
-        conditioning = self.conditioning(features)
-        if isinstance(block, int):
-            for k in range(block + 1, self.n_blocks):
-                x = self.block(features, x, k, conditioning=conditioning)[0]
-            return x
-        for k in range(int(block.min().item()) + 1, self.n_blocks):
-            idx = (block < k).nonzero(as_tuple=True)[0]
-            rows = None if conditioning is None else conditioning.rows(idx)
-            x = x.index_copy(0, idx, self.block(features[idx], x[idx], k, conditioning=rows)[0])  # out of place: keeps the graph
-        return x
-
     def sample_from_features(
         self, features: th.Tensor, deterministic: bool = False, with_log_prob: bool = False
     ) -> tuple[th.Tensor, th.Tensor | None]:
-        """Run the whole chain. Returns clipped actions (batch, d) and, if asked, ``log pi(x_N|s)`` (batch,).
+        """Run the whole chain. Returns actions ``S(x_N)`` (batch, d) and, if asked, their ``log pi(a|s)`` (batch,).
 
-        ``log pi = log N(x_0; 0, I) - sum_n log|det dF_n/dx(x_{n-1})|`` (Eq. 9–10); the clip is ignored.
-        Deterministic actions start from ``x_0 = 0``.
+        ``log pi = log N(x_0; 0, I) - sum_n log|det dF_n/dx(x_{n-1})| - log|det dS/dx(x_N)|`` (Eq. 9–10 and
+        the squash's change of variables).  Deterministic actions start from ``x_0 = 0``.
         """
         batch = features.shape[0]
         x0 = features.new_zeros(batch, self.action_dim) if deterministic else th.randn(batch, self.action_dim, device=features.device)
@@ -277,13 +266,15 @@ class FlowActor(BasePolicy):
             x = integrate_block(
                 self.velocities[0], features, x0, 0.0, 1.0, self.n_blocks * self.n_substeps, self.ode_solver, None, conditioning.stage_terms
             ).x
-            return th.clamp(x, -1.0, 1.0), None
+            return self.squash(x), None
         log_prob = standard_normal_log_prob(x0) if with_log_prob else None
         for n in range(self.n_blocks):
             x, log_det = self.block(features, x, n, method, conditioning)
             if log_prob is not None:
                 log_prob = log_prob - log_det
-        return th.clamp(x, -1.0, 1.0), log_prob
+        if log_prob is not None:
+            log_prob = log_prob - self.squash.log_abs_det(x)
+        return self.squash(x), log_prob
 
     def action_log_prob(self, obs: PyTorchObs) -> tuple[th.Tensor, th.Tensor]:
         """Stochastic actions and their log-density, like SAC's ``Actor.action_log_prob``."""
@@ -297,11 +288,14 @@ class FlowActor(BasePolicy):
         return self(observation, deterministic)
 
     def flow_matching_loss(self, obs: PyTorchObs, actions: th.Tensor) -> th.Tensor:
-        """Behaviour-cloning loss of Eq. (7) on (scaled) demonstration actions (batch, d), spec §5.
+        """Behaviour-cloning loss of Eq. (7) on (scaled) demonstration actions (batch, d).
 
-        ``t ~ U(0, 1)``; with independent blocks each sample trains the block that contains its ``t``.
+        The chain is regressed onto the actions' pre-images under the squash (``S^-1(a)``, so that
+        ``S(x_N)`` reproduces them).  ``t ~ U(0, 1)``; with independent blocks each sample trains the
+        block that contains its ``t``.
         """
         features = self.extract_features(obs, self.features_extractor)
+        actions = self.squash.inverse(actions)
         x0 = th.randn_like(actions)
         t = th.rand(actions.shape[0], 1, device=actions.device, dtype=actions.dtype)
         path = linear_path_sample(x0, actions, t)
@@ -332,6 +326,8 @@ class FlowPolicy(BasePolicy):
     :param time_embed_dim: Size of the sinusoidal time embedding.
     :param layer_norm: LayerNorm in the velocity network.
     :param share_velocity: One network for all blocks (default) or one per block.
+    :param squash: The map from the chain's output to the action box (set by the algorithm).
+    :param critic_layer_norm: LayerNorm in the critics' hidden layers (:class:`LayerNormContinuousCritic`).
     :param features_extractor_class: Features extractor to use.
     :param features_extractor_kwargs: Keyword arguments for the features extractor.
     :param normalize_images: Whether to normalize images (divide by 255).
@@ -363,6 +359,8 @@ class FlowPolicy(BasePolicy):
         time_embed_dim: int = 16,
         layer_norm: bool = False,
         share_velocity: bool = True,
+        squash: str = "clip",
+        critic_layer_norm: bool = False,
         features_extractor_class: type[BaseFeaturesExtractor] = FlattenExtractor,
         features_extractor_kwargs: dict[str, Any] | None = None,
         normalize_images: bool = True,
@@ -387,12 +385,15 @@ class FlowPolicy(BasePolicy):
             raise ValueError(f"unknown ode_solver {ode_solver!r}, expected one of {ODE_SOLVERS}")
         if log_prob_method not in LOG_PROB_METHODS:
             raise ValueError(f"unknown log_prob_method {log_prob_method!r}, expected one of {LOG_PROB_METHODS}")
+        if squash not in SQUASHES:
+            raise ValueError(f"unknown squash {squash!r}, expected one of {SQUASHES}")
         if net_arch is None:
             net_arch = [256, 256]
         actor_arch, critic_arch = get_actor_critic_arch(net_arch)
         self.net_arch = net_arch
         self.activation_fn = activation_fn
         self.share_features_extractor = share_features_extractor
+        self.critic_layer_norm = critic_layer_norm
         self.actor_kwargs = {
             "observation_space": self.observation_space,
             "action_space": self.action_space,
@@ -407,6 +408,7 @@ class FlowPolicy(BasePolicy):
             "time_embed_dim": time_embed_dim,
             "layer_norm": layer_norm,
             "share_velocity": share_velocity,
+            "squash": squash,
         }
         self.critic_kwargs = {
             "observation_space": self.observation_space,
@@ -456,6 +458,8 @@ class FlowPolicy(BasePolicy):
                 time_embed_dim=actor_kwargs["time_embed_dim"],
                 layer_norm=actor_kwargs["layer_norm"],
                 share_velocity=actor_kwargs["share_velocity"],
+                squash=actor_kwargs["squash"],
+                critic_layer_norm=self.critic_layer_norm,
                 n_critics=self.critic_kwargs["n_critics"],
                 share_features_extractor=self.share_features_extractor,
                 lr_schedule=self._dummy_schedule,
@@ -473,7 +477,8 @@ class FlowPolicy(BasePolicy):
 
     def make_critic(self, features_extractor: BaseFeaturesExtractor | None = None) -> ContinuousCritic:
         critic_kwargs = self._update_features_extractor(self.critic_kwargs, features_extractor)
-        return ContinuousCritic(**critic_kwargs).to(self.device)
+        critic_class = LayerNormContinuousCritic if self.critic_layer_norm else ContinuousCritic
+        return critic_class(**critic_kwargs).to(self.device)
 
     def forward(self, obs: PyTorchObs, deterministic: bool = False) -> th.Tensor:
         return self.actor_target(obs, deterministic)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import io
+import json
 import os
+import zipfile
 from collections import defaultdict
 from typing import Any, ClassVar, TypeVar
 
@@ -33,14 +36,14 @@ from sb3_swfp.common.losses import (
     soft_q_loss,
     soft_q_target,
 )
+from sb3_swfp.common.squash import SQUASHES
 from sb3_swfp.swfp.policies import FlowActor, FlowPolicy, MultiInputPolicy
 
 SelfSWFP = TypeVar("SelfSWFP", bound="SWFP")
 
 BLOCK_SAMPLING = ("per_sample", "per_batch")
-Q_ON = ("particles", "clipped_particles", "actions")
-# Spec arguments that SWFP forwards to its policy; they must not also be given in policy_kwargs.
-_POLICY_ARGS = ("n_blocks", "n_substeps", "ode_solver", "log_prob_method")
+# Arguments that SWFP forwards to its policy; they must not also be given in policy_kwargs.
+_POLICY_ARGS = ("n_blocks", "n_substeps", "ode_solver", "log_prob_method", "squash")
 
 
 class SWFP(OffPolicyAlgorithm):
@@ -80,6 +83,11 @@ class SWFP(OffPolicyAlgorithm):
     :param ode_solver: ``"midpoint"`` (paper) or ``"euler"``.
     :param log_prob_method: ``"exact"`` Jacobian log-determinant, ``"hutchinson"`` trace estimate,
         or ``"auto"`` (exact for action dimension <= 32, else Hutchinson).
+    :param squash: The map from the chain's output to the action box, whose log-determinant the
+        density includes: ``"soft_clip"`` (identity inside [-0.9, 0.9], tanh tail beyond), ``"tanh"``
+        or ``"clip"`` (no density on the box; models saved before this option load with it).  The
+        actor step evaluates Q at the squashed particles ``S(x_n)`` and adds ``log|det dS/dx|`` to the
+        block's entropy term.  See docs/algorithm.md.
     :param jko_step_size: tau of the JKO step, > 0. (paper 0.1)
     :param w2_coef: epsilon, the scale of the W2 trust region, >= 0. (paper 0.4)
     :param ent_coef: alpha, a float, or ``"auto"``/``"auto_<init>"`` to learn it (as SAC) so that the
@@ -95,12 +103,6 @@ class SWFP(OffPolicyAlgorithm):
         (Algorithm 1, line 12).
     :param critic_entropy: Keep the ``-alpha log pi`` term in the critic target (Eq. 18).
     :param q_agg: ``"min"`` or ``"mean"`` over the critics, in the target and in the actor loss.
-    :param q_on: Where the actor step evaluates Q: ``"particles"`` (the spec: at the new particles
-        ``x_n`` as they are), ``"clipped_particles"`` (ours: at ``clip(x_n, -1, 1)``; the critic only
-        ever saw actions in the box, and outside it its extrapolation pulls particles away without
-        bound) or ``"actions"`` (ours: at the clipped action the target actor's remaining blocks make
-        of them, ``clip(F_N^thetabar o ... o F_{n+1}^thetabar(x_n))``; the parameter gradient still
-        reaches block n only).  See docs/algorithm.md.
     :param q_normalization: Divide the Q term of the actor loss by the batch mean of ``|Q|`` (ours,
         as TD3+BC does; default False, the paper's loss).  Then ``ent_coef``, ``w2_coef`` and
         ``jko_step_size`` weigh a Q of order 1 whatever the env's reward scale, as on the paper's
@@ -152,6 +154,7 @@ class SWFP(OffPolicyAlgorithm):
         n_substeps: int = 1,
         ode_solver: str = "midpoint",
         log_prob_method: str = "auto",
+        squash: str = "clip",
         jko_step_size: float = 0.1,
         w2_coef: float = 0.4,
         ent_coef: str | float = "auto",
@@ -164,7 +167,6 @@ class SWFP(OffPolicyAlgorithm):
         block_sampling: str = "per_sample",
         critic_entropy: bool = True,
         q_agg: str = "min",
-        q_on: str = "particles",
         q_normalization: bool = False,
         w2_prev_coef: float = 1.0,
         bc_coef: float = 0.0,
@@ -181,7 +183,7 @@ class SWFP(OffPolicyAlgorithm):
         _check_choice("log_prob_method", log_prob_method, ("auto", *LOG_PROB_METHODS))
         _check_choice("block_sampling", block_sampling, BLOCK_SAMPLING)
         _check_choice("q_agg", q_agg, Q_AGGREGATIONS)
-        _check_choice("q_on", q_on, Q_ON)
+        _check_choice("squash", squash, SQUASHES)
         _check_int("n_blocks", n_blocks, 1)
         _check_int("n_substeps", n_substeps, 1)
         _check_int("policy_delay", policy_delay, 1)
@@ -240,6 +242,7 @@ class SWFP(OffPolicyAlgorithm):
         self.n_substeps = n_substeps
         self.ode_solver = ode_solver
         self.log_prob_method = log_prob_method
+        self.squash = squash
         self.jko_step_size = jko_step_size
         self.w2_coef = w2_coef
         self.ent_coef = ent_coef
@@ -252,7 +255,6 @@ class SWFP(OffPolicyAlgorithm):
         self.block_sampling = block_sampling
         self.critic_entropy = critic_entropy
         self.q_agg = q_agg
-        self.q_on = q_on
         self.q_normalization = q_normalization
         self.w2_prev_coef = w2_prev_coef
         self.bc_coef = bc_coef
@@ -269,7 +271,11 @@ class SWFP(OffPolicyAlgorithm):
         if resolved_method == "auto":
             resolved_method = "exact" if action_dim <= 32 else "hutchinson"
         self.policy_kwargs.update(
-            n_blocks=self.n_blocks, n_substeps=self.n_substeps, ode_solver=self.ode_solver, log_prob_method=resolved_method
+            n_blocks=self.n_blocks,
+            n_substeps=self.n_substeps,
+            ode_solver=self.ode_solver,
+            log_prob_method=resolved_method,
+            squash=self.squash,
         )
         super()._setup_model()
         self._create_aliases()
@@ -410,21 +416,16 @@ class SWFP(OffPolicyAlgorithm):
                 block = th.randint(0, self.n_blocks, (batch,), device=self.device)
                 x_prev_old, x_old = target.particles_at_block(target_features, x0, block)  # (batch, d) each
         # Inference tensors cannot be saved for backward: the actor's graph gets normal copies (small ones)
-        x_prev_old, x_old, target_features = x_prev_old.clone(), x_old.clone(), target_features.clone()
+        x_prev_old, x_old = x_prev_old.clone(), x_old.clone()
         if isinstance(block, th.Tensor):
             block = block.clone()
 
         features = actor.extract_features(observations, actor.features_extractor)
         x_new, log_det = actor.block(features, x_prev_old, block, actor.log_prob_method)
-        # Q at the new particles as they are (spec), clipped to the action box, or at the actions the rest
-        # of the target chain makes of them
-        if self.q_on == "particles":
-            q_input = x_new
-        elif self.q_on == "clipped_particles":
-            q_input = th.clamp(x_new, -1.0, 1.0)
-        else:
-            q_input = th.clamp(target.finish_chain(target_features, x_new, block), -1.0, 1.0)
-        q_values = aggregate_q(th.cat(self.critic(observations, q_input), dim=1), self.q_agg)
+        # The block's entropy term is that of the squashed particles S(x_n) (a density on the action box),
+        # and Q is evaluated where the critic was trained: at S(x_n), inside the box
+        log_det = log_det + actor.squash.log_abs_det(x_new)
+        q_values = aggregate_q(th.cat(self.critic(observations, actor.squash(x_new)), dim=1), self.q_agg)
         q_scale = q_values.detach().abs().mean().clamp_min(1e-6) if self.q_normalization else 1.0
         # Per-block JKO objective, Eq. (20) with the parallel-block term of Eq. (19)
         actor_loss, terms = jko_block_loss(
@@ -555,6 +556,13 @@ class SWFP(OffPolicyAlgorithm):
             progress_bar=progress_bar,
         )
 
+    @classmethod
+    def load(cls, path: str | os.PathLike | io.BufferedIOBase, *args: Any, **kwargs: Any) -> SWFP:  # type: ignore[override]
+        """As SB3's ``load``; a model saved before the ``squash`` option existed loads with the clip it was trained with."""
+        if "squash" not in kwargs and not _saved_data_has(path, "squash"):
+            kwargs["squash"] = "clip"
+        return super().load(path, *args, **kwargs)
+
     def _excluded_save_params(self) -> list[str]:
         return [*super()._excluded_save_params(), "actor", "actor_target", "critic", "critic_target", "actor_lr_schedule"]
 
@@ -564,6 +572,21 @@ class SWFP(OffPolicyAlgorithm):
             state_dicts.append("ent_coef_optimizer")
             return state_dicts, ["log_ent_coef"]
         return state_dicts, ["ent_coef_tensor"]
+
+
+def _saved_data_has(path: str | os.PathLike | io.BufferedIOBase, key: str) -> bool:
+    """Whether the ``data`` entry of a saved model (a zip file, as SB3 writes it) has the top-level ``key``."""
+    if isinstance(path, (str, os.PathLike)) and not os.path.exists(path) and os.path.exists(f"{os.fspath(path)}.zip"):
+        path = f"{os.fspath(path)}.zip"  # SB3's load adds the suffix too
+    position = path.tell() if isinstance(path, io.BufferedIOBase) else None
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return key in json.loads(archive.read("data"))
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return True  # not ours to judge: SB3's load reports what is wrong with the file
+    finally:
+        if position is not None:
+            path.seek(position)  # type: ignore[union-attr]
 
 
 def check_action_space(action_space: spaces.Space) -> None:
