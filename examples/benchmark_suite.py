@@ -227,15 +227,20 @@ EVAL_PROTOCOL = "same start states at every evaluation"
 def evaluate(model, env, task: Task, seed: int) -> tuple[float, float, float | None]:
     """Mean and std of the episode returns, and the success rate on PointMaze.
 
-    The env is reseeded first, so every evaluation of a run plays the same start states (and goals):
-    two evaluations of a run differ by the policy only, not by the episodes drawn.
+    The env is reseeded first, and a stochastic policy draws from torch's generator seeded the same way
+    (forked: training's random numbers are not touched), so every evaluation of a run plays the same
+    start states, goals and noise: two evaluations of a run differ by the policy only.
     """
+    import torch as th
     from stable_baselines3.common.evaluation import evaluate_policy
 
     env.reset(seed=EVAL_SEED + seed)
-    returns, _ = evaluate_policy(
-        model, env, n_eval_episodes=task.eval_episodes, deterministic=task.deterministic_eval, return_episode_rewards=True
-    )
+    devices = [model.device.index or 0] if model.device.type == "cuda" else []
+    with th.random.fork_rng(devices=devices):
+        th.manual_seed(EVAL_SEED + seed)
+        returns, _ = evaluate_policy(
+            model, env, n_eval_episodes=task.eval_episodes, deterministic=task.deterministic_eval, return_episode_rewards=True
+        )
     success = float(np.mean(np.asarray(returns) > 0)) if task.success_metric else None
     return float(np.mean(returns)), float(np.std(returns)), success
 
@@ -245,8 +250,9 @@ def _shown(path: Path) -> str:
     return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
-def result_path(budget: str, task_name: str, method: str, seed: int) -> Path:
-    return RESULTS / budget / task_name / f"{method}_s{seed}.json"
+def result_path(folder: str, task_name: str, method: str, seed: int) -> Path:
+    """Where a run's JSON goes: ``folder`` is the budget's name, or ``robustness`` for that suite."""
+    return RESULTS / folder / task_name / f"{method}_s{seed}.json"
 
 
 #: Method names of SWFP variants are this prefix and the variant's name
@@ -268,14 +274,16 @@ def variant_name(method: str) -> str | None:
 def run_one(job: tuple) -> str:
     """One (task, method, seed) run: evaluate at step 0 and every ``eval_every`` steps; write its JSON.
 
-    ``job`` is ``(task, method, seed, budget, device)``, or with a sixth item, the SWFP keyword
-    arguments of a variant (``method`` then is ``variant_method(name)``).
+    ``job`` is ``(task, method, seed, budget, device)``, with a sixth item, the SWFP keyword
+    arguments of a variant (``method`` then is ``variant_method(name)``) or None, and a seventh, the
+    results folder when it is not the budget's (``"robustness"``).
     """
     task_name, method, seed, budget, device, *rest = job
     swfp_kwargs = rest[0] if rest else None
+    folder = rest[1] if len(rest) > 1 and rest[1] else budget
     if (swfp_kwargs is not None) != (variant_name(method) is not None):
         raise ValueError(f"{method!r}: SWFP keyword arguments go with variants (swfp-<name>) only")
-    out = result_path(budget, task_name, method, seed)
+    out = result_path(folder, task_name, method, seed)
     if out.exists():
         return f"skip {_shown(out)}"
     import torch as th
@@ -318,10 +326,7 @@ def run_one(job: tuple) -> str:
         "demos": {"transitions": len(demos), "episode_return_mean": _demo_return(demos)},
         "hyperparams": {key: repr(value) for key, value in _describe(model).items()},
         "swfp_kwargs": swfp_kwargs,
-        "command": f"python examples/benchmark_suite.py --tasks {task_name} --methods {method} --seeds {seed} --budget {budget}"
-        if swfp_kwargs is None
-        else f"python examples/benchmark_suite.py --tasks {task_name} --variant {variant_name(method)} "
-        f"--swfp-kwargs '{json.dumps(swfp_kwargs)}' --seeds {seed} --budget {budget}",
+        "command": _command(task_name, method, seed, budget, swfp_kwargs, folder),
         "device": str(model.device),
         "torch_threads": th.get_num_threads(),
         "eval_protocol": EVAL_PROTOCOL,
@@ -329,6 +334,18 @@ def run_one(job: tuple) -> str:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1))
     return f"done {_shown(out)} in {result['wall_s']:.0f}s"
+
+
+def _command(task_name: str, method: str, seed: int, budget: str, swfp_kwargs: dict | None, folder: str) -> str:
+    """The command line that makes this run."""
+    if folder == "robustness":
+        return f"python examples/benchmark_suite.py --suite robustness --tasks {task_name} --seeds {seed}"
+    if swfp_kwargs is None:
+        return f"python examples/benchmark_suite.py --tasks {task_name} --methods {method} --seeds {seed} --budget {budget}"
+    return (
+        f"python examples/benchmark_suite.py --tasks {task_name} --variant {variant_name(method)} "
+        f"--swfp-kwargs '{json.dumps(swfp_kwargs)}' --seeds {seed} --budget {budget}"
+    )
 
 
 def _toy_modes(model) -> dict[str, Any]:
@@ -340,7 +357,8 @@ def _toy_modes(model) -> dict[str, Any]:
     high_share = high_reward_mode_share(actions)
     shares = mode_shares(actions)[list(HIGH_REWARD_MODES)]
     kept = int(np.sum(shares >= 0.1 * max(high_share, 1e-12)))
-    return {"high_reward_share": high_share, "high_reward_modes_kept": kept, "n_high_reward_modes": len(HIGH_REWARD_MODES)}
+    scores = _toy_scores(actions, HIGH_REWARD_MODES)
+    return {**scores, "high_reward_modes_kept": kept, "n_high_reward_modes": len(HIGH_REWARD_MODES)}
 
 
 def _demo_return(demos) -> float | None:
@@ -652,7 +670,7 @@ def render() -> None:
             by_task.setdefault(run["task"], []).append(run)
         for task_name in [t for t in TASKS if t in by_task]:
             lines += _render_task(budget, task_name, by_task[task_name])
-    lines += _render_shipped_demos() + _render_sensitivity() + _render_cost()
+    lines += _render_robustness() + _render_shipped_demos() + _render_sensitivity() + _render_cost()
     PAGE.write_text("\n".join(lines) + "\n")
     print(f"wrote {_shown(PAGE)}")
 
@@ -755,6 +773,80 @@ def _render_task(budget: str, task_name: str, runs: list[dict]) -> list[str]:
             "now; delete their JSON and rerun: " + ", ".join(stale) + ".",
             "",
         ]
+    return lines
+
+
+#: Fresh seeds of the robustness suite: they played no part in choosing the preset (seeds 0-2)
+ROBUSTNESS_SEEDS = (10, 11, 12, 13, 14)
+
+
+def robustness_row(run: dict) -> dict[str, Any]:
+    """What the robustness suite checks in one SWFP run: final >= BC start, and no evaluation below
+    ``BC - 10% |BC|`` (the start is the step-0 evaluation, after BC)."""
+    evaluations = [point[1] for point in run["curve"]]
+    bc, final, lowest = evaluations[0], evaluations[-1], min(evaluations[1:])
+    floor = bc - 0.1 * abs(bc)
+    return {"bc": bc, "final": final, "lowest": lowest, "final_ge_bc": final >= bc, "no_dip": lowest >= floor}
+
+
+def _verdict(ok: bool) -> str:
+    return "**met**" if ok else "**not met**"
+
+
+def _render_robustness() -> list[str]:
+    """The robustness suite: the preset on every task, fresh seeds, against the issue's acceptance lines."""
+    runs = _load("robustness/*/*.json")
+    if not runs:
+        return []
+    by_task: dict[str, list[dict]] = defaultdict(list)
+    for run in runs:
+        by_task[run["task"]].append(run)
+    lines = [
+        "## Robustness: the fine-tuning preset on fresh seeds",
+        "",
+        "Command: `python examples/benchmark_suite.py --suite robustness --jobs 2` (every task, seeds "
+        f"{', '.join(map(str, ROBUSTNESS_SEEDS))}: none of them played a part in choosing the preset or the density).  SWFP",
+        "with `sb3_swfp.presets` (the `swfp_o2o.yml` entries), the budgets of the tables above.  *BC* is the",
+        "step-0 evaluation (after BC); *lowest* the lowest evaluation after it; a dip is an evaluation below",
+        "BC − 10% of |BC|.  Every evaluation of a run plays the same start states.",
+        "",
+        "| task | seeds | BC (mean) | final (mean) | final ≥ BC | no dip | per seed: BC → final (lowest) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    total = final_ok = dip_ok = 0
+    tasks_above: list[str] = []
+    tasks_below: list[str] = []
+    toy_lines: list[str] = []
+    for task_name in [t for t in TASKS if t in by_task]:
+        task, group = TASKS[task_name], sorted(by_task[task_name], key=lambda r: r["seed"])
+        rows = [robustness_row(r) for r in group]
+        d = task.decimals
+        bc_mean, final_mean = np.mean([r["bc"] for r in rows]), np.mean([r["final"] for r in rows])
+        n_final, n_dip = sum(r["final_ge_bc"] for r in rows), sum(r["no_dip"] for r in rows)
+        total, final_ok, dip_ok = total + len(rows), final_ok + n_final, dip_ok + n_dip
+        (tasks_above if final_mean > bc_mean else tasks_below).append(task.env_id)
+        per_seed = "; ".join(f"s{r['seed']}: {row['bc']:.{d}f} → {row['final']:.{d}f} ({row['lowest']:.{d}f})" for r, row in zip(group, rows))
+        lines.append(
+            f"| {task.env_id} | {len(rows)} | {bc_mean:.{d}f} | {final_mean:.{d}f} | {n_final}/{len(rows)} | {n_dip}/{len(rows)} | {per_seed} |"
+        )
+        if task.demos == "toy":
+            modes = [r["toy_modes"] for r in group]
+            ok = [m["high_reward_share"] >= 0.9 and m["high_reward_modes_kept"] == m["n_high_reward_modes"] for m in modes]
+            toy_lines.append(
+                f"- Toy: ≥ 90% of the samples in the high-reward modes with each mode holding ≥ 10% of them in "
+                f"{sum(ok)} of {len(ok)} seeds (" + ", ".join(f"{m['high_reward_share']:.2f} ({m['high_reward_modes_kept']}/{m['n_high_reward_modes']})" for m in modes)
+                + f"): {_verdict(all(ok))}."
+            )
+    lines += ["", "Against the acceptance lines of the robust fine-tuning issue:", ""]
+    quota = int(np.ceil(total * 30 / 35))
+    lines += [
+        f"- Final ≥ BC start in {final_ok} of {total} runs (goal ≥ {quota} of {total}): {_verdict(final_ok >= quota)}.",
+        f"- No evaluation below BC − 10% of |BC| in {dip_ok} of {total} runs (goal ≥ {quota} of {total}): {_verdict(dip_ok >= quota)}.",
+        f"- Mean final above the mean BC start on every task: {_verdict(not tasks_below)}"
+        + (f" (below on {', '.join(tasks_below)})." if tasks_below else "."),
+        *toy_lines,
+        "",
+    ]
     return lines
 
 
@@ -968,10 +1060,10 @@ def _render_cost() -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--suite", choices=("runs", "cost", "sensitivity", "density"), default="runs")
-    parser.add_argument("--tasks", nargs="+", default=["toy", "pendulum"], choices=list(TASKS))
+    parser.add_argument("--suite", choices=("runs", "robustness", "cost", "sensitivity", "density"), default="runs")
+    parser.add_argument("--tasks", nargs="+", default=None, choices=list(TASKS), help="default: toy pendulum (robustness: all)")
     parser.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS), choices=RUN_METHODS)
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--seeds", nargs="+", type=int, default=None, help=f"default: 0 1 2 (robustness: {' '.join(map(str, ROBUSTNESS_SEEDS))})")
     parser.add_argument("--budget", choices=("cpu", "full"), default="cpu")
     parser.add_argument("--device", default="cpu", help="torch device of every model ('cuda' on a GPU machine)")
     parser.add_argument("--jobs", type=int, default=1, help="independent processes, one torch thread each")
@@ -979,6 +1071,9 @@ def main() -> None:
     parser.add_argument("--swfp-kwargs", default=None, help="JSON dict of SWFP arguments for --variant, e.g. '{\"bc_coef\": 1.0}'")
     parser.add_argument("--render", action="store_true", help="only re-render docs/benchmarks.md")
     args = parser.parse_args()
+    robustness = args.suite == "robustness"
+    args.tasks = args.tasks or (list(TASKS) if robustness else ["toy", "pendulum"])
+    args.seeds = args.seeds or (list(ROBUSTNESS_SEEDS) if robustness else [0, 1, 2])
     if (args.variant is None) != (args.swfp_kwargs is None):
         parser.error("--variant and --swfp-kwargs go together")
     if args.variant is not None:
@@ -998,6 +1093,9 @@ def main() -> None:
                     jobs: list[Any] = [(t, variant[0], s, args.budget, args.device, variant[1]) for t in args.tasks for s in args.seeds]
                 else:
                     jobs = [(t, m, s, args.budget, args.device) for t in args.tasks for m in args.methods for s in args.seeds]
+            elif robustness:
+                function = run_one
+                jobs = [(t, "swfp", s, "cpu", args.device, None, "robustness") for t in args.tasks for s in args.seeds]
             elif args.suite == "density":
                 function, jobs = run_density, density_jobs(args.seeds)
             else:

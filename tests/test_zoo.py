@@ -279,9 +279,38 @@ def test_bad_algo_exits_as_rl_zoo3_does(tmp_path, capsys):
 
 
 def test_missing_yaml_entry_raises_rl_zoo3_error(tmp_path):
-    # swfp_o2o.yml has no default entry
+    config = tmp_path / "one_entry.yml"
+    config.write_text(yaml.safe_dump({"Pendulum-v1": {"policy": "FlowPolicy"}}))
     with pytest.raises(ValueError, match="Hyperparameters not found for swfp-MountainCarContinuous-v0"):
-        run_zoo("train", "--algo", "swfp", "--env", "MountainCarContinuous-v0", "-f", tmp_path, "-conf", HYPERPARAMS / "swfp_o2o.yml")
+        run_zoo("train", "--algo", "swfp", "--env", "MountainCarContinuous-v0", "-f", tmp_path, "-conf", config)
+
+
+def test_o2o_default_entry_serves_an_env_listed_nowhere(tmp_path, monkeypatch):
+    """A new env fine-tunes with the preset from demos/<env id>.npz, without an entry of its own."""
+    pytest.importorskip("sb3_swfp.common.callbacks")
+    env_id = "MountainCarContinuous-v0"
+    entries = yaml.safe_load((HYPERPARAMS / "swfp_o2o.yml").read_text())
+    assert env_id not in entries
+    default = entries["default"]
+    ((_, bc_kwargs),) = default["callback"][0].items()
+    bc_kwargs["gradient_steps"] = 5  # the default entry, its BC cut down
+    config = tmp_path / "o2o.yml"
+    config.write_text(yaml.safe_dump({"default": default}))
+    monkeypatch.chdir(tmp_path)
+    args = ("train", "--algo", "swfp", "--env", env_id, "-f", "logs", "-conf", config, "-n", 30, "--eval-freq", -1,
+            "--num-threads", 1, "-params", "batch_size:16", "buffer_size:500", "policy_kwargs:dict(net_arch=[16])")  # fmt: skip
+    with pytest.raises(FileNotFoundError, match=r"demos/MountainCarContinuous-v0\.npz"):
+        run_zoo(*args)
+    from sb3_swfp.common.demos import collect_demonstrations
+
+    env = gym.make(env_id)
+    collect_demonstrations(env, lambda obs: env.action_space.sample(), n_steps=50, seed=0).save("demos/MountainCarContinuous-v0.npz")
+    runs = []
+    learn = ExperimentManager.learn
+    monkeypatch.setattr(ExperimentManager, "learn", lambda self, model: (runs.append(model), learn(self, model)))
+    run_zoo(*args)
+    (model,) = runs
+    assert model.num_timesteps == 30 and model.replay_buffer.n_demonstrations == 50
 
 
 def write_demonstrations(env_id: str, path: Path) -> None:
@@ -316,10 +345,8 @@ def test_offline_to_online_entry_runs(env_id, tmp_path, monkeypatch):
     config = tmp_path / "o2o.yml"
     config.write_text(yaml.safe_dump({env_id: entry}))
     monkeypatch.chdir(tmp_path)  # the entry's demonstration paths are relative
-    demos_path = Path(callback_kwargs["demonstrations"])
-    uses_demo_buffer = "replay_buffer_class" in entry  # the toy entry fine-tunes without demos in the buffer
-    if uses_demo_buffer:
-        assert demos_path.as_posix() in entry["replay_buffer_kwargs"]  # the same file for BC and the buffer
+    assert callback_kwargs["demonstrations"] in entry["replay_buffer_kwargs"]  # the same file for BC and the buffer
+    demos_path = Path(callback_kwargs["demonstrations"].replace("{env_id}", env_id))
     write_demonstrations(env_id, demos_path)
 
     runs = []
@@ -337,9 +364,8 @@ def test_offline_to_online_entry_runs(env_id, tmp_path, monkeypatch):
     )  # fmt: skip
     ((model, run_callbacks),) = runs
     # DemoReplayBuffer, or its Dict-observation variant
-    if uses_demo_buffer:
-        assert type(model.replay_buffer).__module__ == buffers.__name__
-        assert type(model.replay_buffer).__name__.startswith("Demo")
+    assert type(model.replay_buffer).__module__ == buffers.__name__
+    assert type(model.replay_buffer).__name__.startswith("Demo")
     assert any(isinstance(callback, callbacks.BCPretrainCallback) for callback in run_callbacks)
 
     # Replaying needs neither the replay buffer nor the demonstrations

@@ -22,6 +22,27 @@ def as_demonstrations(demonstrations: str | os.PathLike | Demonstrations | None)
     return load_demonstrations(demonstrations)
 
 
+#: A demonstrations path may contain this field; it is replaced by the env's gymnasium id
+ENV_ID_FIELD = "{env_id}"
+
+
+def with_env_id(demonstrations: Any, env: Any) -> Any:
+    """``demonstrations`` with :data:`ENV_ID_FIELD` replaced by the id of ``env`` (an env or a VecEnv) when it is
+    a path that contains it (``demos/{env_id}.npz``, as the zoo's default entry names them); otherwise unchanged.
+
+    :raises ValueError: The path has the field and the env has no gymnasium id (``env.spec``).
+    """
+    if not isinstance(demonstrations, (str, os.PathLike)) or ENV_ID_FIELD not in os.fspath(demonstrations):
+        return demonstrations
+    spec = env.get_attr("spec", indices=[0])[0] if hasattr(env, "get_attr") else getattr(env, "spec", None)
+    if spec is None:
+        raise ValueError(
+            f"the demonstrations path {os.fspath(demonstrations)!r} contains {ENV_ID_FIELD}, but the env has no "
+            "gymnasium id (env.spec is None): make it with gymnasium.make, or give the path itself"
+        )
+    return os.fspath(demonstrations).replace(ENV_ID_FIELD, spec.id)
+
+
 def _concat_samples(online: Any, demo: Any) -> Any:
     """Concatenate two replay samples of the same kind along the batch dimension (one-step buffers)."""
 
@@ -140,5 +161,5 @@ class DemoDictReplayBuffer(DemoReplayBuffer, DictReplayBuffer):
     """
 
 
-__all__ = ["DemoDictReplayBuffer", "DemoReplayBuffer", "as_demonstrations"]
+__all__ = ["ENV_ID_FIELD", "DemoDictReplayBuffer", "DemoReplayBuffer", "as_demonstrations", "with_env_id"]
 

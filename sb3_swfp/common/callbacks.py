@@ -7,7 +7,13 @@ from typing import Any
 
 from stable_baselines3.common.callbacks import BaseCallback
 
+from sb3_swfp.common.buffers import ENV_ID_FIELD, with_env_id
 from sb3_swfp.common.demos import Demonstrations
+
+
+def _check_exists(path: str | os.PathLike, how: str = "") -> None:
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"demonstrations file not found: {os.fspath(path)!r}{how} (expected a .npz file)")
 
 
 class BCPretrainCallback(BaseCallback):
@@ -22,10 +28,14 @@ class BCPretrainCallback(BaseCallback):
               demonstrations: demos/pendulum.npz
               gradient_steps: 5000
 
-    :param demonstrations: :class:`Demonstrations` or the path of an ``.npz`` file.
+    :param demonstrations: :class:`Demonstrations` or the path of an ``.npz`` file; ``{env_id}`` in the path
+        is replaced by the env's id when training starts.
     :param gradient_steps: BC gradient steps.
+    The defaults are those of :meth:`SWFP.pretrain`, the fine-tuning preset's
+    (``sb3_swfp.presets.PRETRAIN_KWARGS``).
+
     :param batch_size: BC minibatch size (paper 128).
-    :param learning_rate: Initial BC learning rate (paper 1e-4, cosine-decayed to ``final_learning_rate``).
+    :param learning_rate: Initial BC learning rate, cosine-decayed to ``final_learning_rate`` (paper 1e-4).
     :param final_learning_rate: Final BC learning rate (paper 1e-5).
     :param weight_decay: AdamW weight decay (paper 1e-6).
     :param critic_warmup_steps: Critic steps on demonstration transitions after BC (0: none).
@@ -39,8 +49,8 @@ class BCPretrainCallback(BaseCallback):
         demonstrations: str | os.PathLike | Demonstrations,
         gradient_steps: int = 10_000,
         batch_size: int = 128,
-        learning_rate: float = 1e-4,
-        final_learning_rate: float = 1e-5,
+        learning_rate: float = 1e-3,
+        final_learning_rate: float = 1e-4,
         weight_decay: float = 1e-6,
         critic_warmup_steps: int = 0,
         clip_actions: bool = False,
@@ -48,8 +58,8 @@ class BCPretrainCallback(BaseCallback):
         verbose: int = 0,
     ):
         super().__init__(verbose)
-        if isinstance(demonstrations, (str, os.PathLike)) and not os.path.exists(demonstrations):
-            raise FileNotFoundError(f"demonstrations file not found: {os.fspath(demonstrations)!r} (expected a .npz file)")
+        if isinstance(demonstrations, (str, os.PathLike)) and ENV_ID_FIELD not in os.fspath(demonstrations):
+            _check_exists(demonstrations)
         self.demonstrations = demonstrations
         self.pretrain_kwargs: dict[str, Any] = dict(
             gradient_steps=gradient_steps,
@@ -68,9 +78,12 @@ class BCPretrainCallback(BaseCallback):
             return
         if not hasattr(self.model, "pretrain"):
             raise TypeError(f"BCPretrainCallback needs an SWFP model, got {type(self.model).__name__}")
+        demonstrations = with_env_id(self.demonstrations, self.training_env)
+        if demonstrations is not self.demonstrations:
+            _check_exists(demonstrations, f" ({os.fspath(self.demonstrations)!r} with the env's id)")
         if self.verbose:
-            print(f"BC pretraining on {self.demonstrations!s} for {self.pretrain_kwargs['gradient_steps']} steps")
-        self.model.pretrain(self.demonstrations, **self.pretrain_kwargs)
+            print(f"BC pretraining on {demonstrations!s} for {self.pretrain_kwargs['gradient_steps']} steps")
+        self.model.pretrain(demonstrations, **self.pretrain_kwargs)
         self.pretrained = True
 
     def _on_step(self) -> bool:

@@ -25,6 +25,7 @@ from stable_baselines3.common.utils import (
     update_learning_rate,
 )
 
+from sb3_swfp.common.buffers import with_env_id
 from sb3_swfp.common.demos import Demonstrations, sample_batch, validate
 from sb3_swfp.common.flow import LOG_PROB_METHODS, ODE_SOLVERS
 from sb3_swfp.common.losses import (
@@ -270,6 +271,9 @@ class SWFP(OffPolicyAlgorithm):
         resolved_method = self.log_prob_method
         if resolved_method == "auto":
             resolved_method = "exact" if action_dim <= 32 else "hutchinson"
+        demonstrations = (self.replay_buffer_kwargs or {}).get("demonstrations")
+        if demonstrations is not None and self.env is not None:  # the zoo's default entry names demos/{env_id}.npz
+            self.replay_buffer_kwargs = {**self.replay_buffer_kwargs, "demonstrations": with_env_id(demonstrations, self.env)}
         self.policy_kwargs.update(
             n_blocks=self.n_blocks,
             n_substeps=self.n_substeps,
@@ -282,11 +286,6 @@ class SWFP(OffPolicyAlgorithm):
         self.actor_lr_schedule = (
             self.lr_schedule if self.actor_learning_rate is None else FloatSchedule(self.actor_learning_rate)
         )
-        if self.bc_coef > 0 and not hasattr(self.replay_buffer, "sample_demonstrations"):
-            raise ValueError(
-                f"bc_coef={self.bc_coef} needs demonstrations in the replay buffer: pass "
-                "replay_buffer_class=DemoReplayBuffer, replay_buffer_kwargs=dict(demonstrations='demos.npz')"
-            )
         self.batch_norm_stats = get_parameters_by_name(self.critic, ["running_"])
         self.batch_norm_stats_target = get_parameters_by_name(self.critic_target, ["running_"])
 
@@ -455,8 +454,8 @@ class SWFP(OffPolicyAlgorithm):
         demonstrations: str | os.PathLike | Demonstrations,
         gradient_steps: int = 10_000,
         batch_size: int = 128,
-        learning_rate: float = 1e-4,
-        final_learning_rate: float = 1e-5,
+        learning_rate: float = 1e-3,
+        final_learning_rate: float = 1e-4,
         weight_decay: float = 1e-6,
         critic_warmup_steps: int = 0,
         clip_actions: bool = False,
@@ -465,8 +464,10 @@ class SWFP(OffPolicyAlgorithm):
     ) -> SelfSWFP:
         """Behaviour cloning: conditional flow matching on demonstrations (Eq. 7, spec §5), then sync the target actor.
 
-        Runs on the model's device (the GPU when the model is on one).  Paper settings are the
-        defaults: AdamW, learning rate 1e-4 cosine-decayed to 1e-5, weight decay 1e-6, batch 128.
+        Runs on the model's device (the GPU when the model is on one).  The defaults are the fine-tuning
+        preset's (``sb3_swfp.presets.PRETRAIN_KWARGS``): AdamW, learning rate 1e-3 cosine-decayed to 1e-4,
+        weight decay 1e-6, batch 128, 10k steps.  The paper's App. C uses 1e-4 decayed to 1e-5, for
+        far longer runs than a CPU affords.
         The actor's own optimizer state is left untouched.  Observations are normalised with the
         model's ``VecNormalize`` statistics when it has one (as they are at call time).
 
@@ -547,6 +548,12 @@ class SWFP(OffPolicyAlgorithm):
         reset_num_timesteps: bool = True,
         progress_bar: bool = False,
     ) -> SelfSWFP:
+        # Checked here, not at construction: a model loaded only to act (zoo's enjoy) needs no demonstrations
+        if self.bc_coef > 0 and not hasattr(self.replay_buffer, "sample_demonstrations"):
+            raise ValueError(
+                f"bc_coef={self.bc_coef} needs demonstrations in the replay buffer: pass "
+                "replay_buffer_class=DemoReplayBuffer, replay_buffer_kwargs=dict(demonstrations='demos.npz')"
+            )
         return super().learn(
             total_timesteps=total_timesteps,
             callback=callback,

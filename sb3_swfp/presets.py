@@ -1,0 +1,71 @@
+"""The fine-tuning preset: one set of SWFP settings for behaviour cloning then online fine-tuning, on any task.
+
+Chosen once, on seeds 0-2 of the project's seven benchmark tasks with a rule written down before
+the runs, and reported on fresh seeds 10-14 (docs/robustness.md, docs/benchmarks.md).  What a task
+may change is the env's business: its demonstrations, its budget, the network size, observation
+normalisation; not these weights::
+
+    from sb3_swfp import SWFP
+    from sb3_swfp.presets import finetune_kwargs
+
+    model = SWFP("FlowPolicy", env, **finetune_kwargs("demos.npz"))
+    model.pretrain("demos.npz")          # PRETRAIN_KWARGS are pretrain's defaults
+    model.learn(10_000)
+
+The same values are the entries of ``zoo_hyperparams/swfp_o2o.yml`` (its ``default`` entry serves
+any env) and ``examples/offline_to_online.py``; the tests keep them equal.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+from typing import Any
+
+from sb3_swfp.common.buffers import DemoReplayBuffer
+from sb3_swfp.common.demos import Demonstrations
+
+#: ``SWFP(...)`` arguments of the preset (docs/robustness.md says why each one).
+FINETUNE_KWARGS: dict[str, Any] = dict(
+    # A density on the action box (Eq. 20's entropy term has a finite optimum there)
+    squash="soft_clip",
+    learning_rate=3e-4,  # the critic's
+    actor_learning_rate=1e-4,
+    # The BC policy, not uniform noise, collects from the first step; the critic fits before the actor moves
+    learning_starts=0,
+    actor_learning_starts=3000,
+    # Q divided by its batch mean |Q| in the JKO loss: one temperature and trust region for any reward scale
+    q_normalization=True,
+    ent_coef=0.01,
+    critic_entropy=False,  # ent_coef is the actor's temperature of the normalised Q, not a reward bonus
+    w2_coef=100.0,
+    w2_prev_coef=0.0,  # only the trust region to the old block output
+    bc_coef=10.0,  # flow-matching BC on the demonstrations in every actor step
+    batch_size=256,
+)
+#: The share of every critic batch drawn from the demonstrations (``DemoReplayBuffer``).
+DEMO_RATIO = 0.25
+#: Behaviour cloning: ``SWFP.pretrain`` and ``BCPretrainCallback`` take these as their defaults.
+PRETRAIN_KWARGS: dict[str, Any] = dict(gradient_steps=10_000, batch_size=128, learning_rate=1e-3, final_learning_rate=1e-4, weight_decay=1e-6)
+
+
+def finetune_kwargs(
+    demonstrations: str | os.PathLike | Demonstrations, demo_ratio: float = DEMO_RATIO, **overrides: Any
+) -> dict[str, Any]:
+    """``SWFP(...)`` keyword arguments of the fine-tuning preset, with ``demonstrations`` in the replay buffer.
+
+    :param demonstrations: What ``DemoReplayBuffer`` accepts: a :class:`Demonstrations` or an ``.npz`` path.
+    :param demo_ratio: Share of every batch drawn from the demonstrations.
+    :param overrides: ``SWFP`` arguments that replace or add to the preset's (``policy_kwargs``, ``seed``, ...).
+    :return: A new dict; the preset itself is not modified.
+    """
+    from sb3_swfp.swfp import SWFP
+
+    unknown = sorted(set(overrides) - set(inspect.signature(SWFP.__init__).parameters) - {"self"})
+    if unknown:
+        raise TypeError(f"finetune_kwargs: {', '.join(unknown)} {'is not an argument' if len(unknown) == 1 else 'are not arguments'} of SWFP")
+    buffer = dict(replay_buffer_class=DemoReplayBuffer, replay_buffer_kwargs=dict(demonstrations=demonstrations, demo_ratio=demo_ratio))
+    return {**FINETUNE_KWARGS, **buffer, **overrides}
+
+
+__all__ = ["DEMO_RATIO", "FINETUNE_KWARGS", "PRETRAIN_KWARGS", "finetune_kwargs"]
