@@ -33,7 +33,7 @@ FINETUNE_KWARGS: dict[str, Any] = dict(
     actor_learning_rate=1e-4,
     # The BC policy, not uniform noise, collects from the first step; the critic fits before the actor moves
     learning_starts=0,
-    actor_learning_starts=3000,
+    actor_learning_starts=1000,
     # Q divided by its batch mean |Q| in the JKO loss: one temperature and trust region for any reward scale
     q_normalization=True,
     ent_coef=0.01,
