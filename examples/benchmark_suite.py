@@ -48,6 +48,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "docs" / "results" / "benchmarks"
 PAGE = ROOT / "docs" / "benchmarks.md"
+ABLATIONS = ROOT / "docs" / "ablations.md"
+#: Results folder of runs made with settings of earlier releases, kept for the record (docs/ablations.md)
+ARCHIVE = "archive"
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from benchmark_core import evaluate_zoo_strings, measure_speed, speed_ratios, zoo_hyperparams  # noqa: E402  (examples/ is not a package)
@@ -647,7 +650,8 @@ def _mean_std(values: list[float], decimals: int = 1) -> str:
 
 
 def render() -> None:
-    """Re-render docs/benchmarks.md and its PNGs from the raw results."""
+    """Re-render docs/benchmarks.md (the methods), docs/ablations.md (SWFP's variants, the density suite,
+    runs of earlier settings) and their PNGs from the raw results."""
     lines = [
         "# Benchmarks: SWFP against SAC and TD3, offline-to-online",
         "",
@@ -658,25 +662,50 @@ def render() -> None:
         "action; PointMaze: also the success rate) over",
         "the seeds, ± the std over seeds.  `bc` is the step-0 evaluation of the `swfp` runs.  Wall times come",
         "from runs that shared the machine with others; the cost section measures speed properly.",
+        "SWFP's variants and ablations are on [ablations.md](ablations.md).",
+        "",
+    ]
+    ablations = [
+        "# Ablations: SWFP's variants, the density, and runs of earlier settings",
+        "",
+        "Rendered by `python examples/benchmark_suite.py --render` with [benchmarks.md](benchmarks.md); nothing",
+        "here is typed by hand.  Each variant is the `swfp` entry of `swfp_o2o.yml` with the arguments shown;",
+        "the SWFP row is the entry itself, for reference.  These rows are not part of the comparison of methods.",
         "",
     ]
     for budget in ("cpu", "full"):
-        runs = _load(f"{budget}/*/*.json")
-        if not runs:
+        by_task = _by_task(_load(f"{budget}/*/*.json"))
+        if not by_task:
             continue
         lines += [f"## Budget `{budget}`", ""]
-        by_task: dict[str, list[dict]] = {}
-        for run in runs:
-            by_task.setdefault(run["task"], []).append(run)
-        for task_name in [t for t in TASKS if t in by_task]:
-            lines += _render_task(budget, task_name, by_task[task_name])
+        variant_tasks = [t for t in by_task if any(variant_name(r["method"]) for r in by_task[t])]
+        ablations += [f"## Budget `{budget}`", ""] if variant_tasks else []
+        for task_name in by_task:
+            methods = [r for r in by_task[task_name] if variant_name(r["method"]) is None]
+            if methods:
+                lines += _render_task(budget, task_name, methods)
+            if task_name in variant_tasks:
+                ablations += _render_task(budget, task_name, [r for r in by_task[task_name] if r["method"].startswith("swfp")], ablation=True)
     lines += _render_robustness() + _render_shipped_demos() + _render_sensitivity() + _render_cost()
     PAGE.write_text("\n".join(lines) + "\n")
-    print(f"wrote {_shown(PAGE)}")
+    ablations += _render_density() + _render_archive()
+    ABLATIONS.write_text("\n".join(ablations) + "\n")
+    print(f"wrote {_shown(PAGE)} and {_shown(ABLATIONS)}")
 
 
-def _render_task(budget: str, task_name: str, runs: list[dict]) -> list[str]:
+def _by_task(runs: list[dict]) -> dict[str, list[dict]]:
+    """Runs grouped by task, in the order of ``TASKS``."""
+    grouped: dict[str, list[dict]] = defaultdict(list)
+    for run in runs:
+        grouped[run["task"]].append(run)
+    return {task: grouped[task] for task in TASKS if task in grouped}
+
+
+def _render_task(budget: str, task_name: str, runs: list[dict], ablation: bool = False, folder: str | None = None) -> list[str]:
+    """One task's table, verdict, curve and commands.  ``ablation``: SWFP and its variants (no verdict);
+    ``folder``: where the runs and the curve live, when not the budget's."""
     task = TASKS[task_name]
+    folder = folder or budget
     demos = runs[0]["demos"]
     demo_return = demos["episode_return_mean"]
     lines = [
@@ -725,7 +754,7 @@ def _render_task(budget: str, task_name: str, runs: list[dict]) -> list[str]:
         errors = [r["error"] for r in group if r.get("error")]
         lines.append(row + wall + (f" ({len(errors)} stopped by the NaN guard)" if errors else "") + " |")
     lines.append("")
-    if "swfp" in finals:
+    if "swfp" in finals and not ablation:
         # SWFP's competitors: the other methods of METHODS, not BC (SWFP's start) nor SWFP's variants
         others = {m: v for m, v in finals.items() if variant_name(m) is None and m not in ("swfp", "bc")}
         if others:
@@ -746,16 +775,10 @@ def _render_task(budget: str, task_name: str, runs: list[dict]) -> list[str]:
                     f"  **Fine-tuning lost ground here**: the BC flow alone ({finals['bc']:.{d}f}) ends above SWFP "
                     f"({finals['swfp']:.{d}f})" + (" and above every online method." if finals["bc"] >= others[best_other] else ".")
                 )
-            variants = [m for m in finals if variant_name(m) is not None]
-            if variants:
-                lines[-1] += (
-                    "  The SWFP variants (the `swfp` entry with the arguments shown) are ablations, not part of the "
-                    "comparison: " + "; ".join(f"`{variant_name(m)}` {finals[m]:.{d}f}" for m in sorted(variants)) + "."
-                )
             lines.append("")
-    png = RESULTS / budget / f"{task_name}.png"
+    png = RESULTS / folder / f"{task_name}{'_variants' if ablation else ''}.png"
     _plot_task(png, task, methods, demo_return)
-    lines += [f"![{task.env_id}](results/benchmarks/{budget}/{task_name}.png)", ""]
+    lines += [f"![{task.env_id}]({png.relative_to(PAGE.parent).as_posix()})", ""]
     lines += command_lines(runs)
     relabelled = sorted(f"{r['method']}_s{r['seed']}" for r in runs if r.get("relabelled"))
     if relabelled:
@@ -765,6 +788,8 @@ def _render_task(budget: str, task_name: str, runs: list[dict]) -> list[str]:
             "",
         ]
     swfp_runs = [r for r in runs if r["method"] == "swfp" or variant_name(r["method"]) is not None]
+    if folder == ARCHIVE:
+        return lines  # made with earlier settings on purpose
     entry = swfp_o2o_entry(task.env_id)[0] if swfp_runs else {}  # read once for all the task's runs
     stale = [f"`{r['method']}_s{r['seed']}` ({'; '.join(diffs)})" for r in swfp_runs if (diffs := stale_arguments(r, entry))]
     if stale:
@@ -848,6 +873,90 @@ def _render_robustness() -> list[str]:
         "",
     ]
     return lines
+
+
+def _render_archive() -> list[str]:
+    """SWFP runs made with the settings of earlier releases (``docs/results/benchmarks/archive/``)."""
+    by_task = _by_task(_load(f"{ARCHIVE}/*/*.json"))
+    if not by_task:
+        return []
+    lines = [
+        "## Runs of earlier settings",
+        "",
+        "SWFP before the density moved onto the action box and before the one fine-tuning preset: each",
+        "task's own `swfp_o2o.yml` entry of that time and its variants, the action `clip(x_N, -1, 1)`",
+        "with a density that ignored the clip, and evaluations that drew new start states each time.",
+        "The code that made them is in the repository's history (release 0.1.0); each JSON says what it ran with.",
+        "",
+    ]
+    for task_name, runs in by_task.items():
+        lines += _render_task("cpu", task_name, runs, ablation=True, folder=ARCHIVE)
+    return lines
+
+
+def _render_density() -> list[str]:
+    """The density suite (``--suite density``): clip, tanh and the soft clip, against the rule of docs/robustness.md."""
+    runs = _load("density/*.json")
+    if not runs:
+        return []
+    lines = [
+        "## Where the density lives: clip, tanh, soft clip",
+        "",
+        "Command: `python examples/benchmark_suite.py --suite density --jobs 2`; the rule that decides is in",
+        "[robustness.md](robustness.md) (fixed before these runs).  Mean over seeds (per seed in brackets).",
+        "",
+    ]
+
+    def cell(values: list[float], decimals: int = 3) -> str:
+        return f"{np.mean(values):.{decimals}f} ({', '.join(f'{v:.{decimals}f}' for v in values)})" if values else "–"
+
+    def pick(kind: str, name: str, squash: str) -> list[dict]:
+        return sorted((r for r in runs if (r["kind"], r["name"], r["squash"]) == (kind, name, squash)), key=lambda r: r["seed"])
+
+    last = str(DRIFT_CHECKPOINTS[-1])
+    lines += [
+        f"**D1, zero-critic drift** (the toy, its own settings, critic fixed at 0, {last} actor updates; the target actor's",
+        "samples):",
+        "",
+        f"| squash | in a mode after BC | in a mode after {last} | at the bounds after {last} |",
+        "|---|---|---|---|",
+    ]
+    for squash in DENSITY_SQUASHES:
+        group = pick("drift", "toy", squash)
+        if group:
+            lines.append(
+                f"| `{squash}` | {cell([r['checkpoints']['0']['in_a_mode'] for r in group])} | "
+                f"{cell([r['checkpoints'][last]['in_a_mode'] for r in group])} | {cell([r['checkpoints'][last]['at_bounds'] for r in group])} |"
+            )
+    lines += [
+        "",
+        "**D2, held-out toy landscapes** (the toy's own settings, 4000 online steps): share of the samples in the",
+        "high-reward modes after BC and after fine-tuning, smallest high-reward mode's part of them, near no mode, at the bounds:",
+        "",
+        "| landscape | squash | after BC | after fine-tuning | smallest mode | near no mode | at the bounds |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, landscape in HELD_OUT_LANDSCAPES.items():
+        for squash in DENSITY_SQUASHES:
+            group = pick("landscape", name, squash)
+            if group:
+                lines.append(
+                    f"| {name} (modes {', '.join(map(str, landscape['high_reward_modes']))}, std {landscape['high_reward_std']}) | `{squash}` | "
+                    f"{cell([r['bc']['high_reward_share'] for r in group])} | {cell([r['final']['high_reward_share'] for r in group])} | "
+                    f"{cell([r['final']['min_high_mode_share'] for r in group])} | {cell([r['final']['off_mode'] for r in group])} | "
+                    f"{cell([r['final']['at_bounds'] for r in group])} |"
+                )
+    lines += [
+        "",
+        "**D3, behaviour cloning** (deterministic return, 10 episodes, the same start states for every squash):",
+        "",
+        "| task | " + " | ".join(f"`{s}`" for s in DENSITY_SQUASHES) + " |",
+        "|---|" + "---|" * len(DENSITY_SQUASHES),
+    ]
+    for task_name in DENSITY_BC_TASKS:
+        cells = [cell([r["bc_return"] for r in pick("bc", task_name, squash)], 1) for squash in DENSITY_SQUASHES]
+        lines.append(f"| {TASKS[task_name].env_id} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
 
 
 def stale_arguments(run: dict, entry: dict[str, Any]) -> list[str]:

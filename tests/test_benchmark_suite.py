@@ -20,6 +20,7 @@ def suite(tmp_path, monkeypatch):
     spec.loader.exec_module(module)
     monkeypatch.setattr(module, "RESULTS", tmp_path / "results")
     monkeypatch.setattr(module, "PAGE", tmp_path / "benchmarks.md")
+    monkeypatch.setattr(module, "ABLATIONS", tmp_path / "ablations.md")
     tiny = dataclasses.replace(module.TASKS["toy"], cpu_steps=120, eval_every=60, eval_episodes=20, learning_starts_cap=50)
     monkeypatch.setitem(module.TASKS, "toy", tiny)
     entry = module.swfp_o2o_entry
@@ -63,11 +64,11 @@ def test_swfp_variant_runs_with_its_kwargs_and_renders_next_to_swfp(suite):
     assert result["swfp_kwargs"] == {"w2_coef": 2.5} and result["hyperparams"]["w2_coef"] == "2.5"
     assert "--variant w2_big --swfp-kwargs '{\"w2_coef\": 2.5}'" in result["command"]
     suite.render()
-    rows = [line for line in suite.PAGE.read_text().splitlines() if line.startswith("| ")]
+    # the variant is on the ablation page, right after the SWFP row it changes; the methods' page has none
+    rows = [line for line in suite.ABLATIONS.read_text().splitlines() if line.startswith("| ")]
     labels = [row.split(" | ")[0] for row in rows]
     assert labels.index('| SWFP variant `w2_big`: `{"w2_coef": 2.5}`') == labels.index("| SWFP (BC + online)") + 1
-    # a variant is not "another method" in the verdict sentence
-    assert "best other method here (SWFP variant" not in suite.PAGE.read_text()
+    assert "w2_big" not in suite.PAGE.read_text() and "| SWFP (BC + online) | 1 |" in suite.PAGE.read_text()
 
 
 def test_variant_arguments_are_checked(suite):
@@ -113,7 +114,8 @@ def test_render_flags_runs_made_with_other_arguments_than_the_entry(suite):
     path.write_text(json.dumps(run))
     suite.render()
     page = suite.PAGE.read_text()
-    assert "**Stale runs**" in page and "`swfp_s0` (w2_coef ran 99.0, entry now 2.0)" in page
+    entry_w2_coef = suite.swfp_o2o_entry("SWFPToyBandit-v0")[0]["w2_coef"]
+    assert "**Stale runs**" in page and f"`swfp_s0` (w2_coef ran 99.0, entry now {entry_w2_coef!r})" in page
     assert "Relabelled after `swfp_o2o.yml` changed" in page and "swfp_s0." in page
 
 
@@ -176,3 +178,23 @@ def test_command_lines_give_each_command_its_own_seeds_when_they_differ(suite):
     assert suite.command_lines(same) == ["Commands (each with `--seeds 0 1`):", "", "- `python a`", "- `python b`", ""]
     held_out = [*same, run("python c", 3), run("python c", 4)]
     assert suite.command_lines(held_out) == ["Commands:", "", "- `python a --seeds 0 1`", "- `python b --seeds 0 1`", "- `python c --seeds 3 4`", ""]
+
+
+def test_robustness_suite_checks_the_acceptance_lines_per_run(suite):
+    assert suite.run_one(("toy", "swfp", 10, "cpu", "cpu", None, "robustness")).startswith("done")
+    path = suite.result_path("robustness", "toy", "swfp", 10)
+    run = json.loads(path.read_text())
+    assert run["command"] == "python examples/benchmark_suite.py --suite robustness --tasks toy --seeds 10"
+    assert not suite.result_path("cpu", "toy", "swfp", 10).exists()  # not mixed into the methods' tables
+    # BC 0.5; one evaluation at 0.44 is below 0.5 - 10% of 0.5 = 0.45; the final is above BC
+    run["curve"] = [[0, 0.5, 0.0, None], [60, 0.44, 0.0, None], [120, 0.6, 0.0, None]]
+    run["toy_modes"].update(high_reward_share=0.95, high_reward_modes_kept=3)
+    path.write_text(json.dumps(run))
+    assert suite.robustness_row(run) == {"bc": 0.5, "final": 0.6, "lowest": 0.44, "final_ge_bc": True, "no_dip": False}
+    suite.render()
+    page = suite.PAGE.read_text()
+    assert "| SWFPToyBandit-v0 | 1 | 0.500 | 0.600 | 1/1 | 0/1 | s10: 0.500 → 0.600 (0.440) |" in page
+    assert "- Final ≥ BC start in 1 of 1 runs (goal ≥ 1 of 1): **met**." in page
+    assert "- No evaluation below BC − 10% of |BC| in 0 of 1 runs (goal ≥ 1 of 1): **not met**." in page
+    assert "- Mean final above the mean BC start on every task: **met**." in page
+    assert "in 1 of 1 seeds (0.95 (3/3)): **met**." in page
