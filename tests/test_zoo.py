@@ -345,3 +345,24 @@ def test_offline_to_online_entry_runs(env_id, tmp_path, monkeypatch):
     # Replaying needs neither the replay buffer nor the demonstrations
     demos_path.unlink()
     run_zoo("enjoy", "--algo", "swfp", "--env", env_id, *gym_packages, "-f", "logs", "--no-render", "-n", 5, "--num-threads", 1)
+
+
+def test_a_diverging_trial_is_pruned_and_the_search_goes_on(tmp_path, monkeypatch):
+    """rl-zoo3 prunes a trial whose training raises ValueError (as SAC's NaN trials do) and runs the next one."""
+
+    def sampler(trial, n_actions, n_envs, additional_args):
+        # gamma NaN makes the critic's targets NaN: the loss guard stops trial 0 at its first update
+        return {"gamma": float("nan")} if trial.number == 0 else {}
+
+    monkeypatch.setitem(HYPERPARAMS_SAMPLER, "swfp", sampler)  # restored after the test
+    monkeypatch.setattr(zoo, "sample_swfp_params", sampler)  # what register() puts in the table
+    storage = tmp_path / "study.log"
+    run_zoo(
+        "train", "--algo", "swfp", "--env", ENV_ID, "-f", tmp_path / "logs", "-optimize", "--n-trials", 2,
+        "--n-evaluations", 1, "-n", 100, "--eval-episodes", 1, "--num-threads", 1, "--no-optim-plots",
+        "--storage", storage, "--study-name", "diverging", "--seed", 0, *TINY_PARAMS,
+    )  # fmt: skip
+    study = optuna.load_study(
+        study_name="diverging", storage=optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(storage)))
+    )
+    assert [trial.state for trial in study.trials] == [optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.COMPLETE]
