@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -347,6 +348,51 @@ def load_demonstrations(path: str | os.PathLike) -> Demonstrations:
 
 # ----------------------------------------------------------------------------------------
 # Validation
+
+
+def check_env_id(metadata: Mapping[str, Any], env_id: str | None, allow_env_mismatch: bool = False) -> None:
+    """Raise unless demonstrations with this ``metadata`` were recorded on ``env_id`` (``metadata["env_id"]``).
+
+    Nothing is checked when either id is unknown (no ``env_id`` in the metadata, an env without a
+    registered spec).  Spaces can match across envs (Hopper-v4 and Hopper-v5, two PointMaze mazes), so
+    :func:`validate` alone does not catch a set recorded on another env.
+
+    :param metadata: ``Demonstrations.metadata``.
+    :param env_id: Id of the env they are used on.
+    :param allow_env_mismatch: Warn instead of raising (data from a related env, on purpose).
+    :raises ValueError: the ids differ and ``allow_env_mismatch`` is False.
+    """
+    recorded_on = metadata.get("env_id")
+    if recorded_on is None or env_id is None or recorded_on == env_id:
+        return
+    message = f"the demonstrations were recorded on {recorded_on!r} (metadata['env_id']) but the env is {env_id!r}"
+    if not allow_env_mismatch:
+        raise ValueError(f"{message}; pass allow_env_mismatch=True to use them anyway")
+    warnings.warn(f"{message}; using them anyway (allow_env_mismatch=True)", stacklevel=3)
+
+
+def check_rewards(demos: Demonstrations, allow_missing_rewards: bool, used_by: str) -> None:
+    """Raise when ``demos`` carry no rewards (``metadata["has_rewards"]`` false) and ``used_by`` needs them.
+
+    Converters that get no rewards (:func:`from_imitation` without ``rews``) store zeros and mark the
+    set; behaviour cloning does not read rewards, the critic does.
+
+    :param demos: Demonstrations.
+    :param allow_missing_rewards: Warn and use the zeros instead of raising.
+    :param used_by: What would train on the rewards, for the message.
+    :raises ValueError: reward-free demonstrations and ``allow_missing_rewards`` is False.
+    """
+    if demos.metadata.get("has_rewards", True):
+        return
+    message = (
+        f"the demonstrations have no rewards (metadata['has_rewards'] is false; they are stored as zeros), "
+        f"and {used_by} trains the critic on them"
+    )
+    if not allow_missing_rewards:
+        raise ValueError(
+            f"{message}: give demonstrations with rewards, or pass allow_missing_rewards=True to train on zero rewards"
+        )
+    warnings.warn(f"{message}: training on zero rewards (allow_missing_rewards=True)", stacklevel=3)
 
 
 def validate(
