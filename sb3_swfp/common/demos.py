@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -267,6 +268,9 @@ def _check_structure(demos: Demonstrations) -> None:
 def save_demonstrations(demos: Demonstrations, path: str | os.PathLike, compressed: bool = True) -> Path:
     """Write ``demos`` to ``path`` in the ``.npz`` format described in the module docstring.
 
+    The archive is written to a temporary file in the same folder, then moved over ``path`` in one
+    step (``os.replace``): a save that fails or is killed midway leaves an existing file as it was.
+
     :param demos: Demonstrations to write.
     :param path: Destination; ``.npz`` is appended when missing.
     :param compressed: Use ``np.savez_compressed``.
@@ -296,7 +300,18 @@ def save_demonstrations(demos: Demonstrations, path: str | os.PathLike, compress
     for name in _FLAT_FIELDS:
         arrays[name] = getattr(demos, name)
     path.parent.mkdir(parents=True, exist_ok=True)
-    (np.savez_compressed if compressed else np.savez)(path, **arrays)
+    # Same folder, so that os.replace is a rename on one file system; O_EXCL: never another file
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # mode as open() gives, less the umask
+    try:
+        with os.fdopen(descriptor, "wb") as file:
+            (np.savez_compressed if compressed else np.savez)(file, **arrays)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
     return path
 
 
@@ -1021,6 +1036,9 @@ def to_minari(
     :param description: Stored in the dataset metadata.
     :param data_format: Minari storage format (``"hdf5"`` or ``"arrow"``; Minari's default when ``None``).
     :return: The new ``minari.MinariDataset``.
+    :raises ValueError: the demonstrations do not fit the spaces (given, else the env's): shapes,
+        dict keys, dtypes, non-finite values, actions out of bounds (see :func:`validate`); nothing
+        is written then.
     """
     minari = _import_minari()
     from minari.data_collector import EpisodeBuffer
@@ -1029,6 +1047,14 @@ def to_minari(
         raise ValueError("to_minari needs env, or both observation_space and action_space, to describe the dataset")
     if len(demos) == 0:
         raise ValueError("demonstrations are empty (0 transitions); expected at least one transition")
+    if observation_space is None or action_space is None:
+        env_spaces = gym.make(env) if isinstance(env, str) else env
+        observation_space = observation_space or env_spaces.observation_space  # type: ignore[union-attr]
+        action_space = action_space or env_spaces.action_space  # type: ignore[union-attr]
+        if isinstance(env, str):
+            env_spaces.close()  # type: ignore[union-attr]
+    # The dataset names its env (or spaces): what it stores must fit them, cast to their dtypes
+    demos = validate(demos, observation_space, action_space)
     episodes = []
     for episode_id, (start, end) in enumerate(demos.episode_bounds()):
         obs = _map_obs(demos.observations, lambda a: a[start:end])
