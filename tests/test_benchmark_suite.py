@@ -176,3 +176,16 @@ def test_command_lines_give_each_command_its_own_seeds_when_they_differ(suite):
     assert suite.command_lines(same) == ["Commands (each with `--seeds 0 1`):", "", "- `python a`", "- `python b`", ""]
     held_out = [*same, run("python c", 3), run("python c", 4)]
     assert suite.command_lines(held_out) == ["Commands:", "", "- `python a --seeds 0 1`", "- `python b --seeds 0 1`", "- `python c --seeds 3 4`", ""]
+
+
+@pytest.mark.parametrize("option", [dict(q_normalization=True), dict(bc_coef=1.0)])
+def test_actor_update_cost_runs_with_the_options_that_log_more_terms(suite, option):
+    from sb3_swfp import DemoReplayBuffer
+    from sb3_swfp.common.demos import collect_demonstrations
+    from sb3_swfp.experts import PendulumSwingUpExpert
+
+    if "bc_coef" in option:  # the BC term draws from demonstrations in the replay buffer
+        demos = collect_demonstrations("Pendulum-v1", PendulumSwingUpExpert(seed=0), n_steps=50, seed=0)
+        option = dict(option, replay_buffer_class=DemoReplayBuffer, replay_buffer_kwargs=dict(demonstrations=demos))
+    cost = suite.actor_update_cost(2, "cpu", batch_size=16, repeats=1, policy_kwargs=dict(net_arch=[16]), **option)
+    assert cost["one_block_ms"] > 0 and cost["whole_chain_ms"] > 0
