@@ -562,8 +562,11 @@ class SWFP(OffPolicyAlgorithm):
         """The id of the env's spec (first env of the VecEnv), or None without an env or a registered spec."""
         if self.env is None:
             return None
-        spec = self.env.get_attr("spec", indices=[0])[0]
-        return None if spec is None else spec.id
+        try:
+            spec = self.env.get_attr("spec", indices=[0])[0]
+        except AttributeError:  # an env that is not a gymnasium.Env
+            return None
+        return getattr(spec, "id", None)
 
     def _update_obs_statistics(self, demos: Demonstrations) -> None:
         """Update the running observation statistics of the model's VecNormalize (if any, and in training mode) with the demonstrations'."""
