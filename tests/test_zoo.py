@@ -434,6 +434,7 @@ class FakeHub:
         return str(path)
 
 
+@pytest.mark.filterwarnings("ignore:'rl_zoo3.load_from_hub' found in sys.modules:RuntimeWarning")  # enjoy imported it
 def test_push_to_hub_and_load_from_hub_round_trip_offline(trained, tmp_path, monkeypatch):
     import huggingface_hub
     import huggingface_sb3

@@ -28,8 +28,9 @@ from sb3_swfp.common.demos import (
 
 #: Prefix of a Minari dataset id where demonstrations are accepted: ``"minari:mujoco/hopper/expert-v0"``
 MINARI_PREFIX = "minari:"
-#: What :func:`as_demonstrations` accepts
-DemonstrationsLike = Demonstrations | str | os.PathLike | ReplayBuffer | Any
+#: What :func:`as_demonstrations` accepts: a Demonstrations object, a path, "minari:<id>", an SB3 replay
+#: buffer, a Minari dataset, imitation data (duck-typed, hence Any)
+DemonstrationsLike = Any
 
 _defer_missing = contextvars.ContextVar("defer_missing_demonstrations", default=False)
 

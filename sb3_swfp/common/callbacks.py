@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from stable_baselines3.common.callbacks import BaseCallback
 
-from sb3_swfp.common.demos import Demonstrations
+from sb3_swfp.common.buffers import DemonstrationsLike
 
 
 class BCPretrainCallback(BaseCallback):
@@ -42,7 +41,7 @@ class BCPretrainCallback(BaseCallback):
 
     def __init__(
         self,
-        demonstrations: str | os.PathLike | Demonstrations,
+        demonstrations: DemonstrationsLike,
         gradient_steps: int = 10_000,
         batch_size: int = 128,
         learning_rate: float = 1e-4,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import os
 from collections import defaultdict
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import numpy as np
 import torch as th
@@ -37,6 +37,9 @@ from sb3_swfp.common.losses import (
 from sb3_swfp.swfp.policies import FlowActor, FlowPolicy, MultiInputPolicy
 
 SelfSWFP = TypeVar("SelfSWFP", bound="SWFP")
+
+if TYPE_CHECKING:
+    from sb3_swfp.common.buffers import DemonstrationsLike
 
 BLOCK_SAMPLING = ("per_sample", "per_batch")
 Q_ON = ("particles", "clipped_particles", "actions")
@@ -457,7 +460,7 @@ class SWFP(OffPolicyAlgorithm):
 
     def pretrain(
         self: SelfSWFP,
-        demonstrations: str | os.PathLike | Demonstrations,
+        demonstrations: DemonstrationsLike,
         gradient_steps: int = 10_000,
         batch_size: int = 128,
         learning_rate: float = 1e-4,
