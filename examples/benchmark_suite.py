@@ -533,8 +533,10 @@ def run_cost(device: str) -> None:
     (RESULTS / "cost.json").write_text(json.dumps(result, indent=1))
 
 
-def actor_update_cost(n_blocks: int, device: str, batch_size: int = 256, repeats: int = 20) -> dict[str, float]:
+def actor_update_cost(n_blocks: int, device: str, batch_size: int = 256, repeats: int = 20, **swfp_kwargs: Any) -> dict[str, float]:
     """Median time and peak memory of SWFP's one-block JKO update vs back-propagating through the whole chain.
+
+    ``swfp_kwargs`` are further ``SWFP`` arguments (``q_normalization``, ``bc_coef`` with a demonstration buffer, ...).
 
     The whole-chain update is what a flow policy trained end to end would do (``x_0 -> x_N`` with
     gradient through all N blocks, loss ``-Q(x_N)/alpha - sum_n log|det|``); it is the paper's
@@ -545,14 +547,17 @@ def actor_update_cost(n_blocks: int, device: str, batch_size: int = 256, repeats
     from sb3_swfp import SWFP
     from sb3_swfp.common.flow import standard_normal_log_prob
 
-    model = SWFP("FlowPolicy", "Pendulum-v1", n_blocks=n_blocks, learning_starts=0, batch_size=batch_size, device=device, seed=0)
+    model = SWFP(
+        "FlowPolicy", "Pendulum-v1", n_blocks=n_blocks, learning_starts=0, batch_size=batch_size, device=device, seed=0, **swfp_kwargs
+    )
     model.learn(batch_size + 1)  # a replay buffer to sample states from
     observations = model.replay_buffer.sample(batch_size).observations
     ent_coef = model._current_ent_coef()
     actor = model.actor
 
     def one_block() -> None:
-        model._actor_update(observations, ent_coef, {"actor_loss": [], "actor_q_term": [], "actor_log_det": [], "w2_prev": [], "w2_old": []})
+        # What train() passes: a list per logged term, whichever terms the options log
+        model._actor_update(observations, ent_coef, defaultdict(list))
 
     def whole_chain() -> None:
         features = actor.extract_features(observations, actor.features_extractor)
@@ -561,8 +566,8 @@ def actor_update_cost(n_blocks: int, device: str, batch_size: int = 256, repeats
         for n in range(n_blocks):
             x, log_det = actor.block(features, x, n, actor.log_prob_method)
             log_prob = log_prob - log_det
-        q = th.cat(model.critic(observations, x.clamp(-1, 1)), dim=1).min(dim=1).values
-        loss = (-q / ent_coef + log_prob).mean()
+        q = th.cat(model.critic(observations, actor.squash(x)), dim=1).min(dim=1).values
+        loss = (-q / ent_coef + log_prob - actor.squash.log_abs_det(x)).mean()
         actor.optimizer.zero_grad()
         loss.backward()
         actor.optimizer.step()

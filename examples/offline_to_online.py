@@ -10,11 +10,15 @@ On Pendulum-v1, in a few minutes on a laptop CPU:
    the Pendulum-v1 entry of ``zoo_hyperparams/swfp_o2o.yml``);
 4. train SAC from scratch (rl-zoo3 settings) on the same online budget, evaluated the same way
    (in a second process, alongside steps 1-3);
-5. print a table, write a learning-curve PNG and TensorBoard logs under ``--out``.
+5. print a table and a one-line verdict, write a learning-curve PNG, ``results.json``, the
+   demonstrations and TensorBoard logs (training and evaluations) under ``--out``.
+
+Progress bars show BC, then SWFP's fine-tuning and SAC's training side by side.  One run is one
+seed (``--seed``); the README's table is the mean of seeds 0-2.
 
 Usage::
 
-    python examples/offline_to_online.py                 # defaults: about 3.5 minutes on 2 free CPU cores
+    python examples/offline_to_online.py                 # defaults: about 3.5 minutes on 2 free CPU cores, longer on busy ones
     python examples/offline_to_online.py --online-steps 20000 --out runs/o2o_long
     # one change to the fine-tuning settings, without the SAC baseline (the ablations of docs/offline_to_online.md)
     python examples/offline_to_online.py --swfp-kwargs '{"q_normalization": false}' --no-sac
@@ -29,6 +33,7 @@ import json
 import multiprocessing as mp
 import time
 from pathlib import Path
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -38,51 +43,72 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.monitor import Monitor
 
-from sb3_swfp import SWFP
-from sb3_swfp.common.buffers import DemoReplayBuffer
+from sb3_swfp import SWFP, presets
 from sb3_swfp.common.demos import collect_demonstrations
 from sb3_swfp.experts.pendulum import PendulumSwingUpExpert
 
 ENV_ID = "Pendulum-v1"
 
-#: SWFP fine-tuning settings (the Pendulum-v1 entry of zoo_hyperparams/swfp_o2o.yml); see
-#: docs/offline_to_online.md for what each one does to the result.
-FINETUNE_KWARGS = dict(
-    learning_rate=1e-3,  # critic (rl-zoo3's SAC setting for Pendulum-v1)
-    actor_learning_rate=1e-4,
-    # Data from the BC policy from the first step (SB3 would act uniformly at random before learning_starts)
-    learning_starts=0,
-    # The critic fits for 3000 updates before the first JKO step moves the pretrained flow
-    actor_learning_starts=3000,
-    # Divide Q by the batch mean of |Q| in the JKO loss: ent_coef and w2_coef then weigh a Q of order 1
-    # (Pendulum's Q is in the hundreds), and the W2 trust region is not swamped by the Q term
-    q_normalization=True,
-    ent_coef=0.01,
-    w2_coef=10.0,
-    # ent_coef is a temperature for the normalised Q: keep it out of the critic's (unnormalised) target
-    critic_entropy=False,
-)
-#: Behaviour cloning (spec §5), with a higher learning rate than the paper's 1e-4 for a short run
-BC_KWARGS = dict(gradient_steps=3000, batch_size=128, learning_rate=1e-3, final_learning_rate=1e-4)
+#: SWFP's settings: the fine-tuning preset (sb3_swfp.presets; docs/robustness.md says how it was chosen)
+FINETUNE_KWARGS = dict(presets.FINETUNE_KWARGS)
+#: Behaviour cloning: the preset's, with the BC budget of the zoo's Pendulum-v1 entry
+BC_KWARGS = {**presets.PRETRAIN_KWARGS, "gradient_steps": 3000}
 
 
 class EvalCurve(BaseCallback):
-    """Deterministic evaluation every ``eval_every`` env steps, kept as ``(step, mean, std)``."""
+    """Deterministic evaluation every ``eval_every`` env steps, kept as ``(step, mean, std)`` and logged to TensorBoard.
 
-    def __init__(self, eval_env: gym.Env, eval_every: int, n_episodes: int, curve: list[tuple[int, float, float]]):
+    The points already in ``curve`` when training starts (the step-0 evaluation) are logged first.
+    ``on_eval(step, mean)`` is called after each evaluation (the progress display shows it).
+    """
+
+    def __init__(self, eval_env: gym.Env, eval_every: int, n_episodes: int, curve: list[tuple[int, float, float]], on_eval=None):
         super().__init__()
         self.eval_env, self.eval_every, self.n_episodes = eval_env, eval_every, n_episodes
         self.curve = curve  # appended to
+        self.on_eval = on_eval
+
+    def _on_training_start(self) -> None:
+        for point in self.curve:
+            self._log(*point)
 
     def _on_step(self) -> bool:
         if self.num_timesteps % self.eval_every == 0:
             self.curve.append((self.num_timesteps, *evaluate(self.model, self.eval_env, self.n_episodes)))
+            self._log(*self.curve[-1])
+        return True
+
+    def _log(self, step: int, mean: float, std: float) -> None:
+        self.logger.record("eval/mean_reward", mean)
+        self.logger.record("eval/std_reward", std)
+        self.logger.dump(step)
+        if self.on_eval is not None:
+            self.on_eval(step, mean)
+
+
+class StepCounter(BaseCallback):
+    """Writes ``num_timesteps`` into a shared ``multiprocessing.Value``: SAC's progress, read by the main process."""
+
+    def __init__(self, counter):
+        super().__init__()
+        self.counter = counter
+
+    def _on_step(self) -> bool:
+        self.counter.value = self.num_timesteps
         return True
 
 
 def evaluate(model, env: gym.Env, n_episodes: int) -> tuple[float, float]:
     returns, _ = evaluate_policy(model, env, n_eval_episodes=n_episodes, deterministic=True, return_episode_rewards=True)
     return float(np.mean(returns)), float(np.std(returns))
+
+
+_sac_steps = None  # in the SAC process: the shared step counter (set by the pool's initializer)
+
+
+def _share_sac_steps(counter) -> None:
+    global _sac_steps
+    _sac_steps = counter
 
 
 def train_sac(online_steps: int, eval_every: int, eval_episodes: int, seed: int, tb_log: str) -> list[tuple[int, float, float]]:
@@ -92,8 +118,92 @@ def train_sac(online_steps: int, eval_every: int, eval_episodes: int, seed: int,
     eval_env.reset(seed=10_000 + seed)
     sac = SAC("MlpPolicy", ENV_ID, learning_rate=1e-3, tensorboard_log=tb_log, seed=seed)
     curve = [(0, *evaluate(sac, eval_env, eval_episodes))]
-    sac.learn(online_steps, callback=EvalCurve(eval_env, eval_every, eval_episodes, curve), tb_log_name="SAC_scratch")
+    callbacks = [EvalCurve(eval_env, eval_every, eval_episodes, curve)]
+    if _sac_steps is not None:
+        callbacks.append(StepCounter(_sac_steps))
+    sac.learn(online_steps, callback=callbacks, tb_log_name="SAC_scratch")
     return curve
+
+
+class OnlineProgress:
+    """Progress bars of the online phase: SWFP's fine-tuning (this process) and SAC's training (the
+    other process, through a shared step counter), each with its latest evaluation.  ``None`` bars: plain prints."""
+
+    def __init__(self, online_steps: int, sac_steps=None, enabled: bool = True):
+        self.online_steps, self.sac_steps = online_steps, sac_steps
+        self.progress = None
+        if enabled:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+            self.progress = Progress(
+                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn()
+            )
+            self.swfp_task = self.progress.add_task("SWFP fine-tuning", total=online_steps)
+            if sac_steps is not None:
+                self.sac_task = self.progress.add_task("SAC from scratch (other process)", total=online_steps)
+
+    def __enter__(self) -> OnlineProgress:
+        if self.progress is not None:
+            self.progress.start()
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        if self.progress is not None:
+            self.refresh_sac()
+            self.progress.stop()
+
+    def swfp_step(self, step: int) -> None:
+        if self.progress is not None:
+            self.progress.update(self.swfp_task, completed=step)
+            if step % 50 == 0:
+                self.refresh_sac()
+
+    def swfp_eval(self, step: int, mean: float) -> None:
+        if self.progress is not None:
+            self.progress.update(self.swfp_task, description=f"SWFP fine-tuning (eval {mean:7.1f} at {step})")
+
+    def refresh_sac(self) -> None:
+        if self.progress is not None and self.sac_steps is not None:
+            self.progress.update(self.sac_task, completed=self.sac_steps.value)
+
+
+class ProgressCallback(BaseCallback):
+    """Advances :class:`OnlineProgress` with SWFP's env steps."""
+
+    def __init__(self, display: OnlineProgress):
+        super().__init__()
+        self.display = display
+
+    def _on_step(self) -> bool:
+        self.display.swfp_step(self.num_timesteps)
+        return True
+
+
+def compare(a: tuple[float, float, int], b: tuple[float, float, int]) -> str:
+    """``"above"``, ``"below"`` or ``"level with"``: ``a`` against ``b``, each ``(mean, std, n_episodes)``.
+
+    Level when the means differ by less than two standard errors of their difference (the episode
+    returns spread with the start state, so with 10 episodes a few tens of return points are noise).
+    """
+    (mean_a, std_a, n_a), (mean_b, std_b, n_b) = a, b
+    noise = 2.0 * float(np.sqrt(std_a**2 / n_a + std_b**2 / n_b))
+    if abs(mean_a - mean_b) <= noise:
+        return "level with"
+    return "above" if mean_a > mean_b else "below"
+
+
+def verdict(seed: int, demos: tuple, bc: tuple, swfp: tuple, sac: tuple | None) -> str:
+    """The run in one line: what fine-tuning did to the BC policy, and where SWFP ends against SAC and the demonstrations.
+
+    Each result is ``(mean, std, n_episodes)``.
+    """
+    change = compare(swfp, bc)
+    moved = {"above": "improved", "below": "made worse", "level with": "did not change"}[change]
+    parts = [f"SWFP fine-tuning {moved} the BC policy ({bc[0]:.0f} -> {swfp[0]:.0f})"]
+    if sac is not None:
+        parts.append(f"ends {compare(swfp, sac)} SAC from scratch ({sac[0]:.0f})")
+    parts.append(f"{compare(swfp, demos)} the demonstrations it started from ({demos[0]:.0f})")
+    return f"Verdict (seed {seed}, one seed): " + ", ".join(parts) + "."
 
 
 def json_object(text: str) -> dict:
@@ -107,9 +217,9 @@ def json_object(text: str) -> dict:
     return value
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", default="runs/offline_to_online", help="folder for the PNG, JSON and TensorBoard logs")
+    parser.add_argument("--out", default="runs/offline_to_online", help="folder for the demonstrations, PNG, JSON and TensorBoard logs")
     parser.add_argument("--demo-episodes", type=int, default=10)
     parser.add_argument("--demo-noise", type=float, default=0.6, help="relative action-noise std of the expert")
     parser.add_argument("--bc-steps", type=int, default=BC_KWARGS["gradient_steps"])
@@ -118,9 +228,10 @@ def main() -> None:
     parser.add_argument("--eval-episodes", type=int, default=10)
     parser.add_argument("--swfp-kwargs", type=json_object, default={}, help="JSON dict of SWFP arguments that replace FINETUNE_KWARGS'")
     parser.add_argument("--no-sac", action="store_true", help="skip the SAC-from-scratch baseline")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars (for log files)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--render", metavar="FOLDER", help="only print the Markdown tables of the results.json files in FOLDER")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.render:
         print(render(Path(args.render)))
         return
@@ -130,70 +241,99 @@ def main() -> None:
     eval_env = Monitor(gym.make(ENV_ID))
     eval_env.reset(seed=10_000 + args.seed)
     start = time.perf_counter()
+    swfp_kwargs = {**FINETUNE_KWARGS, **args.swfp_kwargs}
+    print(
+        f"{ENV_ID}, seed {args.seed}: {args.demo_episodes} noisy expert episodes -> {args.bc_steps} BC steps -> "
+        f"{args.online_steps} online steps of SWFP" + ("" if args.no_sac else f", against SAC from scratch ({args.online_steps} steps)")
+    )
+
     # 4. (started first) SAC from scratch on the same online budget, in a second process: two cores, half the wait
-    pool = mp.get_context("spawn").Pool(1)
+    context = mp.get_context("spawn")
+    sac_steps = None if args.no_sac else context.Value("i", 0)
+    pool = context.Pool(1, initializer=_share_sac_steps, initargs=(sac_steps,)) if not args.no_sac else None
     sac_job = None
-    if not args.no_sac:
+    if pool is not None:
         sac_args = (args.online_steps, args.eval_every, args.eval_episodes, args.seed, str(out / "tb"))
         sac_job = pool.apply_async(train_sac, sac_args)
 
-    # 1. Suboptimal demonstrations from the scripted expert
-    expert = PendulumSwingUpExpert(noise_std=args.demo_noise, seed=args.seed)
-    demos = collect_demonstrations(ENV_ID, expert, n_episodes=args.demo_episodes, seed=args.seed)
-    demos.save(out / "demos.npz")
-    demo_return = float(np.mean(demos.episode_returns()))
-    print(f"[{time.perf_counter() - start:5.0f}s] {len(demos)} demonstration transitions, mean return {demo_return:.1f}")
+    try:
+        # 1. Suboptimal demonstrations from the scripted expert
+        expert = PendulumSwingUpExpert(noise_std=args.demo_noise, seed=args.seed)
+        demos = collect_demonstrations(ENV_ID, expert, n_episodes=args.demo_episodes, seed=args.seed)
+        demos_path = demos.save(out / "demos.npz")
+        demo_returns = demos.episode_returns()
+        demo_score = (float(np.mean(demo_returns)), float(np.std(demo_returns)), len(demo_returns))
+        print(f"[{time.perf_counter() - start:5.0f}s] {len(demos)} demonstration transitions ({demos_path}), mean return {demo_score[0]:.1f}")
 
-    # 2. Behaviour cloning into the flow policy
-    swfp_kwargs = {**FINETUNE_KWARGS, **args.swfp_kwargs}
-    model = SWFP(
-        "FlowPolicy",
-        ENV_ID,
-        replay_buffer_class=DemoReplayBuffer,  # a quarter of every batch from the demonstrations
-        replay_buffer_kwargs=dict(demonstrations=demos, demo_ratio=0.25),
-        tensorboard_log=str(out / "tb"),
-        seed=args.seed,
-        **swfp_kwargs,
-    )
-    model.pretrain(demos, **{**BC_KWARGS, "gradient_steps": args.bc_steps})
-    bc_score = evaluate(model, eval_env, args.eval_episodes)
-    print(f"[{time.perf_counter() - start:5.0f}s] BC flow policy: {bc_score[0]:.1f} ± {bc_score[1]:.1f}")
+        # 2. Behaviour cloning into the flow policy
+        # The preset, with the demonstrations as a quarter of every batch
+        model = SWFP("FlowPolicy", ENV_ID, **presets.finetune_kwargs(demos, tensorboard_log=str(out / "tb"), seed=args.seed, **swfp_kwargs))
+        model.pretrain(demos, **{**BC_KWARGS, "gradient_steps": args.bc_steps}, progress_bar=not args.no_progress)
+        bc_score = evaluate(model, eval_env, args.eval_episodes)
+        print(f"[{time.perf_counter() - start:5.0f}s] BC flow policy: {bc_score[0]:.1f} ± {bc_score[1]:.1f}")
 
-    # 3. Online fine-tuning with SWFP
-    swfp_curve = [(0, *bc_score)]
-    model.learn(args.online_steps, callback=EvalCurve(eval_env, args.eval_every, args.eval_episodes, swfp_curve), tb_log_name="SWFP_finetune")
-    print(f"[{time.perf_counter() - start:5.0f}s] SWFP fine-tuned: {swfp_curve[-1][1]:.1f}")
+        # 3. Online fine-tuning with SWFP, then wait for SAC, with their progress side by side
+        swfp_curve = [(0, *bc_score)]
+        with OnlineProgress(args.online_steps, sac_steps, enabled=not args.no_progress) as display:
+            callbacks = [EvalCurve(eval_env, args.eval_every, args.eval_episodes, swfp_curve, on_eval=display.swfp_eval), ProgressCallback(display)]
+            model.learn(args.online_steps, callback=callbacks, tb_log_name="SWFP_finetune")
+            print(f"[{time.perf_counter() - start:5.0f}s] SWFP fine-tuned: {swfp_curve[-1][1]:.1f}")
+            sac_curve: list[tuple[int, float, float]] = []
+            if sac_job is not None:
+                while not sac_job.ready():
+                    display.refresh_sac()
+                    sac_job.wait(0.5)
+                sac_curve = sac_job.get()
+                print(f"[{time.perf_counter() - start:5.0f}s] SAC from scratch: {sac_curve[-1][1]:.1f}")
+    finally:
+        if pool is not None:
+            pool.close()
+            pool.join()
 
-    sac_curve: list[tuple[int, float, float]] = []
-    if sac_job is not None:
-        sac_curve = sac_job.get()
-        print(f"[{time.perf_counter() - start:5.0f}s] SAC from scratch: {sac_curve[-1][1]:.1f}")
-    pool.close()
-
-    # 5. Table, curve, raw numbers
+    # 5. Table, verdict, curve, raw numbers
+    n_eval = args.eval_episodes
     rows = [
-        ("demonstrations (noisy expert)", demo_return, None),
+        ("demonstrations (noisy expert)", demo_score[0], demo_score[1]),
         ("BC flow policy (before online)", bc_score[0], bc_score[1]),
         (f"SWFP after {args.online_steps} online steps", swfp_curve[-1][1], swfp_curve[-1][2]),
     ]
     if sac_curve:
         rows.append((f"SAC from scratch, {args.online_steps} steps", sac_curve[-1][1], sac_curve[-1][2]))
-    print("\n| policy | mean return | std |\n|---|---|---|")
+    print(f"\n{ENV_ID}, seed {args.seed}\n\n| policy | mean return | std |\n|---|---|---|")
     for name, mean, std in rows:
-        print(f"| {name} | {mean:.1f} | {'' if std is None else f'{std:.1f}'} |")
+        print(f"| {name} | {mean:.1f} | {std:.1f} |")
+    print(
+        f"\nstd: the spread of the episode returns ({n_eval} deterministic evaluation episodes from different start "
+        f"states; the demonstrations' own {demo_score[2]} episodes), not an uncertainty of the mean.  One seed: the "
+        "README's table is the mean of seeds 0-2."
+    )
+    line = verdict(
+        args.seed,
+        demo_score,
+        (bc_score[0], bc_score[1], n_eval),
+        (swfp_curve[-1][1], swfp_curve[-1][2], n_eval),
+        (sac_curve[-1][1], sac_curve[-1][2], n_eval) if sac_curve else None,
+    )
+    print(line)
+    first_actor_step = _first_actor_step({"swfp_kwargs": swfp_kwargs})
     result = {
         "args": vars(args),
+        "seed": args.seed,
         "swfp_kwargs": swfp_kwargs,
         "bc_kwargs": {**BC_KWARGS, "gradient_steps": args.bc_steps},
         "rows": rows,
+        "verdict": line,
+        "first_actor_step": first_actor_step,
         "swfp_curve": swfp_curve,
         "sac_curve": sac_curve,
         "wall_s": time.perf_counter() - start,
     }
     (out / "results.json").write_text(json.dumps(result, indent=1))
-    plot(out / "learning_curve.png", swfp_curve, sac_curve, demo_return)
-    print(f"\nwrote {out / 'learning_curve.png'}, {out / 'results.json'} and TensorBoard logs in {out / 'tb'} "
-          f"({time.perf_counter() - start:.0f}s in all)")
+    plot(out / "learning_curve.png", swfp_curve, sac_curve, demo_score[0], first_actor_step, args.seed)
+    print(
+        f"\nwrote {out / 'learning_curve.png'}, {out / 'results.json'}, {demos_path.name} and TensorBoard logs "
+        f"(training and evaluations) in {out / 'tb'} ({time.perf_counter() - start:.0f}s in all)"
+    )
 
 
 def render(folder: Path) -> str:
@@ -228,26 +368,45 @@ def _first_actor_step(run: dict) -> int:
     return kwargs.get("learning_starts", 100) + kwargs.get("actor_learning_starts", 0)
 
 
-def plot(path: Path, swfp_curve: list, sac_curve: list, demo_return: float) -> None:
+def y_range(swfp_curve: list, sac_curve: list, demo_return: float) -> tuple[float, float]:
+    """The plot's y-range: every SWFP point (with its std band) and the demonstrations, plus SAC's points
+    from where SWFP's range starts (SAC's first evaluations, near -1500 on Pendulum, would squash the rest)."""
+    swfp = np.array([(mean - std, mean + std) for _, mean, std in swfp_curve])
+    low, high = min(swfp[:, 0].min(), demo_return), max(swfp[:, 1].max(), demo_return)
+    if sac_curve:
+        high = max(high, max(mean + std for _, mean, std in sac_curve))
+    margin = 0.08 * (high - low)
+    return low - margin, high + margin
+
+
+def plot(path: Path, swfp_curve: list, sac_curve: list, demo_return: float, first_actor_step: int | None = None, seed: int | None = None) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    bottom, top = y_range(swfp_curve, sac_curve, demo_return)
     for curve, label in ((swfp_curve, "SWFP (BC + online)"), (sac_curve, "SAC from scratch")):
         if not curve:
             continue
         steps, means, stds = (np.array(column) for column in zip(*curve))
+        below = means < bottom
+        if below.any():  # say where the points below the axis are
+            label += f" (below the axis at step {', '.join(str(int(step)) for step in steps[below])}: min {means.min():.0f})"
         ax.plot(steps, means, marker="o", label=label)
         ax.fill_between(steps, means - stds, means + stds, alpha=0.2)
     ax.axhline(demo_return, color="grey", linestyle="--", label="demonstrations")
+    if first_actor_step is not None and first_actor_step < swfp_curve[-1][0]:
+        ax.axvline(first_actor_step, color="black", linestyle=":", label=f"SWFP's actor starts updating (step {first_actor_step})")
+    ax.set_ylim(bottom, top)
     ax.set_xlabel("online env steps")
-    ax.set_ylabel("deterministic eval return")
-    ax.set_title(f"{ENV_ID}: offline-to-online")
-    ax.legend()
+    ax.set_ylabel("deterministic eval return (mean ± std)")
+    ax.set_title(f"{ENV_ID}: offline-to-online" + ("" if seed is None else f", seed {seed}"))
+    ax.legend(fontsize="small", loc="best")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
+    plt.close(fig)
 
 
 if __name__ == "__main__":

@@ -2,8 +2,17 @@
 
 ``python -m sb3_swfp.zoo COMMAND [rl-zoo3 arguments]`` registers SWFP with rl-zoo3 (the ``ALGOS``
 table, the hyperparameter sampler and the converter that ``--trial-id`` reloads go through), then
-runs rl-zoo3's own script: ``train``, ``enjoy``, ``record_video``, ``plot_train``, ``all_plots`` or
-``plot_from_file``.  Every rl-zoo3 flag is passed through unchanged.
+runs rl-zoo3's own script: ``train``, ``enjoy``, ``record_video``, ``push_to_hub``,
+``load_from_hub``, ``plot_train``, ``all_plots`` or ``plot_from_file``.  Every rl-zoo3 flag is
+passed through unchanged.  rl-zoo3 has no plugin mechanism: its own entry points (``rl_zoo3 train``,
+``python -m rl_zoo3.train``) check ``--algo`` against a fixed table before importing anything of
+ours, so SWFP runs through this module (or the ``swfp-zoo`` command), or after :func:`register`.
+
+For the scripts that replay a saved agent (``enjoy``, ``record_video``, ``push_to_hub``) with
+``--algo swfp``: without ``-f`` they read ``logs/`` (where ``train`` writes; rl-zoo3's default
+folder would try to download an agent from the sb3 organisation of the Hugging Face Hub, which has
+no SWFP agent), and the latest run folder without the requested model file (a run that failed or
+is still running) is skipped.
 
 Hyperparameters: when ``train`` gets no ``-conf``/``--conf-file``, ``--algo swfp`` reads
 ``zoo_hyperparams/swfp.yml``, and ``--algo sac``/``td3`` read our ``zoo_hyperparams/{sac,td3}.yml``
@@ -15,6 +24,7 @@ docs/zoo.md for the commands.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import io
 import os
@@ -22,15 +32,20 @@ import runpy
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-import optuna
-import torch as th
-import yaml
-from rl_zoo3 import exp_manager as zoo_exp_manager
-from rl_zoo3.hyperparams_opt import HYPERPARAMS_CONVERTER, HYPERPARAMS_SAMPLER, convert_offpolicy_params, sample_her_params
-from rl_zoo3.utils import ALGOS
-from stable_baselines3.common.type_aliases import GymEnv
+try:
+    import optuna
+    import yaml
+    from rl_zoo3 import exp_manager as zoo_exp_manager
+    from rl_zoo3.hyperparams_opt import HYPERPARAMS_CONVERTER, HYPERPARAMS_SAMPLER, convert_offpolicy_params, sample_her_params
+    from rl_zoo3.utils import ALGOS, get_latest_run_id, get_model_path
+except ModuleNotFoundError as error:
+    raise ModuleNotFoundError(
+        f"sb3_swfp.zoo needs the zoo extra (rl-zoo3, sb3-contrib, optuna, the plotting packages), {error.name!r} is "
+        "missing: pip install \"sb3-swfp[zoo]\" (or pip install -e \".[zoo]\" in a checkout)",
+        name=error.name,
+    ) from error
 
 import sb3_swfp
 import sb3_swfp.envs  # noqa: F401  registers SWFPToyBandit-v0 with gymnasium
@@ -41,8 +56,13 @@ ALGO_NAME = "swfp"
 HYPERPARAMS_ENV_VAR = "SB3_SWFP_HYPERPARAMS"
 # Algorithms we ship a YAML for: swfp for every env, sac and td3 only for their entries
 CONFIGURED_ALGOS = (ALGO_NAME, "sac", "td3")
-# rl-zoo3 scripts exposed as functions; record_video is a script only, run as __main__
-COMMANDS = ("train", "enjoy", "record_video", "plot_train", "all_plots", "plot_from_file")
+COMMANDS = ("train", "enjoy", "record_video", "push_to_hub", "load_from_hub", "plot_train", "all_plots", "plot_from_file")
+# rl-zoo3 ships these as scripts only (no function to call): run as __main__
+SCRIPT_ONLY = ("record_video", "push_to_hub", "load_from_hub")
+# Commands that load a saved agent to run it: ReplayOnlySWFP, and the defaults of replay_defaults()
+REPLAY_COMMANDS = ("enjoy", "record_video", "push_to_hub")
+# Where train writes (rl-zoo3's default -f), and where the replay commands look for SWFP agents
+DEFAULT_LOG_FOLDER = "logs"
 
 # Hidden sizes of the actor's velocity network and of the critics, by the names rl-zoo3's
 # off-policy samplers use (convert_offpolicy_params maps them the same way)
@@ -51,30 +71,28 @@ NET_ARCHS = ("small", "medium", "big")
 
 class ReplayOnlySWFP(SWFP):
     """
-    SWFP whose ``load`` builds a one-transition plain replay buffer, for replaying a policy.
+    SWFP that builds a one-transition plain replay buffer, for replaying a policy.
 
     SB3's ``load`` rebuilds the model with ``_setup_model``, which allocates ``buffer_size``
     transitions (1e6 in most YAML entries) and builds the saved ``replay_buffer_class``
-    (a demonstration buffer reads its ``.npz`` file, ``HerReplayBuffer`` needs the env).
-    rl-zoo3's ``enjoy`` and ``record_video`` pass ``buffer_size=1`` only to the algorithms in their
-    own hard-coded list, so ``main`` puts this class in ``ALGOS["swfp"]`` for those two scripts.
-    Keyword arguments given to ``load`` still win.
+    (a demonstration buffer reads its demonstrations, ``HerReplayBuffer`` needs the env).
+    rl-zoo3's ``enjoy``, ``record_video`` and ``push_to_hub`` pass ``buffer_size=1`` only to the
+    algorithms in their own hard-coded list, so ``main`` puts this class in ``ALGOS["swfp"]`` for
+    those scripts.  The saved buffer settings (and ``bc_coef``, which needs a demonstration buffer)
+    are kept as attributes, so that the model ``push_to_hub`` saves is the model as trained.
     """
 
-    @classmethod
-    def load(  # type: ignore[override]
-        cls,
-        path: str | Path | io.BufferedIOBase,
-        env: GymEnv | None = None,
-        device: th.device | str = "auto",
-        custom_objects: dict[str, Any] | None = None,
-        print_system_info: bool = False,
-        force_reset: bool = True,
-        **kwargs: Any,
-    ) -> SWFP:
-        """Load like :meth:`SWFP.load`, with a replay buffer of one transition unless told otherwise."""
-        replay_only = dict(buffer_size=1, optimize_memory_usage=False, replay_buffer_class=None, replay_buffer_kwargs={})
-        return super().load(path, env, device, custom_objects, print_system_info, force_reset, **{**replay_only, **kwargs})
+    _REPLAY_ONLY: ClassVar[dict[str, Any]] = dict(
+        buffer_size=1, optimize_memory_usage=False, replay_buffer_class=None, replay_buffer_kwargs={}, bc_coef=0.0
+    )
+
+    def _setup_model(self) -> None:
+        saved = {key: getattr(self, key) for key in self._REPLAY_ONLY}
+        self.__dict__.update(self._REPLAY_ONLY)
+        try:
+            super()._setup_model()
+        finally:
+            self.__dict__.update(saved)
 
 
 def sample_swfp_params(trial: optuna.Trial, n_actions: int, n_envs: int, additional_args: dict) -> dict[str, Any]:
@@ -248,18 +266,89 @@ def _with_default_config(args: list[str]) -> list[str]:
     if known.conf_file is not None:
         return args
     config = default_config(known.algo, known.env)
-    return args if config is None else [*args, "--conf-file", config]
+    return args if config is None else [*args, "--conf-file", relative_to_cwd(config)]
 
 
-def _record_video() -> None:
-    # rl-zoo3 ships record_video as a script only
-    runpy.run_module("rl_zoo3.record_video", run_name="__main__")
+def relative_to_cwd(path: str | os.PathLike) -> str:
+    """``path`` relative to the working directory when it lies under it, else absolute.
+
+    The default config is passed to rl-zoo3 this way, so that ``args.yml`` records
+    ``zoo_hyperparams/swfp.yml`` for a run started in the checkout rather than the checkout's
+    absolute location (a file outside the working directory keeps its absolute path).
+    """
+    path = Path(path).resolve()
+    try:
+        return str(path.relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def replay_defaults(args: list[str]) -> list[str]:
+    """``args`` of a replay command with our defaults for ``--algo swfp``: ``-f logs`` and the latest complete run.
+
+    Without ``-f`` the folder is ``logs/``, where ``train`` writes.  With the default ``--exp-id 0``
+    (the latest run), run folders that lack the model file the command would load (``<env>.zip``,
+    ``best_model.zip`` with ``--load-best``, a checkpoint) are skipped, newest first, and the
+    latest run that has it is passed as ``--exp-id``: a run that failed or is still running leaves a
+    folder without a model.  Other algorithms, and explicit ``--exp-id``, are left to rl-zoo3.
+    """
+    parser = argparse.ArgumentParser(add_help=False, exit_on_error=False)
+    parser.add_argument("--algo")
+    parser.add_argument("--env")
+    parser.add_argument("-f", "--folder")
+    parser.add_argument("--exp-id", type=int, default=0)
+    parser.add_argument("--load-best", action="store_true")
+    parser.add_argument("--load-checkpoint", type=int)
+    parser.add_argument("--load-last-checkpoint", action="store_true")
+    try:
+        known, _ = parser.parse_known_args(args)
+    except argparse.ArgumentError:
+        return args  # malformed: rl-zoo3's own parser reports it
+    if known.algo != ALGO_NAME or known.env is None:
+        return args
+    if known.folder is None:
+        print(f"No -f given: loading SWFP agents from {DEFAULT_LOG_FOLDER}/, where train writes")
+        known.folder = DEFAULT_LOG_FOLDER
+        args = [*args, "-f", DEFAULT_LOG_FOLDER]
+    if known.exp_id != 0:
+        return args
+    from huggingface_sb3 import EnvironmentName
+
+    env_name = EnvironmentName(known.env)
+    for exp_id in range(get_latest_run_id(os.path.join(known.folder, ALGO_NAME), env_name), 0, -1):
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):
+                get_model_path(exp_id, known.folder, ALGO_NAME, env_name, known.load_best, known.load_checkpoint, known.load_last_checkpoint)
+        except (AssertionError, ValueError) as error:
+            print(f"Skipping run {exp_id}: {error} (a run that failed or is still running)")
+            continue
+        return [*args, "--exp-id", str(exp_id)]
+    return args  # no complete run: rl-zoo3 says what it looked for
+
+
+def _huggingface_sb3_compat() -> None:
+    """Give ``huggingface_sb3.push_to_hub`` the ``generate_metadata`` that rl-zoo3's ``push_to_hub`` imports.
+
+    rl-zoo3 2.9 imports ``generate_metadata`` (a dict of model-card metadata); sb3-team-hf-integration
+    3.x, the package rl-zoo3 2.9 installs as ``huggingface_sb3``, renamed it ``_generate_metadata`` and
+    returns a ``ModelCardData``, so the script fails on import for every algorithm.  Added only when missing.
+    """
+    # By module path: the package's ``push_to_hub`` attribute is the function of the same name
+    hf_push_to_hub = importlib.import_module("huggingface_sb3.push_to_hub")
+    if not hasattr(hf_push_to_hub, "generate_metadata") and hasattr(hf_push_to_hub, "_generate_metadata"):
+
+        def generate_metadata(model_name: str, env_id: str, mean_reward: float, std_reward: float) -> dict[str, Any]:
+            return hf_push_to_hub._generate_metadata(model_name, env_id, mean_reward, std_reward).to_dict()
+
+        hf_push_to_hub.generate_metadata = generate_metadata  # type: ignore[attr-defined]
 
 
 def _script(command: str) -> Callable[[], None]:
     # Imported on demand: the plots need matplotlib and seaborn, which training does not
-    if command == "record_video":
-        return _record_video
+    if command == "push_to_hub":
+        _huggingface_sb3_compat()
+    if command in SCRIPT_ONLY:
+        return lambda: runpy.run_module(f"rl_zoo3.{command}", run_name="__main__")
     if command == "train":
         from rl_zoo3.train import train
 
@@ -298,11 +387,13 @@ def main(argv: list[str] | None = None) -> None:
             script_args = _with_default_config(script_args)
         except (FileNotFoundError, NotADirectoryError) as error:
             parser.exit(2, f"{parser.prog} train: error: {error}\n")
+    elif parsed.command in REPLAY_COMMANDS:
+        script_args = replay_defaults(script_args)
 
     saved_argv = sys.argv
     sys.argv = [f"{parser.prog} {parsed.command}", *script_args]
     try:
-        if parsed.command in ("enjoy", "record_video"):
+        if parsed.command in REPLAY_COMMANDS:
             ALGOS[ALGO_NAME] = ReplayOnlySWFP
         _script(parsed.command)()
     finally:

@@ -198,3 +198,16 @@ def test_robustness_suite_checks_the_acceptance_lines_per_run(suite):
     assert "- No evaluation below BC − 10% of |BC| in 0 of 1 runs (goal ≥ 1 of 1): **not met**." in page
     assert "- Mean final above the mean BC start on every task: **met**." in page
     assert "in 1 of 1 seeds (0.95 (3/3)): **met**." in page
+
+
+@pytest.mark.parametrize("option", [dict(q_normalization=True), dict(bc_coef=1.0)])
+def test_actor_update_cost_runs_with_the_options_that_log_more_terms(suite, option):
+    from sb3_swfp import DemoReplayBuffer
+    from sb3_swfp.common.demos import collect_demonstrations
+    from sb3_swfp.experts import PendulumSwingUpExpert
+
+    if "bc_coef" in option:  # the BC term draws from demonstrations in the replay buffer
+        demos = collect_demonstrations("Pendulum-v1", PendulumSwingUpExpert(seed=0), n_steps=50, seed=0)
+        option = dict(option, replay_buffer_class=DemoReplayBuffer, replay_buffer_kwargs=dict(demonstrations=demos))
+    cost = suite.actor_update_cost(2, "cpu", batch_size=16, repeats=1, policy_kwargs=dict(net_arch=[16]), **option)
+    assert cost["one_block_ms"] > 0 and cost["whole_chain_ms"] > 0

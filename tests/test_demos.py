@@ -117,6 +117,24 @@ def test_save_load_round_trip(tmp_path, dict_obs, compressed):
     assert_same(Demonstrations.load(path), demos)
 
 
+def test_a_save_that_fails_midway_leaves_the_existing_file_intact(tmp_path, monkeypatch):
+    path = episodic_demos(seed=0).save(tmp_path / "demos.npz")
+    before = path.read_bytes()
+
+    def killed_midway(file, **arrays):
+        file.write(b"PK\x03\x04 half an archive")  # what a kill during the write leaves
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(np, "savez_compressed", killed_midway)
+    with pytest.raises(KeyboardInterrupt):
+        episodic_demos(seed=1).save(path)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["demos.npz"]  # no temporary file left behind
+    monkeypatch.undo()
+    episodic_demos(seed=1).save(path)  # a save that completes replaces the file
+    assert_same(load_demonstrations(path), episodic_demos(seed=1))
+
+
 def test_load_missing_file_names_the_path(tmp_path):
     missing = tmp_path / "nowhere" / "demos.npz"
     with pytest.raises(FileNotFoundError, match="nowhere"):
@@ -402,6 +420,57 @@ def test_minari_errors(minari_root):
     shuffled = episodic_demos().subset([1, 0, 2, 3, 4])
     with pytest.raises(ValueError, match="transition 0 is not followed by its successor"):
         to_minari(shuffled, "swfptest/shuffled-v0", observation_space=OBS_SPACE, action_space=ACTION_SPACE)
+
+
+def test_to_minari_refuses_demonstrations_that_do_not_fit_the_env(minari_root):
+    env = gym.make("Pendulum-v1", max_episode_steps=20)
+    demos = collect_demonstrations(env, PendulumSwingUpExpert(env), n_episodes=1, seed=0)
+    wider = Demonstrations(
+        observations=np.concatenate([demos.observations, np.zeros((len(demos), 1), np.float32)], axis=1),
+        actions=demos.actions,
+        rewards=demos.rewards,
+        next_observations=np.concatenate([demos.next_observations, np.zeros((len(demos), 1), np.float32)], axis=1),
+        terminations=demos.terminations,
+        truncations=demos.truncations,
+    )
+    with pytest.raises(ValueError, match=r"observations have shape \(20, 4\), expected \(20, 3\)"):
+        to_minari(wider, "swfptest/pendulum/wider-v0", env=env)
+    with pytest.raises(ValueError, match=r"observations have shape \(20, 4\), expected \(20, 3\)"):
+        to_minari(wider, "swfptest/pendulum/wider-v0", env="Pendulum-v1")
+    assert not (minari_root / "swfptest").exists()  # nothing written
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_every_demonstration_source_is_read_wherever_demonstrations_are_taken(minari_root, tmp_path):
+    from sb3_swfp import SWFP, BCPretrainCallback, DemoReplayBuffer
+    from sb3_swfp.common.buffers import as_demonstrations
+
+    env = gym.make("Pendulum-v1", max_episode_steps=20)
+    demos = collect_demonstrations(env, PendulumSwingUpExpert(env), n_episodes=2, seed=0)
+    dataset = to_minari(demos, "swfptest/pendulum/sources-v0", env=env)
+    sources = {
+        "path": demos.save(tmp_path / "demos.npz"),
+        "path string": str(tmp_path / "demos.npz"),
+        "minari id": "minari:swfptest/pendulum/sources-v0",
+        "minari folder": minari_root / "swfptest" / "pendulum" / "sources-v0",
+        "minari dataset": dataset,
+        "SB3 replay buffer": make_replay_buffer(demos, env.observation_space, env.action_space),
+    }
+    for name, source in sources.items():
+        loaded = as_demonstrations(source)
+        assert_same(loaded, demos), name
+    assert len(as_demonstrations(_trajectories())) == 7  # imitation trajectories
+    with pytest.raises(TypeError, match="cannot read demonstrations from a dict; expected .*'minari:<dataset id>'"):
+        as_demonstrations({"observations": []})
+
+    # The places that take demonstrations go through it
+    model = SWFP("FlowPolicy", "Pendulum-v1", learning_starts=1_000, batch_size=16, n_blocks=2, policy_kwargs=dict(net_arch=[16]))
+    model.pretrain(sources["SB3 replay buffer"], gradient_steps=2, batch_size=8)
+    buffer = DemoReplayBuffer(100, env.observation_space, env.action_space, demonstrations="minari:swfptest/pendulum/sources-v0")
+    assert buffer.n_demonstrations == len(demos)
+    fresh = SWFP("FlowPolicy", "Pendulum-v1", learning_starts=1_000, batch_size=16, n_blocks=2, policy_kwargs=dict(net_arch=[16]))
+    fresh.learn(2, callback=BCPretrainCallback("minari:swfptest/pendulum/sources-v0", gradient_steps=2, batch_size=8))
+    assert fresh.n_bc_updates == 2
 
 
 def test_missing_minari_says_how_to_install(monkeypatch):

@@ -2,6 +2,8 @@
 
 import argparse
 import importlib.util
+import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,13 +19,15 @@ def load_example(name: str):
     return module
 
 
-def test_offline_to_online_settings_are_the_zoo_entry():
+def test_offline_to_online_settings_are_the_preset_and_the_zoo_entry():
+    from sb3_swfp import presets
+
     example = load_example("offline_to_online")
+    assert example.FINETUNE_KWARGS == presets.FINETUNE_KWARGS
+    assert example.BC_KWARGS == {**presets.PRETRAIN_KWARGS, "gradient_steps": 3000}
     entry = yaml.safe_load((ROOT / "zoo_hyperparams" / "swfp_o2o.yml").read_text())[example.ENV_ID]
-    assert {key: entry[key] for key in example.FINETUNE_KWARGS} == example.FINETUNE_KWARGS
     ((_, bc_kwargs),) = entry["callback"][0].items()
-    assert {key: bc_kwargs[key] for key in example.BC_KWARGS} == example.BC_KWARGS
-    assert "demo_ratio=0.25" in entry["replay_buffer_kwargs"]
+    assert bc_kwargs["gradient_steps"] == example.BC_KWARGS["gradient_steps"]
 
 
 @pytest.mark.parametrize("text, message", [('{"w2_coef": 1.0', "not valid JSON"), ("[1, 2]", "expected a JSON object")])
@@ -32,3 +36,50 @@ def test_offline_to_online_rejects_swfp_kwargs_that_are_not_a_json_object(text, 
     assert example.json_object('{"w2_coef": 1.0}') == {"w2_coef": 1.0}
     with pytest.raises(argparse.ArgumentTypeError, match=message):
         example.json_object(text)
+
+
+def test_offline_to_online_runs_and_reports(tmp_path, monkeypatch, capsys):
+    """The main job end to end at a tiny budget, SAC process included: demos in --out, verdict, seed, std note, TensorBoard evaluations."""
+    event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
+    pytest.importorskip("rich")
+    example = load_example("offline_to_online")
+    # SAC trains in a spawned process, which imports the script by name
+    monkeypatch.syspath_prepend(str(ROOT / "examples"))
+    monkeypatch.setitem(sys.modules, "offline_to_online", example)
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "out"
+    small = '{"batch_size": 32, "n_blocks": 2, "policy_kwargs": {"net_arch": [32]}, "actor_learning_starts": 10}'
+    example.main([
+        "--out", str(out), "--demo-episodes", "1", "--bc-steps", "5", "--online-steps", "40", "--eval-every", "20",
+        "--eval-episodes", "2", "--seed", "3", "--swfp-kwargs", small,
+    ])  # fmt: skip
+    printed = capsys.readouterr().out
+    assert "Verdict (seed 3, one seed): SWFP fine-tuning" in printed and "SAC from scratch" in printed
+    assert "std: the spread of the episode returns" in printed
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["out"]  # nothing written in the working directory
+    assert {"demos.npz", "results.json", "learning_curve.png"} <= {path.name for path in out.iterdir()}
+    result = json.loads((out / "results.json").read_text())
+    assert result["seed"] == 3 and result["verdict"] in printed and result["first_actor_step"] == 10
+    assert [point[0] for point in result["swfp_curve"]] == [0, 20, 40] == [point[0] for point in result["sac_curve"]]
+    for run in ("SWFP_finetune_1", "SAC_scratch_1"):
+        events = event_accumulator.EventAccumulator(str(out / "tb" / run))
+        events.Reload()
+        assert [event.step for event in events.Scalars("eval/mean_reward")] == [0, 20, 40], run
+
+
+def test_offline_to_online_verdict_and_plot_range():
+    example = load_example("offline_to_online")
+    demos, bc = (-180.0, 40.0, 10), (-230.0, 60.0, 10)
+    verdict = example.verdict(0, demos, bc, (-120.0, 50.0, 10), (-500.0, 300.0, 10))
+    assert verdict == (
+        "Verdict (seed 0, one seed): SWFP fine-tuning improved the BC policy (-230 -> -120), ends above SAC from scratch (-500), "
+        "above the demonstrations it started from (-180)."
+    )
+    # within two standard errors of the difference: level
+    assert "ends level with SAC from scratch" in example.verdict(0, demos, bc, (-140.0, 50.0, 10), (-150.0, 50.0, 10))
+    assert "below the demonstrations" in example.verdict(0, demos, bc, (-300.0, 10.0, 10), None)
+    # SAC's first evaluations (about -1500) do not set the range; SWFP's band and the demonstrations do
+    swfp = [(0, -230.0, 60.0), (1000, -170.0, 40.0)]
+    sac = [(0, -1500.0, 100.0), (1000, -160.0, 30.0)]
+    bottom, top = example.y_range(swfp, sac, -180.0)
+    assert -330.0 < bottom < -290.0 and -130.0 < top < -100.0

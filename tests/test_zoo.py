@@ -7,9 +7,11 @@ separate processes sharing one Optuna journal file as users run them.
 
 import argparse
 import contextlib
+import importlib
 import io
 import os
 import pickle
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -135,7 +137,7 @@ def test_trained_model_saved_with_the_yaml_entry(trained):
         entry = yaml.safe_load(file)[ENV_ID]
     assert model.policy_delay == entry.get("policy_delay", 1)  # from the YAML
     args = yaml.load((run / ENV_ID / "args.yml").read_text(), Loader=yaml.UnsafeLoader)
-    assert args["conf_file"] == str(HYPERPARAMS / "swfp.yml")
+    assert (Path.cwd() / args["conf_file"]).resolve() == HYPERPARAMS / "swfp.yml"  # relative to the cwd when under it
     assert np.load(run / "evaluations.npz")["timesteps"].tolist() == [EVAL_FREQ, TRAIN_STEPS]
 
 
@@ -371,3 +373,135 @@ def test_offline_to_online_entry_runs(env_id, tmp_path, monkeypatch):
     # Replaying needs neither the replay buffer nor the demonstrations
     demos_path.unlink()
     run_zoo("enjoy", "--algo", "swfp", "--env", env_id, *gym_packages, "-f", "logs", "--no-render", "-n", 5, "--num-threads", 1)
+
+
+def test_a_diverging_trial_is_pruned_and_the_search_goes_on(tmp_path, monkeypatch):
+    """rl-zoo3 prunes a trial whose training raises ValueError (as SAC's NaN trials do) and runs the next one."""
+
+    def sampler(trial, n_actions, n_envs, additional_args):
+        # gamma NaN makes the critic's targets NaN: the loss guard stops trial 0 at its first update
+        return {"gamma": float("nan")} if trial.number == 0 else {}
+
+    monkeypatch.setitem(HYPERPARAMS_SAMPLER, "swfp", sampler)  # restored after the test
+    monkeypatch.setattr(zoo, "sample_swfp_params", sampler)  # what register() puts in the table
+    storage = tmp_path / "study.log"
+    run_zoo(
+        "train", "--algo", "swfp", "--env", ENV_ID, "-f", tmp_path / "logs", "-optimize", "--n-trials", 2,
+        "--n-evaluations", 1, "-n", 100, "--eval-episodes", 1, "--num-threads", 1, "--no-optim-plots",
+        "--storage", storage, "--study-name", "diverging", "--seed", 0, *TINY_PARAMS,
+    )  # fmt: skip
+    study = optuna.load_study(
+        study_name="diverging", storage=optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(storage)))
+    )
+    assert [trial.state for trial in study.trials] == [optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.COMPLETE]
+
+
+def test_default_config_is_recorded_relative_to_the_working_directory(tmp_path, monkeypatch):
+    monkeypatch.delenv(zoo.HYPERPARAMS_ENV_VAR, raising=False)
+    monkeypatch.chdir(ROOT)  # a run started in the checkout records the path a user would type
+    assert zoo._with_default_config(["--algo", "swfp", "--env", ENV_ID])[-2:] == ["--conf-file", "zoo_hyperparams/swfp.yml"]
+    monkeypatch.chdir(tmp_path)  # outside the checkout: the absolute path, the only one that resolves
+    assert zoo._with_default_config(["--algo", "swfp", "--env", ENV_ID])[-1] == str(HYPERPARAMS / "swfp.yml")
+
+
+def test_replay_commands_default_to_logs_and_skip_a_run_without_a_model(trained, tmp_path, monkeypatch, capsys):
+    shutil.copytree(trained, tmp_path / "logs")
+    # What a run that failed before saving leaves behind: a newer run folder without a model
+    (run_dir(tmp_path / "logs", 2) / ENV_ID).mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    loaded = []
+    load = zoo.ReplayOnlySWFP.load.__func__
+    monkeypatch.setattr(zoo.ReplayOnlySWFP, "load", classmethod(lambda cls, path, *a, **k: loaded.append(Path(path)) or load(cls, path, *a, **k)))
+    run_zoo("enjoy", "--algo", "swfp", "--env", ENV_ID, "--no-render", "-n", 5, "--num-threads", 1)  # no -f
+    assert loaded == [Path("logs") / "swfp" / f"{ENV_ID}_1" / f"{ENV_ID}.zip"]
+    out = capsys.readouterr().out
+    assert "No -f given" in out and "Skipping run 2" in out
+
+
+def test_a_model_with_a_demonstration_buffer_and_bc_term_replays_and_keeps_its_settings(tmp_path):
+    from sb3_swfp import DemoReplayBuffer
+    from sb3_swfp.common.demos import collect_demonstrations
+    from sb3_swfp.experts import PendulumSwingUpExpert
+
+    demos = collect_demonstrations(ENV_ID, PendulumSwingUpExpert(seed=0), n_steps=50, seed=0)
+    model = SWFP(
+        "FlowPolicy", ENV_ID, buffer_size=500, bc_coef=1.0, n_blocks=2, policy_kwargs=dict(net_arch=[16]),
+        replay_buffer_class=DemoReplayBuffer, replay_buffer_kwargs=dict(demonstrations=demos),
+    )  # fmt: skip
+    model.save(tmp_path / "model")
+    replay = zoo.ReplayOnlySWFP.load(tmp_path / "model")
+    assert replay.replay_buffer.buffer_size == 1 and not isinstance(replay.replay_buffer, DemoReplayBuffer)
+    # what it saves again (push_to_hub does) is the model as trained
+    assert (replay.buffer_size, replay.bc_coef, replay.replay_buffer_class) == (500, 1.0, DemoReplayBuffer)
+
+
+class FakeHub:
+    """The Hugging Face Hub calls of push_to_hub / load_from_hub, answered from a local folder."""
+
+    def __init__(self, root: Path):
+        self.root, self.pushed = root, []
+
+    def create_repo(self, token=None, repo_id=None, private=False, exist_ok=False):
+        return f"https://huggingface.co/{repo_id}"
+
+    def snapshot_download(self, repo_id, local_dir):
+        Path(local_dir).mkdir(parents=True, exist_ok=True)
+
+    def upload_folder(self, repo_id, folder_path, commit_message):
+        self.pushed.append(repo_id)
+        shutil.copytree(folder_path, self.root / repo_id)
+
+    def load_from_hub(self, repo_id, filename):
+        import requests
+
+        path = self.root / repo_id / filename
+        if not path.is_file():
+            raise requests.exceptions.HTTPError(f"404: {repo_id}/{filename}")
+        return str(path)
+
+
+@pytest.mark.filterwarnings("ignore:'rl_zoo3.load_from_hub' found in sys.modules:RuntimeWarning")  # enjoy imported it
+def test_push_to_hub_and_load_from_hub_round_trip_offline(trained, tmp_path, monkeypatch):
+    import huggingface_hub
+    import huggingface_sb3
+
+    hub = FakeHub(tmp_path / "hub_server")
+    monkeypatch.setattr(huggingface_hub, "HfApi", lambda: hub)
+    monkeypatch.setattr(huggingface_sb3, "load_from_hub", hub.load_from_hub)
+    monkeypatch.chdir(tmp_path)  # push_to_hub stages the repository in ./hub
+    run_zoo("push_to_hub", "--algo", "swfp", "--env", ENV_ID, "-f", trained, "-orga", "someone", "--no-render", "--num-threads", 1)
+    assert hub.pushed == [f"someone/swfp-{ENV_ID}"]
+    repo = hub.root / "someone" / f"swfp-{ENV_ID}"
+    assert {"README.md", "config.yml", "args.yml", "results.json", f"swfp-{ENV_ID}.zip"} <= {path.name for path in repo.iterdir()}
+    pushed = SWFP.load(repo / f"swfp-{ENV_ID}.zip")
+    assert pushed.buffer_size == 1000  # the model as trained, not the replay-only one push_to_hub loaded
+
+    run_zoo("load_from_hub", "--algo", "swfp", "--env", ENV_ID, "-f", tmp_path / "downloaded", "-orga", "someone")
+    downloaded = run_dir(tmp_path / "downloaded") / f"{ENV_ID}.zip"
+    obs = np.array([[1.0, 0.0, 0.5]], dtype=np.float32)
+    np.testing.assert_array_equal(SWFP.load(downloaded).predict(obs, deterministic=True)[0], pushed.predict(obs, deterministic=True)[0])
+    run_zoo("enjoy", "--algo", "swfp", "--env", ENV_ID, "-f", tmp_path / "downloaded", "--no-render", "-n", 5, "--num-threads", 1)
+
+
+def test_missing_zoo_extra_says_how_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "optuna", None)  # makes ``import optuna`` fail
+    monkeypatch.delitem(sys.modules, "sb3_swfp.zoo")  # restored after the test
+    with pytest.raises(ModuleNotFoundError, match=r"sb3-swfp\[zoo\]"):
+        importlib.import_module("sb3_swfp.zoo")
+
+
+def test_every_o2o_entry_is_the_preset_plus_env_settings():
+    """The entries of swfp_o2o.yml differ in env things only (budget, network, policy class, BC budget, monitor)."""
+    from sb3_swfp.presets import DEMO_RATIO, FINETUNE_KWARGS, PRETRAIN_KWARGS
+
+    env_keys = {"n_timesteps", "policy", "policy_kwargs", "monitor_kwargs", "normalize", "callback", "replay_buffer_class", "replay_buffer_kwargs"}
+    entries = yaml.safe_load((HYPERPARAMS / "swfp_o2o.yml").read_text())
+    for env_id, entry in entries.items():
+        assert {key: value for key, value in entry.items() if key not in env_keys} == FINETUNE_KWARGS, env_id
+        assert entry["replay_buffer_class"] == "sb3_swfp.common.buffers.DemoReplayBuffer"
+        assert entry["replay_buffer_kwargs"] == f"dict(demonstrations='demos/{{env_id}}.npz', demo_ratio={DEMO_RATIO})", env_id
+        ((name, bc_kwargs),) = entry["callback"][0].items()
+        assert name == "sb3_swfp.common.callbacks.BCPretrainCallback" and bc_kwargs["demonstrations"] == "demos/{env_id}.npz"
+        assert set(bc_kwargs) - {"demonstrations"} <= {"gradient_steps"}, env_id  # the BC budget only; the rest is pretrain's
+    ((_, default_bc),) = entries["default"]["callback"][0].items()
+    assert default_bc["gradient_steps"] == PRETRAIN_KWARGS["gradient_steps"]

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import os
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import torch as th
@@ -10,16 +15,90 @@ from gymnasium import spaces
 from stable_baselines3.common.buffers import DictReplayBuffer, ReplayBuffer
 from stable_baselines3.common.vec_env import VecNormalize
 
-from sb3_swfp.common.demos import Demonstrations, load_demonstrations, make_replay_buffer
+from sb3_swfp.common.demos import (
+    Demonstrations,
+    check_env_id,
+    check_rewards,
+    from_imitation,
+    from_minari,
+    from_replay_buffer,
+    load_demonstrations,
+    make_replay_buffer,
+)
+
+#: Prefix of a Minari dataset id where demonstrations are accepted: ``"minari:mujoco/hopper/expert-v0"``
+MINARI_PREFIX = "minari:"
+#: What :func:`as_demonstrations` accepts: a Demonstrations object, a path, "minari:<id>", an SB3 replay
+#: buffer, a Minari dataset, imitation data (duck-typed, hence Any)
+DemonstrationsLike = Any
+
+_defer_missing = contextvars.ContextVar("defer_missing_demonstrations", default=False)
 
 
-def as_demonstrations(demonstrations: str | os.PathLike | Demonstrations | None) -> Demonstrations:
-    """A :class:`Demonstrations` object from itself or from the path of an ``.npz`` file."""
+def as_demonstrations(demonstrations: DemonstrationsLike) -> Demonstrations:
+    """A :class:`Demonstrations` object from any source that SWFP accepts demonstrations from.
+
+    - a :class:`Demonstrations` object, as it is;
+    - ``"minari:<dataset id>"``: a local Minari dataset (:func:`~sb3_swfp.common.demos.from_minari`);
+    - the path of an ``.npz`` file (:func:`~sb3_swfp.common.demos.load_demonstrations`), or of a
+      Minari dataset folder;
+    - an SB3 ``ReplayBuffer`` / ``DictReplayBuffer`` holding scaled actions, as SB3's off-policy
+      algorithms store them (``model.replay_buffer``; :func:`~sb3_swfp.common.demos.from_replay_buffer`);
+    - a Minari dataset object, or imitation ``Trajectory`` / ``Transitions`` objects
+      (:func:`~sb3_swfp.common.demos.from_imitation`).
+
+    :raises TypeError: anything else; the message lists what is accepted.
+    """
     if demonstrations is None:
-        raise ValueError("demonstrations are required: pass a Demonstrations object or the path of a .npz file")
+        raise ValueError(
+            "demonstrations are required: pass a Demonstrations object, the path of a .npz file, "
+            "'minari:<dataset id>' or an SB3 replay buffer"
+        )
     if isinstance(demonstrations, Demonstrations):
         return demonstrations
-    return load_demonstrations(demonstrations)
+    if isinstance(demonstrations, str) and demonstrations.startswith(MINARI_PREFIX):
+        return from_minari(demonstrations[len(MINARI_PREFIX) :])
+    if isinstance(demonstrations, (str, os.PathLike)):
+        if Path(demonstrations).is_dir():
+            return from_minari(demonstrations)
+        return load_demonstrations(demonstrations)
+    if isinstance(demonstrations, ReplayBuffer):
+        return from_replay_buffer(demonstrations)
+    if hasattr(demonstrations, "iterate_episodes"):  # a minari.MinariDataset, without importing minari
+        return from_minari(demonstrations)
+    if hasattr(demonstrations, "acts") or (isinstance(demonstrations, (list, tuple)) and demonstrations and hasattr(demonstrations[0], "acts")):
+        return from_imitation(demonstrations)
+    raise TypeError(
+        f"cannot read demonstrations from a {type(demonstrations).__name__}; expected a Demonstrations object, the "
+        "path of a .npz file, 'minari:<dataset id>', a Minari dataset, an SB3 ReplayBuffer or imitation trajectories"
+    )
+
+
+@contextlib.contextmanager
+def defer_missing_demonstrations() -> Iterator[None]:
+    """Inside this block, a demonstration buffer whose demonstrations cannot be found is built without them.
+
+    :meth:`SWFP.load <sb3_swfp.SWFP.load>` loads inside it, so that a model saved with a
+    :class:`DemoReplayBuffer` loads (and predicts) on another machine or from another folder
+    than its demonstrations file; a warning says so, and training asks for the demonstrations.
+    For SAC or TD3 with a demonstration buffer: ``with defer_missing_demonstrations(): SAC.load(path)``.
+    """
+    token = _defer_missing.set(True)
+    try:
+        yield
+    finally:
+        _defer_missing.reset(token)
+
+
+def check_demonstrations_loaded(replay_buffer: Any) -> None:
+    """Raise a FileNotFoundError when ``replay_buffer`` is a demonstration buffer loaded without its demonstrations."""
+    missing = getattr(replay_buffer, "missing_demonstrations", None)
+    if missing is not None:
+        raise FileNotFoundError(
+            f"this model's demonstration buffer was loaded without its demonstrations ({missing!r} not found), and "
+            "training draws from them: load the model with replay_buffer_kwargs=dict(demonstrations=<path>, "
+            "demo_ratio=...), or restore a buffer saved with save_replay_buffer() with load_replay_buffer()"
+        )
 
 
 #: A demonstrations path may contain this field; it is replaced by the env's gymnasium id
@@ -59,15 +138,36 @@ def _concat_samples(online: Any, demo: Any) -> Any:
 class _DemoMixin:
     """Shared logic of :class:`DemoReplayBuffer` and :class:`DemoDictReplayBuffer`."""
 
-    demo_buffer: ReplayBuffer
+    demo_buffer: ReplayBuffer | None
     demo_ratio: float
 
-    def _setup_demos(self, demonstrations: Any, demo_ratio: float, clip_actions: bool) -> None:
+    def _setup_demos(
+        self, demonstrations: Any, demo_ratio: float, clip_actions: bool, allow_env_mismatch: bool, allow_missing_rewards: bool
+    ) -> None:
         if not 0.0 <= demo_ratio <= 1.0:
             raise ValueError(f"demo_ratio must be in [0, 1] (the share of each batch drawn from demonstrations), got {demo_ratio}")
-        demos = as_demonstrations(demonstrations)
         self.demo_ratio = demo_ratio
+        self.allow_env_mismatch = allow_env_mismatch
+        # The source whose demonstrations could not be found while a model was loaded (see defer_missing_demonstrations)
+        self.missing_demonstrations: str | None = None
+        try:
+            demos = as_demonstrations(demonstrations)
+        except FileNotFoundError:
+            if not _defer_missing.get():
+                raise
+            self.missing_demonstrations = os.fspath(demonstrations)
+            self.demo_buffer, self.n_demonstrations, self.demonstrations_env_id = None, 0, None
+            warnings.warn(
+                f"the demonstrations {self.missing_demonstrations!r} of this model's replay buffer are not found (from "
+                f"{os.getcwd()!r}): the model is loaded without them. It predicts as saved; to train it, load it with "
+                "replay_buffer_kwargs=dict(demonstrations=<path>, demo_ratio=...)",
+                stacklevel=2,
+            )
+            return
+        check_rewards(demos, allow_missing_rewards, "a demonstration replay buffer")
         self.n_demonstrations = len(demos)
+        # Checked against the env by SWFP, which knows it (the buffer gets only the spaces)
+        self.demonstrations_env_id: str | None = demos.metadata.get("env_id")
         self.demo_buffer = make_replay_buffer(
             demos,
             self.observation_space,  # type: ignore[attr-defined]
@@ -77,16 +177,22 @@ class _DemoMixin:
             clip_actions=clip_actions,
         )
 
+    def check_env(self, env_id: str | None) -> None:
+        """Raise unless the demonstrations were recorded on ``env_id`` (or ``allow_env_mismatch`` was given)."""
+        if self.demo_buffer is not None:
+            check_env_id({"env_id": self.demonstrations_env_id}, env_id, self.allow_env_mismatch)
+
     def sample(self, batch_size: int, env: VecNormalize | None = None) -> Any:
         """``round(demo_ratio * batch_size)`` demonstration transitions, the rest online ones.
 
         Before any online transition exists, the whole batch comes from the demonstrations.
         """
+        check_demonstrations_loaded(self)
         n_online_stored = self.size()  # type: ignore[attr-defined]
         n_demo = batch_size if n_online_stored == 0 else int(round(self.demo_ratio * batch_size))
         if n_demo == 0:
             return super().sample(batch_size, env=env)  # type: ignore[misc]
-        demo = self.demo_buffer.sample(n_demo, env=env)
+        demo = self.demo_buffer.sample(n_demo, env=env)  # type: ignore[union-attr]
         if n_demo == batch_size:
             return demo
         online = super().sample(batch_size - n_demo, env=env)  # type: ignore[misc]
@@ -94,7 +200,8 @@ class _DemoMixin:
 
     def sample_demonstrations(self, batch_size: int, env: VecNormalize | None = None) -> Any:
         """A batch of demonstration transitions only (for the ``bc_coef`` term)."""
-        return self.demo_buffer.sample(batch_size, env=env)
+        check_demonstrations_loaded(self)
+        return self.demo_buffer.sample(batch_size, env=env)  # type: ignore[union-attr]
 
 
 class DemoReplayBuffer(_DemoMixin, ReplayBuffer):
@@ -117,10 +224,16 @@ class DemoReplayBuffer(_DemoMixin, ReplayBuffer):
     :param n_envs: Number of parallel environments.
     :param optimize_memory_usage: As SB3's ``ReplayBuffer``.
     :param handle_timeout_termination: As SB3's ``ReplayBuffer``.
-    :param demonstrations: :class:`Demonstrations` or the path of an ``.npz`` file; validated
-        against the spaces (actions in the env's action space).
+    :param demonstrations: :class:`Demonstrations`, the path of an ``.npz`` file, ``"minari:<dataset id>"``,
+        an SB3 replay buffer or imitation trajectories (see :func:`as_demonstrations`); validated
+        against the spaces (actions in the env's action space).  A path is read when the buffer is
+        built; inside :func:`defer_missing_demonstrations` (``SWFP.load``) a missing file is not an error.
     :param demo_ratio: Share of each batch drawn from the demonstrations, in [0, 1].
     :param clip_actions: Clip out-of-bounds demonstration actions instead of raising.
+    :param allow_env_mismatch: Use demonstrations recorded on another env id (``metadata["env_id"]``,
+        checked by SWFP) with a warning instead of raising.
+    :param allow_missing_rewards: Use reward-free demonstrations (``metadata["has_rewards"]`` false) as
+        zero rewards for the critic, with a warning, instead of raising.
     """
 
     def __new__(cls, buffer_size: int, observation_space: spaces.Space, *args: Any, **kwargs: Any):
@@ -137,9 +250,11 @@ class DemoReplayBuffer(_DemoMixin, ReplayBuffer):
         n_envs: int = 1,
         optimize_memory_usage: bool = False,
         handle_timeout_termination: bool = True,
-        demonstrations: str | os.PathLike | Demonstrations | None = None,
+        demonstrations: DemonstrationsLike = None,
         demo_ratio: float = 0.5,
         clip_actions: bool = False,
+        allow_env_mismatch: bool = False,
+        allow_missing_rewards: bool = False,
     ):
         super().__init__(
             buffer_size,
@@ -150,7 +265,7 @@ class DemoReplayBuffer(_DemoMixin, ReplayBuffer):
             optimize_memory_usage=optimize_memory_usage,
             handle_timeout_termination=handle_timeout_termination,
         )
-        self._setup_demos(demonstrations, demo_ratio, clip_actions)
+        self._setup_demos(demonstrations, demo_ratio, clip_actions, allow_env_mismatch, allow_missing_rewards)
 
 
 class DemoDictReplayBuffer(DemoReplayBuffer, DictReplayBuffer):
@@ -161,5 +276,15 @@ class DemoDictReplayBuffer(DemoReplayBuffer, DictReplayBuffer):
     """
 
 
-__all__ = ["ENV_ID_FIELD", "DemoDictReplayBuffer", "DemoReplayBuffer", "as_demonstrations", "with_env_id"]
+__all__ = [
+    "ENV_ID_FIELD",
+    "MINARI_PREFIX",
+    "DemoDictReplayBuffer",
+    "DemoReplayBuffer",
+    "DemonstrationsLike",
+    "as_demonstrations",
+    "check_demonstrations_loaded",
+    "defer_missing_demonstrations",
+    "with_env_id",
+]
 

@@ -2,34 +2,31 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from stable_baselines3.common.callbacks import BaseCallback
 
-from sb3_swfp.common.buffers import ENV_ID_FIELD, with_env_id
-from sb3_swfp.common.demos import Demonstrations
-
-
-def _check_exists(path: str | os.PathLike, how: str = "") -> None:
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"demonstrations file not found: {os.fspath(path)!r}{how} (expected a .npz file)")
+from sb3_swfp.common.buffers import DemonstrationsLike, with_env_id
 
 
 class BCPretrainCallback(BaseCallback):
     """Behaviour-clone demonstrations into the flow policy when ``learn()`` starts, then fine-tune online.
 
-    Calls :meth:`SWFP.pretrain` once, at the start of the first ``learn()`` (not again when training
-    continues), on the model's device, and logs ``pretrain/bc_loss`` to the model's logger
-    (TensorBoard included).  The target actor is synced afterwards.  Usable from rl-zoo3 YAML::
+    Calls :meth:`SWFP.pretrain` at the start of ``learn()``, on the model's device, and logs
+    ``pretrain/bc_loss`` to the model's logger (TensorBoard included).  The target actor is synced
+    afterwards.  It clones only a model that has neither been behaviour-cloned (``model.n_bc_updates``)
+    nor trained (gradient updates): both are saved with the model, so a loaded model that continues
+    (rl-zoo3's ``-i``, ``SWFP.load`` + ``learn``, where ``num_timesteps`` starts again at 0) is not
+    cloned again, and the demonstrations are then not read.  Usable from rl-zoo3 YAML::
 
         callback:
           - sb3_swfp.common.callbacks.BCPretrainCallback:
               demonstrations: demos/pendulum.npz
               gradient_steps: 5000
 
-    :param demonstrations: :class:`Demonstrations` or the path of an ``.npz`` file; ``{env_id}`` in the path
-        is replaced by the env's id when training starts.
+    :param demonstrations: :class:`Demonstrations`, the path of an ``.npz`` file, ``"minari:<dataset id>"``,
+        an SB3 replay buffer or imitation trajectories (read when BC runs); ``{env_id}`` in a path is
+        replaced by the env's id.
     :param gradient_steps: BC gradient steps.
     The defaults are those of :meth:`SWFP.pretrain`, the fine-tuning preset's
     (``sb3_swfp.presets.PRETRAIN_KWARGS``).
@@ -41,12 +38,14 @@ class BCPretrainCallback(BaseCallback):
     :param critic_warmup_steps: Critic steps on demonstration transitions after BC (0: none).
     :param clip_actions: Clip out-of-bounds demonstration actions instead of raising.
     :param progress_bar: Show a progress bar for the BC steps.
+    :param allow_env_mismatch: Use demonstrations recorded on another env id (with a warning).
+    :param allow_missing_rewards: Let the critic warm-up train on reward-free demonstrations (with a warning).
     :param verbose: Verbosity level.
     """
 
     def __init__(
         self,
-        demonstrations: str | os.PathLike | Demonstrations,
+        demonstrations: DemonstrationsLike,
         gradient_steps: int = 10_000,
         batch_size: int = 128,
         learning_rate: float = 1e-3,
@@ -55,11 +54,11 @@ class BCPretrainCallback(BaseCallback):
         critic_warmup_steps: int = 0,
         clip_actions: bool = False,
         progress_bar: bool = False,
+        allow_env_mismatch: bool = False,
+        allow_missing_rewards: bool = False,
         verbose: int = 0,
     ):
         super().__init__(verbose)
-        if isinstance(demonstrations, (str, os.PathLike)) and ENV_ID_FIELD not in os.fspath(demonstrations):
-            _check_exists(demonstrations)
         self.demonstrations = demonstrations
         self.pretrain_kwargs: dict[str, Any] = dict(
             gradient_steps=gradient_steps,
@@ -70,17 +69,19 @@ class BCPretrainCallback(BaseCallback):
             critic_warmup_steps=critic_warmup_steps,
             clip_actions=clip_actions,
             progress_bar=progress_bar,
+            allow_env_mismatch=allow_env_mismatch,
+            allow_missing_rewards=allow_missing_rewards,
         )
         self.pretrained = False
 
     def _on_training_start(self) -> None:
-        if self.pretrained or self.model.num_timesteps > 0:
-            return
         if not hasattr(self.model, "pretrain"):
             raise TypeError(f"BCPretrainCallback needs an SWFP model, got {type(self.model).__name__}")
+        if self.pretrained or self.model.n_bc_updates > 0 or self.model._n_updates > 0:
+            if self.verbose and not self.pretrained:
+                print("BC pretraining skipped: the model has already been behaviour-cloned or trained")
+            return
         demonstrations = with_env_id(self.demonstrations, self.training_env)
-        if demonstrations is not self.demonstrations:
-            _check_exists(demonstrations, f" ({os.fspath(self.demonstrations)!r} with the env's id)")
         if self.verbose:
             print(f"BC pretraining on {demonstrations!s} for {self.pretrain_kwargs['gradient_steps']} steps")
         self.model.pretrain(demonstrations, **self.pretrain_kwargs)

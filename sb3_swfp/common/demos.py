@@ -43,6 +43,8 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -266,6 +268,9 @@ def _check_structure(demos: Demonstrations) -> None:
 def save_demonstrations(demos: Demonstrations, path: str | os.PathLike, compressed: bool = True) -> Path:
     """Write ``demos`` to ``path`` in the ``.npz`` format described in the module docstring.
 
+    The archive is written to a temporary file in the same folder, then moved over ``path`` in one
+    step (``os.replace``): a save that fails or is killed midway leaves an existing file as it was.
+
     :param demos: Demonstrations to write.
     :param path: Destination; ``.npz`` is appended when missing.
     :param compressed: Use ``np.savez_compressed``.
@@ -295,7 +300,18 @@ def save_demonstrations(demos: Demonstrations, path: str | os.PathLike, compress
     for name in _FLAT_FIELDS:
         arrays[name] = getattr(demos, name)
     path.parent.mkdir(parents=True, exist_ok=True)
-    (np.savez_compressed if compressed else np.savez)(path, **arrays)
+    # Same folder, so that os.replace is a rename on one file system; O_EXCL: never another file
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # mode as open() gives, less the umask
+    try:
+        with os.fdopen(descriptor, "wb") as file:
+            (np.savez_compressed if compressed else np.savez)(file, **arrays)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
     return path
 
 
@@ -347,6 +363,51 @@ def load_demonstrations(path: str | os.PathLike) -> Demonstrations:
 
 # ----------------------------------------------------------------------------------------
 # Validation
+
+
+def check_env_id(metadata: Mapping[str, Any], env_id: str | None, allow_env_mismatch: bool = False) -> None:
+    """Raise unless demonstrations with this ``metadata`` were recorded on ``env_id`` (``metadata["env_id"]``).
+
+    Nothing is checked when either id is unknown (no ``env_id`` in the metadata, an env without a
+    registered spec).  Spaces can match across envs (Hopper-v4 and Hopper-v5, two PointMaze mazes), so
+    :func:`validate` alone does not catch a set recorded on another env.
+
+    :param metadata: ``Demonstrations.metadata``.
+    :param env_id: Id of the env they are used on.
+    :param allow_env_mismatch: Warn instead of raising (data from a related env, on purpose).
+    :raises ValueError: the ids differ and ``allow_env_mismatch`` is False.
+    """
+    recorded_on = metadata.get("env_id")
+    if recorded_on is None or env_id is None or recorded_on == env_id:
+        return
+    message = f"the demonstrations were recorded on {recorded_on!r} (metadata['env_id']) but the env is {env_id!r}"
+    if not allow_env_mismatch:
+        raise ValueError(f"{message}; pass allow_env_mismatch=True to use them anyway")
+    warnings.warn(f"{message}; using them anyway (allow_env_mismatch=True)", stacklevel=3)
+
+
+def check_rewards(demos: Demonstrations, allow_missing_rewards: bool, used_by: str) -> None:
+    """Raise when ``demos`` carry no rewards (``metadata["has_rewards"]`` false) and ``used_by`` needs them.
+
+    Converters that get no rewards (:func:`from_imitation` without ``rews``) store zeros and mark the
+    set; behaviour cloning does not read rewards, the critic does.
+
+    :param demos: Demonstrations.
+    :param allow_missing_rewards: Warn and use the zeros instead of raising.
+    :param used_by: What would train on the rewards, for the message.
+    :raises ValueError: reward-free demonstrations and ``allow_missing_rewards`` is False.
+    """
+    if demos.metadata.get("has_rewards", True):
+        return
+    message = (
+        f"the demonstrations have no rewards (metadata['has_rewards'] is false; they are stored as zeros), "
+        f"and {used_by} trains the critic on them"
+    )
+    if not allow_missing_rewards:
+        raise ValueError(
+            f"{message}: give demonstrations with rewards, or pass allow_missing_rewards=True to train on zero rewards"
+        )
+    warnings.warn(f"{message}: training on zero rewards (allow_missing_rewards=True)", stacklevel=3)
 
 
 def validate(
@@ -975,6 +1036,9 @@ def to_minari(
     :param description: Stored in the dataset metadata.
     :param data_format: Minari storage format (``"hdf5"`` or ``"arrow"``; Minari's default when ``None``).
     :return: The new ``minari.MinariDataset``.
+    :raises ValueError: the demonstrations do not fit the spaces (given, else the env's): shapes,
+        dict keys, dtypes, non-finite values, actions out of bounds (see :func:`validate`); nothing
+        is written then.
     """
     minari = _import_minari()
     from minari.data_collector import EpisodeBuffer
@@ -983,6 +1047,14 @@ def to_minari(
         raise ValueError("to_minari needs env, or both observation_space and action_space, to describe the dataset")
     if len(demos) == 0:
         raise ValueError("demonstrations are empty (0 transitions); expected at least one transition")
+    if observation_space is None or action_space is None:
+        env_spaces = gym.make(env) if isinstance(env, str) else env
+        observation_space = observation_space or env_spaces.observation_space  # type: ignore[union-attr]
+        action_space = action_space or env_spaces.action_space  # type: ignore[union-attr]
+        if isinstance(env, str):
+            env_spaces.close()  # type: ignore[union-attr]
+    # The dataset names its env (or spaces): what it stores must fit them, cast to their dtypes
+    demos = validate(demos, observation_space, action_space)
     episodes = []
     for episode_id, (start, end) in enumerate(demos.episode_bounds()):
         obs = _map_obs(demos.observations, lambda a: a[start:end])

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import torch as th
 from stable_baselines3 import SAC
 
-from sb3_swfp.common.buffers import as_demonstrations
-from sb3_swfp.common.demos import Demonstrations, sample_batch, validate
+from sb3_swfp.common.buffers import DemonstrationsLike, as_demonstrations
+from sb3_swfp.common.demos import sample_batch, validate
 
 
 def gaussian_behaviour_cloning(
     model: SAC,
-    demonstrations: str | os.PathLike | Demonstrations,
+    demonstrations: DemonstrationsLike,
     gradient_steps: int = 2000,
     batch_size: int = 128,
     learning_rate: float = 1e-3,
@@ -25,7 +23,8 @@ def gaussian_behaviour_cloning(
     Scaled demonstration actions are clipped to ``±(1 - 1e-6)`` so that ``atanh`` stays finite.
 
     :param model: A SAC model; its actor is trained in place (critics untouched).
-    :param demonstrations: :class:`Demonstrations` or the path of an ``.npz`` file.
+    :param demonstrations: Anything :func:`~sb3_swfp.common.buffers.as_demonstrations` reads (a
+        :class:`~sb3_swfp.common.demos.Demonstrations`, an ``.npz`` path, ``"minari:<id>"``, an SB3 buffer, ...).
     :param gradient_steps: Adam steps.
     :param batch_size: Minibatch size.
     :param learning_rate: Adam learning rate.

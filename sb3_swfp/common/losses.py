@@ -123,8 +123,14 @@ def flow_matching_loss(predicted_velocity: th.Tensor, target_velocity: th.Tensor
     return (predicted_velocity - target_velocity).pow(2).sum(dim=-1).mean()
 
 
-class NonFiniteLossError(FloatingPointError):
-    """Raised when a training loss is NaN or infinite, before any weight is updated with it."""
+class NonFiniteLossError(FloatingPointError, ValueError):
+    """Raised when a training loss is NaN or infinite, before any weight is updated with it.
+
+    Also a ``ValueError``: a diverging run is a bad value, as SAC's NaN is (torch raises a
+    ``ValueError`` for a NaN Gaussian mean).  Code that treats divergence as a failed run, such as
+    rl-zoo3's hyperparameter search (it prunes trials that raise ``AssertionError``/``ValueError``),
+    then handles SWFP's the same way; ``FloatingPointError`` stays a base for older callers.
+    """
 
 
 def check_finite(name: str, value: th.Tensor, update: int) -> float:

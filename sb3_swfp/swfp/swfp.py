@@ -7,7 +7,7 @@ import json
 import os
 import zipfile
 from collections import defaultdict
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import numpy as np
 import torch as th
@@ -26,7 +26,7 @@ from stable_baselines3.common.utils import (
 )
 
 from sb3_swfp.common.buffers import with_env_id
-from sb3_swfp.common.demos import Demonstrations, sample_batch, validate
+from sb3_swfp.common.demos import Demonstrations, check_env_id, check_rewards, sample_batch, validate
 from sb3_swfp.common.flow import LOG_PROB_METHODS, ODE_SOLVERS
 from sb3_swfp.common.losses import (
     Q_AGGREGATIONS,
@@ -41,6 +41,9 @@ from sb3_swfp.common.squash import SQUASHES
 from sb3_swfp.swfp.policies import FlowActor, FlowPolicy, MultiInputPolicy
 
 SelfSWFP = TypeVar("SelfSWFP", bound="SWFP")
+
+if TYPE_CHECKING:
+    from sb3_swfp.common.buffers import DemonstrationsLike
 
 BLOCK_SAMPLING = ("per_sample", "per_batch")
 # Arguments that SWFP forwards to its policy; they must not also be given in policy_kwargs.
@@ -262,6 +265,9 @@ class SWFP(OffPolicyAlgorithm):
         self.target_update_interval = target_update_interval
         self.log_ent_coef: th.Tensor | None = None
         self.ent_coef_optimizer: th.optim.Adam | None = None
+        # BC gradient steps done by pretrain(); saved with the model, so that BCPretrainCallback
+        # does not clone again when a loaded model continues (learn() resets num_timesteps)
+        self.n_bc_updates = 0
 
         if _init_setup_model:
             self._setup_model()
@@ -286,6 +292,13 @@ class SWFP(OffPolicyAlgorithm):
         self.actor_lr_schedule = (
             self.lr_schedule if self.actor_learning_rate is None else FloatSchedule(self.actor_learning_rate)
         )
+        if self.bc_coef > 0 and not hasattr(self.replay_buffer, "sample_demonstrations"):
+            raise ValueError(
+                f"bc_coef={self.bc_coef} needs demonstrations in the replay buffer: pass "
+                "replay_buffer_class=DemoReplayBuffer, replay_buffer_kwargs=dict(demonstrations='demos.npz')"
+            )
+        if hasattr(self.replay_buffer, "check_env"):  # demonstrations recorded on another env
+            self.replay_buffer.check_env(self._env_id())
         self.batch_norm_stats = get_parameters_by_name(self.critic, ["running_"])
         self.batch_norm_stats_target = get_parameters_by_name(self.critic_target, ["running_"])
 
@@ -451,7 +464,7 @@ class SWFP(OffPolicyAlgorithm):
 
     def pretrain(
         self: SelfSWFP,
-        demonstrations: str | os.PathLike | Demonstrations,
+        demonstrations: DemonstrationsLike,
         gradient_steps: int = 10_000,
         batch_size: int = 128,
         learning_rate: float = 1e-3,
@@ -461,6 +474,9 @@ class SWFP(OffPolicyAlgorithm):
         clip_actions: bool = False,
         progress_bar: bool = False,
         log_interval: int = 100,
+        tb_log_name: str = "SWFP_pretrain",
+        allow_env_mismatch: bool = False,
+        allow_missing_rewards: bool = False,
     ) -> SelfSWFP:
         """Behaviour cloning: conditional flow matching on demonstrations (Eq. 7, spec §5), then sync the target actor.
 
@@ -468,11 +484,20 @@ class SWFP(OffPolicyAlgorithm):
         preset's (``sb3_swfp.presets.PRETRAIN_KWARGS``): AdamW, learning rate 1e-3 cosine-decayed to 1e-4,
         weight decay 1e-6, batch 128, 10k steps.  The paper's App. C uses 1e-4 decayed to 1e-5, for
         far longer runs than a CPU affords.
-        The actor's own optimizer state is left untouched.  Observations are normalised with the
-        model's ``VecNormalize`` statistics when it has one (as they are at call time).
+        The actor's own optimizer state is left untouched.
 
-        :param demonstrations: :class:`Demonstrations` or the path of an ``.npz`` file; validated against
-            the model's spaces (actions in the env's action space, scaled to [-1, 1] here).
+        Under ``VecNormalize`` (``norm_obs`` and ``training`` on), the running observation statistics
+        are first updated with the demonstration observations, then BC trains on observations
+        normalised with them: at the start of ``learn()`` the statistics have seen one observation,
+        and almost every demonstration observation would be clipped at ``clip_obs``.  Frozen
+        statistics (``training=False``) are used as they are.
+
+        Logs go to the model's logger when it has one (inside ``learn()``: the run's), otherwise to a
+        run of their own, ``tb_log_name``, closed at the end; the next ``learn()`` then starts its own.
+
+        :param demonstrations: :class:`Demonstrations`, the path of an ``.npz`` file, ``"minari:<dataset id>"``,
+            an SB3 replay buffer or imitation trajectories (see :func:`~sb3_swfp.common.buffers.as_demonstrations`);
+            validated against the model's spaces (actions in the env's action space, scaled to [-1, 1] here).
         :param gradient_steps: Number of BC gradient steps.
         :param batch_size: BC minibatch size.
         :param learning_rate: Initial learning rate.
@@ -483,6 +508,11 @@ class SWFP(OffPolicyAlgorithm):
         :param clip_actions: Clip demonstration actions outside the bounds instead of raising.
         :param progress_bar: Show a progress bar.
         :param log_interval: Record ``pretrain/bc_loss`` (mean) every ``log_interval`` steps.
+        :param tb_log_name: TensorBoard run name when the model has no logger yet.
+        :param allow_env_mismatch: Use demonstrations whose ``metadata["env_id"]`` is not the env's id
+            (with a warning) instead of raising.
+        :param allow_missing_rewards: With ``critic_warmup_steps``, use reward-free demonstrations
+            (``metadata["has_rewards"]`` false) as zero rewards (with a warning) instead of raising.
         :return: the model, pretrained.
         """
         from sb3_swfp.common.buffers import as_demonstrations
@@ -490,8 +520,13 @@ class SWFP(OffPolicyAlgorithm):
         _check_int("gradient_steps", gradient_steps, 0)
         _check_int("batch_size", batch_size, 1)
         demos = validate(as_demonstrations(demonstrations), self.observation_space, self.action_space, clip_actions)
-        if not hasattr(self, "_logger"):
-            self.set_logger(configure_logger(self.verbose, self.tensorboard_log, "SWFP_pretrain"))
+        check_env_id(demos.metadata, self._env_id(), allow_env_mismatch)
+        if critic_warmup_steps > 0:
+            check_rewards(demos, allow_missing_rewards, "the critic warm-up (critic_warmup_steps > 0)")
+        self._update_obs_statistics(demos)
+        # Not set_logger(): that would mark the logger as the user's, and learn() would keep it (and its run name)
+        own_logger = not hasattr(self, "_logger")
+        logger = configure_logger(self.verbose, self.tensorboard_log, tb_log_name) if own_logger else self.logger
         actor = self.actor
         optimizer = th.optim.AdamW(actor.parameters(), lr=learning_rate, weight_decay=weight_decay, foreach=True)
         scheduler = th.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(gradient_steps, 1), eta_min=final_learning_rate)
@@ -507,10 +542,11 @@ class SWFP(OffPolicyAlgorithm):
             loss.backward()
             optimizer.step()
             scheduler.step()
+            self.n_bc_updates += 1
             if step % log_interval == 0 or step == gradient_steps:
-                self.logger.record("pretrain/bc_loss", float(np.mean(losses)))
-                self.logger.record("pretrain/learning_rate", scheduler.get_last_lr()[0])
-                self.logger.dump(step=step)
+                logger.record("pretrain/bc_loss", float(np.mean(losses)))
+                logger.record("pretrain/learning_rate", scheduler.get_last_lr()[0])
+                logger.dump(step=step)
                 losses = []
         self.policy.sync_target_actor()  # spec §5: after pretraining the target actor equals the actor
 
@@ -525,9 +561,32 @@ class SWFP(OffPolicyAlgorithm):
             self._critic_update(batch, ent_coef, logs)  # type: ignore[arg-type]
             polyak_update(self.critic.parameters(), self.critic_target.parameters(), self.tau)
             if step % log_interval == 0 or step == critic_warmup_steps:
-                self.logger.record("pretrain/critic_loss", float(np.mean(logs.pop("critic_loss"))))
-                self.logger.dump(step=gradient_steps + step)
+                logger.record("pretrain/critic_loss", float(np.mean(logs.pop("critic_loss"))))
+                logger.dump(step=gradient_steps + step)
+        if own_logger:
+            logger.close()
         return self
+
+    def _env_id(self) -> str | None:
+        """The id of the env's spec (first env of the VecEnv), or None without an env or a registered spec."""
+        if self.env is None:
+            return None
+        try:
+            spec = self.env.get_attr("spec", indices=[0])[0]
+        except AttributeError:  # an env that is not a gymnasium.Env
+            return None
+        return getattr(spec, "id", None)
+
+    def _update_obs_statistics(self, demos: Demonstrations) -> None:
+        """Update the running observation statistics of the model's VecNormalize (if any, and in training mode) with the demonstrations'."""
+        vec_normalize = self._vec_normalize_env
+        if vec_normalize is None or not vec_normalize.norm_obs or not vec_normalize.training:
+            return
+        if isinstance(demos.observations, dict):
+            for key in vec_normalize.norm_obs_keys:
+                vec_normalize.obs_rms[key].update(demos.observations[key])  # type: ignore[index]
+        else:
+            vec_normalize.obs_rms.update(demos.observations)  # type: ignore[union-attr]
 
     def _normalize_demo_obs(self, observations: Any) -> Any:
         """Apply the model's VecNormalize observation statistics (if any) to a batch of demonstration observations."""
@@ -548,12 +607,9 @@ class SWFP(OffPolicyAlgorithm):
         reset_num_timesteps: bool = True,
         progress_bar: bool = False,
     ) -> SelfSWFP:
-        # Checked here, not at construction: a model loaded only to act (zoo's enjoy) needs no demonstrations
-        if self.bc_coef > 0 and not hasattr(self.replay_buffer, "sample_demonstrations"):
-            raise ValueError(
-                f"bc_coef={self.bc_coef} needs demonstrations in the replay buffer: pass "
-                "replay_buffer_class=DemoReplayBuffer, replay_buffer_kwargs=dict(demonstrations='demos.npz')"
-            )
+        from sb3_swfp.common.buffers import check_demonstrations_loaded
+
+        check_demonstrations_loaded(self.replay_buffer)  # before any env step
         return super().learn(
             total_timesteps=total_timesteps,
             callback=callback,
@@ -564,11 +620,31 @@ class SWFP(OffPolicyAlgorithm):
         )
 
     @classmethod
-    def load(cls, path: str | os.PathLike | io.BufferedIOBase, *args: Any, **kwargs: Any) -> SWFP:  # type: ignore[override]
-        """As SB3's ``load``; a model saved before the ``squash`` option existed loads with the clip it was trained with."""
+    def load(  # type: ignore[override]
+        cls: type[SelfSWFP],
+        path: str | os.PathLike | io.BufferedIOBase,
+        env: GymEnv | None = None,
+        device: th.device | str = "auto",
+        custom_objects: dict[str, Any] | None = None,
+        print_system_info: bool = False,
+        force_reset: bool = True,
+        **kwargs: Any,
+    ) -> SelfSWFP:
+        """Load as SB3 does; a model saved with a demonstration buffer loads without its demonstrations file,
+        and a model saved before the ``squash`` option existed loads with the clip it was trained with.
+
+        The replay buffer is rebuilt from its saved arguments; when they name demonstrations that
+        cannot be found from here (a relative path, another machine), the buffer is built without
+        them and a warning says so: the model predicts as saved, and ``learn()`` raises until the
+        demonstrations are given again (``replay_buffer_kwargs=dict(demonstrations=..., demo_ratio=...)``
+        here, or :meth:`load_replay_buffer`).  Arguments as ``BaseAlgorithm.load``.
+        """
+        from sb3_swfp.common.buffers import defer_missing_demonstrations
+
         if "squash" not in kwargs and not _saved_data_has(path, "squash"):
             kwargs["squash"] = "clip"
-        return super().load(path, *args, **kwargs)
+        with defer_missing_demonstrations():
+            return super().load(path, env, device, custom_objects, print_system_info, force_reset, **kwargs)
 
     def _excluded_save_params(self) -> list[str]:
         return [*super()._excluded_save_params(), "actor", "actor_target", "critic", "critic_target", "actor_lr_schedule"]

@@ -1,0 +1,139 @@
+"""Offline-to-online: BC pretraining, the BC callback and the demonstration buffer across logging, save/load and VecNormalize."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch as th
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.vec_env import VecNormalize
+
+from sb3_swfp import SWFP, BCPretrainCallback, DemoReplayBuffer
+from sb3_swfp.common.demos import collect_demonstrations
+from sb3_swfp.experts import PendulumSwingUpExpert
+from tests.conftest import TINY
+
+ENV_ID = "Pendulum-v1"
+BC = dict(gradient_steps=5, batch_size=16)
+
+
+@pytest.fixture(scope="module")
+def demos():
+    """One episode (200 transitions) of the noisy swing-up expert."""
+    return collect_demonstrations(ENV_ID, PendulumSwingUpExpert(noise_std=0.3, seed=0), n_episodes=1, seed=0)
+
+
+def tiny(env=ENV_ID, **kwargs):
+    return SWFP("FlowPolicy", env, **{**TINY, **kwargs})
+
+
+def actor_parameters(model):
+    return [param.detach().clone() for param in model.actor.parameters()]
+
+
+def same_parameters(a, b):
+    return all(th.equal(x, y) for x, y in zip(a, b))
+
+
+def test_bc_callback_does_not_clone_again_when_a_loaded_model_continues(demos, tmp_path):
+    # learning_starts above every budget here: no gradient update but BC's can move the actor
+    model = tiny(seed=0, learning_starts=1_000)
+    before = actor_parameters(model)
+    model.learn(20, callback=BCPretrainCallback(demos, **BC))
+    assert not same_parameters(before, actor_parameters(model))  # BC ran once
+    model.save(tmp_path / "model")
+
+    # rl-zoo3's -i, or load + learn with the same callback: num_timesteps starts again at 0
+    loaded = SWFP.load(tmp_path / "model", env=gym.make(ENV_ID))
+    assert loaded.n_bc_updates == BC["gradient_steps"]  # saved with the model
+    after_load = actor_parameters(loaded)
+    loaded.learn(20, callback=BCPretrainCallback(demos, **BC))
+    assert same_parameters(after_load, actor_parameters(loaded))
+
+
+def test_learn_after_pretrain_logs_under_its_own_tb_log_name(demos, tmp_path):
+    model = tiny(seed=0, tensorboard_log=str(tmp_path))
+    model.pretrain(demos, **BC)
+    model.learn(20, tb_log_name="finetune")
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["SWFP_pretrain_1", "finetune_1"]
+    assert list((tmp_path / "finetune_1").glob("events.out.tfevents.*"))
+
+
+def test_bc_under_vec_normalize_sees_demonstrations_inside_the_clipping_range(demos):
+    env = VecNormalize(make_vec_env(ENV_ID, n_envs=1, seed=0), norm_reward=False)
+    model = tiny(env=env, seed=0, learning_starts=1_000)
+    # BC at the start of learn(): the running statistics have seen the first observation only
+    model.learn(2, callback=BCPretrainCallback(demos, **BC))
+    normalized = env.normalize_obs(demos.observations)
+    assert np.mean(np.abs(normalized) >= env.clip_obs) == 0.0
+    # the statistics are (almost all) those of the demonstration observations
+    np.testing.assert_allclose(env.obs_rms.mean, demos.observations.mean(axis=0), atol=0.05)
+
+
+def test_bc_leaves_frozen_vec_normalize_statistics_alone(demos):
+    env = VecNormalize(make_vec_env(ENV_ID, n_envs=1, seed=0), norm_reward=False, training=False)
+    model = tiny(env=env, seed=0)
+    mean, var = env.obs_rms.mean.copy(), env.obs_rms.var.copy()
+    model.pretrain(demos, **BC)
+    np.testing.assert_array_equal(env.obs_rms.mean, mean)
+    np.testing.assert_array_equal(env.obs_rms.var, var)
+
+
+def test_a_model_with_a_demonstration_buffer_loads_away_from_the_demonstrations_file(demos, tmp_path, monkeypatch):
+    trained_in, elsewhere = tmp_path / "run", tmp_path / "elsewhere"
+    trained_in.mkdir(), elsewhere.mkdir()
+    monkeypatch.chdir(trained_in)
+    demos.save("demos.npz")
+    model = tiny(seed=0, replay_buffer_class=DemoReplayBuffer, replay_buffer_kwargs=dict(demonstrations="demos.npz", demo_ratio=0.5))
+    model.learn(60)
+    model.save("model")
+
+    monkeypatch.chdir(elsewhere)
+    with pytest.warns(UserWarning, match="'demos.npz'"):
+        loaded = SWFP.load(trained_in / "model.zip", env=gym.make(ENV_ID))
+    obs = np.stack([gym.make(ENV_ID).reset(seed=i)[0] for i in range(4)])
+    np.testing.assert_array_equal(loaded.predict(obs, deterministic=True)[0], model.predict(obs, deterministic=True)[0])
+    # Training needs the demonstrations: a clear error before the first step, and they can be given again
+    with pytest.raises(FileNotFoundError, match="replay_buffer_kwargs"):
+        loaded.learn(10)
+    again = SWFP.load(
+        trained_in / "model.zip",
+        env=gym.make(ENV_ID),
+        replay_buffer_kwargs=dict(demonstrations=trained_in / "demos.npz", demo_ratio=0.5),
+    )
+    assert again.replay_buffer.n_demonstrations == len(demos)
+    again.learn(10)
+
+
+def test_reward_free_demonstrations_train_no_critic_unless_asked(demos):
+    reward_free = demos.subset(slice(None))
+    reward_free.metadata["has_rewards"] = False  # as from_imitation marks trajectories without rews
+    with pytest.raises(ValueError, match="no rewards.*allow_missing_rewards=True"):
+        tiny(replay_buffer_class=DemoReplayBuffer, replay_buffer_kwargs=dict(demonstrations=reward_free))
+    with pytest.warns(UserWarning, match="zero rewards"):
+        tiny(replay_buffer_class=DemoReplayBuffer, replay_buffer_kwargs=dict(demonstrations=reward_free, allow_missing_rewards=True))
+    model = tiny(seed=0)
+    model.pretrain(reward_free, **BC)  # behaviour cloning reads no reward
+    with pytest.raises(ValueError, match="no rewards"):
+        model.pretrain(reward_free, critic_warmup_steps=2, **BC)
+    with pytest.warns(UserWarning, match="zero rewards"):
+        model.pretrain(reward_free, critic_warmup_steps=2, allow_missing_rewards=True, **BC)
+
+
+def test_demonstrations_recorded_on_another_env_are_refused_unless_asked(demos, tmp_path):
+    other = demos.subset(slice(None))
+    other.metadata["env_id"] = "Pendulum-v0"  # same spaces, another env
+    model = tiny(seed=0)
+    with pytest.raises(ValueError, match=r"recorded on 'Pendulum-v0' .* the env is 'Pendulum-v1'; pass allow_env_mismatch=True"):
+        model.pretrain(other, **BC)
+    with pytest.warns(UserWarning, match="allow_env_mismatch=True"):
+        model.pretrain(other, allow_env_mismatch=True, **BC)
+    with pytest.raises(ValueError, match="recorded on 'Pendulum-v0'"):
+        tiny(replay_buffer_class=DemoReplayBuffer, replay_buffer_kwargs=dict(demonstrations=other))
+    with pytest.raises(ValueError, match="recorded on 'Pendulum-v0'"):
+        tiny(learning_starts=1_000).learn(2, callback=BCPretrainCallback(other, **BC))
+    with pytest.warns(UserWarning, match="allow_env_mismatch=True"):
+        model = tiny(replay_buffer_class=DemoReplayBuffer, replay_buffer_kwargs=dict(demonstrations=other, allow_env_mismatch=True))
+    # the opt-in is saved with the model: it loads without asking again
+    model.save(tmp_path / "model")
+    with pytest.warns(UserWarning, match="allow_env_mismatch=True"):
+        SWFP.load(tmp_path / "model", env=gym.make(ENV_ID))
