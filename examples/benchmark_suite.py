@@ -168,6 +168,15 @@ def swfp_o2o_entry(env_id: str) -> tuple[dict[str, Any], dict[str, Any], float |
     return entry, bc_kwargs, demo_ratio
 
 
+def with_overrides(kwargs: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """``kwargs`` with a variant's arguments on top; ``policy_kwargs`` are merged key by key, so that a
+    variant can add e.g. ``critic_layer_norm`` and keep the entry's network sizes."""
+    merged = {**kwargs, **overrides}
+    if "policy_kwargs" in overrides:
+        merged["policy_kwargs"] = {**kwargs.get("policy_kwargs", {}), **overrides["policy_kwargs"]}
+    return merged
+
+
 def baseline_kwargs(algo: str, task: Task, budget: str) -> dict[str, Any]:
     """rl-zoo3 settings of ``algo`` for the task (ours where we have an entry), SB3 defaults otherwise."""
     try:
@@ -190,7 +199,7 @@ def make_model(method: str, task: Task, demos, seed: int, budget: str, device: s
     env = make_env(task.env_id)
     if method == "swfp":
         kwargs, bc_kwargs, demo_ratio = swfp_o2o_entry(task.env_id)
-        kwargs.update(overrides or {})
+        kwargs = with_overrides(kwargs, overrides or {})
         policy = kwargs.pop("policy")
         if demo_ratio is not None:
             kwargs.update(replay_buffer_class=DemoReplayBuffer, replay_buffer_kwargs=dict(demonstrations=demos, demo_ratio=demo_ratio))
