@@ -8,9 +8,11 @@ Every method of a task sees the same demonstrations and the same online budget:
 - ``sac`` / ``td3``: from scratch (rl-zoo3 settings: ``zoo_hyperparams/{sac,td3}.yml`` or rl-zoo3's own);
 - ``sac_demos`` / ``td3_demos``: the same, with the demonstrations in the replay buffer
   (``DemoReplayBuffer``, the demo share of SWFP's entry) and learning from the first step;
+- ``rlpd``: RLPD-style SAC (``sb3_swfp.rlpd``): rl-zoo3's SAC settings with LayerNorm critics, half of
+  every batch from the demonstrations, learning from the first step and two updates per env step;
 - ``tqc`` / ``crossq`` (sb3-contrib): extra rows, from scratch, where time allows;
 - ``swfp-<name>``: a named SWFP variant, the ``swfp`` entry with ``--swfp-kwargs`` on top
-  (``--variant <name>``), for ablations rendered next to the other rows.
+  (``--variant <name>``), for the ablation page.
 
 Raw results go to ``docs/results/benchmarks/<budget>/<task>/<method>_s<seed>.json`` (one file per
 run; finished runs are skipped, so an interrupted suite resumes), and ``docs/benchmarks.md`` is
@@ -55,12 +57,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from benchmark_core import evaluate_zoo_strings, measure_speed, speed_ratios, zoo_hyperparams  # noqa: E402  (examples/ is not a package)
 
-METHODS = ("bc", "swfp", "sac", "td3", "sac_demos", "td3_demos", "tqc", "crossq")
+METHODS = ("bc", "swfp", "rlpd", "sac", "td3", "sac_demos", "td3_demos", "tqc", "crossq")
 RUN_METHODS = tuple(m for m in METHODS if m != "bc")  # bc is read off the swfp runs
-DEFAULT_METHODS = ("swfp", "sac", "td3", "sac_demos", "td3_demos")
+DEFAULT_METHODS = ("swfp", "rlpd", "sac", "td3", "sac_demos", "td3_demos")
 LABELS = {
     "bc": "BC flow (no online step)",
     "swfp": "SWFP (BC + online)",
+    "rlpd": "RLPD-style SAC (demos, UTD 2)",
     "sac": "SAC from scratch",
     "td3": "TD3 from scratch",
     "sac_demos": "SAC + demos in buffer",
@@ -177,6 +180,10 @@ def with_overrides(kwargs: dict[str, Any], overrides: dict[str, Any]) -> dict[st
     return merged
 
 
+#: What the RLPD-style helper sets in rl-zoo3's SAC entries (the policy class too)
+RLPD_SETS = ("policy", "replay_buffer_class", "replay_buffer_kwargs", "learning_starts", "train_freq", "gradient_steps")
+
+
 def baseline_kwargs(algo: str, task: Task, budget: str) -> dict[str, Any]:
     """rl-zoo3 settings of ``algo`` for the task (ours where we have an entry), SB3 defaults otherwise."""
     try:
@@ -206,6 +213,13 @@ def make_model(method: str, task: Task, demos, seed: int, budget: str, device: s
         model = SWFP(policy, env, seed=seed, device=device, **kwargs)
         model.pretrain(demos, **bc_kwargs)
         return model
+    if method == "rlpd":
+        from sb3_swfp.rlpd import rlpd_sac_kwargs
+
+        # rl-zoo3's SAC settings for the task, made RLPD-style (its buffer, start and update ratio win)
+        kwargs = {key: value for key, value in baseline_kwargs("sac", task, budget).items() if key not in RLPD_SETS}
+        kwargs = rlpd_sac_kwargs(demos, dict_observations=task.success_metric, **kwargs, **(overrides or {}))
+        return SAC(env=env, seed=seed, device=device, **kwargs)
     algo, _, with_demos = method.partition("_")
     if algo in ("tqc", "crossq"):
         from sb3_contrib import TQC, CrossQ
@@ -384,7 +398,7 @@ def _describe(model) -> dict[str, Any]:
         "learning_rate", "actor_learning_rate", "batch_size", "buffer_size", "learning_starts", "gamma", "tau",
         "train_freq", "gradient_steps", "policy_delay", "n_blocks", "ent_coef", "w2_coef", "jko_step_size",
         "q_normalization", "critic_entropy", "actor_learning_starts", "w2_prev_coef", "bc_coef", "squash",
-        "policy_kwargs", "replay_buffer_class",
+        "policy_kwargs", "replay_buffer_class", "policy_class",
     )  # fmt: skip
     return {key: getattr(model, key) for key in keys if hasattr(model, key)}
 

@@ -35,7 +35,7 @@ def suite(tmp_path, monkeypatch):
 
 
 def test_runs_resume_and_render(suite):
-    messages = [suite.run_one(("toy", method, 0, "cpu", "cpu")) for method in ("swfp", "sac_demos")]
+    messages = [suite.run_one(("toy", method, 0, "cpu", "cpu")) for method in ("swfp", "sac_demos", "rlpd")]
     assert all(message.startswith("done") for message in messages)
     path = suite.result_path("cpu", "toy", "swfp", 0)
     result = json.loads(path.read_text())
@@ -52,7 +52,10 @@ def test_runs_resume_and_render(suite):
     page = suite.PAGE.read_text()
     assert "| BC flow (no online step) | 1 |" in page and "| SWFP (BC + online) | 1 |" in page
     assert "± 0.0" not in page  # one seed: no spread shown
-    assert "| SAC + demos in buffer | 1 |" in page
+    assert "| SAC + demos in buffer | 1 |" in page and "| RLPD-style SAC (demos, UTD 2) | 1 |" in page
+    rlpd = json.loads(suite.result_path("cpu", "toy", "rlpd", 0).read_text())
+    assert rlpd["demos"] == result["demos"] and "LayerNormSACPolicy" in rlpd["hyperparams"]["policy_class"]
+    assert (rlpd["hyperparams"]["gradient_steps"], rlpd["hyperparams"]["learning_starts"]) == ("2", "0")
     assert (suite.RESULTS / "cpu" / "toy.png").exists()
 
 

@@ -1,0 +1,43 @@
+"""RLPD-style SAC: SB3's SAC with LayerNorm critics, symmetric sampling and several updates per env step."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch as th
+from stable_baselines3 import SAC
+from torch import nn
+
+from sb3_swfp.common.demos import collect_demonstrations
+from sb3_swfp.experts import PendulumSwingUpExpert
+from sb3_swfp.rlpd import LayerNormSACPolicy, rlpd_sac_kwargs
+
+
+@pytest.fixture(scope="module")
+def demos():
+    return collect_demonstrations("Pendulum-v1", PendulumSwingUpExpert(seed=0), n_steps=200, seed=0)
+
+
+def test_rlpd_sac_learns_with_layer_norm_critics_half_demo_batches_and_two_updates_per_step(demos, tmp_path):
+    model = SAC(env="Pendulum-v1", seed=0, batch_size=32, policy_kwargs=dict(net_arch=[32]), **rlpd_sac_kwargs(demos))
+    assert isinstance(model.policy, LayerNormSACPolicy)
+    for critic in (model.critic, model.critic_target):
+        layers = [type(module) for module in critic.qf0]
+        assert layers == [nn.Linear, nn.LayerNorm, nn.ReLU, nn.Linear]  # hidden layer normalised, output not
+    model.learn(60)
+    assert model._n_updates == 2 * 60  # learning from the first step, two gradient steps per env step
+    batch = model.replay_buffer.sample(32)
+    assert model.replay_buffer.demo_ratio == 0.5 and len(batch.observations) == 32
+    model.save(tmp_path / "rlpd")
+    loaded = SAC.load(tmp_path / "rlpd", env=gym.make("Pendulum-v1"), replay_buffer_kwargs=dict(demonstrations=demos, demo_ratio=0.5))
+    obs = np.zeros((1, 3), np.float32)
+    assert isinstance(loaded.policy, LayerNormSACPolicy)
+    np.testing.assert_array_equal(loaded.predict(obs, deterministic=True)[0], model.predict(obs, deterministic=True)[0])
+    with th.no_grad():
+        assert th.equal(th.cat(loaded.critic(th.as_tensor(obs), th.zeros(1, 1))), th.cat(model.critic(th.as_tensor(obs), th.zeros(1, 1))))
+
+
+def test_rlpd_kwargs_are_checked(demos):
+    with pytest.raises(ValueError, match="utd must be an integer >= 1"):
+        rlpd_sac_kwargs(demos, utd=0)
+    with pytest.raises(TypeError, match="n_critic is not an argument of SAC"):
+        rlpd_sac_kwargs(demos, n_critic=10)
