@@ -716,7 +716,7 @@ def render() -> None:
                 ablations += _render_task(budget, task_name, [r for r in by_task[task_name] if r["method"].startswith("swfp")], ablation=True)
     lines += _render_robustness() + _render_shipped_demos() + _render_sensitivity() + _render_cost()
     PAGE.write_text("\n".join(lines) + "\n")
-    ablations += _render_density() + _render_archive()
+    ablations += _render_selection() + _render_density() + _render_archive()
     ABLATIONS.write_text("\n".join(ablations) + "\n")
     print(f"wrote {_shown(PAGE)} and {_shown(ABLATIONS)}")
 
@@ -901,6 +901,72 @@ def _render_robustness() -> list[str]:
         "",
     ]
     return lines
+
+
+#: Candidates of the fine-tuning preset (variants ``preset_<name>``), chosen by the rule of docs/robustness.md
+PRESET_PREFIX = "preset_"
+
+
+def preset_score(runs: list[dict]) -> tuple[int, float, dict[str, Any]]:
+    """The rule of docs/robustness.md for one candidate's runs: the number of runs with final >= BC, plus
+    those with no dip, plus the tasks whose mean final is above their mean BC, plus the toy seeds with >= 90%
+    in the high-reward modes and every mode kept; ties by the mean over tasks of ``(final - BC) / |BC|``."""
+    rows = [(run, robustness_row(run)) for run in runs]
+    tasks = sorted({run["task"] for run in runs}, key=list(TASKS).index)
+    per_task = {t: [row for run, row in rows if run["task"] == t] for t in tasks}
+    tasks_up = [t for t, group in per_task.items() if np.mean([r["final"] for r in group]) > np.mean([r["bc"] for r in group])]
+    toy_ok = [
+        run["toy_modes"]["high_reward_share"] >= 0.9 and run["toy_modes"]["high_reward_modes_kept"] == run["toy_modes"]["n_high_reward_modes"]
+        for run, _ in rows
+        if run["task"] == "toy"
+    ]
+    counts = {
+        "runs": len(rows),
+        "final_ge_bc": sum(row["final_ge_bc"] for _, row in rows),
+        "no_dip": sum(row["no_dip"] for _, row in rows),
+        "tasks_up": len(tasks_up),
+        "tasks": len(tasks),
+        "toy_ok": sum(toy_ok),
+        "toy_runs": len(toy_ok),
+    }
+    gain = float(
+        np.mean([(np.mean([r["final"] for r in g]) - np.mean([r["bc"] for r in g])) / abs(np.mean([r["bc"] for r in g])) for g in per_task.values()])
+    )
+    return counts["final_ge_bc"] + counts["no_dip"] + counts["tasks_up"] + counts["toy_ok"], gain, counts
+
+
+def preset_ranking(tasks: list[str] | None = None) -> list[tuple[str, int, float, dict[str, Any]]]:
+    """Candidates ``preset_*`` ranked by :func:`preset_score` on their runs of ``tasks`` (all when None), best first;
+    only tasks that every candidate has runs for count."""
+    runs = [r for r in _load("cpu/*/*.json") if (variant_name(r["method"]) or "").startswith(PRESET_PREFIX)]
+    candidates = sorted({r["method"] for r in runs})
+    common = set.intersection(*({r["task"] for r in runs if r["method"] == c} for c in candidates)) if candidates else set()
+    chosen = [t for t in TASKS if t in common and (tasks is None or t in tasks)]
+    scored = [(c, *preset_score([r for r in runs if r["method"] == c and r["task"] in chosen])) for c in candidates]
+    return sorted(scored, key=lambda item: (item[1], item[2]), reverse=True)
+
+
+def _render_selection() -> list[str]:
+    ranking = preset_ranking()
+    if not ranking:
+        return []
+    lines = [
+        "## Choosing the fine-tuning preset",
+        "",
+        "The candidates of [robustness.md](robustness.md), seeds 0–2, scored by its rule on the tasks every candidate",
+        "ran (their rows are in the tables above): runs whose final is ≥ their BC start, runs with no evaluation",
+        "below BC − 10% of |BC|, tasks whose mean final is above their mean BC, toy seeds with ≥ 90% of the samples in",
+        "the high-reward modes and each mode kept; ties by the mean relative gain over tasks.",
+        "",
+        "| candidate | tasks | final ≥ BC | no dip | tasks above BC | toy | score | mean relative gain |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, score, gain, c in ranking:
+        lines.append(
+            f"| `{variant_name(name)}` | {c['tasks']} | {c['final_ge_bc']}/{c['runs']} | {c['no_dip']}/{c['runs']} | "
+            f"{c['tasks_up']}/{c['tasks']} | {c['toy_ok']}/{c['toy_runs']} | {score} | {gain:+.3f} |"
+        )
+    return [*lines, ""]
 
 
 def _render_archive() -> list[str]:
