@@ -38,6 +38,7 @@ import argparse
 import json
 import multiprocessing as mp
 import os
+import shutil
 import sys
 import time
 from collections import defaultdict
@@ -86,8 +87,9 @@ class Task:
     :param eval_every: Evaluate every this many env steps.
     :param eval_episodes: Episodes per evaluation.
     :param deterministic_eval: Deterministic actions (x0 = 0 for flows); the toy samples instead.
-    :param learning_starts_cap: Under the ``cpu`` budget, from-scratch methods start learning after
-        at most this many steps (rl-zoo3's MuJoCo value of 10,000 would leave nothing of a short run).
+    :param learning_starts_cap: Under the ``cpu`` and ``long`` budgets, from-scratch methods start learning
+        after at most this many steps (rl-zoo3's MuJoCo value of 10,000 would leave nothing of a short run).
+    :param long_steps: Online env steps under the ``long`` budget (None: the task has none).
     """
 
     env_id: str
@@ -98,6 +100,14 @@ class Task:
     eval_episodes: int
     deterministic_eval: bool = True
     learning_starts_cap: int = 1000
+    long_steps: int | None = None
+
+    def steps(self, budget: str) -> int:
+        """Online env steps under ``budget``: ``cpu``, ``long`` (MuJoCo: whether fine-tuning keeps improving) or ``full``."""
+        steps = {"cpu": self.cpu_steps, "long": self.long_steps, "full": self.full_steps}[budget]
+        if steps is None:
+            raise ValueError(f"{self.env_id} has no {budget!r} budget")
+        return steps
 
     @property
     def decimals(self) -> int:
@@ -115,9 +125,9 @@ TASKS: dict[str, Task] = {
     "pendulum": Task("Pendulum-v1", "scripted:0.6:10", 8000, 20_000, 1000, 10),
     "umaze": Task("PointMaze_UMaze-v3", "scripted:3.0:20", 10_000, 100_000, 2000, 10),
     "medium": Task("PointMaze_Medium-v3", "scripted:3.0:20", 15_000, 300_000, 3000, 10),
-    "hopper": Task("Hopper-v5", "file:Hopper-v5", 10_000, 1_000_000, 2000, 5, learning_starts_cap=2000),
-    "walker": Task("Walker2d-v5", "file:Walker2d-v5", 10_000, 1_000_000, 2000, 5, learning_starts_cap=2000),
-    "halfcheetah": Task("HalfCheetah-v5", "file:HalfCheetah-v5", 10_000, 1_000_000, 2000, 5, learning_starts_cap=2000),
+    "hopper": Task("Hopper-v5", "file:Hopper-v5", 10_000, 1_000_000, 2000, 5, learning_starts_cap=2000, long_steps=30_000),
+    "walker": Task("Walker2d-v5", "file:Walker2d-v5", 10_000, 1_000_000, 2000, 5, learning_starts_cap=2000, long_steps=30_000),
+    "halfcheetah": Task("HalfCheetah-v5", "file:HalfCheetah-v5", 10_000, 1_000_000, 2000, 5, learning_starts_cap=2000, long_steps=30_000),
 }
 
 #: Demonstration seed: every method and every seed of a task sees the same demonstrations
@@ -191,7 +201,7 @@ def baseline_kwargs(algo: str, task: Task, budget: str) -> dict[str, Any]:
     except KeyError:
         kwargs = {"policy": "MultiInputPolicy" if task.success_metric else "MlpPolicy"}
     kwargs.pop("monitor_kwargs", None)
-    if budget == "cpu":
+    if budget in ("cpu", "long"):
         kwargs["learning_starts"] = min(kwargs.get("learning_starts", 100), task.learning_starts_cap)
     return kwargs
 
@@ -318,23 +328,31 @@ def run_one(job: tuple) -> str:
 
     th.set_num_threads(1)
     task = TASKS[task_name]
-    steps = task.cpu_steps if budget == "cpu" else task.full_steps
+    steps = task.steps(budget)
     start = time.perf_counter()
     demos = make_demonstrations(task)
     eval_env = Monitor(make_env(task.env_id))
-    model = make_model("swfp" if swfp_kwargs is not None else method, task, demos, seed, budget, device, swfp_kwargs)
-    curve = [(0, *evaluate(model, eval_env, task, seed))]
+    checkpoint = Checkpoint(out.with_suffix(".checkpoint"))
+    state = checkpoint.state()
+    if state is None:
+        model = make_model("swfp" if swfp_kwargs is not None else method, task, demos, seed, budget, device, swfp_kwargs)
+        state = {"curve": [(0, *evaluate(model, eval_env, task, seed))], "online_wall_s": 0.0, "resumed_at": []}
+    else:  # a run stopped before its end goes on from its last evaluation
+        model = checkpoint.load_model(method, make_env(task.env_id), device)
+        state["resumed_at"].append(model.num_timesteps)
+    curve = state["curve"]
 
     class Evaluate(BaseCallback):
         def _on_step(self) -> bool:
             if self.num_timesteps % task.eval_every == 0:
                 curve.append((self.num_timesteps, *evaluate(self.model, eval_env, task, seed)))
+                checkpoint.save(self.model, {**state, "online_wall_s": state["online_wall_s"] + time.perf_counter() - online_start})
             return True
 
     error = None
     online_start = time.perf_counter()
     try:
-        model.learn(steps, callback=Evaluate())
+        model.learn(steps - model.num_timesteps, callback=Evaluate(), reset_num_timesteps=not state["resumed_at"])
     except FloatingPointError as exc:  # SWFP's NaN guard: keep the run and report the divergence
         error = f"{type(exc).__name__} at env step {model.num_timesteps}: {exc}"
     result = {
@@ -348,7 +366,9 @@ def run_one(job: tuple) -> str:
         "curve": curve,
         "error": error,
         "wall_s": time.perf_counter() - start,
-        "online_wall_s": time.perf_counter() - online_start,
+        "online_wall_s": state["online_wall_s"] + time.perf_counter() - online_start,
+        # env steps at which a stopped run went on from its checkpoint (its random numbers differ from then on)
+        "resumed_at": state["resumed_at"],
         "demos": {"transitions": len(demos), "episode_return_mean": _demo_return(demos)},
         "hyperparams": {key: repr(value) for key, value in _describe(model).items()},
         "swfp_kwargs": swfp_kwargs,
@@ -359,7 +379,52 @@ def run_one(job: tuple) -> str:
     }
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1))
+    checkpoint.remove()
     return f"done {_shown(out)} in {result['wall_s']:.0f}s"
+
+
+class Checkpoint:
+    """A run's model, replay buffer and evaluations so far, saved at every evaluation, so that a run stopped
+    before its end (the session ended, the machine went down) goes on from there.  ``state.json`` is
+    written last, atomically: a checkpoint without it is incomplete and ignored."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+
+    def state(self) -> dict[str, Any] | None:
+        path = self.folder / "state.json"
+        return json.loads(path.read_text()) if path.exists() else None
+
+    def save(self, model, state: dict[str, Any]) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        (self.folder / "state.json").unlink(missing_ok=True)
+        model.save(self.folder / "model.zip")
+        model.save_replay_buffer(self.folder / "replay_buffer.pkl")
+        tmp = self.folder / "state.json.tmp"
+        tmp.write_text(json.dumps(state))
+        os.replace(tmp, self.folder / "state.json")
+
+    def load_model(self, method: str, env, device: str):
+        """The saved model, with its replay buffer, to train on in ``env``."""
+        from stable_baselines3 import SAC, TD3
+
+        from sb3_swfp import SWFP
+
+        if method == "swfp" or variant_name(method) is not None:
+            cls = SWFP
+        elif method in ("tqc", "crossq"):
+            from sb3_contrib import TQC, CrossQ
+
+            cls = {"tqc": TQC, "crossq": CrossQ}[method]
+        else:
+            cls = {"sac": SAC, "td3": TD3, "rlpd": SAC}[method.partition("_")[0]]
+        model = cls.load(self.folder / "model.zip", env=env, device=device)
+        model.load_replay_buffer(self.folder / "replay_buffer.pkl")
+        return model
+
+    def remove(self) -> None:
+        if self.folder.exists():
+            shutil.rmtree(self.folder)
 
 
 def _command(task_name: str, method: str, seed: int, budget: str, swfp_kwargs: dict | None, folder: str) -> str:
@@ -701,7 +766,7 @@ def render() -> None:
         "the SWFP row is the entry itself, for reference.  These rows are not part of the comparison of methods.",
         "",
     ]
-    for budget in ("cpu", "full"):
+    for budget in ("cpu", "long", "full"):
         by_task = _by_task(_load(f"{budget}/*/*.json"))
         if not by_task:
             continue
@@ -1267,7 +1332,7 @@ def main() -> None:
     parser.add_argument("--tasks", nargs="+", default=None, choices=list(TASKS), help="default: toy pendulum (robustness: all)")
     parser.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS), choices=RUN_METHODS)
     parser.add_argument("--seeds", nargs="+", type=int, default=None, help=f"default: 0 1 2 (robustness: {' '.join(map(str, ROBUSTNESS_SEEDS))})")
-    parser.add_argument("--budget", choices=("cpu", "full"), default="cpu")
+    parser.add_argument("--budget", choices=("cpu", "long", "full"), default="cpu")
     parser.add_argument("--device", default="cpu", help="torch device of every model ('cuda' on a GPU machine)")
     parser.add_argument("--jobs", type=int, default=1, help="independent processes, one torch thread each")
     parser.add_argument("--variant", default=None, help="run an SWFP variant under this name (with --swfp-kwargs)")

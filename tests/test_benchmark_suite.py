@@ -214,3 +214,30 @@ def test_actor_update_cost_runs_with_the_options_that_log_more_terms(suite, opti
         option = dict(option, replay_buffer_class=DemoReplayBuffer, replay_buffer_kwargs=dict(demonstrations=demos))
     cost = suite.actor_update_cost(2, "cpu", batch_size=16, repeats=1, policy_kwargs=dict(net_arch=[16]), **option)
     assert cost["one_block_ms"] > 0 and cost["whole_chain_ms"] > 0
+
+
+class Stop(Exception):
+    """The session ends in the middle of a run."""
+
+
+@pytest.mark.parametrize("method", ["swfp", "rlpd"])
+def test_a_stopped_run_goes_on_from_its_last_evaluation(suite, monkeypatch, method):
+    evaluate, calls = suite.evaluate, []
+
+    def stop_at_the_third_evaluation(*args):
+        calls.append(1)
+        if len(calls) == 3:
+            raise Stop
+        return evaluate(*args)
+
+    monkeypatch.setattr(suite, "evaluate", stop_at_the_third_evaluation)
+    with pytest.raises(Stop):
+        suite.run_one(("toy", method, 0, "cpu", "cpu"))
+    path = suite.result_path("cpu", "toy", method, 0)
+    checkpoint = path.with_suffix(".checkpoint")
+    assert not path.exists() and json.loads((checkpoint / "state.json").read_text())["curve"][-1][0] == 60
+    monkeypatch.setattr(suite, "evaluate", evaluate)
+    assert suite.run_one(("toy", method, 0, "cpu", "cpu")).startswith("done")
+    result = json.loads(path.read_text())
+    assert [point[0] for point in result["curve"]] == [0, 60, 120] and result["resumed_at"] == [60]
+    assert not checkpoint.exists()

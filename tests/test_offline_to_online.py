@@ -137,3 +137,15 @@ def test_demonstrations_recorded_on_another_env_are_refused_unless_asked(demos, 
     model.save(tmp_path / "model")
     with pytest.warns(UserWarning, match="allow_env_mismatch=True"):
         SWFP.load(tmp_path / "model", env=gym.make(ENV_ID))
+
+
+def test_a_demonstration_buffer_is_saved_and_loaded_with_save_replay_buffer(demos, tmp_path):
+    model = SWFP("FlowPolicy", "Pendulum-v1", seed=0, replay_buffer_class=DemoReplayBuffer,
+                 replay_buffer_kwargs=dict(demonstrations=demos, demo_ratio=0.5), **TINY).learn(60)  # fmt: skip
+    model.save_replay_buffer(tmp_path / "buffer")
+    before = model.replay_buffer
+    model.load_replay_buffer(tmp_path / "buffer")
+    after = model.replay_buffer
+    assert type(after) is DemoReplayBuffer and after is not before
+    assert after.size() == before.size() == 60 and after.n_demonstrations == before.n_demonstrations == len(demos)
+    np.testing.assert_array_equal(after.demo_buffer.actions, before.demo_buffer.actions)

@@ -236,7 +236,9 @@ class DemoReplayBuffer(_DemoMixin, ReplayBuffer):
         zero rewards for the critic, with a warning, instead of raising.
     """
 
-    def __new__(cls, buffer_size: int, observation_space: spaces.Space, *args: Any, **kwargs: Any):
+    def __new__(cls, *args: Any, **kwargs: Any):
+        # No arguments when unpickled (load_replay_buffer): the pickled object already has its class
+        observation_space = args[1] if len(args) > 1 else kwargs.get("observation_space")
         if cls is DemoReplayBuffer and isinstance(observation_space, spaces.Dict):
             return super().__new__(DemoDictReplayBuffer)
         return super().__new__(cls)
