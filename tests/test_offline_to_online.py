@@ -10,7 +10,8 @@ from stable_baselines3.common.vec_env import VecNormalize
 from sb3_swfp import SWFP, BCPretrainCallback, DemoReplayBuffer
 from sb3_swfp.common.demos import collect_demonstrations
 from sb3_swfp.experts import PendulumSwingUpExpert
-from tests.conftest import TINY
+
+from helpers import TINY
 
 ENV_ID = "Pendulum-v1"
 BC = dict(gradient_steps=5, batch_size=16)

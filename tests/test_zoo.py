@@ -18,15 +18,19 @@ from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
-import optuna
 import pytest
-import yaml
-from rl_zoo3 import exp_manager
-from rl_zoo3.exp_manager import ExperimentManager
-from rl_zoo3.hyperparams_opt import HYPERPARAMS_CONVERTER, HYPERPARAMS_SAMPLER
-from rl_zoo3.utils import ALGOS
 
-from sb3_swfp import SWFP, zoo
+from sb3_swfp import SWFP
+
+# The zoo extra (rl-zoo3, optuna, pyyaml); without it this file is skipped
+optuna = pytest.importorskip("optuna")
+yaml = pytest.importorskip("yaml")
+zoo = pytest.importorskip("sb3_swfp.zoo")
+exp_manager = pytest.importorskip("rl_zoo3.exp_manager")
+ExperimentManager = exp_manager.ExperimentManager
+HYPERPARAMS_CONVERTER = pytest.importorskip("rl_zoo3.hyperparams_opt").HYPERPARAMS_CONVERTER
+HYPERPARAMS_SAMPLER = pytest.importorskip("rl_zoo3.hyperparams_opt").HYPERPARAMS_SAMPLER
+ALGOS = pytest.importorskip("rl_zoo3.utils").ALGOS
 
 ROOT = Path(__file__).resolve().parent.parent
 HYPERPARAMS = ROOT / "zoo_hyperparams"
