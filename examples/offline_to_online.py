@@ -44,7 +44,7 @@ from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.monitor import Monitor
 
 from sb3_swfp import SWFP, presets
-from sb3_swfp.common.demos import collect_demonstrations
+from sb3_swfp.demos import collect_demonstrations
 from sb3_swfp.experts.pendulum import PendulumSwingUpExpert
 
 ENV_ID = "Pendulum-v1"

@@ -8,7 +8,7 @@ from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import VecNormalize
 
 from sb3_swfp import SWFP, BCPretrainCallback, DemoReplayBuffer
-from sb3_swfp.common.demos import collect_demonstrations
+from sb3_swfp.demos import collect_demonstrations
 from sb3_swfp.experts import PendulumSwingUpExpert
 
 from helpers import TINY

@@ -6,8 +6,7 @@ import numpy as np
 import torch as th
 from stable_baselines3 import SAC
 
-from sb3_swfp.common.buffers import DemonstrationsLike, as_demonstrations
-from sb3_swfp.common.demos import sample_batch, validate
+from sb3_swfp.demos import DemonstrationsLike, as_demonstrations, sample_batch, validate
 
 
 def gaussian_behaviour_cloning(
@@ -23,8 +22,8 @@ def gaussian_behaviour_cloning(
     Scaled demonstration actions are clipped to ``±(1 - 1e-6)`` so that ``atanh`` stays finite.
 
     :param model: A SAC model; its actor is trained in place (critics untouched).
-    :param demonstrations: Anything :func:`~sb3_swfp.common.buffers.as_demonstrations` reads (a
-        :class:`~sb3_swfp.common.demos.Demonstrations`, an ``.npz`` path, ``"minari:<id>"``, an SB3 buffer, ...).
+    :param demonstrations: Anything :func:`~sb3_swfp.demos.as_demonstrations` reads (a
+        :class:`~sb3_swfp.demos.Demonstrations`, an ``.npz`` path, ``"minari:<id>"``, an SB3 buffer, ...).
     :param gradient_steps: Adam steps.
     :param batch_size: Minibatch size.
     :param learning_rate: Adam learning rate.

@@ -29,7 +29,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from sb3_swfp.common.demos import Demonstrations
+from sb3_swfp.demos import Demonstrations
 
 N_MODES = 8
 MODE_RADIUS = 0.6

@@ -25,8 +25,6 @@ from stable_baselines3.common.utils import (
     update_learning_rate,
 )
 
-from sb3_swfp.common.buffers import with_env_id
-from sb3_swfp.common.demos import Demonstrations, check_env_id, check_rewards, sample_batch, validate
 from sb3_swfp.common.flow import LOG_PROB_METHODS, ODE_SOLVERS
 from sb3_swfp.common.losses import (
     Q_AGGREGATIONS,
@@ -38,12 +36,13 @@ from sb3_swfp.common.losses import (
     soft_q_target,
 )
 from sb3_swfp.common.squash import SQUASHES
+from sb3_swfp.demos import Demonstrations, check_env_id, check_rewards, sample_batch, validate, with_env_id
 from sb3_swfp.swfp.policies import FlowActor, FlowPolicy, MultiInputPolicy
 
 SelfSWFP = TypeVar("SelfSWFP", bound="SWFP")
 
 if TYPE_CHECKING:
-    from sb3_swfp.common.buffers import DemonstrationsLike
+    from sb3_swfp.demos import DemonstrationsLike
 
 BLOCK_SAMPLING = ("per_sample", "per_batch")
 # Arguments that SWFP forwards to its policy; they must not also be given in policy_kwargs.
@@ -496,7 +495,7 @@ class SWFP(OffPolicyAlgorithm):
         run of their own, ``tb_log_name``, closed at the end; the next ``learn()`` then starts its own.
 
         :param demonstrations: :class:`Demonstrations`, the path of an ``.npz`` file, ``"minari:<dataset id>"``,
-            an SB3 replay buffer or imitation trajectories (see :func:`~sb3_swfp.common.buffers.as_demonstrations`);
+            an SB3 replay buffer or imitation trajectories (see :func:`~sb3_swfp.demos.as_demonstrations`);
             validated against the model's spaces (actions in the env's action space, scaled to [-1, 1] here).
         :param gradient_steps: Number of BC gradient steps.
         :param batch_size: BC minibatch size.
@@ -515,7 +514,7 @@ class SWFP(OffPolicyAlgorithm):
             (``metadata["has_rewards"]`` false) as zero rewards (with a warning) instead of raising.
         :return: the model, pretrained.
         """
-        from sb3_swfp.common.buffers import as_demonstrations
+        from sb3_swfp.demos import as_demonstrations
 
         _check_int("gradient_steps", gradient_steps, 0)
         _check_int("batch_size", batch_size, 1)
@@ -607,7 +606,7 @@ class SWFP(OffPolicyAlgorithm):
         reset_num_timesteps: bool = True,
         progress_bar: bool = False,
     ) -> SelfSWFP:
-        from sb3_swfp.common.buffers import check_demonstrations_loaded
+        from sb3_swfp.demos import check_demonstrations_loaded
 
         check_demonstrations_loaded(self.replay_buffer)  # before any env step
         return super().learn(
@@ -639,7 +638,7 @@ class SWFP(OffPolicyAlgorithm):
         demonstrations are given again (``replay_buffer_kwargs=dict(demonstrations=..., demo_ratio=...)``
         here, or :meth:`load_replay_buffer`).  Arguments as ``BaseAlgorithm.load``.
         """
-        from sb3_swfp.common.buffers import defer_missing_demonstrations
+        from sb3_swfp.demos import defer_missing_demonstrations
 
         if "squash" not in kwargs and not _saved_data_has(path, "squash"):
             kwargs["squash"] = "clip"
