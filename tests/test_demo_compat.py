@@ -21,6 +21,11 @@ def test_old_modules_re_export_the_same_objects(old):
         assert getattr(old, name) is getattr(sb3_swfp.demos, name), name
 
 
+def test_the_removed_sample_batch_says_what_replaces_it():
+    with pytest.raises(ImportError, match=r"DemonstrationBuffer\.from_demonstrations\(.*\)\.sample\(batch_size, env=.*rng="):
+        from sb3_swfp.common.demos import sample_batch  # noqa: F401
+
+
 def test_a_model_saved_with_the_old_class_paths_loads(tmp_path, monkeypatch):
     """A model saved before sb3_swfp.demos pickled its buffer class as sb3_swfp.common.buffers.DemoReplayBuffer
     (and a Demonstrations object in replay_buffer_kwargs as sb3_swfp.common.demos.Demonstrations)."""

@@ -6,8 +6,9 @@ module                      role
 ``record``                  :class:`Demonstrations`, a flat sequence of transitions; action convention
 ``npz``                     the ``.npz`` file format (described there), save and load
 ``validation``              checks against an env's spaces, env id and rewards
-``replay``                  to and from SB3 replay buffers, with SB3's action scaling; torch batches
-``buffers``                 :class:`DemoReplayBuffer` (online + demonstration batches)
+``replay``                  to and from SB3 replay buffers, with SB3's action scaling
+``buffers``                 :class:`DemonstrationBuffer` (every batch of demonstrations is drawn
+                            from one), :class:`DemoReplayBuffer` (online + demonstration batches)
 ``sources``                 :func:`as_demonstrations`: any accepted source to :class:`Demonstrations`
 ``collection``              recording a policy in an env
 ``minari_datasets``         Minari datasets, both ways (``pip install "minari[hdf5]"``)
@@ -19,6 +20,8 @@ Every name below is importable from ``sb3_swfp.demos``.
 
 from sb3_swfp.demos.buffers import (
     DemoDictReplayBuffer,
+    DemonstrationBuffer,
+    DemonstrationDictBuffer,
     DemoReplayBuffer,
     check_demonstrations_loaded,
     defer_missing_demonstrations,
@@ -28,14 +31,7 @@ from sb3_swfp.demos.imitation_data import from_imitation
 from sb3_swfp.demos.minari_datasets import from_minari, to_minari
 from sb3_swfp.demos.npz import FORMAT_NAME, FORMAT_VERSION, load_demonstrations, save_demonstrations
 from sb3_swfp.demos.record import Demonstrations, Observations
-from sb3_swfp.demos.replay import (
-    add_to_replay_buffer,
-    from_replay_buffer,
-    make_replay_buffer,
-    sample_batch,
-    scaled_actions,
-    unscaled_actions,
-)
+from sb3_swfp.demos.replay import add_to_replay_buffer, from_replay_buffer, make_replay_buffer, scaled_actions, unscaled_actions
 from sb3_swfp.demos.sources import ENV_ID_FIELD, MINARI_PREFIX, DemonstrationsLike, as_demonstrations, with_env_id
 from sb3_swfp.demos.validation import check_env_id, check_rewards, validate
 
@@ -46,6 +42,8 @@ __all__ = [
     "MINARI_PREFIX",
     "DemoDictReplayBuffer",
     "DemoReplayBuffer",
+    "DemonstrationBuffer",
+    "DemonstrationDictBuffer",
     "Demonstrations",
     "DemonstrationsLike",
     "Observations",
@@ -63,7 +61,6 @@ __all__ = [
     "load_demonstrations",
     "make_replay_buffer",
     "predict_action",
-    "sample_batch",
     "save_demonstrations",
     "scaled_actions",
     "to_minari",

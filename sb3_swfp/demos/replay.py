@@ -1,4 +1,4 @@
-"""Demonstrations in and out of SB3 replay buffers, with the action scaling SB3 uses there; torch batches.
+"""Demonstrations in and out of SB3 replay buffers, with the action scaling SB3 uses there.
 
 SB3's off-policy algorithms store actions scaled to [-1, 1] (``BasePolicy.scale_action``);
 :class:`~sb3_swfp.demos.record.Demonstrations` hold them in the environment's action space.
@@ -12,7 +12,6 @@ import numpy as np
 import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.buffers import DictReplayBuffer, ReplayBuffer
-from stable_baselines3.common.type_aliases import DictReplayBufferSamples, ReplayBufferSamples
 
 from sb3_swfp.demos.record import Demonstrations, Observations, _map_obs
 from sb3_swfp.demos.validation import validate
@@ -54,9 +53,10 @@ def add_to_replay_buffer(
     The demonstrations are validated against the buffer's spaces first. As in SB3's
     off-policy collection, ``dones`` is ``terminated or truncated`` and a truncation that is
     not also a termination is stored as a timeout (``handle_timeout_termination``), so the
-    critic bootstraps through it. Plain ``ReplayBuffer`` / ``DictReplayBuffer`` without
-    ``optimize_memory_usage`` are filled with array writes; any other buffer class gets one
-    ``buffer.add`` call per transition.
+    critic bootstraps through it. A buffer whose ``add`` is SB3's own (``ReplayBuffer``,
+    ``DictReplayBuffer`` and subclasses that keep their ``add``, such as the demonstration buffers
+    of :mod:`sb3_swfp.demos.buffers`), without ``optimize_memory_usage``, is filled with array
+    writes; any other buffer gets one ``buffer.add`` call per transition.
 
     :param demos: Demonstrations, actions in the env's action space.
     :param replay_buffer: Buffer with ``n_envs=1`` and room for ``len(demos)`` transitions.
@@ -87,7 +87,7 @@ def add_to_replay_buffer(
         return obs.reshape(n, *replay_buffer.obs_shape)
 
     obs, next_obs = buffer_shaped(demos.observations), buffer_shaped(demos.next_observations)
-    if type(replay_buffer) in (ReplayBuffer, DictReplayBuffer) and not replay_buffer.optimize_memory_usage:
+    if type(replay_buffer).add in (ReplayBuffer.add, DictReplayBuffer.add) and not replay_buffer.optimize_memory_usage:
         rows = (replay_buffer.pos + np.arange(n)) % size
         if is_dict:
             for key in obs:
@@ -126,6 +126,7 @@ def make_replay_buffer(
     device: th.device | str = "auto",
     handle_timeout_termination: bool = True,
     clip_actions: bool = False,
+    buffer_class: type[ReplayBuffer] | None = None,
 ) -> ReplayBuffer:
     """A new ``ReplayBuffer`` (``DictReplayBuffer`` for ``Dict`` observations) holding the demonstrations.
 
@@ -136,8 +137,11 @@ def make_replay_buffer(
     :param device: Device of the sampled tensors.
     :param handle_timeout_termination: Passed to the buffer (see :func:`add_to_replay_buffer`).
     :param clip_actions: Clip out-of-bounds actions instead of raising.
+    :param buffer_class: The class to build, called with SB3's replay buffer arguments
+        (default: ``ReplayBuffer``, or ``DictReplayBuffer`` for ``Dict`` observations).
     """
-    buffer_class = DictReplayBuffer if isinstance(observation_space, spaces.Dict) else ReplayBuffer
+    if buffer_class is None:
+        buffer_class = DictReplayBuffer if isinstance(observation_space, spaces.Dict) else ReplayBuffer
     buffer = buffer_class(
         buffer_size or len(demos),
         observation_space,
@@ -214,47 +218,4 @@ def from_replay_buffer(replay_buffer: ReplayBuffer, actions_are_scaled: bool = T
     return Demonstrations.concatenate(parts)
 
 
-def sample_batch(
-    demos: Demonstrations,
-    batch_size: int,
-    action_space: spaces.Box | None = None,
-    device: th.device | str = "cpu",
-    rng: np.random.Generator | None = None,
-) -> ReplayBufferSamples | DictReplayBufferSamples:
-    """A uniform minibatch of transitions as torch tensors, laid out like SB3's replay samples.
-
-    Floating-point arrays become float32 tensors; ``rewards`` and ``dones`` have shape
-    ``(batch_size, 1)`` and ``dones`` holds the terminations only (truncated transitions
-    bootstrap), as in ``ReplayBuffer.sample``.
-
-    :param demos: Demonstrations to sample (validate them first to get the space dtypes).
-    :param batch_size: Number of transitions, drawn with replacement.
-    :param action_space: When given, actions are scaled to [-1, 1] with it (the policy's
-        action space); otherwise they are returned as stored.
-    :param device: Device of the tensors.
-    :param rng: Random generator (``np.random.default_rng()`` when ``None``).
-    """
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
-    if len(demos) == 0:
-        raise ValueError("cannot sample from empty demonstrations (0 transitions)")
-    rng = np.random.default_rng() if rng is None else rng
-    index = rng.integers(0, len(demos), size=batch_size)
-
-    def to_tensor(array: np.ndarray) -> th.Tensor:
-        if np.issubdtype(array.dtype, np.floating):
-            array = array.astype(np.float32, copy=False)
-        return th.as_tensor(array, device=device)
-
-    actions = demos.actions[index] if action_space is None else scaled_actions(demos.actions[index], action_space)
-    samples = dict(
-        observations=_map_obs(demos.observations, lambda a: to_tensor(a[index])),
-        actions=to_tensor(actions),
-        next_observations=_map_obs(demos.next_observations, lambda a: to_tensor(a[index])),
-        dones=to_tensor(demos.terminations[index].astype(np.float32).reshape(-1, 1)),
-        rewards=to_tensor(demos.rewards[index].astype(np.float32).reshape(-1, 1)),
-    )
-    return DictReplayBufferSamples(**samples) if demos.is_dict_obs else ReplayBufferSamples(**samples)
-
-
-__all__ = ["add_to_replay_buffer", "from_replay_buffer", "make_replay_buffer", "sample_batch", "scaled_actions", "unscaled_actions"]
+__all__ = ["add_to_replay_buffer", "from_replay_buffer", "make_replay_buffer", "scaled_actions", "unscaled_actions"]
