@@ -1,5 +1,6 @@
 """Demonstrations in SB3 replay buffers: action scaling, conversion both ways, the demonstration buffers (sb3_swfp.demos.replay, .buffers)."""
 
+import pickle
 from types import SimpleNamespace
 
 import gymnasium as gym
@@ -14,6 +15,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 from sb3_swfp.demos import (
     DemonstrationBuffer,
     Demonstrations,
+    DemoReplayBuffer,
     add_to_replay_buffer,
     from_replay_buffer,
     make_replay_buffer,
@@ -257,3 +259,15 @@ def test_without_a_generator_the_demonstration_buffer_samples_as_sb3_does():
     old = plain.sample(16, env=vec_normalize)
     for name in ("observations", "actions", "next_observations", "dones", "rewards"):
         assert_identical(getattr(new, name), getattr(old, name), name)
+
+
+@pytest.mark.parametrize("observation_space", [OBS_SPACE, DICT_SPACE], ids=["box", "dict"])
+def test_demonstration_buffers_pickle(observation_space):
+    """save_replay_buffer / load_replay_buffer pickle the buffer: the class and the demonstrations come back."""
+    demos = episodic_demos(dict_obs=isinstance(observation_space, spaces.Dict))
+    buffer = DemoReplayBuffer(50, observation_space, ACTION_SPACE, device="cpu", demonstrations=demos, demo_ratio=0.5)
+    loaded = pickle.loads(pickle.dumps(buffer))
+    assert type(loaded) is type(buffer) and type(loaded.demo_buffer) is type(buffer.demo_buffer)
+    assert loaded.n_demonstrations == len(demos)
+    assert_same(from_replay_buffer(loaded.demo_buffer), from_replay_buffer(buffer.demo_buffer))
+    assert loaded.sample(8).actions.shape == (8, 2)

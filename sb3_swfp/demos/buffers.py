@@ -176,8 +176,9 @@ class DemoReplayBuffer(ReplayBuffer):
 
     demo_buffer: DemonstrationBuffer | None
 
-    def __new__(cls, buffer_size: int, observation_space: spaces.Space, *args: Any, **kwargs: Any):
-        if cls is DemoReplayBuffer and isinstance(observation_space, spaces.Dict):
+    def __new__(cls, *args: Any, **kwargs: Any):
+        # Without arguments (unpickling: load_replay_buffer) the class is the one that was pickled
+        if cls is DemoReplayBuffer and isinstance(_observation_space_argument(args, kwargs), spaces.Dict):
             return super().__new__(DemoDictReplayBuffer)
         return super().__new__(cls)
 
