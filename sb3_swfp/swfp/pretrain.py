@@ -94,6 +94,7 @@ def pretrain(
     if critic_warmup_steps > 0:
         check_rewards(demos, allow_missing_rewards, "the critic warm-up (critic_warmup_steps > 0)")
     update_observation_statistics(model._vec_normalize_env, demo_buffer)
+    # Passed as sample()'s env: SB3's sampling calls only its normalize_obs and normalize_reward
     normalization: Any = PretrainingNormalization(model._vec_normalize_env)
     # Not set_logger(): that would mark the logger as the user's, and learn() would keep it (and its run name)
     own_logger = not hasattr(model, "_logger")
