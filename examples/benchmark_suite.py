@@ -144,7 +144,7 @@ def make_env(env_id: str):
 
 def make_demonstrations(task: Task):
     """The task's demonstrations (deterministic: the same for every method and seed)."""
-    from sb3_swfp.common.demos import collect_demonstrations, load_demonstrations
+    from sb3_swfp.demos import collect_demonstrations, load_demonstrations
 
     kind, _, spec = task.demos.partition(":")
     if kind == "toy":
@@ -211,7 +211,7 @@ def make_model(method: str, task: Task, demos, seed: int, budget: str, device: s
     from stable_baselines3 import SAC, TD3
 
     from sb3_swfp import SWFP
-    from sb3_swfp.common.buffers import DemoReplayBuffer
+    from sb3_swfp.demos import DemoReplayBuffer
 
     env = make_env(task.env_id)
     if method == "swfp":
@@ -1188,8 +1188,8 @@ def _plot_task(path: Path, task: Task, methods: dict[str, list[dict]], demo_retu
 
 def _render_shipped_demos() -> list[str]:
     """How the demonstration files shipped in ``sb3_swfp/data/demos`` were made (from their metadata) and their returns."""
-    from sb3_swfp.common.demos import load_demonstrations
     from sb3_swfp.data import demo_path, shipped_demonstrations
+    from sb3_swfp.demos import load_demonstrations
 
     names = shipped_demonstrations()
     if not names:

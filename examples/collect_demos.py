@@ -19,7 +19,7 @@ import os
 
 import torch as th
 
-from sb3_swfp.common.demos import collect_demonstrations, to_minari
+from sb3_swfp.demos import collect_demonstrations, to_minari
 from sb3_swfp.envs import TOY_BANDIT_ID, toy_demonstrations  # importing sb3_swfp.envs registers the toy
 from sb3_swfp.experts import EXPERT_ENV_IDS, make_expert, make_expert_env
 

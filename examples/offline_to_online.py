@@ -4,7 +4,7 @@ On Pendulum-v1, in a few minutes on a laptop CPU:
 
 1. record demonstrations with the shipped swing-up expert, made deliberately suboptimal by
    action noise;
-2. behaviour-clone them into a flow policy (``SWFP.pretrain``, flow matching, spec §5) and evaluate;
+2. behaviour-clone them into a flow policy (``SWFP.pretrain``, flow matching, Eq. 7 of the paper) and evaluate;
 3. fine-tune online with SWFP (stepwise JKO updates, soft-Q critic) with the demonstrations
    mixed into each batch, evaluating every ``--eval-every`` steps (settings: ``FINETUNE_KWARGS``,
    the Pendulum-v1 entry of ``zoo_hyperparams/swfp_o2o.yml``);
@@ -44,7 +44,7 @@ from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.monitor import Monitor
 
 from sb3_swfp import SWFP, presets
-from sb3_swfp.common.demos import collect_demonstrations
+from sb3_swfp.demos import collect_demonstrations
 from sb3_swfp.experts.pendulum import PendulumSwingUpExpert
 
 ENV_ID = "Pendulum-v1"

@@ -4,7 +4,7 @@ The zoo's ``ExperimentManager`` reads ``rl_zoo3/hyperparams/<algo>.yml`` (schedu
 ``policy_kwargs``, action noise, ``normalize``, env wrappers), trains and saves the model
 under ``--log-folder`` exactly as ``python -m rl_zoo3.train`` would. The trained model then
 acts in a fresh env (with the zoo's env wrapper, if the entry has one) and
-:func:`sb3_swfp.common.demos.collect_demonstrations` records it to our ``.npz`` format.
+:func:`sb3_swfp.demos.collect_demonstrations` records it to our ``.npz`` format.
 
 Examples::
 
@@ -28,7 +28,7 @@ import torch as th
 import yaml
 from rl_zoo3.exp_manager import ExperimentManager
 
-from sb3_swfp.common.demos import collect_demonstrations, to_minari
+from sb3_swfp.demos import collect_demonstrations, to_minari
 from sb3_swfp.experts import make_expert_env
 
 ALGOS = ("sac", "td3", "tqc", "crossq")

@@ -1,9 +1,8 @@
 """sb3-swfp: flow-matching policies and SWFP online fine-tuning for Stable-Baselines3."""
 
 import sb3_swfp.envs  # noqa: F401  (registers SWFPToyBandit-v0 with gymnasium)
-from sb3_swfp.common.buffers import DemoDictReplayBuffer, DemoReplayBuffer
 from sb3_swfp.common.callbacks import BCPretrainCallback
-from sb3_swfp.common.demos import Demonstrations, collect_demonstrations, load_demonstrations
+from sb3_swfp.demos import DemoDictReplayBuffer, Demonstrations, DemoReplayBuffer, collect_demonstrations, load_demonstrations
 from sb3_swfp.swfp import SWFP, FlowPolicy, MlpPolicy, MultiInputPolicy
 
 __version__ = "0.1.0"

@@ -22,8 +22,7 @@ import inspect
 import os
 from typing import Any
 
-from sb3_swfp.common.buffers import DemoReplayBuffer
-from sb3_swfp.common.demos import Demonstrations
+from sb3_swfp.demos import Demonstrations, DemoReplayBuffer
 
 #: ``SWFP(...)`` arguments of the preset (docs/robustness.md says why each one).
 FINETUNE_KWARGS: dict[str, Any] = dict(

@@ -26,9 +26,8 @@ from stable_baselines3.common.policies import ContinuousCritic
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, CombinedExtractor
 from stable_baselines3.sac.policies import SACPolicy
 
-from sb3_swfp.common.buffers import DemoReplayBuffer
 from sb3_swfp.common.critics import LayerNormContinuousCritic
-from sb3_swfp.common.demos import Demonstrations
+from sb3_swfp.demos import Demonstrations, DemoReplayBuffer
 
 #: RLPD's share of offline data in every batch (symmetric sampling)
 RLPD_DEMO_RATIO = 0.5

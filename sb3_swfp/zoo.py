@@ -188,17 +188,15 @@ def register() -> None:
     reaches every script.  rl-zoo3 also ``eval``s YAML strings for ``replay_buffer_class``,
     ``replay_buffer_kwargs`` and ``policy_kwargs`` in ``rl_zoo3.exp_manager``'s namespace, where
     only names such as ``HerReplayBuffer`` and ``nn`` exist; the package is added there so a
-    YAML entry can name ``sb3_swfp.common.buffers.DemoReplayBuffer``.
+    YAML entry can name ``sb3_swfp.demos.DemoReplayBuffer`` (or, in older files,
+    ``sb3_swfp.common.buffers.DemoReplayBuffer``).
     """
     ALGOS[ALGO_NAME] = SWFP
     HYPERPARAMS_SAMPLER[ALGO_NAME] = sample_swfp_params
     HYPERPARAMS_CONVERTER[ALGO_NAME] = convert_swfp_params
     zoo_exp_manager.sb3_swfp = sb3_swfp  # type: ignore[attr-defined]
-    try:
-        # Imported so that the dotted name resolves in that eval
-        importlib.import_module("sb3_swfp.common.buffers")
-    except ModuleNotFoundError:
-        pass  # not written yet
+    # Imported so that the dotted names resolve in that eval (sb3_swfp imports sb3_swfp.demos itself)
+    importlib.import_module("sb3_swfp.common.buffers")
 
 
 def hyperparams_folder() -> Path | None:

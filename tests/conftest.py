@@ -1,9 +1,19 @@
-"""Shared test settings: one torch thread (small networks are faster that way on few cores), and a quiet end."""
+"""Shared test settings: one torch thread (small networks are faster that way on few cores), and a quiet end.
+
+Shared test data live in ``helpers.py`` next to this file; its folder is put on ``sys.path`` here, so that
+test files ``import helpers`` under any pytest import mode.
+"""
 
 import gc
+import sys
+from pathlib import Path
 
 import pytest
 import torch as th
+
+TESTS = str(Path(__file__).resolve().parent)
+if TESTS not in sys.path:
+    sys.path.insert(0, TESTS)
 
 
 @pytest.fixture(autouse=True)
@@ -26,13 +36,3 @@ def pytest_sessionfinish(session):
     """
     gc.collect()
     gc.freeze()
-
-
-# Small, fast SWFP settings used by many tests
-TINY = dict(
-    learning_starts=50,
-    batch_size=32,
-    buffer_size=2_000,
-    n_blocks=3,
-    policy_kwargs=dict(net_arch=[32, 32]),
-)

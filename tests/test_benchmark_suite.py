@@ -206,7 +206,7 @@ def test_robustness_suite_checks_the_acceptance_lines_per_run(suite):
 @pytest.mark.parametrize("option", [dict(q_normalization=True), dict(bc_coef=1.0)])
 def test_actor_update_cost_runs_with_the_options_that_log_more_terms(suite, option):
     from sb3_swfp import DemoReplayBuffer
-    from sb3_swfp.common.demos import collect_demonstrations
+    from sb3_swfp.demos import collect_demonstrations
     from sb3_swfp.experts import PendulumSwingUpExpert
 
     if "bc_coef" in option:  # the BC term draws from demonstrations in the replay buffer

@@ -6,7 +6,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
-from sb3_swfp.common.demos import validate
+from sb3_swfp.demos import validate
 from sb3_swfp.envs import TOY_BANDIT_ID, ToyBanditEnv, toy_demonstrations
 from sb3_swfp.envs.toy import (
     DEMO_MODES,

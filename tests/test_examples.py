@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
+
+yaml = pytest.importorskip("yaml")  # the zoo extra
 
 ROOT = Path(__file__).resolve().parents[1]
 

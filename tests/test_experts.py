@@ -4,7 +4,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from sb3_swfp.common.demos import collect_demonstrations, validate
+from sb3_swfp.demos import collect_demonstrations, validate
 from sb3_swfp.experts import PendulumSwingUpExpert, PointMazeExpert, bfs_distances, evaluate_expert, make_expert
 
 

@@ -8,9 +8,10 @@ from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import VecNormalize
 
 from sb3_swfp import SWFP, BCPretrainCallback, DemoReplayBuffer
-from sb3_swfp.common.demos import collect_demonstrations
+from sb3_swfp.demos import collect_demonstrations
 from sb3_swfp.experts import PendulumSwingUpExpert
-from tests.conftest import TINY
+
+from helpers import TINY
 
 ENV_ID = "Pendulum-v1"
 BC = dict(gradient_steps=5, batch_size=16)
@@ -102,6 +103,19 @@ def test_a_model_with_a_demonstration_buffer_loads_away_from_the_demonstrations_
     )
     assert again.replay_buffer.n_demonstrations == len(demos)
     again.learn(10)
+
+
+def test_a_saved_demonstration_buffer_restores_the_demonstrations(demos, tmp_path):
+    """What the error of a model loaded without its demonstrations offers: load_replay_buffer."""
+    model = tiny(seed=0, replay_buffer_class=DemoReplayBuffer, replay_buffer_kwargs=dict(demonstrations=demos, demo_ratio=0.5))
+    model.learn(60)
+    model.save(tmp_path / "model")
+    model.save_replay_buffer(tmp_path / "buffer")
+    loaded = SWFP.load(tmp_path / "model", env=gym.make(ENV_ID))
+    loaded.load_replay_buffer(tmp_path / "buffer")
+    assert type(loaded.replay_buffer) is DemoReplayBuffer and loaded.replay_buffer.n_demonstrations == len(demos)
+    assert loaded.replay_buffer.size() == model.replay_buffer.size()
+    loaded.learn(10)
 
 
 def test_reward_free_demonstrations_train_no_critic_unless_asked(demos):

@@ -7,7 +7,7 @@ import torch as th
 from stable_baselines3 import SAC
 from torch import nn
 
-from sb3_swfp.common.demos import collect_demonstrations
+from sb3_swfp.demos import collect_demonstrations
 from sb3_swfp.experts import PendulumSwingUpExpert
 from sb3_swfp.rlpd import LayerNormSACPolicy, rlpd_sac_kwargs
 

@@ -10,7 +10,8 @@ import torch as th
 from sb3_swfp import SWFP
 from sb3_swfp.common.flow import standard_normal_log_prob
 from sb3_swfp.common.squash import BOUND_MARGIN, SOFT_CLIP_KNEE, Squash
-from tests.conftest import TINY
+
+from helpers import TINY
 
 # Within a range where 1 - tanh^2 of the soft clip's tail is still resolved in float64
 X = th.linspace(-2.0, 2.0, 161, dtype=th.float64).reshape(-1, 1)

@@ -15,7 +15,8 @@ from stable_baselines3.common.vec_env import VecNormalize
 
 from sb3_swfp import SWFP
 from sb3_swfp.common.losses import NonFiniteLossError
-from tests.conftest import TINY
+
+from helpers import TINY
 
 
 def tiny(env="Pendulum-v1", **kwargs):

@@ -18,15 +18,19 @@ from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
-import optuna
 import pytest
-import yaml
-from rl_zoo3 import exp_manager
-from rl_zoo3.exp_manager import ExperimentManager
-from rl_zoo3.hyperparams_opt import HYPERPARAMS_CONVERTER, HYPERPARAMS_SAMPLER
-from rl_zoo3.utils import ALGOS
 
-from sb3_swfp import SWFP, zoo
+from sb3_swfp import SWFP, DemoReplayBuffer
+
+# The zoo extra (rl-zoo3, optuna, pyyaml); without it this file is skipped
+optuna = pytest.importorskip("optuna")
+yaml = pytest.importorskip("yaml")
+zoo = pytest.importorskip("sb3_swfp.zoo")
+exp_manager = pytest.importorskip("rl_zoo3.exp_manager")
+ExperimentManager = exp_manager.ExperimentManager
+HYPERPARAMS_CONVERTER = pytest.importorskip("rl_zoo3.hyperparams_opt").HYPERPARAMS_CONVERTER
+HYPERPARAMS_SAMPLER = pytest.importorskip("rl_zoo3.hyperparams_opt").HYPERPARAMS_SAMPLER
+ALGOS = pytest.importorskip("rl_zoo3.utils").ALGOS
 
 ROOT = Path(__file__).resolve().parent.parent
 HYPERPARAMS = ROOT / "zoo_hyperparams"
@@ -63,6 +67,9 @@ def test_register_fills_rl_zoo3_tables():
     assert HYPERPARAMS_CONVERTER["swfp"] is zoo.convert_swfp_params
     # rl-zoo3 evals YAML class strings in exp_manager's namespace: dotted names of the package resolve there
     assert eval("sb3_swfp.SWFP", vars(exp_manager)) is SWFP
+    # the demonstration buffer by its path, and by the one older YAML files name
+    assert eval("sb3_swfp.demos.DemoReplayBuffer", vars(exp_manager)) is DemoReplayBuffer
+    assert eval("sb3_swfp.common.buffers.DemoReplayBuffer", vars(exp_manager)) is DemoReplayBuffer
 
 
 def test_default_config_picks_our_files_only_where_they_have_the_entry(tmp_path, monkeypatch):
@@ -303,7 +310,7 @@ def test_o2o_default_entry_serves_an_env_listed_nowhere(tmp_path, monkeypatch):
             "--num-threads", 1, "-params", "batch_size:16", "buffer_size:500", "policy_kwargs:dict(net_arch=[16])")  # fmt: skip
     with pytest.raises(FileNotFoundError, match=r"demos/MountainCarContinuous-v0\.npz"):
         run_zoo(*args)
-    from sb3_swfp.common.demos import collect_demonstrations
+    from sb3_swfp.demos import collect_demonstrations
 
     env = gym.make(env_id)
     collect_demonstrations(env, lambda obs: env.action_space.sample(), n_steps=50, seed=0).save("demos/MountainCarContinuous-v0.npz")
@@ -317,7 +324,7 @@ def test_o2o_default_entry_serves_an_env_listed_nowhere(tmp_path, monkeypatch):
 
 def write_demonstrations(env_id: str, path: Path) -> None:
     """A few demonstrations for ``env_id``: the toy's mixture, or a scripted expert's episode."""
-    from sb3_swfp.common.demos import collect_demonstrations
+    from sb3_swfp.demos import collect_demonstrations
     from sb3_swfp.envs import TOY_BANDIT_ID, toy_demonstrations
     from sb3_swfp.experts import make_expert, make_expert_env
 
@@ -333,7 +340,7 @@ def write_demonstrations(env_id: str, path: Path) -> None:
 def test_offline_to_online_entry_runs(env_id, tmp_path, monkeypatch):
     """An entry of swfp_o2o.yml, with its BC step count cut down, pretrains, fine-tunes and replays."""
     callbacks = pytest.importorskip("sb3_swfp.common.callbacks")
-    buffers = pytest.importorskip("sb3_swfp.common.buffers")
+    buffers = pytest.importorskip("sb3_swfp.demos.buffers")
     gym_packages = []
     if env_id.startswith("PointMaze"):
         pytest.importorskip("gymnasium_robotics")
@@ -419,8 +426,7 @@ def test_replay_commands_default_to_logs_and_skip_a_run_without_a_model(trained,
 
 
 def test_a_model_with_a_demonstration_buffer_and_bc_term_replays_and_keeps_its_settings(tmp_path):
-    from sb3_swfp import DemoReplayBuffer
-    from sb3_swfp.common.demos import collect_demonstrations
+    from sb3_swfp.demos import collect_demonstrations
     from sb3_swfp.experts import PendulumSwingUpExpert
 
     demos = collect_demonstrations(ENV_ID, PendulumSwingUpExpert(seed=0), n_steps=50, seed=0)
@@ -498,7 +504,7 @@ def test_every_o2o_entry_is_the_preset_plus_env_settings():
     entries = yaml.safe_load((HYPERPARAMS / "swfp_o2o.yml").read_text())
     for env_id, entry in entries.items():
         assert {key: value for key, value in entry.items() if key not in env_keys} == FINETUNE_KWARGS, env_id
-        assert entry["replay_buffer_class"] == "sb3_swfp.common.buffers.DemoReplayBuffer"
+        assert entry["replay_buffer_class"] == "sb3_swfp.demos.DemoReplayBuffer"
         assert entry["replay_buffer_kwargs"] == f"dict(demonstrations='demos/{{env_id}}.npz', demo_ratio={DEMO_RATIO})", env_id
         ((name, bc_kwargs),) = entry["callback"][0].items()
         assert name == "sb3_swfp.common.callbacks.BCPretrainCallback" and bc_kwargs["demonstrations"] == "demos/{env_id}.npz"

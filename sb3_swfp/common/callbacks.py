@@ -1,4 +1,4 @@
-"""Callbacks: behaviour-cloning pretraining before online learning (spec §5)."""
+"""Callbacks: behaviour-cloning pretraining (flow matching, Eq. 7) when online learning starts."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 from stable_baselines3.common.callbacks import BaseCallback
 
-from sb3_swfp.common.buffers import DemonstrationsLike, with_env_id
+from sb3_swfp.demos import DemonstrationsLike, with_env_id
 
 
 class BCPretrainCallback(BaseCallback):

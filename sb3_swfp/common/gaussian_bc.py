@@ -6,8 +6,7 @@ import numpy as np
 import torch as th
 from stable_baselines3 import SAC
 
-from sb3_swfp.common.buffers import DemonstrationsLike, as_demonstrations
-from sb3_swfp.common.demos import sample_batch, validate
+from sb3_swfp.demos import DemonstrationBuffer, DemonstrationsLike, as_demonstrations
 
 
 def gaussian_behaviour_cloning(
@@ -23,21 +22,24 @@ def gaussian_behaviour_cloning(
     Scaled demonstration actions are clipped to ``±(1 - 1e-6)`` so that ``atanh`` stays finite.
 
     :param model: A SAC model; its actor is trained in place (critics untouched).
-    :param demonstrations: Anything :func:`~sb3_swfp.common.buffers.as_demonstrations` reads (a
-        :class:`~sb3_swfp.common.demos.Demonstrations`, an ``.npz`` path, ``"minari:<id>"``, an SB3 buffer, ...).
+    :param demonstrations: Anything :func:`~sb3_swfp.demos.as_demonstrations` reads (a
+        :class:`~sb3_swfp.demos.Demonstrations`, an ``.npz`` path, ``"minari:<id>"``, an SB3 buffer, ...),
+        validated against the model's spaces.
     :param gradient_steps: Adam steps.
     :param batch_size: Minibatch size.
     :param learning_rate: Adam learning rate.
     :param seed: Seed of the minibatch sampling.
     :return: The negative log-likelihood of each step.
     """
-    demos = validate(as_demonstrations(demonstrations), model.observation_space, model.action_space)
+    demo_buffer = DemonstrationBuffer.from_demonstrations(
+        as_demonstrations(demonstrations), model.observation_space, model.action_space, device=model.device  # type: ignore[arg-type]
+    )
     actor = model.actor
     optimizer = th.optim.Adam(actor.parameters(), lr=learning_rate)
     rng = np.random.default_rng(seed)
     losses = []
     for _ in range(gradient_steps):
-        batch = sample_batch(demos, batch_size, model.action_space, model.device, rng)  # type: ignore[arg-type]
+        batch = demo_buffer.sample(batch_size, rng=rng)
         mean_actions, log_std, kwargs = actor.get_action_dist_params(batch.observations)
         distribution = actor.action_dist.proba_distribution(mean_actions, log_std, **kwargs)
         loss = -distribution.log_prob(batch.actions.clamp(-1 + 1e-6, 1 - 1e-6)).mean()

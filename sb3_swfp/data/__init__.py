@@ -1,7 +1,7 @@
 """Small demonstration files shipped with the package (see docs/benchmarks.md for how they were made).
 
 ``demo_path("Hopper-v5")`` is the path of ``sb3_swfp/data/demos/Hopper-v5.npz``; load it with
-:func:`sb3_swfp.common.demos.load_demonstrations`.
+:func:`sb3_swfp.demos.load_demonstrations`.
 """
 
 from __future__ import annotations

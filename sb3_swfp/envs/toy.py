@@ -14,7 +14,7 @@ enough (std 0.25 against 0.46 between neighbouring modes) that every annulus mod
 the slope of a high-reward basin, and the penalty fades inside the bumps so each
 high-reward centre is the peak of its basin. A behaviour-cloned
 policy puts 3/8 of its mass in high-reward modes; fine-tuning on this reward should move
-the mass of the 5 annulus modes into the 3 high-reward ones (spec §7).
+the mass of the 5 annulus modes into the 3 high-reward ones (the paper, Sec. 5.1, Fig. 3).
 
 Actions live in ``Box(-1, 1, (2,))``, which is also SB3's scaled action space, so scaled
 and environment actions coincide. The observation is a constant ``zeros((1,))`` in
@@ -29,7 +29,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from sb3_swfp.common.demos import Demonstrations
+from sb3_swfp.demos import Demonstrations
 
 N_MODES = 8
 MODE_RADIUS = 0.6

@@ -11,7 +11,7 @@ import numpy as np
 from gymnasium import spaces
 from stable_baselines3.common.utils import is_vectorized_observation
 
-from sb3_swfp.common.demos import PolicyLike, predict_action
+from sb3_swfp.demos import PolicyLike, predict_action
 
 
 class ScriptedExpert(ABC):

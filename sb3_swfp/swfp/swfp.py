@@ -7,7 +7,7 @@ import json
 import os
 import zipfile
 from collections import defaultdict
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 import torch as th
@@ -19,14 +19,11 @@ from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, ReplayBufferSamples, Schedule
 from stable_baselines3.common.utils import (
     FloatSchedule,
-    configure_logger,
     get_parameters_by_name,
     polyak_update,
     update_learning_rate,
 )
 
-from sb3_swfp.common.buffers import with_env_id
-from sb3_swfp.common.demos import Demonstrations, check_env_id, check_rewards, sample_batch, validate
 from sb3_swfp.common.flow import LOG_PROB_METHODS, ODE_SOLVERS
 from sb3_swfp.common.losses import (
     Q_AGGREGATIONS,
@@ -38,12 +35,11 @@ from sb3_swfp.common.losses import (
     soft_q_target,
 )
 from sb3_swfp.common.squash import SQUASHES
+from sb3_swfp.demos import DemonstrationsLike, check_demonstrations_loaded, defer_missing_demonstrations, with_env_id
 from sb3_swfp.swfp.policies import FlowActor, FlowPolicy, MultiInputPolicy
+from sb3_swfp.swfp.pretrain import pretrain
 
 SelfSWFP = TypeVar("SelfSWFP", bound="SWFP")
-
-if TYPE_CHECKING:
-    from sb3_swfp.common.buffers import DemonstrationsLike
 
 BLOCK_SAMPLING = ("per_sample", "per_batch")
 # Arguments that SWFP forwards to its policy; they must not also be given in policy_kwargs.
@@ -115,7 +111,7 @@ class SWFP(OffPolicyAlgorithm):
         0 keeps only the trust region to the old block output ``x_n^old``, ours).  Against a weak Q
         term that term pulls every block towards the identity map and undoes a pretrained flow.
     :param bc_coef: Weight of a flow-matching BC term on a demonstration batch in each actor update
-        (spec §4.5, beyond the paper; 0 by default).  Needs ``replay_buffer_class=DemoReplayBuffer``.
+        (ours, beyond the paper: see docs/algorithm.md; 0 by default).  Needs ``replay_buffer_class=DemoReplayBuffer``.
     :param target_update_interval: Update the critic targets every ``target_update_interval`` steps.
     :param stats_window_size: Window size for the rollout logging.
     :param tensorboard_log: The log location for tensorboard (if None, no logging).
@@ -444,7 +440,7 @@ class SWFP(OffPolicyAlgorithm):
             q_values, log_det, x_new, x_prev_old, x_old, ent_coef, self.w2_coef, self.jko_step_size, q_scale, self.w2_prev_coef  # type: ignore[arg-type]
         )
         if self.bc_coef > 0:
-            # Flow-matching BC on demonstrations keeps the policy near them (spec §4.5)
+            # Flow-matching BC on demonstrations keeps the policy near them (Eq. 7; ours, beyond the paper)
             demo = self.replay_buffer.sample_demonstrations(batch, env=self._vec_normalize_env)  # type: ignore[union-attr]
             bc_loss = actor.flow_matching_loss(demo.observations, demo.actions)
             logs["bc_loss"].append(check_finite("bc_loss", bc_loss, self._n_updates))
@@ -478,7 +474,7 @@ class SWFP(OffPolicyAlgorithm):
         allow_env_mismatch: bool = False,
         allow_missing_rewards: bool = False,
     ) -> SelfSWFP:
-        """Behaviour cloning: conditional flow matching on demonstrations (Eq. 7, spec §5), then sync the target actor.
+        """Behaviour cloning: conditional flow matching on demonstrations (Eq. 7), then sync the target actor.
 
         Runs on the model's device (the GPU when the model is on one).  The defaults are the fine-tuning
         preset's (``sb3_swfp.presets.PRETRAIN_KWARGS``): AdamW, learning rate 1e-3 cosine-decayed to 1e-4,
@@ -495,8 +491,11 @@ class SWFP(OffPolicyAlgorithm):
         Logs go to the model's logger when it has one (inside ``learn()``: the run's), otherwise to a
         run of their own, ``tb_log_name``, closed at the end; the next ``learn()`` then starts its own.
 
+        Both phases draw their batches from one :class:`~sb3_swfp.demos.DemonstrationBuffer`, with a
+        generator seeded by the model's ``seed`` (:mod:`sb3_swfp.swfp.pretrain`).
+
         :param demonstrations: :class:`Demonstrations`, the path of an ``.npz`` file, ``"minari:<dataset id>"``,
-            an SB3 replay buffer or imitation trajectories (see :func:`~sb3_swfp.common.buffers.as_demonstrations`);
+            an SB3 replay buffer or imitation trajectories (see :func:`~sb3_swfp.demos.as_demonstrations`);
             validated against the model's spaces (actions in the env's action space, scaled to [-1, 1] here).
         :param gradient_steps: Number of BC gradient steps.
         :param batch_size: BC minibatch size.
@@ -515,56 +514,24 @@ class SWFP(OffPolicyAlgorithm):
             (``metadata["has_rewards"]`` false) as zero rewards (with a warning) instead of raising.
         :return: the model, pretrained.
         """
-        from sb3_swfp.common.buffers import as_demonstrations
-
         _check_int("gradient_steps", gradient_steps, 0)
         _check_int("batch_size", batch_size, 1)
-        demos = validate(as_demonstrations(demonstrations), self.observation_space, self.action_space, clip_actions)
-        check_env_id(demos.metadata, self._env_id(), allow_env_mismatch)
-        if critic_warmup_steps > 0:
-            check_rewards(demos, allow_missing_rewards, "the critic warm-up (critic_warmup_steps > 0)")
-        self._update_obs_statistics(demos)
-        # Not set_logger(): that would mark the logger as the user's, and learn() would keep it (and its run name)
-        own_logger = not hasattr(self, "_logger")
-        logger = configure_logger(self.verbose, self.tensorboard_log, tb_log_name) if own_logger else self.logger
-        actor = self.actor
-        optimizer = th.optim.AdamW(actor.parameters(), lr=learning_rate, weight_decay=weight_decay, foreach=True)
-        scheduler = th.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(gradient_steps, 1), eta_min=final_learning_rate)
-        rng = np.random.default_rng(self.seed)
-        actor.set_training_mode(True)
-        losses: list[float] = []
-        for step in _progress(range(1, gradient_steps + 1), progress_bar, "BC pretraining"):
-            batch = sample_batch(demos, batch_size, self.action_space, self.device, rng)  # type: ignore[arg-type]
-            observations = self._normalize_demo_obs(batch.observations)
-            loss = actor.flow_matching_loss(observations, batch.actions)
-            losses.append(check_finite("pretrain/bc_loss", loss, step))
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            self.n_bc_updates += 1
-            if step % log_interval == 0 or step == gradient_steps:
-                logger.record("pretrain/bc_loss", float(np.mean(losses)))
-                logger.record("pretrain/learning_rate", scheduler.get_last_lr()[0])
-                logger.dump(step=step)
-                losses = []
-        self.policy.sync_target_actor()  # spec §5: after pretraining the target actor equals the actor
-
-        logs: dict[str, list[float]] = defaultdict(list)
-        ent_coef = self._current_ent_coef()
-        for step in range(1, critic_warmup_steps + 1):
-            batch = sample_batch(demos, self.batch_size, self.action_space, self.device, rng)  # type: ignore[arg-type]
-            batch = batch._replace(
-                observations=self._normalize_demo_obs(batch.observations),
-                next_observations=self._normalize_demo_obs(batch.next_observations),
-            )
-            self._critic_update(batch, ent_coef, logs)  # type: ignore[arg-type]
-            polyak_update(self.critic.parameters(), self.critic_target.parameters(), self.tau)
-            if step % log_interval == 0 or step == critic_warmup_steps:
-                logger.record("pretrain/critic_loss", float(np.mean(logs.pop("critic_loss"))))
-                logger.dump(step=gradient_steps + step)
-        if own_logger:
-            logger.close()
+        pretrain(
+            self,
+            demonstrations,
+            gradient_steps=gradient_steps,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            final_learning_rate=final_learning_rate,
+            weight_decay=weight_decay,
+            critic_warmup_steps=critic_warmup_steps,
+            clip_actions=clip_actions,
+            progress_bar=progress_bar,
+            log_interval=log_interval,
+            tb_log_name=tb_log_name,
+            allow_env_mismatch=allow_env_mismatch,
+            allow_missing_rewards=allow_missing_rewards,
+        )
         return self
 
     def _env_id(self) -> str | None:
@@ -577,27 +544,6 @@ class SWFP(OffPolicyAlgorithm):
             return None
         return getattr(spec, "id", None)
 
-    def _update_obs_statistics(self, demos: Demonstrations) -> None:
-        """Update the running observation statistics of the model's VecNormalize (if any, and in training mode) with the demonstrations'."""
-        vec_normalize = self._vec_normalize_env
-        if vec_normalize is None or not vec_normalize.norm_obs or not vec_normalize.training:
-            return
-        if isinstance(demos.observations, dict):
-            for key in vec_normalize.norm_obs_keys:
-                vec_normalize.obs_rms[key].update(demos.observations[key])  # type: ignore[index]
-        else:
-            vec_normalize.obs_rms.update(demos.observations)  # type: ignore[union-attr]
-
-    def _normalize_demo_obs(self, observations: Any) -> Any:
-        """Apply the model's VecNormalize observation statistics (if any) to a batch of demonstration observations."""
-        vec_normalize = self._vec_normalize_env
-        if vec_normalize is None or not vec_normalize.norm_obs:
-            return observations
-        if isinstance(observations, dict):
-            numpy_obs = {key: value.cpu().numpy() for key, value in observations.items()}
-            return {key: th.as_tensor(value, device=self.device) for key, value in vec_normalize.normalize_obs(numpy_obs).items()}
-        return th.as_tensor(vec_normalize.normalize_obs(observations.cpu().numpy()), device=self.device)
-
     def learn(
         self: SelfSWFP,
         total_timesteps: int,
@@ -607,8 +553,6 @@ class SWFP(OffPolicyAlgorithm):
         reset_num_timesteps: bool = True,
         progress_bar: bool = False,
     ) -> SelfSWFP:
-        from sb3_swfp.common.buffers import check_demonstrations_loaded
-
         check_demonstrations_loaded(self.replay_buffer)  # before any env step
         return super().learn(
             total_timesteps=total_timesteps,
@@ -639,8 +583,6 @@ class SWFP(OffPolicyAlgorithm):
         demonstrations are given again (``replay_buffer_kwargs=dict(demonstrations=..., demo_ratio=...)``
         here, or :meth:`load_replay_buffer`).  Arguments as ``BaseAlgorithm.load``.
         """
-        from sb3_swfp.common.buffers import defer_missing_demonstrations
-
         if "squash" not in kwargs and not _saved_data_has(path, "squash"):
             kwargs["squash"] = "clip"
         with defer_missing_demonstrations():
@@ -684,17 +626,6 @@ def check_action_space(action_space: spaces.Space) -> None:
             f"SWFP needs a bounded Box action space (finite low and high), got low={action_space.low}, "
             f"high={action_space.high}. Wrap the env with gymnasium.wrappers.RescaleAction or ClipAction."
         )
-
-
-def _progress(iterable: Any, enabled: bool, description: str) -> Any:
-    """Wrap ``iterable`` in a progress bar (tqdm's rich bar when available) if ``enabled``."""
-    if not enabled:
-        return iterable
-    try:
-        from tqdm.rich import tqdm
-    except ImportError as error:
-        raise ImportError("progress_bar=True needs tqdm and rich: pip install tqdm rich") from error
-    return tqdm(iterable, desc=description)
 
 
 def _check_choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:

@@ -1,0 +1,159 @@
+"""The demonstration record: container, ``.npz`` file format, validation (sb3_swfp.demos.record, .npz, .validation)."""
+
+import numpy as np
+import pytest
+from gymnasium import spaces
+
+from sb3_swfp.demos import Demonstrations, load_demonstrations, validate
+
+from helpers import ACTION_SPACE, DICT_SPACE, OBS_SPACE, assert_same, episodic_demos
+
+# ----------------------------------------------------------------------------------------
+# Container and file format
+
+
+def test_episode_structure():
+    demos = episodic_demos(n_episodes=3, length=5)
+    assert len(demos) == 15
+    assert demos.n_episodes == 3
+    assert demos.episode_bounds() == [(0, 5), (5, 10), (10, 15)]
+    np.testing.assert_allclose(demos.episode_returns(), demos.rewards.reshape(3, 5).sum(axis=1), rtol=1e-6)
+    part = demos.subset(slice(0, 7))
+    assert len(part) == 7 and part.n_episodes == 1 and part.episode_bounds() == [(0, 5), (5, 7)]
+    joined = Demonstrations.concatenate([demos.subset(slice(0, 5)), demos.subset(slice(5, 15))])
+    assert_same(joined, demos)
+
+
+@pytest.mark.parametrize("dict_obs", [False, True])
+@pytest.mark.parametrize("compressed", [False, True])
+def test_save_load_round_trip(tmp_path, dict_obs, compressed):
+    demos = episodic_demos(dict_obs=dict_obs)
+    path = demos.save(tmp_path / "demos", compressed=compressed)
+    assert path.name == "demos.npz" and path.is_file()
+    loaded = load_demonstrations(path)
+    assert_same(loaded, demos)
+    assert loaded.actions.dtype == demos.actions.dtype
+    assert loaded.metadata == demos.metadata
+    assert_same(Demonstrations.load(path), demos)
+
+
+def test_a_save_that_fails_midway_leaves_the_existing_file_intact(tmp_path, monkeypatch):
+    path = episodic_demos(seed=0).save(tmp_path / "demos.npz")
+    before = path.read_bytes()
+
+    def killed_midway(file, **arrays):
+        file.write(b"PK\x03\x04 half an archive")  # what a kill during the write leaves
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(np, "savez_compressed", killed_midway)
+    with pytest.raises(KeyboardInterrupt):
+        episodic_demos(seed=1).save(path)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["demos.npz"]  # no temporary file left behind
+    monkeypatch.undo()
+    episodic_demos(seed=1).save(path)  # a save that completes replaces the file
+    assert_same(load_demonstrations(path), episodic_demos(seed=1))
+
+
+def test_load_missing_file_names_the_path(tmp_path):
+    missing = tmp_path / "nowhere" / "demos.npz"
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        load_demonstrations(missing)
+
+
+def test_load_foreign_npz_names_missing_keys(tmp_path):
+    path = tmp_path / "foreign.npz"
+    np.savez(path, observations=np.zeros((3, 2)), acts=np.zeros((3, 1)))
+    with pytest.raises(ValueError, match=r"missing keys \['actions', 'rewards', 'terminations', 'truncations', 'next_obs"):
+        load_demonstrations(path)
+
+
+def test_load_non_npz_file(tmp_path):
+    path = tmp_path / "notes.npz"
+    path.write_text("these are not arrays")
+    with pytest.raises(ValueError, match="not a readable .npz"):
+        load_demonstrations(path)
+
+
+def test_construction_rejects_mismatched_lengths():
+    demos = episodic_demos()
+    with pytest.raises(ValueError, match=r"different lengths \(observations 15, next_observations 15, actions 14"):
+        Demonstrations(
+            demos.observations, demos.actions[:-1], demos.rewards, demos.next_observations,
+            demos.terminations, demos.truncations,
+        )
+
+
+# ----------------------------------------------------------------------------------------
+# Validation
+
+
+def test_validate_returns_cast_copy():
+    demos = episodic_demos()
+    demos.observations = demos.observations.astype(np.float64)
+    demos.terminations = demos.terminations.astype(np.int64)
+    checked = validate(demos, OBS_SPACE, ACTION_SPACE)
+    assert checked.observations.dtype == np.float32 and checked.terminations.dtype == np.bool_
+    assert checked.rewards.dtype == np.float32
+    checked.actions[:] = 0.0
+    assert not np.all(demos.actions == 0.0)  # the caller's arrays are untouched
+
+
+def test_validate_wrong_action_shape():
+    demos = episodic_demos()
+    demos.actions = np.zeros((15, 3), dtype=np.float32)
+    with pytest.raises(ValueError, match=r"actions have shape \(15, 3\), expected \(15, 2\)"):
+        validate(demos, OBS_SPACE, ACTION_SPACE)
+
+
+def test_validate_wrong_observation_shape():
+    demos = episodic_demos()
+    with pytest.raises(ValueError, match=r"observations have shape \(15, 3\), expected \(15, 5\)"):
+        validate(demos, spaces.Box(-1, 1, shape=(5,)), ACTION_SPACE)
+
+
+def test_validate_missing_and_extra_dict_keys():
+    demos = episodic_demos(dict_obs=True)
+    space = spaces.Dict({**DICT_SPACE.spaces, "achieved_goal": spaces.Box(-np.inf, np.inf, shape=(2,))})
+    with pytest.raises(ValueError, match=r"missing keys \['achieved_goal'\]"):
+        validate(demos, space, ACTION_SPACE)
+    with pytest.raises(ValueError, match=r"keys \['desired_goal'\] that the Dict observation space does not have"):
+        validate(demos, spaces.Dict({"observation": DICT_SPACE["observation"]}), ACTION_SPACE)
+    with pytest.raises(ValueError, match="is a dict with keys"):
+        validate(demos, OBS_SPACE, ACTION_SPACE)
+
+
+def test_validate_reports_non_finite_values():
+    demos = episodic_demos(dict_obs=True)
+    demos.observations["observation"][3, 2] = np.nan
+    demos.observations["observation"][7, 0] = np.inf
+    message = r"observations\['observation'\] contain 2 non-finite .* transition 3, element \(2,\): nan"
+    with pytest.raises(ValueError, match=message):
+        validate(demos, DICT_SPACE, ACTION_SPACE)
+
+
+def test_validate_actions_out_of_bounds_and_opt_in_clipping():
+    demos = episodic_demos()
+    demos.actions[4, 1] = 1.5  # dimension 1 lives in [0, 1]
+    demos.actions[9, 0] = -3.0
+    original = demos.actions.copy()
+    message = r"2 demonstration action values .* transition 4, dimension \(1,\): 1.5 not in \[0, 1\]"
+    with pytest.raises(ValueError, match=message):
+        validate(demos, OBS_SPACE, ACTION_SPACE)
+    clipped = validate(demos, OBS_SPACE, ACTION_SPACE, clip_actions=True)
+    assert clipped.actions[4, 1] == 1.0 and clipped.actions[9, 0] == -2.0
+    np.testing.assert_array_equal(demos.actions, original)
+
+
+def test_validate_empty_and_bad_flags():
+    demos = episodic_demos()
+    with pytest.raises(ValueError, match="empty"):
+        validate(demos.subset(slice(0, 0)), OBS_SPACE, ACTION_SPACE)
+    demos.truncations = np.full(15, 2)
+    with pytest.raises(ValueError, match="truncations must be booleans .* the first is 2 at transition 0"):
+        validate(demos, OBS_SPACE, ACTION_SPACE)
+
+
+def test_validate_rejects_non_box_action_space():
+    with pytest.raises(TypeError, match="Box action space"):
+        validate(episodic_demos(), OBS_SPACE, spaces.Discrete(3))

@@ -1,0 +1,259 @@
+"""Sources of demonstrations: collection, Minari, imitation, the dispatch that reads any of them, shipped files."""
+
+import sys
+from types import SimpleNamespace
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from stable_baselines3 import SAC
+
+from sb3_swfp.demos import (
+    Demonstrations,
+    collect_demonstrations,
+    from_imitation,
+    from_minari,
+    load_demonstrations,
+    make_replay_buffer,
+    to_minari,
+    validate,
+)
+from sb3_swfp.experts import PendulumSwingUpExpert
+
+from helpers import ACTION_SPACE, DICT_SPACE, OBS_SPACE, assert_same, episodic_demos
+
+# ----------------------------------------------------------------------------------------
+# Collection
+
+
+def test_collect_episodes_from_callable():
+    env = gym.make("Pendulum-v1")
+    expert = PendulumSwingUpExpert(env)
+    demos = collect_demonstrations(env, expert, n_episodes=2, seed=3)
+    assert len(demos) == 400 and demos.n_episodes == 2
+    np.testing.assert_array_equal(np.flatnonzero(demos.truncations), [199, 399])
+    assert not demos.terminations.any()
+    # inside an episode the next observation is the following observation
+    np.testing.assert_array_equal(demos.next_observations[:199], demos.observations[1:200])
+    assert demos.episode_returns().mean() > -400
+    again = collect_demonstrations(env, expert, n_episodes=2, seed=3)
+    assert_same(again, demos)
+    validate(demos, env.observation_space, env.action_space)
+
+
+def test_collect_with_noise_and_step_budget():
+    env = gym.make("Pendulum-v1")
+    expert = PendulumSwingUpExpert(env)
+    clean = collect_demonstrations(env, expert, n_steps=50, seed=0)
+    noisy = collect_demonstrations(env, expert, n_steps=50, action_noise_std=0.5, seed=0)
+    assert len(noisy) == 50 and noisy.truncations[-1]  # the step budget cut the episode
+    assert np.abs(noisy.actions - np.array([expert(o) for o in noisy.observations])).mean() > 0.1
+    assert np.abs(clean.actions - np.array([expert(o) for o in clean.observations])).max() < 1e-6
+    assert np.all(np.abs(noisy.actions) <= 2.0)
+    with pytest.raises(ValueError, match="exactly one of n_episodes and n_steps"):
+        collect_demonstrations(env, expert, n_episodes=1, n_steps=5)
+
+
+def test_collect_from_sb3_model():
+    model = SAC("MlpPolicy", "Pendulum-v1", policy_kwargs=dict(net_arch=[8]), seed=0, device="cpu")
+    demos = collect_demonstrations("Pendulum-v1", model, n_steps=20, seed=0)
+    expected, _ = model.predict(demos.observations, deterministic=True)
+    np.testing.assert_allclose(demos.actions, expected, atol=1e-5)
+    assert demos.metadata["policy"] == "SAC" and demos.metadata["env_id"] == "Pendulum-v1"
+
+
+# ----------------------------------------------------------------------------------------
+# Minari
+
+
+@pytest.fixture
+def minari_root(tmp_path, monkeypatch):
+    pytest.importorskip("minari")
+    pytest.importorskip("h5py")
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
+    return tmp_path / "minari"
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+@pytest.mark.parametrize("dict_obs", [False, True])
+def test_minari_round_trip(minari_root, dict_obs):
+    demos = validate(episodic_demos(dict_obs=dict_obs), DICT_SPACE if dict_obs else OBS_SPACE, ACTION_SPACE)
+    space = DICT_SPACE if dict_obs else OBS_SPACE
+    dataset = to_minari(demos, "swfptest/toy/demo-v0", observation_space=space, action_space=ACTION_SPACE)
+    assert dataset.total_episodes == 3 and dataset.total_steps == 15
+    by_id = from_minari("swfptest/toy/demo-v0")
+    assert_same(by_id, demos)
+    assert by_id.metadata["dataset_id"] == "swfptest/toy/demo-v0"
+    assert_same(from_minari(minari_root / "swfptest" / "toy" / "demo-v0"), demos)
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_minari_from_collected_env_data(minari_root):
+    env = gym.make("Pendulum-v1", max_episode_steps=20)
+    demos = collect_demonstrations(env, PendulumSwingUpExpert(env), n_episodes=2, seed=0)
+    to_minari(demos, "swfptest/pendulum/expert-v0", env=env)
+    loaded = from_minari("swfptest/pendulum/expert-v0")
+    assert_same(loaded, demos)
+    assert loaded.metadata["env_id"] == "Pendulum-v1"
+
+
+def test_minari_errors(minari_root):
+    with pytest.raises(FileNotFoundError, match="no local Minari dataset 'swfptest/absent-v0'"):
+        from_minari("swfptest/absent-v0")
+    shuffled = episodic_demos().subset([1, 0, 2, 3, 4])
+    with pytest.raises(ValueError, match="transition 0 is not followed by its successor"):
+        to_minari(shuffled, "swfptest/shuffled-v0", observation_space=OBS_SPACE, action_space=ACTION_SPACE)
+
+
+def test_to_minari_refuses_demonstrations_that_do_not_fit_the_env(minari_root):
+    env = gym.make("Pendulum-v1", max_episode_steps=20)
+    demos = collect_demonstrations(env, PendulumSwingUpExpert(env), n_episodes=1, seed=0)
+    wider = Demonstrations(
+        observations=np.concatenate([demos.observations, np.zeros((len(demos), 1), np.float32)], axis=1),
+        actions=demos.actions,
+        rewards=demos.rewards,
+        next_observations=np.concatenate([demos.next_observations, np.zeros((len(demos), 1), np.float32)], axis=1),
+        terminations=demos.terminations,
+        truncations=demos.truncations,
+    )
+    with pytest.raises(ValueError, match=r"observations have shape \(20, 4\), expected \(20, 3\)"):
+        to_minari(wider, "swfptest/pendulum/wider-v0", env=env)
+    with pytest.raises(ValueError, match=r"observations have shape \(20, 4\), expected \(20, 3\)"):
+        to_minari(wider, "swfptest/pendulum/wider-v0", env="Pendulum-v1")
+    assert not (minari_root / "swfptest").exists()  # nothing written
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_every_demonstration_source_is_read_wherever_demonstrations_are_taken(minari_root, tmp_path):
+    from sb3_swfp import SWFP, BCPretrainCallback, DemoReplayBuffer
+    from sb3_swfp.demos import as_demonstrations
+
+    env = gym.make("Pendulum-v1", max_episode_steps=20)
+    demos = collect_demonstrations(env, PendulumSwingUpExpert(env), n_episodes=2, seed=0)
+    dataset = to_minari(demos, "swfptest/pendulum/sources-v0", env=env)
+    sources = {
+        "path": demos.save(tmp_path / "demos.npz"),
+        "path string": str(tmp_path / "demos.npz"),
+        "minari id": "minari:swfptest/pendulum/sources-v0",
+        "minari folder": minari_root / "swfptest" / "pendulum" / "sources-v0",
+        "minari dataset": dataset,
+        "SB3 replay buffer": make_replay_buffer(demos, env.observation_space, env.action_space),
+    }
+    for name, source in sources.items():
+        loaded = as_demonstrations(source)
+        assert_same(loaded, demos), name
+    assert len(as_demonstrations(_trajectories())) == 7  # imitation trajectories
+    with pytest.raises(TypeError, match="cannot read demonstrations from a dict; expected .*'minari:<dataset id>'"):
+        as_demonstrations({"observations": []})
+
+    # The places that take demonstrations go through it
+    model = SWFP("FlowPolicy", "Pendulum-v1", learning_starts=1_000, batch_size=16, n_blocks=2, policy_kwargs=dict(net_arch=[16]))
+    model.pretrain(sources["SB3 replay buffer"], gradient_steps=2, batch_size=8)
+    buffer = DemoReplayBuffer(100, env.observation_space, env.action_space, demonstrations="minari:swfptest/pendulum/sources-v0")
+    assert buffer.n_demonstrations == len(demos)
+    fresh = SWFP("FlowPolicy", "Pendulum-v1", learning_starts=1_000, batch_size=16, n_blocks=2, policy_kwargs=dict(net_arch=[16]))
+    fresh.learn(2, callback=BCPretrainCallback("minari:swfptest/pendulum/sources-v0", gradient_steps=2, batch_size=8))
+    assert fresh.n_bc_updates == 2
+
+
+def test_missing_minari_says_how_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "minari", None)  # makes ``import minari`` raise ImportError
+    with pytest.raises(ImportError, match="pip install"):
+        from_minari("anything-v0")
+
+
+# ----------------------------------------------------------------------------------------
+# imitation (duck-typed: stand-ins with the attributes of imitation's data types)
+
+
+class _DictObsStandIn:
+    """Like imitation's ``DictObs``: ``unwrap()`` gives the dict of arrays."""
+
+    def __init__(self, d):
+        self._d = d
+
+    def unwrap(self):
+        return dict(self._d)
+
+    def items(self):
+        return self._d.items()
+
+
+def _trajectories(dict_obs: bool = False, with_rewards: bool = True):
+    rng = np.random.default_rng(0)
+    trajectories = []
+    for i, length in enumerate([4, 3]):
+        obs = rng.normal(size=(length + 1, 3))
+        if dict_obs:
+            obs = _DictObsStandIn({"observation": obs, "desired_goal": rng.normal(size=(length + 1, 2))})
+        rews = rng.normal(size=length) if with_rewards else None
+        acts = rng.normal(size=(length, 2))
+        trajectories.append(SimpleNamespace(obs=obs, acts=acts, infos=None, terminal=i == 0, rews=rews))
+    return trajectories
+
+
+def test_from_imitation_trajectories():
+    trajectories = _trajectories()
+    demos = from_imitation(trajectories)
+    assert len(demos) == 7
+    np.testing.assert_array_equal(demos.terminations, [0, 0, 0, 1, 0, 0, 0])
+    np.testing.assert_array_equal(demos.truncations, [0, 0, 0, 0, 0, 0, 1])
+    np.testing.assert_array_equal(demos.observations[4:], trajectories[1].obs[:-1])
+    np.testing.assert_array_equal(demos.next_observations[4:], trajectories[1].obs[1:])
+    np.testing.assert_allclose(demos.rewards[:4], trajectories[0].rews, rtol=1e-6)
+    assert demos.metadata["has_rewards"]
+    unrewarded = from_imitation(_trajectories(with_rewards=False))
+    assert not unrewarded.metadata["has_rewards"] and not unrewarded.rewards.any()
+
+
+def test_from_imitation_dict_obs_and_transitions_agree():
+    trajectories = _trajectories(dict_obs=True)
+    demos = from_imitation(trajectories)
+    assert demos.is_dict_obs and demos.observations["desired_goal"].shape == (7, 2)
+    # imitation's flatten_trajectories: obs[:-1] / obs[1:], dones only on terminal ends
+    def cat(name, part):
+        return {k: np.concatenate([t.obs.unwrap()[k][part] for t in trajectories]) for k in ("observation", "desired_goal")}
+    transitions = SimpleNamespace(
+        obs=_DictObsStandIn(cat("obs", slice(0, -1))),
+        acts=np.concatenate([t.acts for t in trajectories]),
+        next_obs=_DictObsStandIn(cat("next_obs", slice(1, None))),
+        dones=np.array([0, 0, 0, 1, 0, 0, 0], dtype=bool),
+        infos=np.array([{}] * 7),
+        rews=np.concatenate([t.rews for t in trajectories]),
+    )
+    assert_same(from_imitation(transitions), demos)
+
+
+def test_from_imitation_real_types():
+    types = pytest.importorskip("imitation.data.types")
+    rollout = pytest.importorskip("imitation.data.rollout")
+    rng = np.random.default_rng(0)
+    trajectories = [
+        types.TrajectoryWithRew(
+            obs=rng.normal(size=(5, 3)), acts=rng.normal(size=(4, 2)), infos=None, terminal=terminal, rews=rng.normal(size=4)
+        )
+        for terminal in (True, False)
+    ]
+    assert_same(from_imitation(rollout.flatten_trajectories_with_rew(trajectories)), from_imitation(trajectories))
+
+
+def test_from_imitation_errors():
+    with pytest.raises(ValueError, match="no trajectories"):
+        from_imitation([])
+    with pytest.raises(ValueError, match="neither next_obs/dones"):
+        from_imitation(SimpleNamespace(obs=np.zeros((2, 1)), acts=np.zeros((2, 1)), infos=None))
+    bad = SimpleNamespace(obs=np.zeros((3, 1)), acts=np.zeros((3, 1)), infos=None, terminal=True, rews=None)
+    with pytest.raises(ValueError, match="trajectory 0 has 3 observations and 3 actions"):
+        from_imitation([bad])
+
+
+def test_shipped_demonstrations_load_and_fit_their_env():
+    from sb3_swfp.data import demo_path, shipped_demonstrations
+
+    with pytest.raises(FileNotFoundError, match="no shipped demonstrations named 'Nope-v0'; shipped: "):
+        demo_path("Nope-v0")
+    for name in shipped_demonstrations():
+        demos = load_demonstrations(demo_path(name))
+        env = gym.make(name)
+        validate(demos, env.observation_space, env.action_space)
+        assert len(demos.episode_returns()) >= 5
