@@ -27,7 +27,8 @@ from stable_baselines3.common.utils import (
 
 from sb3_swfp.common.buffers import with_env_id
 from sb3_swfp.common.demos import Demonstrations, check_env_id, check_rewards, sample_batch, validate
-from sb3_swfp.common.flow import LOG_PROB_METHODS, ODE_SOLVERS
+from sb3_swfp.common.flow import ODE_SOLVERS
+from sb3_swfp.common.log_prob import LOG_PROB_METHODS
 from sb3_swfp.common.losses import (
     Q_AGGREGATIONS,
     aggregate_q,
@@ -420,13 +421,11 @@ class SWFP(OffPolicyAlgorithm):
             x0 = th.randn(batch, actor.action_dim, device=self.device)
             if self.block_sampling == "per_batch":
                 block: int | th.Tensor = int(th.randint(0, self.n_blocks, ()).item())
-                x_prev_old, conditioning = x0, target.conditioning(target_features)
-                for n in range(block):  # type: ignore[arg-type]
-                    x_prev_old = target.block(target_features, x_prev_old, n, conditioning=conditioning)[0]
-                x_old = target.block(target_features, x_prev_old, block, conditioning=conditioning)[0]
             else:
                 block = th.randint(0, self.n_blocks, (batch,), device=self.device)
-                x_prev_old, x_old = target.particles_at_block(target_features, x0, block)  # (batch, d) each
+            # x_{n-1}^old and x_n^old = F_n^old(x_{n-1}^old): the target chain from x_0 through each sample's block n
+            old = target.walk(target_features, x0, stop=block + 1)
+            x_prev_old, x_old = old.x_prev, old.x  # (batch, d) each
         # Inference tensors cannot be saved for backward: the actor's graph gets normal copies (small ones)
         x_prev_old, x_old = x_prev_old.clone(), x_old.clone()
         if isinstance(block, th.Tensor):
