@@ -503,7 +503,7 @@ def run_density(job: tuple[str, str, str, int]) -> str:
         for update in range(DRIFT_CHECKPOINTS[-1] + 1):
             if update in DRIFT_CHECKPOINTS:
                 checkpoints[update] = _toy_scores(model.predict(obs, deterministic=False)[0], HIGH_REWARD_MODES)
-            model._actor_update(batch, ent_coef, defaultdict(list))
+            model._actor_update(batch, ent_coef)
             polyak_update(model.actor.parameters(), model.actor_target.parameters(), model.actor_tau)
         result["checkpoints"] = checkpoints
     elif kind == "landscape":
@@ -579,8 +579,7 @@ def actor_update_cost(n_blocks: int, device: str, batch_size: int = 256, repeats
     actor = model.actor
 
     def one_block() -> None:
-        # What train() passes: a list per logged term, whichever terms the options log
-        model._actor_update(observations, ent_coef, defaultdict(list))
+        model._actor_update(observations, ent_coef)
 
     def whole_chain() -> None:
         features = actor.extract_features(observations, actor.features_extractor)

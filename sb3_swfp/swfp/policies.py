@@ -272,7 +272,7 @@ class FlowActor(BasePolicy):
         else:
             block = th.clamp((t.squeeze(-1) * self.n_blocks).long(), max=self.n_blocks - 1)
             (predicted,) = _route_by_block(block, lambda n, idx: (self.solver.velocity(self.velocities[n], features[idx], path.x_t[idx], t[idx]),))
-        return flow_matching_loss(predicted, path.u)
+        return flow_matching_loss(predicted_velocity=predicted, target_velocity=path.u)
 
 
 class FlowPolicy(BasePolicy):

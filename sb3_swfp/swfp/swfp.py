@@ -352,13 +352,14 @@ class SWFP(OffPolicyAlgorithm):
             logs["ent_coef"].append(ent_coef.item())
 
             # Soft-Q critic, Eq. (16-18)
-            next_log_prob = self._critic_update(replay_data, ent_coef, logs)
+            next_log_prob, critic_logs = self._critic_update(replay_data, ent_coef)
+            _append(logs, critic_logs)
 
             # Temperature (beyond the paper, as SAC): the entropy of the behaviour (target) actor,
             # measured on the next states of the critic batch at no extra cost
             if self.ent_coef_optimizer is not None and self.log_ent_coef is not None:
                 assert next_log_prob is not None and isinstance(self.target_entropy, float)
-                loss = ent_coef_loss(self.log_ent_coef, next_log_prob, self.target_entropy)
+                loss = ent_coef_loss(log_ent_coef=self.log_ent_coef, log_prob=next_log_prob, target_entropy=self.target_entropy)
                 logs["ent_coef_loss"].append(check_finite("ent_coef_loss", loss, self._n_updates))
                 self.ent_coef_optimizer.zero_grad()
                 loss.backward()
@@ -370,7 +371,7 @@ class SWFP(OffPolicyAlgorithm):
                     actor_obs = replay_data.observations
                 else:
                     actor_obs = self.replay_buffer.sample(self.actor_batch_size, env=self._vec_normalize_env).observations  # type: ignore[union-attr]
-                self._actor_update(actor_obs, ent_coef, logs)
+                _append(logs, self._actor_update(actor_obs, ent_coef))
                 polyak_update(self.actor.parameters(), self.actor_target.parameters(), self.actor_tau)
 
             if self._n_updates % self.target_update_interval == 0:
@@ -382,8 +383,8 @@ class SWFP(OffPolicyAlgorithm):
         for key, values in logs.items():
             self.logger.record(f"train/{key}", float(np.mean(values)))
 
-    def _critic_update(self, replay_data: ReplayBufferSamples, ent_coef: th.Tensor, logs: dict[str, list[float]]) -> th.Tensor | None:
-        """One critic step; returns the target actor's ``log pi(a'|s')`` (or None when not needed)."""
+    def _critic_update(self, replay_data: ReplayBufferSamples, ent_coef: th.Tensor) -> tuple[th.Tensor | None, dict[str, float]]:
+        """One critic step; returns the target actor's ``log pi(a'|s')`` (or None when not needed) and the logged terms."""
         need_log_prob = self.critic_entropy or self.ent_coef_optimizer is not None
         # a' and its density come from the target actor, without gradient; inference mode also skips the
         # autograd bookkeeping of its hundreds of operations (about 5% of the chain's time)
@@ -393,27 +394,27 @@ class SWFP(OffPolicyAlgorithm):
             next_q_values = th.cat(self.critic_target(replay_data.next_observations, next_actions), dim=1)
             discounts = replay_data.discounts if replay_data.discounts is not None else self.gamma
             target_q = soft_q_target(
-                replay_data.rewards,
-                replay_data.dones,
-                discounts,
-                next_q_values,
-                next_log_prob if self.critic_entropy else None,
-                ent_coef,
-                self.q_agg,
+                rewards=replay_data.rewards,
+                dones=replay_data.dones,
+                discounts=discounts,
+                next_q_values=next_q_values,
+                next_log_prob=next_log_prob if self.critic_entropy else None,
+                ent_coef=ent_coef,
+                q_agg=self.q_agg,
             )
         current_q_values = self.critic(replay_data.observations, replay_data.actions)
         # Inference tensors cannot be saved for backward: the loss gets a normal copy of the (batch, 1) targets
-        critic_loss = soft_q_loss(current_q_values, target_q.clone())
-        logs["critic_loss"].append(check_finite("critic_loss", critic_loss, self._n_updates))
+        critic_loss = soft_q_loss(current_q_values=current_q_values, target_q_values=target_q.clone())
+        logs = {"critic_loss": check_finite("critic_loss", critic_loss, self._n_updates)}
         if next_log_prob is not None:
-            logs["entropy"].append(-next_log_prob.mean().item())
+            logs["entropy"] = -next_log_prob.mean().item()
         self.critic.optimizer.zero_grad()
         critic_loss.backward()
         self.critic.optimizer.step()
-        return next_log_prob
+        return next_log_prob, logs
 
-    def _actor_update(self, observations: Any, ent_coef: th.Tensor, logs: dict[str, list[float]]) -> None:
-        """One JKO block step (spec §4, steps 1-4)."""
+    def _actor_update(self, observations: Any, ent_coef: th.Tensor) -> dict[str, float]:
+        """One JKO step of one flow block (Eq. 19-20); returns the logged terms."""
         actor, target = self.actor, self.actor_target
         with th.inference_mode():  # old particles come from the target actor and carry no gradient
             target_features = target.extract_features(observations, target.features_extractor)
@@ -440,26 +441,37 @@ class SWFP(OffPolicyAlgorithm):
         q_scale = q_values.detach().abs().mean().clamp_min(1e-6) if self.q_normalization else 1.0
         # Per-block JKO objective, Eq. (20) with the parallel-block term of Eq. (19)
         actor_loss, terms = jko_block_loss(
-            q_values, log_det, x_new, x_prev_old, x_old, ent_coef, self.w2_coef, self.jko_step_size, q_scale, self.w2_prev_coef  # type: ignore[arg-type]
+            q_values=q_values,
+            log_det=log_det,
+            x_new=x_new,
+            x_prev_old=x_prev_old,
+            x_old=x_old,
+            ent_coef=ent_coef,
+            w2_coef=self.w2_coef,
+            jko_step_size=self.jko_step_size,
+            q_scale=q_scale,
+            w2_prev_coef=self.w2_prev_coef,
         )
+        logs: dict[str, float] = {}
         if self.bc_coef > 0:
-            # Flow-matching BC on demonstrations keeps the policy near them (spec §4.5)
+            # Flow-matching BC on demonstrations keeps the policy near them (Eq. 7; beyond the paper)
             demo = self.replay_buffer.sample_demonstrations(batch, env=self._vec_normalize_env)  # type: ignore[union-attr]
             bc_loss = actor.flow_matching_loss(demo.observations, demo.actions)
-            logs["bc_loss"].append(check_finite("bc_loss", bc_loss, self._n_updates))
+            logs["bc_loss"] = check_finite("bc_loss", bc_loss, self._n_updates)
             actor_loss = actor_loss + self.bc_coef * bc_loss
-        logs["actor_loss"].append(check_finite("actor_loss", actor_loss, self._n_updates))
-        logs["actor_q_term"].append(terms.q_term.item())
-        logs["actor_log_det"].append(terms.log_det.item())
-        logs["w2_prev"].append(terms.w2_prev.item())
-        logs["w2_old"].append(terms.w2_old.item())
+        logs["actor_loss"] = check_finite("actor_loss", actor_loss, self._n_updates)
+        logs["actor_q_term"] = terms.q_term.item()
+        logs["actor_log_det"] = terms.log_det.item()
+        logs["w2_prev"] = terms.w2_prev.item()
+        logs["w2_old"] = terms.w2_old.item()
         if self.q_normalization:
-            logs["actor_q_scale"].append(float(q_scale))
+            logs["actor_q_scale"] = float(q_scale)
         self.actor.optimizer.zero_grad()
         # Gradients for the actor only: the critic's weight gradients of this loss would be two GEMMs per
         # critic layer that nothing uses (the critic's own step zeroes its gradients first)
         actor_loss.backward(inputs=[param for param in actor.parameters() if param.requires_grad])
         self.actor.optimizer.step()
+        return logs
 
     def pretrain(
         self: SelfSWFP,
@@ -557,7 +569,7 @@ class SWFP(OffPolicyAlgorithm):
                 observations=self._normalize_demo_obs(batch.observations),
                 next_observations=self._normalize_demo_obs(batch.next_observations),
             )
-            self._critic_update(batch, ent_coef, logs)  # type: ignore[arg-type]
+            _append(logs, self._critic_update(batch, ent_coef)[1])  # type: ignore[arg-type]
             polyak_update(self.critic.parameters(), self.critic_target.parameters(), self.tau)
             if step % log_interval == 0 or step == critic_warmup_steps:
                 logger.record("pretrain/critic_loss", float(np.mean(logs.pop("critic_loss"))))
@@ -683,6 +695,12 @@ def check_action_space(action_space: spaces.Space) -> None:
             f"SWFP needs a bounded Box action space (finite low and high), got low={action_space.low}, "
             f"high={action_space.high}. Wrap the env with gymnasium.wrappers.RescaleAction or ClipAction."
         )
+
+
+def _append(logs: dict[str, list[float]], terms: dict[str, float]) -> None:
+    """Add one update's logged terms to the lists that ``train()`` averages."""
+    for key, value in terms.items():
+        logs[key].append(value)
 
 
 def _progress(iterable: Any, enabled: bool, description: str) -> Any:
