@@ -13,7 +13,7 @@ from stable_baselines3.common.envs import IdentityEnvBox, SimpleMultiObsEnv
 from stable_baselines3.common.logger import configure
 from stable_baselines3.common.vec_env import VecNormalize
 
-from sb3_swfp import SWFP
+from sb3_swfp import SWFP, FlowPolicy
 from sb3_swfp.common.fast_flow import TangentFlowSolver
 from sb3_swfp.common.flow import FlowSolver
 from sb3_swfp.common.losses import NonFiniteLossError
@@ -345,3 +345,19 @@ def test_adam_steps_all_parameters_at_once_unless_told_otherwise(policy_kwargs, 
     for optimizer in (policy.actor.optimizer, policy.critic.optimizer):
         for key, value in expected.items():
             assert optimizer.param_groups[0][key] == value
+
+
+@pytest.mark.parametrize(
+    "policy_kwargs, match",
+    [
+        (dict(time_embedding="fourier"), "unknown time_embedding 'fourier', expected one of 'sinusoidal', 'linear'"),
+        (dict(time_embed_dim=7), "time_embed_dim must be an even integer >= 2, got 7"),
+    ],
+)
+def test_policy_options_are_checked_with_the_same_messages(policy_kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        SWFP("FlowPolicy", "Pendulum-v1", policy_kwargs=policy_kwargs)
+    # and so are the policy's own arguments when it is built on its own
+    env = gym.make("Pendulum-v1")
+    with pytest.raises(ValueError, match="unknown ode_solver 'rk4', expected one of 'midpoint', 'euler'"):
+        FlowPolicy(env.observation_space, env.action_space, lambda _: 1e-3, ode_solver="rk4")

@@ -13,16 +13,15 @@ from typing import NamedTuple
 import torch as th
 from torch.nn import functional as F
 
+from sb3_swfp.common.checks import check_choice
+
 Q_AGGREGATIONS = ("min", "mean")
 
 
 def aggregate_q(q_values: th.Tensor, q_agg: str = "min") -> th.Tensor:
     """Reduce critic outputs (batch, n_critics) to (batch, 1) with ``min`` (clipped double Q) or ``mean``."""
-    if q_agg == "min":
-        return q_values.min(dim=1, keepdim=True).values
-    if q_agg == "mean":
-        return q_values.mean(dim=1, keepdim=True)
-    raise ValueError(f"unknown q_agg {q_agg!r}, expected one of {Q_AGGREGATIONS}")
+    check_choice("q_agg", q_agg, Q_AGGREGATIONS)
+    return q_values.min(dim=1, keepdim=True).values if q_agg == "min" else q_values.mean(dim=1, keepdim=True)
 
 
 def soft_q_target(

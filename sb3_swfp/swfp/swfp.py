@@ -26,6 +26,7 @@ from stable_baselines3.common.utils import (
 )
 
 from sb3_swfp.common.buffers import with_env_id
+from sb3_swfp.common.checks import check_choice, check_int
 from sb3_swfp.common.demos import Demonstrations, check_env_id, check_rewards, sample_batch, validate
 from sb3_swfp.common.flow import ODE_SOLVERS
 from sb3_swfp.common.log_prob import LOG_PROB_METHODS
@@ -184,17 +185,17 @@ class SWFP(OffPolicyAlgorithm):
         device: th.device | str = "auto",
         _init_setup_model: bool = True,
     ):
-        _check_choice("ode_solver", ode_solver, ODE_SOLVERS)
-        _check_choice("log_prob_method", log_prob_method, ("auto", *LOG_PROB_METHODS))
-        _check_choice("block_sampling", block_sampling, BLOCK_SAMPLING)
-        _check_choice("q_agg", q_agg, Q_AGGREGATIONS)
-        _check_choice("squash", squash, SQUASHES)
-        _check_int("n_blocks", n_blocks, 1)
-        _check_int("n_substeps", n_substeps, 1)
-        _check_int("policy_delay", policy_delay, 1)
-        _check_int("actor_learning_starts", actor_learning_starts, 0)
+        check_choice("ode_solver", ode_solver, ODE_SOLVERS)
+        check_choice("log_prob_method", log_prob_method, ("auto", *LOG_PROB_METHODS))
+        check_choice("block_sampling", block_sampling, BLOCK_SAMPLING)
+        check_choice("q_agg", q_agg, Q_AGGREGATIONS)
+        check_choice("squash", squash, SQUASHES)
+        check_int("n_blocks", n_blocks, 1)
+        check_int("n_substeps", n_substeps, 1)
+        check_int("policy_delay", policy_delay, 1)
+        check_int("actor_learning_starts", actor_learning_starts, 0)
         if actor_batch_size is not None:
-            _check_int("actor_batch_size", actor_batch_size, 1)
+            check_int("actor_batch_size", actor_batch_size, 1)
         if not jko_step_size > 0:
             raise ValueError(f"jko_step_size must be > 0 (it divides the W2 term of Eq. 20), got {jko_step_size}")
         if not bc_coef >= 0:
@@ -205,6 +206,7 @@ class SWFP(OffPolicyAlgorithm):
             raise ValueError(f"w2_prev_coef must be >= 0, got {w2_prev_coef}")
         if not 0 < actor_tau <= 1:
             raise ValueError(f"actor_tau must be in (0, 1], got {actor_tau}")
+        _initial_ent_coef(ent_coef)
         for name in _POLICY_ARGS:
             if policy_kwargs and name in policy_kwargs:
                 raise ValueError(f"pass {name} to SWFP(...) directly, not in policy_kwargs")
@@ -309,17 +311,11 @@ class SWFP(OffPolicyAlgorithm):
             self.target_entropy = float(self.target_entropy)
 
         # Learn log(alpha) as SAC does (https://arxiv.org/abs/1812.05905)
-        if isinstance(self.ent_coef, str):
-            if not self.ent_coef.startswith("auto"):
-                raise ValueError(f"ent_coef must be a positive float, 'auto' or 'auto_<init>', got {self.ent_coef!r}")
-            init_value = float(self.ent_coef.split("_")[1]) if "_" in self.ent_coef else 1.0
-            if not init_value > 0:
-                raise ValueError(f"the initial value of ent_coef must be > 0, got {init_value}")
+        init_value = _initial_ent_coef(self.ent_coef)
+        if init_value is not None:
             self.log_ent_coef = th.log(th.ones(1, device=self.device) * init_value).requires_grad_(True)
             self.ent_coef_optimizer = th.optim.Adam([self.log_ent_coef], lr=self.lr_schedule(1))
         else:
-            if not float(self.ent_coef) > 0:
-                raise ValueError(f"ent_coef must be > 0 (the JKO loss divides Q by it), got {self.ent_coef}")
             self.ent_coef_tensor = th.tensor(float(self.ent_coef), device=self.device)
 
     def _create_aliases(self) -> None:
@@ -528,8 +524,8 @@ class SWFP(OffPolicyAlgorithm):
         """
         from sb3_swfp.common.buffers import as_demonstrations
 
-        _check_int("gradient_steps", gradient_steps, 0)
-        _check_int("batch_size", batch_size, 1)
+        check_int("gradient_steps", gradient_steps, 0)
+        check_int("batch_size", batch_size, 1)
         demos = validate(as_demonstrations(demonstrations), self.observation_space, self.action_space, clip_actions)
         check_env_id(demos.metadata, self._env_id(), allow_env_mismatch)
         if critic_warmup_steps > 0:
@@ -703,6 +699,20 @@ def _append(logs: dict[str, list[float]], terms: dict[str, float]) -> None:
         logs[key].append(value)
 
 
+def _initial_ent_coef(ent_coef: str | float) -> float | None:
+    """The initial value of a learned ``ent_coef`` (``"auto"``, ``"auto_<init>"``), None for a fixed one; a ValueError otherwise."""
+    if isinstance(ent_coef, str):
+        if not ent_coef.startswith("auto"):
+            raise ValueError(f"ent_coef must be a positive float, 'auto' or 'auto_<init>', got {ent_coef!r}")
+        init_value = float(ent_coef.split("_")[1]) if "_" in ent_coef else 1.0
+        if not init_value > 0:
+            raise ValueError(f"the initial value of ent_coef must be > 0, got {init_value}")
+        return init_value
+    if not float(ent_coef) > 0:
+        raise ValueError(f"ent_coef must be > 0 (the JKO loss divides Q by it), got {ent_coef}")
+    return None
+
+
 def _progress(iterable: Any, enabled: bool, description: str) -> Any:
     """Wrap ``iterable`` in a progress bar (tqdm's rich bar when available) if ``enabled``."""
     if not enabled:
@@ -712,13 +722,3 @@ def _progress(iterable: Any, enabled: bool, description: str) -> Any:
     except ImportError as error:
         raise ImportError("progress_bar=True needs tqdm and rich: pip install tqdm rich") from error
     return tqdm(iterable, desc=description)
-
-
-def _check_choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise ValueError(f"unknown {name} {value!r}, expected one of {', '.join(repr(a) for a in allowed)}")
-
-
-def _check_int(name: str, value: Any, minimum: int) -> None:
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
