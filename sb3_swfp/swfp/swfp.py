@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import numpy as np
 import torch as th
-from gymnasium import spaces
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.noise import ActionNoise
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
@@ -26,7 +25,7 @@ from stable_baselines3.common.utils import (
 )
 
 from sb3_swfp.common.buffers import with_env_id
-from sb3_swfp.common.checks import check_choice, check_int
+from sb3_swfp.common.checks import check_action_space, check_choice, check_int
 from sb3_swfp.common.demos import Demonstrations, check_env_id, check_rewards, sample_batch, validate
 from sb3_swfp.common.flow import ODE_SOLVERS
 from sb3_swfp.common.log_prob import LOG_PROB_METHODS
@@ -390,13 +389,8 @@ class SWFP(OffPolicyAlgorithm):
             next_q_values = th.cat(self.critic_target(replay_data.next_observations, next_actions), dim=1)
             discounts = replay_data.discounts if replay_data.discounts is not None else self.gamma
             target_q = soft_q_target(
-                rewards=replay_data.rewards,
-                dones=replay_data.dones,
-                discounts=discounts,
-                next_q_values=next_q_values,
-                next_log_prob=next_log_prob if self.critic_entropy else None,
-                ent_coef=ent_coef,
-                q_agg=self.q_agg,
+                rewards=replay_data.rewards, dones=replay_data.dones, discounts=discounts, next_q_values=next_q_values,
+                next_log_prob=next_log_prob if self.critic_entropy else None, ent_coef=ent_coef, q_agg=self.q_agg,
             )
         current_q_values = self.critic(replay_data.observations, replay_data.actions)
         # Inference tensors cannot be saved for backward: the loss gets a normal copy of the (batch, 1) targets
@@ -437,16 +431,8 @@ class SWFP(OffPolicyAlgorithm):
         q_scale = q_values.detach().abs().mean().clamp_min(1e-6) if self.q_normalization else 1.0
         # Per-block JKO objective, Eq. (20) with the parallel-block term of Eq. (19)
         actor_loss, terms = jko_block_loss(
-            q_values=q_values,
-            log_det=log_det,
-            x_new=x_new,
-            x_prev_old=x_prev_old,
-            x_old=x_old,
-            ent_coef=ent_coef,
-            w2_coef=self.w2_coef,
-            jko_step_size=self.jko_step_size,
-            q_scale=q_scale,
-            w2_prev_coef=self.w2_prev_coef,
+            q_values=q_values, log_det=log_det, x_new=x_new, x_prev_old=x_prev_old, x_old=x_old, ent_coef=ent_coef,
+            w2_coef=self.w2_coef, jko_step_size=self.jko_step_size, q_scale=q_scale, w2_prev_coef=self.w2_prev_coef,
         )
         logs: dict[str, float] = {}
         if self.bc_coef > 0:
@@ -677,20 +663,6 @@ def _saved_data_has(path: str | os.PathLike | io.BufferedIOBase, key: str) -> bo
     finally:
         if position is not None:
             path.seek(position)  # type: ignore[union-attr]
-
-
-def check_action_space(action_space: spaces.Space) -> None:
-    """Raise a ValueError unless ``action_space`` is a bounded ``gymnasium.spaces.Box``."""
-    if not isinstance(action_space, spaces.Box):
-        raise ValueError(
-            f"SWFP needs a continuous gymnasium.spaces.Box action space, got {action_space}. "
-            "Flow policies generate real-valued actions; for discrete actions use e.g. SB3's DQN or PPO."
-        )
-    if not (np.all(np.isfinite(action_space.low)) and np.all(np.isfinite(action_space.high))):
-        raise ValueError(
-            f"SWFP needs a bounded Box action space (finite low and high), got low={action_space.low}, "
-            f"high={action_space.high}. Wrap the env with gymnasium.wrappers.RescaleAction or ClipAction."
-        )
 
 
 def _append(logs: dict[str, list[float]], terms: dict[str, float]) -> None:
