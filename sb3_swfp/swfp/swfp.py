@@ -116,7 +116,7 @@ class SWFP(OffPolicyAlgorithm):
         0 keeps only the trust region to the old block output ``x_n^old``, ours).  Against a weak Q
         term that term pulls every block towards the identity map and undoes a pretrained flow.
     :param bc_coef: Weight of a flow-matching BC term on a demonstration batch in each actor update
-        (spec §4.5, beyond the paper; 0 by default).  Needs ``replay_buffer_class=DemoReplayBuffer``.
+        (Eq. 7, beyond the paper; 0 by default).  Needs ``replay_buffer_class=DemoReplayBuffer``.
     :param target_update_interval: Update the critic targets every ``target_update_interval`` steps.
     :param stats_window_size: Window size for the rollout logging.
     :param tensorboard_log: The log location for tensorboard (if None, no logging).
@@ -228,7 +228,7 @@ class SWFP(OffPolicyAlgorithm):
             replay_buffer_kwargs=replay_buffer_kwargs,
             optimize_memory_usage=optimize_memory_usage,
             n_steps=n_steps,
-            # A copy: the spec arguments are added to it below, and the caller's dict stays as it was
+            # A copy: _setup_model adds the flow's arguments (n_blocks, ...) to it, and the caller's dict stays as it was
             policy_kwargs=dict(policy_kwargs) if policy_kwargs else None,
             stats_window_size=stats_window_size,
             tensorboard_log=tensorboard_log,
@@ -471,7 +471,7 @@ class SWFP(OffPolicyAlgorithm):
         allow_env_mismatch: bool = False,
         allow_missing_rewards: bool = False,
     ) -> SelfSWFP:
-        """Behaviour cloning: conditional flow matching on demonstrations (Eq. 7, spec §5), then sync the target actor.
+        """Behaviour cloning: conditional flow matching on demonstrations (Eq. 7), then sync the target actor.
 
         Runs on the model's device (the GPU when the model is on one).  The defaults are the fine-tuning
         preset's (``sb3_swfp.presets.PRETRAIN_KWARGS``): AdamW, learning rate 1e-3 cosine-decayed to 1e-4,
@@ -541,7 +541,7 @@ class SWFP(OffPolicyAlgorithm):
                 logger.record("pretrain/learning_rate", scheduler.get_last_lr()[0])
                 logger.dump(step=step)
                 losses = []
-        self.policy.sync_target_actor()  # spec §5: after pretraining the target actor equals the actor
+        self.policy.sync_target_actor()  # after pretraining the target actor equals the actor (docs/algorithm.md)
 
         logs: dict[str, list[float]] = defaultdict(list)
         ent_coef = self._current_ent_coef()
