@@ -280,6 +280,13 @@ class FlowPolicy(BasePolicy):
 
     The behaviour policy and ``predict`` use the target actor (Algorithm 1, line 4).
 
+    The layout is that of SB3's ``TD3Policy``, but not built on it: its ``_build`` hands a shared
+    features extractor to the critic's optimizer and to the target critic (here, as in SAC, the
+    critic's step leaves it out and the target critic has its own), and ``TD3Policy.__init__``
+    builds the networks before a subclass can add the flow's arguments.  With ``_build``,
+    ``_predict``, ``make_actor`` and ``make_critic`` overridden, only ``set_training_mode`` would
+    be inherited.
+
     :param observation_space: Observation space.
     :param action_space: Action space (bounded Box).
     :param lr_schedule: Initial learning rate schedule (the algorithm sets the actor's and critic's rates at each update).
