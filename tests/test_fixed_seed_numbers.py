@@ -103,7 +103,7 @@ def numbers(name: str) -> dict[str, np.ndarray]:
     env_id, policy = kwargs.pop("env", "Pendulum-v1"), kwargs.pop("policy", "FlowPolicy")
     if kwargs.get("replay_buffer_class") is DemoReplayBuffer:
         kwargs["replay_buffer_kwargs"] = dict(demonstrations=_demonstrations(), demo_ratio=0.25)
-    model = SWFP(policy, _make_env(env_id), seed=0, **kwargs)
+    model = SWFP(policy, _make_env(env_id), seed=0, device="cpu", **kwargs)
     logger = RecordingLogger()
     model.set_logger(logger)
     model.learn(150)
@@ -167,7 +167,7 @@ def test_same_seeds_give_the_recorded_numbers(name):
 
 def test_a_model_saved_by_version_0_1_0_loads_and_predicts_as_saved():
     recorded = np.load(NUMBERS)
-    model = SWFP.load(SAVED_MODEL)
+    model = SWFP.load(SAVED_MODEL, device="cpu")
     actions = model.predict(_observations(), deterministic=True)[0]
     np.testing.assert_allclose(actions, recorded["saved_model/predict"], atol=1e-6)
     model.set_env(gym.make("Pendulum-v1"))
@@ -181,10 +181,10 @@ def record() -> None:
         out.update({f"{name}/{key}": _stored(key, value) for key, value in numbers(name).items()})
         print(name, "done", flush=True)
     if not SAVED_MODEL.exists():
-        model = SWFP("FlowPolicy", "Pendulum-v1", seed=0, **{**BASE, "policy_kwargs": dict(net_arch=[8])})
+        model = SWFP("FlowPolicy", "Pendulum-v1", seed=0, device="cpu", **{**BASE, "policy_kwargs": dict(net_arch=[8])})
         model.learn(80)
         model.save(SAVED_MODEL)
-    out["saved_model/predict"] = SWFP.load(SAVED_MODEL).predict(_observations(), deterministic=True)[0]
+    out["saved_model/predict"] = SWFP.load(SAVED_MODEL, device="cpu").predict(_observations(), deterministic=True)[0]
     np.savez_compressed(NUMBERS, **out)
     print(f"wrote {NUMBERS}")
 

@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 import torch as th
 from torch import nn
 
-from sb3_swfp.common.checks import check_choice
+from sb3_swfp.common.checks import check_choice, check_int
 from sb3_swfp.common.log_prob import block_jacobian, hutchinson_term, log_abs_det, rademacher_like, velocity_probe
 
 ODE_SOLVERS = ("midpoint", "euler")
@@ -162,6 +162,8 @@ class FlowSolver(nn.Module):
     def __init__(self, n_blocks: int, n_substeps: int = 1, ode_solver: str = "midpoint"):
         super().__init__()
         check_choice("ode_solver", ode_solver, ODE_SOLVERS)
+        check_int("n_blocks", n_blocks, 1)
+        check_int("n_substeps", n_substeps, 1)
         self.n_blocks = n_blocks
         self.n_substeps = n_substeps
         self.ode_solver = ode_solver
