@@ -1,7 +1,7 @@
 """The same seeds give the same numbers: predictions, losses and weights after a short run, per option set.
 
 The reference numbers in ``tests/data/fixed_seed_numbers.npz`` were recorded before the flow's
-maths and its fast path were split (issue 16), with the code of that time.  A refactoring that
+maths and its fast path were split, with the code of that time.  A refactoring that
 changes no number keeps them bit for bit.  Float results depend on the CPU's kernels, so the exact
 check runs where the numbers were recorded (same torch version and CPU capability); elsewhere the
 test is skipped.  Record again (only after a change that is meant to change numbers) with::
