@@ -568,7 +568,7 @@ def run_density(job: tuple[str, str, str, int]) -> str:
         for update in range(DRIFT_CHECKPOINTS[-1] + 1):
             if update in DRIFT_CHECKPOINTS:
                 checkpoints[update] = _toy_scores(model.predict(obs, deterministic=False)[0], HIGH_REWARD_MODES)
-            model._actor_update(batch, ent_coef, defaultdict(list))
+            model._actor_update(batch, ent_coef)
             polyak_update(model.actor.parameters(), model.actor_target.parameters(), model.actor_tau)
         result["checkpoints"] = checkpoints
     elif kind == "landscape":
@@ -633,7 +633,7 @@ def actor_update_cost(n_blocks: int, device: str, batch_size: int = 256, repeats
     import torch as th
 
     from sb3_swfp import SWFP
-    from sb3_swfp.common.flow import standard_normal_log_prob
+    from sb3_swfp.common.log_prob import standard_normal_log_prob
 
     model = SWFP(
         "FlowPolicy", "Pendulum-v1", n_blocks=n_blocks, learning_starts=0, batch_size=batch_size, device=device, seed=0, **swfp_kwargs
@@ -644,18 +644,14 @@ def actor_update_cost(n_blocks: int, device: str, batch_size: int = 256, repeats
     actor = model.actor
 
     def one_block() -> None:
-        # What train() passes: a list per logged term, whichever terms the options log
-        model._actor_update(observations, ent_coef, defaultdict(list))
+        model._actor_update(observations, ent_coef)
 
     def whole_chain() -> None:
         features = actor.extract_features(observations, actor.features_extractor)
         x0 = th.randn(batch_size, actor.action_dim, device=model.device)
-        x, log_prob = x0, standard_normal_log_prob(x0)
-        for n in range(n_blocks):
-            x, log_det = actor.block(features, x, n, actor.log_prob_method)
-            log_prob = log_prob - log_det
-        q = th.cat(model.critic(observations, actor.squash(x)), dim=1).min(dim=1).values
-        loss = (-q / ent_coef + log_prob - actor.squash.log_abs_det(x)).mean()
+        walk = actor.walk(features, x0, log_prob=standard_normal_log_prob(x0))
+        q = th.cat(model.critic(observations, actor.squash(walk.x)), dim=1).min(dim=1).values
+        loss = (-q / ent_coef + walk.log_prob - actor.squash.log_abs_det(walk.x)).mean()
         actor.optimizer.zero_grad()
         loss.backward()
         actor.optimizer.step()

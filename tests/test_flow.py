@@ -1,4 +1,4 @@
-"""Flow blocks and log-densities (spec §1-2) against closed forms."""
+"""Flow blocks and log-densities (Eq. 9-10) against closed forms and autograd, for the reference solver and the fast one."""
 
 import copy
 import math
@@ -8,15 +8,19 @@ import pytest
 import torch as th
 from torch import nn
 
-from sb3_swfp.common.flow import (
-    FOLD_EPS,
-    SinusoidalTimeEmbedding,
+from sb3_swfp.common.fast_flow import (
+    ChainConditioning,
     StageTerms,
-    VelocityMLP,
-    integrate_block,
-    linear_path_sample,
-    standard_normal_log_prob,
+    TangentFlowSolver,
+    solver_weights,
+    stage_terms,
+    velocity_and_jvp,
+    velocity_only,
 )
+from sb3_swfp.common.flow import FlowSolver, SinusoidalTimeEmbedding, VelocityMLP, linear_path_sample
+from sb3_swfp.common.log_prob import FOLD_EPS, standard_normal_log_prob
+
+SOLVERS = [FlowSolver, TangentFlowSolver]
 
 
 def linear_velocity(matrix: th.Tensor, features_dim: int = 2) -> VelocityMLP:
@@ -30,15 +34,18 @@ def linear_velocity(matrix: th.Tensor, features_dim: int = 2) -> VelocityMLP:
     return net
 
 
-def run_chain(net, x0, n_blocks, n_substeps, solver, method, features=None):
-    h = 1.0 / n_blocks
+def run_chain(solver_class, net, x0, n_blocks, n_substeps, ode_solver, method, features=None):
+    solver = solver_class(n_blocks, n_substeps, ode_solver).double()
     features = th.zeros(x0.shape[0], net.features_dim, dtype=x0.dtype) if features is None else features
     x, log_det = x0, th.zeros(x0.shape[0], dtype=x0.dtype)
     for n in range(n_blocks):
-        t0 = th.full((x0.shape[0], 1), n * h, dtype=x0.dtype)
-        out = integrate_block(net, features, x, t0, h, n_substeps, solver, method)
+        out = solver.block(net, features, x, n, method)
         x, log_det = out.x, log_det + out.log_det
     return x, log_det
+
+
+def per_sample_blocks(batch: int, n_blocks: int = 5, seed: int = 0) -> th.Tensor:
+    return th.randint(0, n_blocks, (batch,), generator=th.Generator().manual_seed(seed))
 
 
 @pytest.mark.parametrize("activation", [nn.ReLU, nn.Tanh, nn.SiLU, nn.GELU])
@@ -47,27 +54,30 @@ def test_tangents_match_autograd_jacobian(activation, layer_norm):
     th.manual_seed(0)
     net = VelocityMLP(3, 2, [16, 16], activation, layer_norm=layer_norm).double()
     f, x, t = th.randn(6, 3).double(), th.randn(6, 2).double(), th.rand(6, 1).double()
-    reference = th.func.vmap(th.func.jacrev(lambda xx, ff, tt: net(ff[None], xx[None], tt[None])[0][0]))(x, f, t)
-    _, jac = net(f, x, t, th.eye(2).double().expand(6, 2, 2))
+    reference = th.func.vmap(th.func.jacrev(lambda xx, ff, tt: net(ff[None], xx[None], tt[None])[0]))(x, f, t)
+    v, jac = velocity_and_jvp(net, x, stage_terms(net, f, t.unsqueeze(1)).summed()[0], th.eye(2).double().expand(6, 2, 2))
     assert th.allclose(jac, reference, atol=1e-10)
+    assert th.allclose(v, net(f, x, t), atol=1e-12)
 
 
+@pytest.mark.parametrize("solver_class", SOLVERS)
 @pytest.mark.parametrize("activation", [nn.ReLU, nn.Tanh])
 @pytest.mark.parametrize("layer_norm", [False, True])
-def test_log_det_gradient_through_the_tangents_matches_autograd(activation, layer_norm):
-    """The actor loss back-propagates through hand-made tangents (some scaled in place): the gradient of
-    log|det dF/dx| for the weights must be the one of an autograd-only Jacobian."""
+def test_log_det_gradient_matches_autograd(solver_class, activation, layer_norm):
+    """The actor loss back-propagates through log-determinants (the fast solver's hand-made tangents, some
+    scaled in place): the gradient of log|det dF/dx| for the weights must be that of an autograd-only Jacobian."""
     th.manual_seed(0)
     net = VelocityMLP(3, 2, [16, 16], activation, layer_norm=layer_norm).double()
-    f, x, t0 = th.randn(6, 3).double(), th.randn(6, 2).double(), th.rand(6, 1).double() * 0.8
+    f, x, block = th.randn(6, 3).double(), th.randn(6, 2).double(), per_sample_blocks(6)
+    reference_solver, solver = FlowSolver(5).double(), solver_class(5).double()
 
-    def block_map(xx, ff, tt):
-        return integrate_block(net, ff[None], xx[None], tt[None], 0.2, 1, "midpoint", None).x[0]
+    def block_map(xx, ff, bb):
+        return reference_solver.block(net, ff[None], xx[None], bb[None]).x[0]
 
-    reference = th.log(th.linalg.det(th.func.vmap(th.func.jacrev(block_map))(x, f, t0)).abs() + FOLD_EPS).sum()
+    reference = th.log(th.linalg.det(th.func.vmap(th.func.jacrev(block_map))(x, f, block)).abs() + FOLD_EPS).sum()
     params = list(net.parameters())
     expected = th.autograd.grad(reference, params, allow_unused=True, materialize_grads=True)
-    log_det = integrate_block(net, f, x, t0, 0.2, 1, "midpoint", "exact").log_det.sum()
+    log_det = solver.block(net, f, x, block, "exact").log_det.sum()
     got = th.autograd.grad(log_det, params, allow_unused=True, materialize_grads=True)
     assert th.allclose(log_det, reference, atol=1e-10)
     assert max(e.abs().max().item() for e in expected) > 1e-3  # the log-det does depend on the weights
@@ -77,16 +87,19 @@ def test_log_det_gradient_through_the_tangents_matches_autograd(activation, laye
 
 @pytest.mark.parametrize("activation", [nn.ReLU, nn.Tanh])
 @pytest.mark.parametrize("layer_norm", [False, True])
-def test_velocity_only_path_equals_the_tangent_path(activation, layer_norm):
+def test_velocity_only_path_equals_the_tangent_path_and_the_plain_network(activation, layer_norm):
     th.manual_seed(0)
     net = VelocityMLP(3, 2, [16, 16], activation, layer_norm=layer_norm)
     f, x, t = th.randn(6, 3), th.randn(6, 2), th.rand(6, 1)
-    with_tangents, _ = net(f, x, t, th.eye(2).expand(6, 2, 2))
-    assert th.allclose(net.velocity(x, net.stage_terms(f, t.unsqueeze(1)).summed()[0]), with_tangents, atol=1e-6)
-    assert th.equal(net(f, x, t)[0], net.velocity(x, net.stage_terms(f, t.unsqueeze(1)).summed()[0]))
+    term = stage_terms(net, f, t.unsqueeze(1)).summed()[0]
+    with_tangents, _ = velocity_and_jvp(net, x, term, th.eye(2).expand(6, 2, 2))
+    assert th.allclose(velocity_only(x, term, solver_weights(net)), with_tangents, atol=1e-6)
+    assert th.equal(TangentFlowSolver(5).velocity(net, f, x, t), velocity_only(x, term, solver_weights(net)))
+    assert th.allclose(TangentFlowSolver(5).velocity(net, f, x, t), net(f, x, t), atol=1e-6)
 
 
-def test_velocity_only_path_of_a_copy_uses_the_copy_weights():
+@pytest.mark.parametrize("solver_class", SOLVERS)
+def test_velocity_of_a_copy_uses_the_copy_weights(solver_class):
     # independent flow blocks are deep copies of one network; each must use its own layers
     th.manual_seed(0)
     net = VelocityMLP(3, 2, [16, 16])
@@ -96,26 +109,29 @@ def test_velocity_only_path_of_a_copy_uses_the_copy_weights():
         other.linears[-1].bias.zero_()
         net.linears[-1].bias.zero_()
     f, x, t = th.randn(6, 3), th.randn(6, 2), th.rand(6, 1)
-    assert th.allclose(other(f, x, t)[0], 2.0 * net(f, x, t)[0], atol=1e-6)
+    solver = solver_class(5)
+    assert th.allclose(solver.velocity(other, f, x, t), 2.0 * solver.velocity(net, f, x, t), atol=1e-6)
 
 
-@pytest.mark.parametrize("solver", ["midpoint", "euler"])
-def test_exact_log_det_matches_autograd_of_block_map(solver):
+@pytest.mark.parametrize("solver_class", SOLVERS)
+@pytest.mark.parametrize("ode_solver", ["midpoint", "euler"])
+def test_exact_log_det_matches_autograd_of_block_map(solver_class, ode_solver):
     th.manual_seed(1)
     net = VelocityMLP(3, 3, [16], nn.Tanh).double()
-    f, x, t = th.randn(5, 3).double(), th.randn(5, 3).double(), th.rand(5, 1).double()
+    f, x = th.randn(5, 3).double(), th.randn(5, 3).double()
+    reference = FlowSolver(4, 2, ode_solver).double()
 
-    def block_map(xx, ff, tt):
-        return integrate_block(net, ff[None], xx[None], tt[None], 0.25, 2, solver).x[0]
+    def block_map(xx, ff):  # block 1 of 4, two solver steps
+        return reference.block(net, ff[None], xx[None], 1).x[0]
 
-    jac = th.func.vmap(th.func.jacrev(block_map))(x, f, t)
-    out = integrate_block(net, f, x, t, 0.25, 2, solver, "exact")
+    jac = th.func.vmap(th.func.jacrev(block_map))(x, f)
+    out = solver_class(4, 2, ode_solver).double().block(net, f, x, 1, "exact")
     # log(|det| + FOLD_EPS): the fold floor, see FOLD_EPS
-    expected = th.log(th.linalg.det(jac).abs() + FOLD_EPS)
-    assert th.allclose(out.log_det, expected, atol=1e-10)
+    assert th.allclose(out.log_det, th.log(th.linalg.det(jac).abs() + FOLD_EPS), atol=1e-10)
 
 
-def test_exact_density_equals_closed_form_on_linear_field():
+@pytest.mark.parametrize("solver_class", SOLVERS)
+def test_exact_density_equals_closed_form_on_linear_field(solver_class):
     """v = A x: each midpoint step is x <- M x with M = I + hA + (hA)^2 / 2, so x_N ~ N(0, P P^T), P = M^steps."""
     matrix = th.tensor([[0.3, -0.8], [0.5, -0.2]], dtype=th.float64)
     net = linear_velocity(matrix)
@@ -124,43 +140,89 @@ def test_exact_density_equals_closed_form_on_linear_field():
     step = th.eye(2, dtype=th.float64) + dt * matrix + 0.5 * (dt * matrix) @ (dt * matrix)
     transform = th.linalg.matrix_power(step, n_blocks * n_substeps)
     x0 = th.randn(7, 2, dtype=th.float64)
-    x_n, log_det = run_chain(net, x0, n_blocks, n_substeps, "midpoint", "exact")
+    x_n, log_det = run_chain(solver_class, net, x0, n_blocks, n_substeps, "midpoint", "exact")
     assert th.allclose(x_n, x0 @ transform.T, atol=1e-12)
     log_prob = standard_normal_log_prob(x0) - log_det
     closed_form = th.distributions.MultivariateNormal(th.zeros(2, dtype=th.float64), transform @ transform.T).log_prob(x_n)
     # equal up to the fold floor: n_blocks * FOLD_EPS / |det| at most
     assert th.allclose(log_prob, closed_form, atol=n_blocks * 2 * FOLD_EPS)
     # and the discrete log-det converges to the continuous one, trace(A)
-    _, fine = run_chain(net, x0, 5, 50, "midpoint", "exact")
+    _, fine = run_chain(solver_class, net, x0, 5, 50, "midpoint", "exact")
     assert th.allclose(fine, th.full_like(fine, matrix.trace().item()), atol=1e-5)
 
 
-def test_hutchinson_is_exact_for_diagonal_linear_field():
+@pytest.mark.parametrize("solver_class", SOLVERS)
+def test_hutchinson_is_exact_for_diagonal_linear_field(solver_class):
     matrix = th.diag(th.tensor([0.7, -1.3, 0.2], dtype=th.float64))
-    _, log_det = run_chain(linear_velocity(matrix), th.randn(9, 3, dtype=th.float64), 5, 1, "midpoint", "hutchinson")
+    _, log_det = run_chain(solver_class, linear_velocity(matrix), th.randn(9, 3, dtype=th.float64), 5, 1, "midpoint", "hutchinson")
     # eps^T A eps = trace(A) for every Rademacher probe when A is diagonal
     assert th.allclose(log_det, th.full_like(log_det, -0.4), atol=1e-12)
 
 
-def test_hutchinson_is_unbiased_for_full_linear_field():
+@pytest.mark.parametrize("solver_class", SOLVERS)
+def test_hutchinson_is_unbiased_for_full_linear_field(solver_class):
     th.manual_seed(2)
     matrix = th.tensor([[0.3, -0.8, 0.1], [0.5, -0.2, 0.4], [-0.6, 0.2, 0.9]], dtype=th.float64)
-    _, log_det = run_chain(linear_velocity(matrix), th.zeros(20_000, 3, dtype=th.float64), 5, 1, "midpoint", "hutchinson")
+    _, log_det = run_chain(solver_class, linear_velocity(matrix), th.zeros(20_000, 3, dtype=th.float64), 5, 1, "midpoint", "hutchinson")
     standard_error = log_det.std() / math.sqrt(log_det.numel())
     assert abs(log_det.mean().item() - matrix.trace().item()) < 4 * standard_error.item()
     assert log_det.std() > 0.1  # off-diagonal entries make single probes noisy: the test can tell
 
 
-def test_exact_and_hutchinson_agree_on_a_nonlinear_flow():
+@pytest.mark.parametrize("solver_class", SOLVERS)
+def test_exact_and_hutchinson_agree_on_a_nonlinear_flow(solver_class):
     th.manual_seed(3)
     net = VelocityMLP(2, 2, [32], nn.Tanh).double()
     features = th.randn(1, 2, dtype=th.float64).expand(4_000, 2)
     x0 = th.randn(1, 2, dtype=th.float64).expand(4_000, 2)
     # many substeps: the discrete exact log-det approaches the continuous integral that Hutchinson estimates
-    _, exact = run_chain(net, x0, 5, 10, "midpoint", "exact", features)
-    _, hutchinson = run_chain(net, x0, 5, 10, "midpoint", "hutchinson", features)
+    _, exact = run_chain(solver_class, net, x0, 5, 10, "midpoint", "exact", features)
+    _, hutchinson = run_chain(solver_class, net, x0, 5, 10, "midpoint", "hutchinson", features)
     standard_error = hutchinson.std() / math.sqrt(hutchinson.numel())
     assert abs(hutchinson.mean() - exact[0]) < 4 * standard_error + 1e-3
+
+
+@pytest.mark.parametrize("ode_solver, n_substeps", [("midpoint", 1), ("midpoint", 2), ("euler", 3)])
+@pytest.mark.parametrize("activation, layer_norm", [(nn.ReLU, False), (nn.Tanh, True)])
+@pytest.mark.parametrize("method", [None, "exact", "hutchinson"])
+def test_the_fast_solver_computes_what_the_reference_does(ode_solver, n_substeps, activation, layer_norm, method):
+    """Blocks at one index or per-sample indices, their log-determinants (the same Hutchinson probes from the
+    same seed) and the gradients of both for the weights; velocities; the one-solve flow."""
+    th.manual_seed(0)
+    net = VelocityMLP(3, 2, [16, 16], activation, layer_norm=layer_norm).double()
+    reference, fast = FlowSolver(4, n_substeps, ode_solver).double(), TangentFlowSolver(4, n_substeps, ode_solver).double()
+    f, x = th.randn(9, 3, dtype=th.float64), th.randn(9, 2, dtype=th.float64)
+    params = list(net.parameters())
+    for block in (2, per_sample_blocks(9, 4)):
+        outputs = []
+        for solver in (reference, fast):
+            th.manual_seed(1)
+            out = solver.block(net, f, x, block, method)
+            loss = out.x.pow(2).sum() + (0.0 if out.log_det is None else out.log_det.sum())
+            outputs.append((out, th.autograd.grad(loss, params, allow_unused=True, materialize_grads=True)))
+        (expected, expected_grads), (got, grads) = outputs
+        assert th.allclose(got.x, expected.x, atol=1e-12)
+        assert (got.log_det is None) == (method is None)
+        if method is not None:
+            assert th.allclose(got.log_det, expected.log_det, atol=1e-10)
+        for g, e in zip(grads, expected_grads):
+            assert th.allclose(g, e, atol=1e-9)
+    t = th.rand(9, 1, dtype=th.float64)
+    assert th.allclose(fast.velocity(net, f, x, t), reference.velocity(net, f, x, t), atol=1e-12)
+    assert th.allclose(fast.flow(net, f, x), reference.flow(net, f, x), atol=1e-12)
+
+
+@pytest.mark.parametrize("solver_class", SOLVERS)
+def test_per_sample_block_indices_equal_one_index_at_a_time(solver_class):
+    th.manual_seed(0)
+    net = VelocityMLP(3, 2, [16]).double()
+    solver = solver_class(5, 2).double()
+    f, x, block = th.randn(20, 3, dtype=th.float64), th.randn(20, 2, dtype=th.float64), per_sample_blocks(20)
+    out = solver.block(net, f, x, block, "exact")
+    for n in range(5):
+        rows = block == n
+        expected = solver.block(net, f[rows], x[rows], n, "exact")
+        assert th.allclose(out.x[rows], expected.x, atol=1e-12) and th.allclose(out.log_det[rows], expected.log_det, atol=1e-12)
 
 
 def test_sinusoidal_embedding_shape_and_validation():
@@ -183,19 +245,18 @@ def test_standard_normal_log_prob_matches_torch():
     assert np.allclose(standard_normal_log_prob(x).numpy(), expected.numpy(), atol=1e-6)
 
 
+@pytest.mark.parametrize("solver_class", SOLVERS)
 @pytest.mark.parametrize("dim", [1, 2])
-def test_folding_block_map_gives_a_finite_log_det(dim):
+def test_folding_block_map_gives_a_finite_log_det(solver_class, dim):
     """An Euler step with h A = -I maps everything to 0 (det = 0): the log-det is floored, not -inf."""
     net = linear_velocity(-5.0 * th.eye(dim, dtype=th.float64))
-    out = integrate_block(net, th.zeros(3, 2, dtype=th.float64), th.randn(3, dim, dtype=th.float64), th.zeros(3, 1, dtype=th.float64), 0.2, 1, "euler", "exact")
+    out = solver_class(5, 1, "euler").double().block(net, th.zeros(3, 2, dtype=th.float64), th.randn(3, dim, dtype=th.float64), 0, "exact")
     assert th.allclose(out.x, th.zeros_like(out.x))
     assert th.allclose(out.log_det, th.full((3,), math.log(FOLD_EPS), dtype=th.float64))
 
 
 @pytest.mark.parametrize("per_sample", [False, True])
 def test_chain_conditioning_rows_compose(per_sample):
-    from sb3_swfp.swfp.policies import ChainConditioning
-
     # 3 blocks x 2 stages, batch 5, width 4; times shared by all samples or one per sample
     context, time = th.randn(5, 4), th.randn(6, 5 if per_sample else 1, 4)
     terms = context + time  # (6, 5, 4): the stage terms summed
@@ -213,7 +274,7 @@ def test_stage_terms_sum_to_the_first_layer_without_x():
     th.manual_seed(0)
     net = VelocityMLP(3, 2, [8])
     f, x, t = th.randn(5, 3), th.zeros(5, 2), th.rand(4, 1)
-    terms = net.stage_terms(f, t).summed()
+    terms = stage_terms(net, f, t).summed()
     assert len(terms) == 4
     for stage, term in enumerate(terms):  # the first layer at x = 0 is W_s f + W_t embed(t) + b
         inputs = th.cat([f, x, net.time_embed(t[stage].expand(5, 1))], dim=1)

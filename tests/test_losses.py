@@ -21,24 +21,28 @@ def test_soft_q_target_closed_form():
     dones = th.tensor([[0.0], [1.0]])
     next_q = th.tensor([[5.0, 3.0], [7.0, 9.0]])
     next_log_prob = th.tensor([-1.0, 0.5])
-    y = soft_q_target(rewards, dones, 0.9, next_q, next_log_prob, ent_coef=0.2)
+    y = soft_q_target(rewards=rewards, dones=dones, discounts=0.9, next_q_values=next_q, next_log_prob=next_log_prob, ent_coef=0.2)
     # first: 1 + 0.9 * (min(5, 3) - 0.2 * (-1)) = 1 + 0.9 * 3.2; second: terminal, reward only
     assert th.allclose(y, th.tensor([[1.0 + 0.9 * 3.2], [2.0]]))
-    y_mean = soft_q_target(rewards, dones, 0.9, next_q, None, 0.2, q_agg="mean")
+    y_mean = soft_q_target(rewards=rewards, dones=dones, discounts=0.9, next_q_values=next_q, next_log_prob=None, ent_coef=0.2, q_agg="mean")
     assert th.allclose(y_mean, th.tensor([[1.0 + 0.9 * 4.0], [2.0]]))
     # per-sample n-step discounts
-    y_nstep = soft_q_target(rewards, th.zeros(2, 1), th.tensor([[0.5], [0.25]]), next_q, None, 0.2)
+    y_nstep = soft_q_target(
+        rewards=rewards, dones=th.zeros(2, 1), discounts=th.tensor([[0.5], [0.25]]), next_q_values=next_q, next_log_prob=None, ent_coef=0.2
+    )
     assert th.allclose(y_nstep, th.tensor([[1.0 + 0.5 * 3.0], [2.0 + 0.25 * 7.0]]))
 
 
 def test_soft_q_target_carries_no_gradient():
     next_q = th.tensor([[1.0, 2.0]], requires_grad=True)
-    assert not soft_q_target(th.zeros(1, 1), th.zeros(1, 1), 0.99, next_q, None, 1.0).requires_grad
+    assert not soft_q_target(
+        rewards=th.zeros(1, 1), dones=th.zeros(1, 1), discounts=0.99, next_q_values=next_q, next_log_prob=None, ent_coef=1.0
+    ).requires_grad
 
 
 def test_soft_q_loss_is_half_sum_of_mse():
     q1, q2, y = th.tensor([[1.0], [3.0]]), th.tensor([[0.0], [0.0]]), th.tensor([[2.0], [2.0]])
-    assert soft_q_loss([q1, q2], y).item() == pytest.approx(0.5 * (1.0 + 4.0))
+    assert soft_q_loss(current_q_values=[q1, q2], target_q_values=y).item() == pytest.approx(0.5 * (1.0 + 4.0))
 
 
 def test_aggregate_q_rejects_unknown_mode():
@@ -52,7 +56,9 @@ def test_jko_loss_terms_closed_form():
     x_new = th.tensor([[1.0, 0.0], [0.0, 0.0]])
     x_prev = th.tensor([[0.0, 0.0], [0.0, 1.0]])
     x_old = th.tensor([[1.0, 1.0], [0.0, 0.0]])
-    loss, terms = jko_block_loss(q, log_det, x_new, x_prev, x_old, ent_coef=2.0, w2_coef=0.4, jko_step_size=0.1)
+    loss, terms = jko_block_loss(
+        q_values=q, log_det=log_det, x_new=x_new, x_prev_old=x_prev, x_old=x_old, ent_coef=2.0, w2_coef=0.4, jko_step_size=0.1
+    )
     w2_prev, w2_old = (1.0 + 1.0) / 2, (1.0 + 0.0) / 2
     expected = -(3.0 / 2.0) - 0.2 + 0.4 / 0.2 * (w2_prev + w2_old)
     assert loss.item() == pytest.approx(expected)
@@ -74,7 +80,10 @@ def test_jko_step_minimiser_is_the_closed_form_proximal_point(q_scale, w2_prev_c
     def closure():
         optimizer.zero_grad()
         q = -k * (x - c).pow(2).sum(-1, keepdim=True)
-        loss, _ = jko_block_loss(q, th.zeros(1), x, x_prev, x_old, alpha, eps, tau, q_scale, w2_prev_coef)
+        loss, _ = jko_block_loss(
+            q_values=q, log_det=th.zeros(1), x_new=x, x_prev_old=x_prev, x_old=x_old, ent_coef=alpha, w2_coef=eps,
+            jko_step_size=tau, q_scale=q_scale, w2_prev_coef=w2_prev_coef,
+        )
         loss.backward()
         return loss
 
@@ -91,14 +100,14 @@ def test_w2_cost():
 def test_ent_coef_loss_gradient_sign():
     log_alpha = th.zeros(1, requires_grad=True)
     # entropy (-log pi = 2) above the target (-1): alpha should go down, so d loss / d log alpha > 0
-    ent_coef_loss(log_alpha, th.tensor([-2.0]), target_entropy=-1.0).backward()
+    ent_coef_loss(log_ent_coef=log_alpha, log_prob=th.tensor([-2.0]), target_entropy=-1.0).backward()
     assert log_alpha.grad.item() > 0
 
 
 def test_flow_matching_loss():
     u = th.randn(8, 3)
-    assert flow_matching_loss(u, u).item() == 0.0
-    assert flow_matching_loss(u + 1.0, u).item() == pytest.approx(3.0)
+    assert flow_matching_loss(predicted_velocity=u, target_velocity=u).item() == 0.0
+    assert flow_matching_loss(predicted_velocity=u + 1.0, target_velocity=u).item() == pytest.approx(3.0)
 
 
 def test_check_finite_names_term_and_update():
@@ -114,11 +123,16 @@ def test_q_normalised_jko_gradient_does_not_depend_on_the_reward_scale():
     for scale in (1.0, 250.0):
         x = x_prev.clone().requires_grad_(True)
         q = -scale * (x - 0.3).pow(2).sum(-1, keepdim=True) - scale
-        loss, _ = jko_block_loss(q, th.zeros(16), x, x_prev, x_old, 0.01, 10.0, 0.1, q.detach().abs().mean())
+        loss, _ = jko_block_loss(
+            q_values=q, log_det=th.zeros(16), x_new=x, x_prev_old=x_prev, x_old=x_old, ent_coef=0.01, w2_coef=10.0,
+            jko_step_size=0.1, q_scale=q.detach().abs().mean(),
+        )
         gradients.append(th.autograd.grad(loss, x)[0])
     assert th.allclose(gradients[0], gradients[1], atol=1e-5)
     # without the normalisation the Q term dominates the W2 trust region 250 times more
     x = x_prev.clone().requires_grad_(True)
     q = -250.0 * (x - 0.3).pow(2).sum(-1, keepdim=True) - 250.0
-    loss, _ = jko_block_loss(q, th.zeros(16), x, x_prev, x_old, 0.01, 10.0, 0.1)
+    loss, _ = jko_block_loss(
+        q_values=q, log_det=th.zeros(16), x_new=x, x_prev_old=x_prev, x_old=x_old, ent_coef=0.01, w2_coef=10.0, jko_step_size=0.1
+    )
     assert not th.allclose(th.autograd.grad(loss, x)[0], gradients[0], atol=1e-3)

@@ -2,7 +2,6 @@
 the true reward moves it into the high-reward modes and keeps every one of them."""
 
 import math
-from collections import defaultdict
 
 import numpy as np
 import pytest
@@ -61,7 +60,7 @@ def actor_updates(model: SWFP, n: int) -> None:
     """``n`` actor (JKO) steps of the preset, each followed by the target actor's polyak step, as in ``train``."""
     states, ent_coef = th.zeros(model.batch_size, 1), model._current_ent_coef()
     for _ in range(n):
-        model._actor_update(states, ent_coef, defaultdict(list))
+        model._actor_update(states, ent_coef)
         polyak_update(model.actor.parameters(), model.actor_target.parameters(), model.actor_tau)
 
 

@@ -8,7 +8,9 @@ import pytest
 import torch as th
 
 from sb3_swfp import SWFP
-from sb3_swfp.common.flow import standard_normal_log_prob
+from sb3_swfp.common.fast_flow import TangentFlowSolver
+from sb3_swfp.common.flow import FlowSolver
+from sb3_swfp.common.log_prob import standard_normal_log_prob
 from sb3_swfp.common.squash import BOUND_MARGIN, SOFT_CLIP_KNEE, Squash
 
 from helpers import TINY
@@ -53,10 +55,13 @@ def test_clip_has_no_density_correction():
     assert th.equal(squash.inverse(X.clamp(-1, 1)), X.clamp(-1, 1))
 
 
+@pytest.mark.parametrize("solver_class", [FlowSolver, TangentFlowSolver])
 @pytest.mark.parametrize("name", ["soft_clip", "tanh"])
-def test_log_prob_is_the_change_of_variables_of_the_whole_chain(name):
+def test_log_prob_is_the_change_of_variables_of_the_whole_chain(name, solver_class):
     # In 1-D the density of a = S(F_N o ... o F_1(x_0)) is N(x_0) / |da/dx_0|, with autograd's derivative
-    actor = SWFP("FlowPolicy", "Pendulum-v1", squash=name, seed=0, **{**TINY, "policy_kwargs": dict(net_arch=[16, 16])}).actor.double()
+    actor = SWFP("FlowPolicy", "Pendulum-v1", squash=name, seed=0, **{**TINY, "policy_kwargs": dict(net_arch=[16, 16])}).actor
+    actor.solver = solver_class(actor.n_blocks, actor.n_substeps, actor.ode_solver)
+    actor = actor.double()
     features = th.randn(50, 3, dtype=th.float64)
     x0 = th.randn(50, 1, dtype=th.float64).requires_grad_(True)
     x = x0
@@ -66,20 +71,18 @@ def test_log_prob_is_the_change_of_variables_of_the_whole_chain(name):
     (derivative,) = th.autograd.grad(actions.sum(), x0)
     expected = standard_normal_log_prob(x0.detach()) - th.log(derivative.abs()).squeeze(-1)
     # the actor's own log-density: the same x_0 through its chain and the squash's log-det
-    log_prob = standard_normal_log_prob(x0.detach())
-    x = x0.detach()
-    for n in range(actor.n_blocks):
-        x, log_det = actor.block(features, x, n, "exact")
-        log_prob = log_prob - log_det
-    log_prob = log_prob - actor.squash.log_abs_det(x)
+    walk = actor.walk(features, x0.detach(), log_prob=standard_normal_log_prob(x0.detach()))
+    x, log_prob = walk.x, walk.log_prob - actor.squash.log_abs_det(walk.x)
     resolved = th.isfinite(expected)  # far in the tail even float64 rounds the action to the bound
     assert resolved.sum() >= 40 and (x[resolved].abs() > 1.0).any()  # the squash's tail is exercised
     assert th.allclose(log_prob[resolved], expected[resolved], atol=1e-6)
 
 
+@pytest.mark.parametrize("solver_class", [FlowSolver, TangentFlowSolver])
 @pytest.mark.parametrize("name", ["soft_clip", "tanh", "clip"])
-def test_sampled_log_prob_includes_the_squash(name):
+def test_sampled_log_prob_includes_the_squash(name, solver_class):
     actor = SWFP("FlowPolicy", "Pendulum-v1", squash=name, seed=0, **TINY).actor
+    actor.solver = solver_class(actor.n_blocks, actor.n_substeps, actor.ode_solver)
     features = th.randn(64, 3)
     th.manual_seed(1)
     actions, log_prob = actor.sample_from_features(features, with_log_prob=True)

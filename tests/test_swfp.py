@@ -13,10 +13,14 @@ from stable_baselines3.common.envs import IdentityEnvBox, SimpleMultiObsEnv
 from stable_baselines3.common.logger import configure
 from stable_baselines3.common.vec_env import VecNormalize
 
-from sb3_swfp import SWFP
+from sb3_swfp import SWFP, FlowPolicy
+from sb3_swfp.common.fast_flow import TangentFlowSolver
+from sb3_swfp.common.flow import FlowSolver
 from sb3_swfp.common.losses import NonFiniteLossError
 
 from helpers import TINY
+
+SOLVERS = [FlowSolver, TangentFlowSolver]
 
 
 def tiny(env="Pendulum-v1", **kwargs):
@@ -262,35 +266,70 @@ def test_nan_guard_names_term_and_update():
         model.learn(100)
 
 
+def use_solver(actor, solver_class):
+    """The actor with its blocks integrated by ``solver_class`` (the reference or the fast solver)."""
+    actor.solver = solver_class(actor.n_blocks, actor.n_substeps, actor.ode_solver)
+    return actor
+
+
+@pytest.mark.parametrize("solver_class", SOLVERS)
 @pytest.mark.parametrize("ode_solver, n_substeps", [("midpoint", 1), ("midpoint", 2), ("euler", 3)])
-def test_one_solve_chain_without_log_density_equals_the_block_chain(ode_solver, n_substeps):
+def test_one_solve_chain_without_log_density_equals_the_block_chain(solver_class, ode_solver, n_substeps):
     # predict's path integrates [0, 1] in one call; it must take the same steps as the N blocks
-    actor = tiny(seed=0, n_blocks=3, n_substeps=n_substeps, ode_solver=ode_solver).actor
+    actor = use_solver(tiny(seed=0, n_blocks=3, n_substeps=n_substeps, ode_solver=ode_solver).actor, solver_class)
     features = th.randn(7, 3)
     with th.no_grad():
-        blocks = th.clamp(actor.particles(features, th.zeros(7, 1))[-1], -1.0, 1.0)
+        blocks = th.clamp(actor.walk(features, th.zeros(7, 1)).x, -1.0, 1.0)
         one_solve, log_prob = actor.sample_from_features(features, deterministic=True)
         with_log_prob, _ = actor.sample_from_features(features, deterministic=True, with_log_prob=True)
     assert log_prob is None
     assert th.allclose(one_solve, blocks, atol=1e-6) and th.allclose(one_solve, with_log_prob, atol=1e-6)
 
 
+@pytest.mark.parametrize("solver_class", SOLVERS)
 @pytest.mark.parametrize("share_velocity", [True, False])
-def test_particles_at_block_agree_with_the_full_chain(share_velocity):
-    actor = tiny(seed=0, policy_kwargs=dict(net_arch=[16], share_velocity=share_velocity)).actor
+def test_walks_and_blocks_agree_with_the_full_chain(solver_class, share_velocity):
+    actor = use_solver(tiny(seed=0, policy_kwargs=dict(net_arch=[16], share_velocity=share_velocity)).actor, solver_class)
     features, x0 = th.randn(40, 3), th.randn(40, 1)
     block = th.randint(0, actor.n_blocks, (40,))
     rows = th.arange(40)
     with th.no_grad():
-        chain = actor.particles(features, x0)  # (N + 1, batch, d)
-        x_prev, x_next = actor.particles_at_block(features, x0, block)
-        assert th.equal(x_prev, chain[block, rows]) and th.equal(x_next, chain[block + 1, rows])
-        assert th.allclose(actor.block(features, x_prev, block)[0], x_next)
-        # per-sample blocks (and their log-determinants) are those of each block applied on its own
-        x_out, log_det = actor.block(features, x_prev, block, "exact")
+        chain = th.stack([x0] + [actor.walk(features, x0, stop=n).x for n in range(1, actor.n_blocks + 1)])  # (N + 1, batch, d)
+        # the walk to each sample's own block: the particles before and after it, with block n run on its samples only
+        walk = actor.walk(features, x0, stop=block + 1)
+        assert th.equal(walk.x_prev, chain[block, rows]) and th.equal(walk.x, chain[block + 1, rows])
+        assert th.allclose(actor.block(features, walk.x_prev, block)[0], walk.x)
+        # per-sample ranges, and log-densities along them, are those of the blocks one by one
+        start = th.minimum(block, th.randint(0, actor.n_blocks, (40,)))
+        log_prob = th.randn(40)
+        ranged = actor.walk(features, chain[start, rows], start, block + 1, log_prob)
+        expected_log_prob = log_prob.clone()
         for n in range(actor.n_blocks):
-            x_n, log_det_n = actor.block(features[block == n], x_prev[block == n], n, "exact")
+            inside = (start <= n) & (n <= block)
+            expected_log_prob[inside] -= actor.block(features[inside], chain[n, rows][inside], n, "exact").log_det
+        assert th.allclose(ranged.x, walk.x, atol=1e-6) and th.allclose(ranged.log_prob, expected_log_prob, atol=1e-5)
+        # per-sample blocks (and their log-determinants) are those of each block applied on its own
+        x_out, log_det = actor.block(features, walk.x_prev, block, "exact")
+        for n in range(actor.n_blocks):
+            x_n, log_det_n = actor.block(features[block == n], walk.x_prev[block == n], n, "exact")
             assert th.allclose(x_out[block == n], x_n, atol=1e-6) and th.allclose(log_det[block == n], log_det_n, atol=1e-6)
+
+
+@pytest.mark.parametrize("kwargs", [dict(), dict(log_prob_method="hutchinson", squash="soft_clip", policy_kwargs=dict(net_arch=[16], share_velocity=False))])
+def test_training_with_the_reference_solver_matches_the_fast_one(kwargs):
+    """The solver the policy uses is a faster implementation of the reference maths: the same training run
+    with either gives the same losses and weights, up to float rounding."""
+    models = []
+    for solver_class in SOLVERS:
+        model = tiny(seed=0, **kwargs)
+        use_solver(model.actor, solver_class), use_solver(model.actor_target, solver_class)
+        model.set_logger(configure(None, []))
+        models.append(model.learn(80))
+    reference, fast = models
+    for part in ("actor", "critic"):
+        for expected, got in zip(getattr(reference, part).parameters(), getattr(fast, part).parameters()):
+            assert th.allclose(got, expected, atol=1e-5)
+    assert fast._n_updates == 30
 
 
 @pytest.mark.parametrize(
@@ -307,3 +346,19 @@ def test_adam_steps_all_parameters_at_once_unless_told_otherwise(policy_kwargs, 
     for optimizer in (policy.actor.optimizer, policy.critic.optimizer):
         for key, value in expected.items():
             assert optimizer.param_groups[0][key] == value
+
+
+@pytest.mark.parametrize(
+    "policy_kwargs, match",
+    [
+        (dict(time_embedding="fourier"), "unknown time_embedding 'fourier', expected one of 'sinusoidal', 'linear'"),
+        (dict(time_embed_dim=7), "time_embed_dim must be an even integer >= 2, got 7"),
+    ],
+)
+def test_policy_options_are_checked_with_the_same_messages(policy_kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        SWFP("FlowPolicy", "Pendulum-v1", policy_kwargs=policy_kwargs)
+    # and so are the policy's own arguments when it is built on its own
+    env = gym.make("Pendulum-v1")
+    with pytest.raises(ValueError, match="unknown ode_solver 'rk4', expected one of 'midpoint', 'euler'"):
+        FlowPolicy(env.observation_space, env.action_space, lambda _: 1e-3, ode_solver="rk4")

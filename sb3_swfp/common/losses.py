@@ -13,19 +13,19 @@ from typing import NamedTuple
 import torch as th
 from torch.nn import functional as F
 
+from sb3_swfp.common.checks import check_choice
+
 Q_AGGREGATIONS = ("min", "mean")
 
 
 def aggregate_q(q_values: th.Tensor, q_agg: str = "min") -> th.Tensor:
     """Reduce critic outputs (batch, n_critics) to (batch, 1) with ``min`` (clipped double Q) or ``mean``."""
-    if q_agg == "min":
-        return q_values.min(dim=1, keepdim=True).values
-    if q_agg == "mean":
-        return q_values.mean(dim=1, keepdim=True)
-    raise ValueError(f"unknown q_agg {q_agg!r}, expected one of {Q_AGGREGATIONS}")
+    check_choice("q_agg", q_agg, Q_AGGREGATIONS)
+    return q_values.min(dim=1, keepdim=True).values if q_agg == "min" else q_values.mean(dim=1, keepdim=True)
 
 
 def soft_q_target(
+    *,
     rewards: th.Tensor,
     dones: th.Tensor,
     discounts: th.Tensor | float,
@@ -34,7 +34,7 @@ def soft_q_target(
     ent_coef: th.Tensor | float,
     q_agg: str = "min",
 ) -> th.Tensor:
-    """Soft Bellman target, Eq. (17–18) in the SAC form (spec §3)::
+    """Soft Bellman target, Eq. (17–18) in the SAC form::
 
         y = r + gamma * (1 - done) * [agg_j Qbar_j(s', a') - alpha * log pi_thetabar(a'|s')]
 
@@ -54,7 +54,7 @@ def soft_q_target(
     return (rewards + (1.0 - dones) * discounts * next_v).detach()
 
 
-def soft_q_loss(current_q_values: Sequence[th.Tensor], target_q_values: th.Tensor) -> th.Tensor:
+def soft_q_loss(*, current_q_values: Sequence[th.Tensor], target_q_values: th.Tensor) -> th.Tensor:
     """Critic loss, Eq. (16): ``1/2 * sum_j MSE(Q_j(s, a), y)``; each q is (batch, 1)."""
     return 0.5 * sum(F.mse_loss(q, target_q_values) for q in current_q_values)  # type: ignore[return-value]
 
@@ -74,6 +74,7 @@ class JKOTerms(NamedTuple):
 
 
 def jko_block_loss(
+    *,
     q_values: th.Tensor,
     log_det: th.Tensor,
     x_new: th.Tensor,
@@ -85,7 +86,7 @@ def jko_block_loss(
     q_scale: th.Tensor | float = 1.0,
     w2_prev_coef: float = 1.0,
 ) -> tuple[th.Tensor, JKOTerms]:
-    """One JKO step for flow block n, Eq. (20) with the parallel-block term of Eq. (19) (spec §4)::
+    """One JKO step for flow block n, Eq. (20) with the parallel-block term of Eq. (19)::
 
         L = mean[ -Q(s, x_n) / (alpha * q_scale) - log|det dF_n/dx (x_{n-1}^old)| ]
             + (eps / 2 tau) * mean[ ||x_n - x_{n-1}^old||^2 + ||x_n - x_n^old||^2 ]
@@ -102,6 +103,7 @@ def jko_block_loss(
     :param w2_coef: eps, the W2 scale
     :param jko_step_size: tau, the JKO step size (> 0)
     :param q_scale: divides Q (> 0, no gradient)
+    :param w2_prev_coef: weight of the ``||x_n - x_{n-1}^old||^2`` term (1 in Eq. 20)
     :return: scalar loss and its terms
     """
     q_term = -(q_values.reshape(-1) / (ent_coef * q_scale)).mean()
@@ -113,12 +115,12 @@ def jko_block_loss(
     return loss, terms
 
 
-def ent_coef_loss(log_ent_coef: th.Tensor, log_prob: th.Tensor, target_entropy: float) -> th.Tensor:
+def ent_coef_loss(*, log_ent_coef: th.Tensor, log_prob: th.Tensor, target_entropy: float) -> th.Tensor:
     """Temperature loss (SAC, arXiv 1812.05905): ``-log alpha * (log pi + H_target)``; log_prob is detached."""
     return -(log_ent_coef * (log_prob.reshape(-1) + target_entropy).detach()).mean()
 
 
-def flow_matching_loss(predicted_velocity: th.Tensor, target_velocity: th.Tensor) -> th.Tensor:
+def flow_matching_loss(*, predicted_velocity: th.Tensor, target_velocity: th.Tensor) -> th.Tensor:
     """Conditional flow-matching loss, Eq. (7): ``mean ||v_theta(s, x_t, t) - (a - x0)||^2`` over samples."""
     return (predicted_velocity - target_velocity).pow(2).sum(dim=-1).mean()
 

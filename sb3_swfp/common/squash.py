@@ -24,6 +24,8 @@ import math
 import torch as th
 from torch.nn import functional as F
 
+from sb3_swfp.common.checks import check_choice
+
 SQUASHES = ("soft_clip", "tanh", "clip")
 #: The identity part of ``"soft_clip"``: ``[-SOFT_CLIP_KNEE, SOFT_CLIP_KNEE]``.
 SOFT_CLIP_KNEE = 0.9
@@ -43,8 +45,7 @@ class Squash:
     """
 
     def __init__(self, name: str):
-        if name not in SQUASHES:
-            raise ValueError(f"unknown squash {name!r}, expected one of {', '.join(repr(s) for s in SQUASHES)}")
+        check_choice("squash", name, SQUASHES)
         self.name = name
 
     def __repr__(self) -> str:

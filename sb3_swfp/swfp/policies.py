@@ -1,6 +1,7 @@
 """Flow policy for SWFP: a cascade of flow blocks (the actor), its target copy, and a soft-Q critic.
 
-Spec §1–2.  Actions live in SB3's scaled space [-1, 1]^d; ``predict`` unscales them.
+The flow blocks and the log-density are those of Eq. (9-10); actions live in SB3's scaled space
+[-1, 1]^d, and ``predict`` unscales them.
 """
 
 from __future__ import annotations
@@ -22,19 +23,13 @@ from stable_baselines3.common.torch_layers import (
 from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from torch import nn
 
+from sb3_swfp.common.checks import check_choice
 from sb3_swfp.common.critics import LayerNormContinuousCritic
-from sb3_swfp.common.flow import (
-    LOG_PROB_METHODS,
-    ODE_SOLVERS,
-    StageTerms,
-    VelocityMLP,
-    integrate_block,
-    linear_path_sample,
-    stage_offsets,
-    standard_normal_log_prob,
-)
+from sb3_swfp.common.fast_flow import TangentFlowSolver
+from sb3_swfp.common.flow import BlockOutput, FlowSolver, VelocityMLP, linear_path_sample
+from sb3_swfp.common.log_prob import LOG_PROB_METHODS, standard_normal_log_prob
 from sb3_swfp.common.losses import flow_matching_loss
-from sb3_swfp.common.squash import SQUASHES, Squash
+from sb3_swfp.common.squash import Squash
 
 
 def _route_by_block(
@@ -55,30 +50,23 @@ def _route_by_block(
     return [None if parts[0] is None else th.cat(parts)[inverse] for parts in zip(*outputs)]
 
 
-class ChainConditioning(NamedTuple):
-    """What a chain of blocks on the same states shares (shared velocity network): the first layer's
-    pre-activation without its ``x`` part at every solver stage of every block (see
-    ``VelocityMLP.stage_terms``)."""
+class Walk(NamedTuple):
+    """Particles after a walk along the chain of blocks, those that entered its last block, and their log-density."""
 
-    stage_terms: StageTerms  # n_blocks * stages_per_block stages
-    n_blocks: int
-
-    def rows(self, idx: th.Tensor) -> ChainConditioning:
-        """The same conditioning for the samples ``idx`` only (indices into this conditioning's samples)."""
-        return self._replace(stage_terms=self.stage_terms.rows(idx))
-
-    def block_terms(self, block: int) -> StageTerms:
-        """The stage terms of one block."""
-        stages = len(self.stage_terms) // self.n_blocks
-        return self.stage_terms.stages(block * stages, (block + 1) * stages)
+    x: th.Tensor
+    x_prev: th.Tensor
+    log_prob: th.Tensor | None
 
 
 class FlowActor(BasePolicy):
     """Flow-matching actor: ``x_0 ~ N(0, I)`` pushed through ``n_blocks`` flow blocks, action ``S(x_N)``.
 
     Block n (0-based here, ``n + 1`` in the paper) integrates the velocity field over
-    ``[n h, (n + 1) h]`` with ``h = 1 / n_blocks``.  ``S`` is the squash onto the action box
-    (:class:`~sb3_swfp.common.squash.Squash`); the log-density includes its log-determinant.
+    ``[n h, (n + 1) h]`` with ``h = 1 / n_blocks`` (Eq. 10).  ``S`` is the squash onto the action box
+    (:class:`~sb3_swfp.common.squash.Squash`); the log-density includes its log-determinant.  The
+    blocks are integrated by ``self.solver``, the fast :class:`~sb3_swfp.common.fast_flow.TangentFlowSolver`
+    (its reference, :class:`~sb3_swfp.common.flow.FlowSolver`, can take its place: same numbers up to
+    float rounding); :meth:`walk` is the one place that goes along the chain, :meth:`block` applies one block.
 
     :param observation_space: Observation space.
     :param action_space: Action space (bounded Box).
@@ -124,6 +112,7 @@ class FlowActor(BasePolicy):
             normalize_images=normalize_images,
             squash_output=True,
         )
+        check_choice("log_prob_method", log_prob_method, LOG_PROB_METHODS)
         self.net_arch = net_arch
         self.features_dim = features_dim
         self.activation_fn = activation_fn
@@ -143,12 +132,10 @@ class FlowActor(BasePolicy):
             return VelocityMLP(features_dim, self.action_dim, net_arch, activation_fn, time_embedding, time_embed_dim, layer_norm)
 
         # One shared network, or N independent ones (each a copy of the first, so that a
-        # shared pretrained network can be loaded into all of them, spec §1)
+        # shared pretrained network can be loaded into all of them)
         first = make_velocity()
         self.velocities = nn.ModuleList([first] + [copy.deepcopy(first) for _ in range(0 if share_velocity else n_blocks - 1)])
-        # The times of every solver stage of every block, (n_blocks * stages_per_block, 1); not saved
-        offsets = stage_offsets(self.h, n_substeps, ode_solver)
-        self.register_buffer("stage_times", th.tensor([[n * self.h + offset] for n in range(n_blocks) for offset in offsets]), persistent=False)
+        self.solver: FlowSolver = TangentFlowSolver(n_blocks, n_substeps, ode_solver)  # no parameters, nothing saved
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
@@ -171,82 +158,74 @@ class FlowActor(BasePolicy):
         )
         return data
 
-    def velocity_net(self, block: int) -> VelocityMLP:
-        """The velocity network used by block ``block`` (0-based)."""
+    def velocity_net(self, block: int | th.Tensor) -> VelocityMLP:
+        """The velocity network of block ``block`` (0-based; any block when the network is shared)."""
         return self.velocities[0 if self.share_velocity else block]
 
-    def block(
+    def conditioning(self, features: th.Tensor) -> Any:
+        """What every block of a chain on these states shares, computed once; None with independent blocks."""
+        return self.solver.conditioning(self.velocities[0], features) if self.share_velocity else None
+
+    def block(self, features: th.Tensor, x: th.Tensor, block: int | th.Tensor, log_prob_method: str | None = None) -> BlockOutput:
+        """One flow block ``F_n(x)`` (Eq. 10) on its own and, with a ``log_prob_method``, ``log|det dF_n/dx|`` (batch,).
+
+        :param features: (batch, features_dim)
+        :param x: (batch, d) particles at the block's start
+        :param block: 0-based index, one for all samples or a (batch,) long tensor (per-sample times)
+        """
+        if isinstance(block, th.Tensor) and not self.share_velocity:  # each sample to the network of its block
+            x_out, log_det = _route_by_block(
+                block, lambda n, idx: self.solver.block(self.velocities[n], features[idx], x[idx], block[idx], log_prob_method)
+            )
+            return BlockOutput(x_out, log_det)  # type: ignore[arg-type]
+        return self.solver.block(self.velocity_net(block), features, x, block, log_prob_method)
+
+    def walk(
         self,
         features: th.Tensor,
         x: th.Tensor,
-        block: int | th.Tensor,
-        log_prob_method: str | None = None,
-        conditioning: ChainConditioning | None = None,
-    ) -> tuple[th.Tensor, th.Tensor | None]:
-        """Apply flow block(s) ``F_block`` to particles ``x``.
+        start: int | th.Tensor = 0,
+        stop: int | th.Tensor | None = None,
+        log_prob: th.Tensor | None = None,
+    ) -> Walk:
+        """Push particles through blocks ``start .. stop - 1`` (Eq. 10), and their log-density with them (Eq. 9).
+
+        ``log p(x_n) = log p(x_{n-1}) - log|det dF_n/dx (x_{n-1})|``, with ``self.log_prob_method``.
+        The blocks of the walk share the chain's conditioning (``self.conditioning``).
 
         :param features: (batch, features_dim)
-        :param x: (batch, d) particles at ``t = block * h``
-        :param block: one 0-based block index, or a (batch,) long tensor of per-sample indices
-        :param log_prob_method: None, ``"exact"`` or ``"hutchinson"`` (log|det dF/dx| of each sample)
-        :param conditioning: ``self.conditioning(features)`` when the caller runs several blocks on the same
-            states (used with one block index for all samples)
-        :return: (batch, d) moved particles and (batch,) log-determinants or None
+        :param x: (batch, d) particles at the start of block ``start``
+        :param start: first block (0-based), one for all samples or (batch,) per sample
+        :param stop: one past the last block (default: the whole chain), one for all samples or (batch,) per sample
+        :param log_prob: (batch,) log-density of ``x``, or None to skip log-densities
+        :return: the particles after the walk, those that entered its last block and their log-density
         """
-        if isinstance(block, int):
-            stage_terms = None if conditioning is None else conditioning.block_terms(block)
-            return integrate_block(
-                self.velocity_net(block),
-                features,
-                x,
-                block * self.h,
-                self.h,
-                self.n_substeps,
-                self.ode_solver,
-                log_prob_method,
-                stage_terms,
-            )
-        t0 = (block.to(x.dtype) * self.h).unsqueeze(-1)  # (batch,) -> (batch, 1)
-        if self.share_velocity:
-            return integrate_block(self.velocities[0], features, x, t0, self.h, self.n_substeps, self.ode_solver, log_prob_method)
-        # Independent networks: route each sample to the network of its block
-        x_out, log_det = _route_by_block(
-            block,
-            lambda n, idx: integrate_block(
-                self.velocities[n], features[idx], x[idx], t0[idx], self.h, self.n_substeps, self.ode_solver, log_prob_method
-            ),
-        )
-        return x_out, log_det
-
-    def conditioning(self, features: th.Tensor) -> ChainConditioning | None:
-        """What every block of a chain on these states shares, computed once; None with independent blocks."""
-        if not self.share_velocity:
-            return None
-        return ChainConditioning(self.velocities[0].stage_terms(features, self.stage_times), self.n_blocks)
-
-    def particles(self, features: th.Tensor, x0: th.Tensor) -> th.Tensor:
-        """All intermediate particles ``x_0 .. x_N`` of the chain: (batch, d) -> (N + 1, batch, d)."""
-        xs, conditioning = [x0], self.conditioning(features)
-        for n in range(self.n_blocks):
-            xs.append(self.block(features, xs[-1], n, conditioning=conditioning)[0])
-        return th.stack(xs)
-
-    def particles_at_block(self, features: th.Tensor, x0: th.Tensor, block: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
-        """Particles before and after each sample's own block: ``(x_{n-1}, x_n)``, both (batch, d).
-
-        :param block: (batch,) 0-based block index per sample.  Block k runs only on the samples
-            whose index is >= k, so a chain costs (N + 1) / 2 blocks on average instead of N.
-        """
-        x_prev = x0.clone()
-        x_next = x0.clone()
+        stop = self.n_blocks if stop is None else stop
+        method = None if log_prob is None else self.log_prob_method
         conditioning = self.conditioning(features)
-        for n in range(int(block.max().item()) + 1):
-            idx = (block >= n).nonzero(as_tuple=True)[0]
-            if n > 0:
-                x_prev = x_prev.index_copy(0, idx, x_next[idx])
+        if isinstance(start, int) and isinstance(stop, int):  # the same blocks for all samples
+            x_prev = x
+            for n in range(start, stop):
+                x_prev = x
+                x, log_det = self.solver.block(self.velocity_net(n), features, x, n, method, conditioning)
+                if log_prob is not None:
+                    log_prob = log_prob - log_det
+            return Walk(x, x_prev, log_prob)
+        # Per-sample ranges: block n runs only on the samples whose range holds it (a walk from 0 to each
+        # sample's own block costs (N + 1) / 2 blocks on average instead of N)
+        x_prev = x
+        first = start if isinstance(start, int) else int(start.min().item())
+        last = stop if isinstance(stop, int) else int(stop.max().item())
+        for n in range(first, last):
+            inside = stop > n if isinstance(start, int) else (start <= n) & (stop > n)
+            idx = inside.nonzero(as_tuple=True)[0]
+            x_in = x[idx]
             rows = None if conditioning is None else conditioning.rows(idx)
-            x_next = x_next.index_copy(0, idx, self.block(features[idx], x_prev[idx], n, conditioning=rows)[0])
-        return x_prev, x_next
+            x_out, log_det = self.solver.block(self.velocity_net(n), features[idx], x_in, n, method, rows)
+            x_prev, x = x_prev.index_copy(0, idx, x_in), x.index_copy(0, idx, x_out)
+            if log_prob is not None:
+                log_prob = log_prob.index_copy(0, idx, log_prob[idx] - log_det)
+        return Walk(x, x_prev, log_prob)
 
     def sample_from_features(
         self, features: th.Tensor, deterministic: bool = False, with_log_prob: bool = False
@@ -258,23 +237,12 @@ class FlowActor(BasePolicy):
         """
         batch = features.shape[0]
         x0 = features.new_zeros(batch, self.action_dim) if deterministic else th.randn(batch, self.action_dim, device=features.device)
-        method = self.log_prob_method if with_log_prob else None
-        x, conditioning = x0, self.conditioning(features)
-        if method is None and conditioning is not None:
-            # Without log-densities the chain of a shared network is one solve over [0, 1] with the same
-            # N * n_substeps steps: one call instead of N (predict's path)
-            x = integrate_block(
-                self.velocities[0], features, x0, 0.0, 1.0, self.n_blocks * self.n_substeps, self.ode_solver, None, conditioning.stage_terms
-            ).x
-            return self.squash(x), None
-        log_prob = standard_normal_log_prob(x0) if with_log_prob else None
-        for n in range(self.n_blocks):
-            x, log_det = self.block(features, x, n, method, conditioning)
-            if log_prob is not None:
-                log_prob = log_prob - log_det
-        if log_prob is not None:
-            log_prob = log_prob - self.squash.log_abs_det(x)
-        return self.squash(x), log_prob
+        if not with_log_prob and self.share_velocity:
+            # Without log-densities the chain of one network is one solve over [0, 1] (predict's path)
+            return self.squash(self.solver.flow(self.velocities[0], features, x0)), None
+        walk = self.walk(features, x0, log_prob=standard_normal_log_prob(x0) if with_log_prob else None)
+        log_prob = None if walk.log_prob is None else walk.log_prob - self.squash.log_abs_det(walk.x)
+        return self.squash(walk.x), log_prob
 
     def action_log_prob(self, obs: PyTorchObs) -> tuple[th.Tensor, th.Tensor]:
         """Stochastic actions and their log-density, like SAC's ``Actor.action_log_prob``."""
@@ -300,17 +268,24 @@ class FlowActor(BasePolicy):
         t = th.rand(actions.shape[0], 1, device=actions.device, dtype=actions.dtype)
         path = linear_path_sample(x0, actions, t)
         if self.share_velocity:
-            predicted, _ = self.velocities[0](features, path.x_t, t)
+            predicted = self.solver.velocity(self.velocities[0], features, path.x_t, t)
         else:
             block = th.clamp((t.squeeze(-1) * self.n_blocks).long(), max=self.n_blocks - 1)
-            predicted, _ = _route_by_block(block, lambda n, idx: self.velocities[n](features[idx], path.x_t[idx], t[idx]))
-        return flow_matching_loss(predicted, path.u)
+            (predicted,) = _route_by_block(block, lambda n, idx: (self.solver.velocity(self.velocities[n], features[idx], path.x_t[idx], t[idx]),))
+        return flow_matching_loss(predicted_velocity=predicted, target_velocity=path.u)
 
 
 class FlowPolicy(BasePolicy):
     """Policy class for SWFP: flow actor, target ("prior") actor, twin soft-Q critics and their targets.
 
     The behaviour policy and ``predict`` use the target actor (Algorithm 1, line 4).
+
+    The layout is that of SB3's ``TD3Policy``, but not built on it: its ``_build`` hands a shared
+    features extractor to the critic's optimizer and to the target critic (here, as in SAC, the
+    critic's step leaves it out and the target critic has its own), and ``TD3Policy.__init__``
+    builds the networks before a subclass can add the flow's arguments.  With ``_build``,
+    ``_predict``, ``make_actor`` and ``make_critic`` overridden, only ``set_training_mode`` would
+    be inherited.
 
     :param observation_space: Observation space.
     :param action_space: Action space (bounded Box).
@@ -381,12 +356,6 @@ class FlowPolicy(BasePolicy):
             squash_output=True,
             normalize_images=normalize_images,
         )
-        if ode_solver not in ODE_SOLVERS:
-            raise ValueError(f"unknown ode_solver {ode_solver!r}, expected one of {ODE_SOLVERS}")
-        if log_prob_method not in LOG_PROB_METHODS:
-            raise ValueError(f"unknown log_prob_method {log_prob_method!r}, expected one of {LOG_PROB_METHODS}")
-        if squash not in SQUASHES:
-            raise ValueError(f"unknown squash {squash!r}, expected one of {SQUASHES}")
         if net_arch is None:
             net_arch = [256, 256]
         actor_arch, critic_arch = get_actor_critic_arch(net_arch)
@@ -489,7 +458,7 @@ class FlowPolicy(BasePolicy):
             return self.actor_target(observation, deterministic)
 
     def sync_target_actor(self) -> None:
-        """Set the target actor equal to the actor (after behaviour cloning, spec §5)."""
+        """Set the target actor equal to the actor (after behaviour cloning, Eq. 7)."""
         self.actor_target.load_state_dict(self.actor.state_dict())
 
     def set_training_mode(self, mode: bool) -> None:

@@ -6,7 +6,6 @@ batches from one :class:`~sb3_swfp.demos.DemonstrationBuffer`, with ``sample(bat
 
 from __future__ import annotations
 
-from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -125,14 +124,15 @@ def pretrain(
     model.policy.sync_target_actor()  # the behaviour (target) actor starts as the pretrained actor
 
     # Critic warm-up: soft-Q steps (Eq. 16-18) on demonstration transitions, a' from the pretrained actor
-    logs: dict[str, list[float]] = defaultdict(list)
+    critic_losses: list[float] = []
     ent_coef = model._current_ent_coef()
     for step in range(1, critic_warmup_steps + 1):
         batch = demo_buffer.sample(model.batch_size, env=normalization, rng=rng)
-        model._critic_update(batch, ent_coef, logs)  # type: ignore[arg-type]
+        critic_losses.append(model._critic_update(batch, ent_coef)[1]["critic_loss"])  # type: ignore[arg-type]
         polyak_update(model.critic.parameters(), model.critic_target.parameters(), model.tau)
         if step % log_interval == 0 or step == critic_warmup_steps:
-            logger.record("pretrain/critic_loss", float(np.mean(logs.pop("critic_loss"))))
+            logger.record("pretrain/critic_loss", float(np.mean(critic_losses)))
+            critic_losses = []
             logger.dump(step=gradient_steps + step)
     if own_logger:
         logger.close()

@@ -11,7 +11,6 @@ from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 import torch as th
-from gymnasium import spaces
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.noise import ActionNoise
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
@@ -24,7 +23,9 @@ from stable_baselines3.common.utils import (
     update_learning_rate,
 )
 
-from sb3_swfp.common.flow import LOG_PROB_METHODS, ODE_SOLVERS
+from sb3_swfp.common.checks import check_action_space, check_choice, check_int
+from sb3_swfp.common.flow import ODE_SOLVERS
+from sb3_swfp.common.log_prob import LOG_PROB_METHODS
 from sb3_swfp.common.losses import (
     Q_AGGREGATIONS,
     aggregate_q,
@@ -179,17 +180,17 @@ class SWFP(OffPolicyAlgorithm):
         device: th.device | str = "auto",
         _init_setup_model: bool = True,
     ):
-        _check_choice("ode_solver", ode_solver, ODE_SOLVERS)
-        _check_choice("log_prob_method", log_prob_method, ("auto", *LOG_PROB_METHODS))
-        _check_choice("block_sampling", block_sampling, BLOCK_SAMPLING)
-        _check_choice("q_agg", q_agg, Q_AGGREGATIONS)
-        _check_choice("squash", squash, SQUASHES)
-        _check_int("n_blocks", n_blocks, 1)
-        _check_int("n_substeps", n_substeps, 1)
-        _check_int("policy_delay", policy_delay, 1)
-        _check_int("actor_learning_starts", actor_learning_starts, 0)
+        check_choice("ode_solver", ode_solver, ODE_SOLVERS)
+        check_choice("log_prob_method", log_prob_method, ("auto", *LOG_PROB_METHODS))
+        check_choice("block_sampling", block_sampling, BLOCK_SAMPLING)
+        check_choice("q_agg", q_agg, Q_AGGREGATIONS)
+        check_choice("squash", squash, SQUASHES)
+        check_int("n_blocks", n_blocks, 1)
+        check_int("n_substeps", n_substeps, 1)
+        check_int("policy_delay", policy_delay, 1)
+        check_int("actor_learning_starts", actor_learning_starts, 0)
         if actor_batch_size is not None:
-            _check_int("actor_batch_size", actor_batch_size, 1)
+            check_int("actor_batch_size", actor_batch_size, 1)
         if not jko_step_size > 0:
             raise ValueError(f"jko_step_size must be > 0 (it divides the W2 term of Eq. 20), got {jko_step_size}")
         if not bc_coef >= 0:
@@ -200,6 +201,7 @@ class SWFP(OffPolicyAlgorithm):
             raise ValueError(f"w2_prev_coef must be >= 0, got {w2_prev_coef}")
         if not 0 < actor_tau <= 1:
             raise ValueError(f"actor_tau must be in (0, 1], got {actor_tau}")
+        _initial_ent_coef(ent_coef)
         for name in _POLICY_ARGS:
             if policy_kwargs and name in policy_kwargs:
                 raise ValueError(f"pass {name} to SWFP(...) directly, not in policy_kwargs")
@@ -222,7 +224,7 @@ class SWFP(OffPolicyAlgorithm):
             replay_buffer_kwargs=replay_buffer_kwargs,
             optimize_memory_usage=optimize_memory_usage,
             n_steps=n_steps,
-            # A copy: the spec arguments are added to it below, and the caller's dict stays as it was
+            # A copy: _setup_model adds the flow's arguments (n_blocks, ...) to it, and the caller's dict stays as it was
             policy_kwargs=dict(policy_kwargs) if policy_kwargs else None,
             stats_window_size=stats_window_size,
             tensorboard_log=tensorboard_log,
@@ -304,17 +306,11 @@ class SWFP(OffPolicyAlgorithm):
             self.target_entropy = float(self.target_entropy)
 
         # Learn log(alpha) as SAC does (https://arxiv.org/abs/1812.05905)
-        if isinstance(self.ent_coef, str):
-            if not self.ent_coef.startswith("auto"):
-                raise ValueError(f"ent_coef must be a positive float, 'auto' or 'auto_<init>', got {self.ent_coef!r}")
-            init_value = float(self.ent_coef.split("_")[1]) if "_" in self.ent_coef else 1.0
-            if not init_value > 0:
-                raise ValueError(f"the initial value of ent_coef must be > 0, got {init_value}")
+        init_value = _initial_ent_coef(self.ent_coef)
+        if init_value is not None:
             self.log_ent_coef = th.log(th.ones(1, device=self.device) * init_value).requires_grad_(True)
             self.ent_coef_optimizer = th.optim.Adam([self.log_ent_coef], lr=self.lr_schedule(1))
         else:
-            if not float(self.ent_coef) > 0:
-                raise ValueError(f"ent_coef must be > 0 (the JKO loss divides Q by it), got {self.ent_coef}")
             self.ent_coef_tensor = th.tensor(float(self.ent_coef), device=self.device)
 
     def _create_aliases(self) -> None:
@@ -347,13 +343,14 @@ class SWFP(OffPolicyAlgorithm):
             logs["ent_coef"].append(ent_coef.item())
 
             # Soft-Q critic, Eq. (16-18)
-            next_log_prob = self._critic_update(replay_data, ent_coef, logs)
+            next_log_prob, critic_logs = self._critic_update(replay_data, ent_coef)
+            _append(logs, critic_logs)
 
             # Temperature (beyond the paper, as SAC): the entropy of the behaviour (target) actor,
             # measured on the next states of the critic batch at no extra cost
             if self.ent_coef_optimizer is not None and self.log_ent_coef is not None:
                 assert next_log_prob is not None and isinstance(self.target_entropy, float)
-                loss = ent_coef_loss(self.log_ent_coef, next_log_prob, self.target_entropy)
+                loss = ent_coef_loss(log_ent_coef=self.log_ent_coef, log_prob=next_log_prob, target_entropy=self.target_entropy)
                 logs["ent_coef_loss"].append(check_finite("ent_coef_loss", loss, self._n_updates))
                 self.ent_coef_optimizer.zero_grad()
                 loss.backward()
@@ -365,7 +362,7 @@ class SWFP(OffPolicyAlgorithm):
                     actor_obs = replay_data.observations
                 else:
                     actor_obs = self.replay_buffer.sample(self.actor_batch_size, env=self._vec_normalize_env).observations  # type: ignore[union-attr]
-                self._actor_update(actor_obs, ent_coef, logs)
+                _append(logs, self._actor_update(actor_obs, ent_coef))
                 polyak_update(self.actor.parameters(), self.actor_target.parameters(), self.actor_tau)
 
             if self._n_updates % self.target_update_interval == 0:
@@ -377,8 +374,8 @@ class SWFP(OffPolicyAlgorithm):
         for key, values in logs.items():
             self.logger.record(f"train/{key}", float(np.mean(values)))
 
-    def _critic_update(self, replay_data: ReplayBufferSamples, ent_coef: th.Tensor, logs: dict[str, list[float]]) -> th.Tensor | None:
-        """One critic step; returns the target actor's ``log pi(a'|s')`` (or None when not needed)."""
+    def _critic_update(self, replay_data: ReplayBufferSamples, ent_coef: th.Tensor) -> tuple[th.Tensor | None, dict[str, float]]:
+        """One critic step; returns the target actor's ``log pi(a'|s')`` (or None when not needed) and the logged terms."""
         need_log_prob = self.critic_entropy or self.ent_coef_optimizer is not None
         # a' and its density come from the target actor, without gradient; inference mode also skips the
         # autograd bookkeeping of its hundreds of operations (about 5% of the chain's time)
@@ -388,27 +385,22 @@ class SWFP(OffPolicyAlgorithm):
             next_q_values = th.cat(self.critic_target(replay_data.next_observations, next_actions), dim=1)
             discounts = replay_data.discounts if replay_data.discounts is not None else self.gamma
             target_q = soft_q_target(
-                replay_data.rewards,
-                replay_data.dones,
-                discounts,
-                next_q_values,
-                next_log_prob if self.critic_entropy else None,
-                ent_coef,
-                self.q_agg,
+                rewards=replay_data.rewards, dones=replay_data.dones, discounts=discounts, next_q_values=next_q_values,
+                next_log_prob=next_log_prob if self.critic_entropy else None, ent_coef=ent_coef, q_agg=self.q_agg,
             )
         current_q_values = self.critic(replay_data.observations, replay_data.actions)
         # Inference tensors cannot be saved for backward: the loss gets a normal copy of the (batch, 1) targets
-        critic_loss = soft_q_loss(current_q_values, target_q.clone())
-        logs["critic_loss"].append(check_finite("critic_loss", critic_loss, self._n_updates))
+        critic_loss = soft_q_loss(current_q_values=current_q_values, target_q_values=target_q.clone())
+        logs = {"critic_loss": check_finite("critic_loss", critic_loss, self._n_updates)}
         if next_log_prob is not None:
-            logs["entropy"].append(-next_log_prob.mean().item())
+            logs["entropy"] = -next_log_prob.mean().item()
         self.critic.optimizer.zero_grad()
         critic_loss.backward()
         self.critic.optimizer.step()
-        return next_log_prob
+        return next_log_prob, logs
 
-    def _actor_update(self, observations: Any, ent_coef: th.Tensor, logs: dict[str, list[float]]) -> None:
-        """One JKO block step (spec §4, steps 1-4)."""
+    def _actor_update(self, observations: Any, ent_coef: th.Tensor) -> dict[str, float]:
+        """One JKO step of one flow block (Eq. 19-20); returns the logged terms."""
         actor, target = self.actor, self.actor_target
         with th.inference_mode():  # old particles come from the target actor and carry no gradient
             target_features = target.extract_features(observations, target.features_extractor)
@@ -416,13 +408,11 @@ class SWFP(OffPolicyAlgorithm):
             x0 = th.randn(batch, actor.action_dim, device=self.device)
             if self.block_sampling == "per_batch":
                 block: int | th.Tensor = int(th.randint(0, self.n_blocks, ()).item())
-                x_prev_old, conditioning = x0, target.conditioning(target_features)
-                for n in range(block):  # type: ignore[arg-type]
-                    x_prev_old = target.block(target_features, x_prev_old, n, conditioning=conditioning)[0]
-                x_old = target.block(target_features, x_prev_old, block, conditioning=conditioning)[0]
             else:
                 block = th.randint(0, self.n_blocks, (batch,), device=self.device)
-                x_prev_old, x_old = target.particles_at_block(target_features, x0, block)  # (batch, d) each
+            # x_{n-1}^old and x_n^old = F_n^old(x_{n-1}^old): the target chain from x_0 through each sample's block n
+            old = target.walk(target_features, x0, stop=block + 1)
+            x_prev_old, x_old = old.x_prev, old.x  # (batch, d) each
         # Inference tensors cannot be saved for backward: the actor's graph gets normal copies (small ones)
         x_prev_old, x_old = x_prev_old.clone(), x_old.clone()
         if isinstance(block, th.Tensor):
@@ -437,26 +427,29 @@ class SWFP(OffPolicyAlgorithm):
         q_scale = q_values.detach().abs().mean().clamp_min(1e-6) if self.q_normalization else 1.0
         # Per-block JKO objective, Eq. (20) with the parallel-block term of Eq. (19)
         actor_loss, terms = jko_block_loss(
-            q_values, log_det, x_new, x_prev_old, x_old, ent_coef, self.w2_coef, self.jko_step_size, q_scale, self.w2_prev_coef  # type: ignore[arg-type]
+            q_values=q_values, log_det=log_det, x_new=x_new, x_prev_old=x_prev_old, x_old=x_old, ent_coef=ent_coef,
+            w2_coef=self.w2_coef, jko_step_size=self.jko_step_size, q_scale=q_scale, w2_prev_coef=self.w2_prev_coef,
         )
+        logs: dict[str, float] = {}
         if self.bc_coef > 0:
             # Flow-matching BC on demonstrations keeps the policy near them (Eq. 7; ours, beyond the paper)
             demo = self.replay_buffer.sample_demonstrations(batch, env=self._vec_normalize_env)  # type: ignore[union-attr]
             bc_loss = actor.flow_matching_loss(demo.observations, demo.actions)
-            logs["bc_loss"].append(check_finite("bc_loss", bc_loss, self._n_updates))
+            logs["bc_loss"] = check_finite("bc_loss", bc_loss, self._n_updates)
             actor_loss = actor_loss + self.bc_coef * bc_loss
-        logs["actor_loss"].append(check_finite("actor_loss", actor_loss, self._n_updates))
-        logs["actor_q_term"].append(terms.q_term.item())
-        logs["actor_log_det"].append(terms.log_det.item())
-        logs["w2_prev"].append(terms.w2_prev.item())
-        logs["w2_old"].append(terms.w2_old.item())
+        logs["actor_loss"] = check_finite("actor_loss", actor_loss, self._n_updates)
+        logs["actor_q_term"] = terms.q_term.item()
+        logs["actor_log_det"] = terms.log_det.item()
+        logs["w2_prev"] = terms.w2_prev.item()
+        logs["w2_old"] = terms.w2_old.item()
         if self.q_normalization:
-            logs["actor_q_scale"].append(float(q_scale))
+            logs["actor_q_scale"] = float(q_scale)
         self.actor.optimizer.zero_grad()
         # Gradients for the actor only: the critic's weight gradients of this loss would be two GEMMs per
         # critic layer that nothing uses (the critic's own step zeroes its gradients first)
         actor_loss.backward(inputs=[param for param in actor.parameters() if param.requires_grad])
         self.actor.optimizer.step()
+        return logs
 
     def pretrain(
         self: SelfSWFP,
@@ -514,8 +507,8 @@ class SWFP(OffPolicyAlgorithm):
             (``metadata["has_rewards"]`` false) as zero rewards (with a warning) instead of raising.
         :return: the model, pretrained.
         """
-        _check_int("gradient_steps", gradient_steps, 0)
-        _check_int("batch_size", batch_size, 1)
+        check_int("gradient_steps", gradient_steps, 0)
+        check_int("batch_size", batch_size, 1)
         pretrain(
             self,
             demonstrations,
@@ -614,25 +607,23 @@ def _saved_data_has(path: str | os.PathLike | io.BufferedIOBase, key: str) -> bo
             path.seek(position)  # type: ignore[union-attr]
 
 
-def check_action_space(action_space: spaces.Space) -> None:
-    """Raise a ValueError unless ``action_space`` is a bounded ``gymnasium.spaces.Box``."""
-    if not isinstance(action_space, spaces.Box):
-        raise ValueError(
-            f"SWFP needs a continuous gymnasium.spaces.Box action space, got {action_space}. "
-            "Flow policies generate real-valued actions; for discrete actions use e.g. SB3's DQN or PPO."
-        )
-    if not (np.all(np.isfinite(action_space.low)) and np.all(np.isfinite(action_space.high))):
-        raise ValueError(
-            f"SWFP needs a bounded Box action space (finite low and high), got low={action_space.low}, "
-            f"high={action_space.high}. Wrap the env with gymnasium.wrappers.RescaleAction or ClipAction."
-        )
+def _append(logs: dict[str, list[float]], terms: dict[str, float]) -> None:
+    """Add one update's logged terms to the lists that ``train()`` averages."""
+    for key, value in terms.items():
+        logs[key].append(value)
 
 
-def _check_choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise ValueError(f"unknown {name} {value!r}, expected one of {', '.join(repr(a) for a in allowed)}")
+def _initial_ent_coef(ent_coef: str | float) -> float | None:
+    """The initial value of a learned ``ent_coef`` (``"auto"``, ``"auto_<init>"``), None for a fixed one; a ValueError otherwise."""
+    if isinstance(ent_coef, str):
+        if not ent_coef.startswith("auto"):
+            raise ValueError(f"ent_coef must be a positive float, 'auto' or 'auto_<init>', got {ent_coef!r}")
+        init_value = float(ent_coef.split("_")[1]) if "_" in ent_coef else 1.0
+        if not init_value > 0:
+            raise ValueError(f"the initial value of ent_coef must be > 0, got {init_value}")
+        return init_value
+    if not float(ent_coef) > 0:
+        raise ValueError(f"ent_coef must be > 0 (the JKO loss divides Q by it), got {ent_coef}")
+    return None
 
 
-def _check_int(name: str, value: Any, minimum: int) -> None:
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
