@@ -35,6 +35,8 @@ HYPERPARAMS = ROOT / "zoo_hyperparams"
 #: The commands of the suite and of the core benchmarks, as the results record them
 SUITE_COMMAND = "python -m benchmarks.suite"
 CORE_COMMAND = "python -m benchmarks.core"
+#: The command that re-renders every page
+RENDER_COMMAND = "python -m benchmarks --render"
 #: The scripts that made the older results, and the commands that replace them
 LEGACY_COMMANDS = {"python examples/benchmark_suite.py": SUITE_COMMAND, "python examples/benchmark_core.py": CORE_COMMAND}
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks import DOCS, RESULTS, SUITE_COMMAND
+from benchmarks import DOCS, RENDER_COMMAND, RESULTS, SUITE_COMMAND
 from benchmarks.methods import variant_name
 from benchmarks.render_tasks import ARCHIVE, by_task, load, render_task, robustness_row, toy_ok
 from benchmarks.studies import DENSITY_BC_TASKS, DENSITY_SQUASHES, DRIFT_CHECKPOINTS, HELD_OUT_LANDSCAPES
@@ -23,9 +23,10 @@ def render_ablations(results: Path = RESULTS, docs: Path = DOCS) -> Path:
     lines = [
         "# Ablations: SWFP's variants, the density, and runs of earlier settings",
         "",
-        f"Rendered by `{SUITE_COMMAND} --render` with [benchmarks.md](benchmarks.md); nothing",
-        "here is typed by hand.  Each variant is the `swfp` entry of `swfp_o2o.yml` with the arguments shown;",
-        "the SWFP row is the entry itself, for reference.  These rows are not part of the comparison of methods.",
+        f"Rendered by `{RENDER_COMMAND}` with [benchmarks.md](benchmarks.md), from the same raw results; nothing",
+        "here is typed by hand (what the results say: [results.md](results.md)).  Each variant is the `swfp` entry of",
+        "`swfp_o2o.yml` with the arguments shown; the SWFP row is the entry itself, for reference.  These rows are",
+        "not part of the comparison of methods.",
         "",
     ]
     for budget in ("cpu", "long", "full"):
@@ -107,10 +108,8 @@ def _archive(results: Path, docs: Path) -> list[str]:
     lines = [
         "## Runs of earlier settings",
         "",
-        "SWFP before the density moved onto the action box and before the one fine-tuning preset: each",
-        "task's own `swfp_o2o.yml` entry of that time and its variants, the action `clip(x_N, -1, 1)`",
-        "with a density that ignored the clip, and evaluations that drew new start states each time.",
-        "The code that made them is in the repository's history (release 0.1.0); each JSON says what it ran with.",
+        "SWFP runs made with the settings of earlier releases, kept for the record (`docs/results/benchmarks/archive/`):",
+        "each JSON says what it ran with, [results.md](results.md#runs-of-earlier-settings) what changed since.",
         "",
     ]
     for task_name, runs in tasks.items():
@@ -127,7 +126,7 @@ def _density(results: Path) -> list[str]:
         "## Where the density lives: clip, tanh, soft clip",
         "",
         f"Command: `{SUITE_COMMAND} --suite density --jobs 2`; the rule that decides is in",
-        "[robustness.md](robustness.md) (fixed before these runs).  Mean over seeds (per seed in brackets).",
+        "[robustness.md](robustness.md).  Mean over seeds (per seed in brackets).",
         "",
     ]
 

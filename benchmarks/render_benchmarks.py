@@ -9,8 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks import DOCS, RESULTS, SUITE_COMMAND, current_command
-from benchmarks.cost import UPDATE_N
+from benchmarks import DOCS, RENDER_COMMAND, RESULTS, SUITE_COMMAND, current_command
 from benchmarks.methods import variant_name
 from benchmarks.render_core import speed_ratios
 from benchmarks.render_tasks import by_task, link, load, render_task, robustness_row, toy_ok
@@ -23,13 +22,11 @@ def render_benchmarks(results: Path = RESULTS, docs: Path = DOCS) -> Path:
     lines = [
         "# Benchmarks: SWFP against SAC and TD3, offline-to-online",
         "",
-        f"Rendered by `{SUITE_COMMAND} --render` from the raw results in",
-        "`docs/results/benchmarks/` (one JSON per run); nothing here is typed by hand.  Machine: 2-core",
-        "CPU, one torch thread per run, runs two at a time.  Scores are the mean deterministic episode",
-        "return (the toy: the mean reward of stochastic samples, where TD3's deterministic actor gives one",
-        "action; PointMaze: also the success rate) over",
-        "the seeds, ± the std over seeds.  `bc` is the step-0 evaluation of the `swfp` runs.  Wall times come",
-        "from runs that shared the machine with others; the cost section measures speed properly.",
+        f"Rendered by `{RENDER_COMMAND}` from the raw results in `docs/results/benchmarks/` (one JSON per",
+        "run, with the command that made it); nothing here is typed by hand.  What the results say, and the",
+        "machine they ran on: [results.md](results.md).  Scores are the mean deterministic episode return (the",
+        "toy: the mean reward of stochastic samples; PointMaze: also the success rate) over the seeds, ± the",
+        "std over seeds; one torch thread per run.  `bc` is the step-0 evaluation of the `swfp` runs.",
         "SWFP's variants and ablations are on [ablations.md](ablations.md).",
         "",
     ]
@@ -142,9 +139,9 @@ def _sensitivity(results: Path, docs: Path) -> list[str]:
     lines = [
         "## Sensitivity (paper Fig. 5): the toy, score vs N and vs W2 scale",
         "",
-        f"Command: `{SUITE_COMMAND} --suite sensitivity --jobs 2`.  The toy's fine-tuning settings",
-        "(`swfp_o2o.yml`, N = 6, `w2_coef` = 2) with one of them changed; share of 2000 stochastic samples in the",
-        "high-reward modes after BC and after fine-tuning (mean ± std over seeds).",
+        f"Command: `{SUITE_COMMAND} --suite sensitivity --jobs 2`.  The toy's entry of `swfp_o2o.yml` (as it",
+        "was when the runs were made: [results.md](results.md#sensitivity)) with `n_blocks` or `w2_coef` changed;",
+        "share of 2000 stochastic samples in the high-reward modes after BC and after fine-tuning (mean ± std over seeds).",
         "",
         "| parameter | value | seeds | after BC | after fine-tuning | mean reward after fine-tuning |",
         "|---|---|---|---|---|---|",
@@ -207,8 +204,10 @@ def _cost(results: Path) -> list[str]:
     lines = [
         "## Cost (paper Sec. 4.3)",
         "",
-        f"Command: `{current_command(cost['command'])}` (device: {cost['device']}); Pendulum-v1, batch 256, one gradient step per",
-        "env step, the models in one process taking turns (quote the ratios: the machine is noisy).",
+        f"Command: `{current_command(cost['command'])}` (device: {cost['device']}"
+        + (f", {cost['cpu_count']} CPUs" if cost.get("cpu_count") else "")
+        + "); Pendulum-v1, batch 256, one gradient step per",
+        "env step, the models in one process taking turns.",
         "",
         "| algo | train env-steps/s | ratio to SAC | predict latency (ms, median) | ratio to SAC |",
         "|---|---|---|---|---|",
@@ -238,13 +237,4 @@ def _cost(results: Path) -> list[str]:
             f"{row['whole_chain_peak_mib'] / max(row['one_block_peak_mib'], 1e-9):.1f}× | "
             f"{row['one_block_saved_mib']:.1f} / {row['whole_chain_saved_mib']:.1f} |"
         )
-    first, last = cost["actor_update"][str(UPDATE_N[0])], cost["actor_update"][str(UPDATE_N[-1])]
-    lines += [
-        "",
-        f"The activations kept for the backward pass stay at {first['one_block_saved_mib']:.1f} MiB for one block whatever N",
-        f"({last['one_block_saved_mib']:.1f} MiB at N = {UPDATE_N[-1]}), while the whole chain's grow with N "
-        f"({first['whole_chain_saved_mib']:.1f} → {last['whole_chain_saved_mib']:.1f} MiB): the paper's claim holds for memory.",
-        "What still grows with N in the one-block update is the target actor's no-gradient chain up to the sampled",
-        "block (N/2 blocks on average) and the first-layer terms of its stages, computed once per chain.",
-    ]
     return [*lines, ""]

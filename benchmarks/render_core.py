@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks import CORE_COMMAND, CORE_RESULTS, DOCS, ROOT, current_command, shown
+from benchmarks import CORE_COMMAND, CORE_RESULTS, DOCS, RENDER_COMMAND, ROOT, current_command, shown
 
 ALGOS = ("swfp", "sac", "td3")
 THRESHOLD = -200.0
@@ -72,13 +72,13 @@ def render_core(results: Path = CORE_RESULTS, docs: Path = DOCS) -> None:
     lines = [
         "# Core benchmarks: SWFP vs SAC vs TD3",
         "",
-        f"Rendered by `{CORE_COMMAND} --render` from the raw results in",
-        "`docs/results/core/`; nothing here is typed by hand.  Machine: 2-core CPU, one torch thread per run.",
+        f"Rendered by `{RENDER_COMMAND}` from the raw results in `docs/results/core/`; nothing here is typed",
+        "by hand.  What the results say, and the machine they ran on: [results.md](results.md).",
         "",
         "## Learning from scratch: Pendulum-v1, 20k env steps",
         "",
-        f"Command: `{CORE_COMMAND} --suite learning --jobs 2`.  Deterministic evaluation",
-        "(10 episodes) every 1k steps.  SWFP: `zoo_hyperparams/swfp.yml`; SAC and TD3: rl-zoo3's entries.",
+        f"Command: `{CORE_COMMAND} --suite learning --jobs 2`.  Deterministic evaluation (10 episodes) every",
+        "1k steps, one torch thread per run.  SWFP: `zoo_hyperparams/swfp.yml`; SAC and TD3: rl-zoo3's entries.",
         "",
     ]
     if runs:
@@ -111,11 +111,12 @@ def render_core(results: Path = CORE_RESULTS, docs: Path = DOCS) -> None:
         lines += [
             "## Speed: training env-steps/s and predict latency",
             "",
-            f"Command: `{current_command(speed['command'])}`.  Pendulum-v1, batch 256, one gradient step per env step,",
+            f"Command: `{current_command(speed['command'])}`"
+            + (f" ({speed['cpu_count']} CPUs, {speed.get('torch_threads', 1)} torch thread)" if speed.get("cpu_count") else "")
+            + ".  Pendulum-v1, batch 256, one gradient step per env step,",
             f"all models in one process taking turns, {speed.get('rounds', 5)} rounds of {speed.get('train_chunk', 300)} training steps and "
-            f"{speed.get('predict_calls', 200)} predictions each",
-            "(ratios are the number to quote: this machine is noisy"
-            + ("; each is the median of the per-round ratios, with their range over the rounds)." if "rounds" in speed else ")."),
+            f"{speed.get('predict_calls', 200)} predictions each"
+            + ("; each ratio is the median of the per-round ratios, with their range over the rounds." if "rounds" in speed else "."),
             "",
             "| config | train env-steps/s | ratio to SAC | predict latency (ms, median) | ratio to SAC |",
             "|---|---|---|---|---|",
@@ -130,11 +131,9 @@ def render_core(results: Path = CORE_RESULTS, docs: Path = DOCS) -> None:
         actor = _profile_share(profile, "(_actor_update)")
         if critic is not None and chain is not None and actor is not None:
             lines += [
-                f"What dominates SWFP's update: the critic step takes {critic:.0%} of `train()`, and most of it",
-                f"({chain:.0%} of `train()`) is the target actor's full N-block chain with exact log-densities for",
-                "a' ~ pi(.|s') in the soft target (Eq. 18), two velocity evaluations per block (midpoint) plus",
-                f"their Jacobian tangents; the actor's one-block JKO step takes {actor:.0%} (every second update).",
-                "The Euler solver halves the chain; `predict` runs one solve of 2N small-batch velocity evaluations.",
+                f"Shares of `train()` in the profile below: the critic step (`_critic_update`) {critic:.0%}, of which the",
+                f"target actor's chain for the soft target's a' (`sample_from_features`) {chain:.0%}; the actor's one-block",
+                f"JKO step (`_actor_update`) {actor:.0%}.",
                 "",
             ]
         swfp = rows.get("swfp")
@@ -150,24 +149,7 @@ def render_core(results: Path = CORE_RESULTS, docs: Path = DOCS) -> None:
             lines += [
                 f"Goals of the core issue: training env-steps/s ≥ 0.6× SAC — measured {train_ratio:.2f}×{like_for_like}, "
                 f"{goal_verdict(train_ratio, 0.6, swfp.get('train_ratio_range'), at_least=True)}; `predict` latency ≤ 2× SAC — measured "
-                f"{predict_ratio:.2f}×, {goal_verdict(predict_ratio, 2.0, swfp.get('predict_ratio_range'), at_least=False)}.  "
-                "Training's cost is arithmetic: with N = 5 and the",
-                "midpoint solver the soft target's a' takes 10 evaluations of the [256, 256] velocity network, each with",
-                "a Jacobian-tangent pass of the same size for the exact log-density, where SAC's actor takes one",
-                "evaluation.  `predict`'s is the number of operations: 10 evaluations at batch 1, each a handful of",
-                "small torch calls whose fixed cost exceeds their arithmetic.  Done to get here: hand-written tangents",
-                "instead of forward-mode AD, the per-sample target chain on shrinking subsets, `policy_delay=2`, the",
-                "first layer's observation and time terms computed once per chain, `predict` under `inference_mode`,",
-                "and `predict`'s chain as one solve through a velocity-only path of the network (no tangent bookkeeping)",
-                "that fetches its weights once per solve; the tangent rows as 2-D matrix products (a 3-D input made torch",
-                "expand the weight into a batched product and copy), ReLU and the tangent scaling in place, the soft",
-                "target's chain and the old particles under `inference_mode`, and the actor loss back-propagated to the",
-                "actor's parameters only.  What is left is mostly arithmetic.  Counting the products of 256 × 256 by",
-                "256 × 256 matrices (each layer's forward, input-gradient and weight-gradient product): an SWFP update",
-                "has about 39 — 20 in the soft target's chain, 8 in the critic step, 22 in the actor step taken every",
-                "second update (6 for the old particles on 3 blocks on average, 6 forward, 10 backward) — and SAC's",
-                "about 18; this CPU runs each in about 0.35 ms for both.  Fewer evaluations (the Euler solver above,",
-                "or fewer blocks) trade accuracy of the flow for speed, so the paper's defaults stay.",
+                f"{predict_ratio:.2f}×, {goal_verdict(predict_ratio, 2.0, swfp.get('predict_ratio_range'), at_least=False)}.",
                 "",
             ]
         lines += ["Profile of 200 SWFP updates (cProfile, cumulative time, filtered):", "", "```", *profile, "```", ""]
