@@ -11,8 +11,9 @@ cost), ``python -m benchmarks.core ...`` (learning from scratch on Pendulum-v1; 
 - :mod:`benchmarks.studies`: the sensitivity and density suites (the toy; behaviour cloning).
 - :mod:`benchmarks.cost`: speed and memory measurements (the suite's cost, the core's speed).
 - :mod:`benchmarks.suite`, :mod:`benchmarks.core`: the command lines.
-- :mod:`benchmarks.render`, :mod:`benchmarks.render_tasks`, :mod:`benchmarks.render_core`: the pages
-  ``docs/benchmarks.md``, ``docs/ablations.md`` and ``docs/core_benchmarks.md``.
+- :mod:`benchmarks.render_benchmarks`, :mod:`benchmarks.render_ablations`, :mod:`benchmarks.render_core`: the
+  pages ``docs/benchmarks.md``, ``docs/ablations.md`` and ``docs/core_benchmarks.md``;
+  :mod:`benchmarks.render_tasks` what the first two share; :mod:`benchmarks.render` all of them.
 
 Every function that reads or writes results takes the folder as an argument; the defaults below
 are the repository's.
