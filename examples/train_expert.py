@@ -21,7 +21,6 @@ import os
 import shlex
 import sys
 import tempfile
-from pathlib import Path
 
 import numpy as np
 import torch as th
@@ -30,6 +29,7 @@ from rl_zoo3.exp_manager import ExperimentManager
 
 from sb3_swfp.demos import collect_demonstrations, to_minari
 from sb3_swfp.experts import make_expert_env
+from sb3_swfp.hyperparams import read_entries, rl_zoo3_file
 
 ALGOS = ("sac", "td3", "tqc", "crossq")
 
@@ -41,10 +41,7 @@ def zoo_config(algo: str, env_id: str, hyperparams_from: str | None) -> str | No
     """
     if hyperparams_from is None:
         return None
-    import rl_zoo3
-
-    with open(Path(rl_zoo3.__file__).parent / "hyperparams" / f"{algo}.yml") as f:
-        entries = yaml.safe_load(f)  # resolves the ``<<: *mujoco-defaults`` merges
+    entries = read_entries(rl_zoo3_file(algo))  # resolves the ``<<: *mujoco-defaults`` merges
     if hyperparams_from not in entries:
         raise ValueError(f"rl-zoo3 has no {algo} hyperparameters for {hyperparams_from!r}")
     handle, path = tempfile.mkstemp(suffix=".yml", prefix=f"{algo}_{env_id}_")

@@ -17,8 +17,9 @@ is still running) is skipped.
 Hyperparameters: when ``train`` gets no ``-conf``/``--conf-file``, ``--algo swfp`` reads
 ``zoo_hyperparams/swfp.yml``, and ``--algo sac``/``td3`` read our ``zoo_hyperparams/{sac,td3}.yml``
 for the environments it has an entry for (the comparisons rl-zoo3 has no entry for) and rl-zoo3's
-own file otherwise.  See :func:`hyperparams_folder` for where that folder is looked up, and
-docs/zoo.md for the commands.
+own file otherwise.  :mod:`sb3_swfp.hyperparams` reads these files (for the benchmarks too) and
+says where the folder is looked up (:func:`~sb3_swfp.hyperparams.hyperparams_folder`); docs/zoo.md
+has the commands.
 """
 
 from __future__ import annotations
@@ -36,7 +37,6 @@ from typing import Any, ClassVar
 
 try:
     import optuna
-    import yaml
     from rl_zoo3 import exp_manager as zoo_exp_manager
     from rl_zoo3.hyperparams_opt import HYPERPARAMS_CONVERTER, HYPERPARAMS_SAMPLER, convert_offpolicy_params, sample_her_params
     from rl_zoo3.utils import ALGOS, get_latest_run_id, get_model_path
@@ -50,10 +50,9 @@ except ModuleNotFoundError as error:
 import sb3_swfp
 import sb3_swfp.envs  # noqa: F401  registers SWFPToyBandit-v0 with gymnasium
 from sb3_swfp import SWFP
+from sb3_swfp.hyperparams import HYPERPARAMS_ENV_VAR, hyperparams_folder, read_entries
 
 ALGO_NAME = "swfp"
-# Folder with swfp.yml, sac.yml and td3.yml; overrides the lookup of hyperparams_folder()
-HYPERPARAMS_ENV_VAR = "SB3_SWFP_HYPERPARAMS"
 # Algorithms we ship a YAML for: swfp for every env, sac and td3 only for their entries
 CONFIGURED_ALGOS = (ALGO_NAME, "sac", "td3")
 COMMANDS = ("train", "enjoy", "record_video", "push_to_hub", "load_from_hub", "plot_train", "all_plots", "plot_from_file")
@@ -199,29 +198,6 @@ def register() -> None:
     importlib.import_module("sb3_swfp.common.buffers")
 
 
-def hyperparams_folder() -> Path | None:
-    """
-    The folder with our ``swfp.yml``/``sac.yml``/``td3.yml``, or None when there is none.
-
-    Looked up in order: the folder named by the ``SB3_SWFP_HYPERPARAMS`` environment variable;
-    ``sb3_swfp/zoo_hyperparams/`` inside the installed package (a non-editable install ships the
-    repository's folder there as package data); ``zoo_hyperparams/`` at the repository root,
-    next to ``sb3_swfp/`` (a checkout or an editable install).
-
-    :raises NotADirectoryError: When the environment variable names no folder.
-    """
-    if HYPERPARAMS_ENV_VAR in os.environ:
-        folder = Path(os.environ[HYPERPARAMS_ENV_VAR]).expanduser()
-        if not folder.is_dir():
-            raise NotADirectoryError(f"${HYPERPARAMS_ENV_VAR}={os.environ[HYPERPARAMS_ENV_VAR]!r} is not a folder")
-        return folder
-    package_dir = Path(__file__).resolve().parent
-    for folder in (package_dir / "zoo_hyperparams", package_dir.parent / "zoo_hyperparams"):
-        if folder.is_dir():
-            return folder
-    return None
-
-
 def default_config(algo: str, env_id: str) -> str | None:
     """
     The hyperparameter file ``train`` uses for ``algo`` on ``env_id`` when given no ``-conf``.
@@ -245,9 +221,7 @@ def default_config(algo: str, env_id: str) -> str | None:
         return None
     if algo == ALGO_NAME:
         return str(path)
-    with open(path) as file:
-        entries = yaml.safe_load(file) or {}
-    return str(path) if env_id in entries else None
+    return str(path) if env_id in read_entries(path) else None
 
 
 def _with_default_config(args: list[str]) -> list[str]:

@@ -1,137 +1,126 @@
 """The benchmark runner end to end on a tiny toy task: runs, resumes, renders (numbers are not checked here)."""
 
 import dataclasses
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from benchmarks import cost, methods, render_core, runner, tasks
+from benchmarks.render import render
+from benchmarks.render_tasks import command_lines, robustness_row, stale_arguments
+from benchmarks.runner import Run, result_path, run_one
 
 
 @pytest.fixture
-def suite(tmp_path, monkeypatch):
-    pytest.importorskip("rl_zoo3")
-    spec = importlib.util.spec_from_file_location("benchmark_suite", ROOT / "examples" / "benchmark_suite.py")
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, "benchmark_suite", module)  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    monkeypatch.setattr(module, "RESULTS", tmp_path / "results")
-    monkeypatch.setattr(module, "PAGE", tmp_path / "benchmarks.md")
-    monkeypatch.setattr(module, "ABLATIONS", tmp_path / "ablations.md")
-    tiny = dataclasses.replace(module.TASKS["toy"], cpu_steps=120, eval_every=60, eval_episodes=20, learning_starts_cap=50)
-    monkeypatch.setitem(module.TASKS, "toy", tiny)
-    entry = module.swfp_o2o_entry
+def results(tmp_path, monkeypatch):
+    """A results folder in tmp_path, the pages next to it, and the toy cut down to two evaluations of tiny networks."""
+    pytest.importorskip("rl_zoo3")  # the zoo extra: the baselines read rl-zoo3's hyperparameter files
+    tiny = dataclasses.replace(tasks.TASKS["toy"], cpu_steps=120, eval_every=60, eval_episodes=20, learning_starts_cap=50)
+    monkeypatch.setitem(tasks.TASKS, "toy", tiny)
+    entry = methods.swfp_o2o_entry
 
     def short_entry(env_id):
         kwargs, bc_kwargs, demo_ratio = entry(env_id)
         kwargs.update(learning_starts=50, actor_learning_starts=0, batch_size=32, policy_kwargs=dict(net_arch=[32]))
         return kwargs, {**bc_kwargs, "gradient_steps": 20}, demo_ratio
 
-    monkeypatch.setattr(module, "swfp_o2o_entry", short_entry)
-    return module
+    monkeypatch.setattr(methods, "swfp_o2o_entry", short_entry)
+    return tmp_path / "results"
 
 
-def test_runs_resume_and_render(suite):
-    messages = [suite.run_one(("toy", method, 0, "cpu", "cpu")) for method in ("swfp", "sac_demos", "rlpd")]
+def pages(results):
+    """Render the suite's pages next to ``results``; returns (benchmarks.md, ablations.md) as text."""
+    render(results, docs=results.parent)
+    return (results.parent / "benchmarks.md").read_text(), (results.parent / "ablations.md").read_text()
+
+
+def test_runs_resume_and_render(results):
+    messages = [run_one(Run("toy", method, 0), results) for method in ("swfp", "sac_demos", "rlpd")]
     assert all(message.startswith("done") for message in messages)
-    path = suite.result_path("cpu", "toy", "swfp", 0)
+    path = result_path(results, "cpu", "toy", "swfp", 0)
     result = json.loads(path.read_text())
     # evaluations at step 0 (after BC) and every eval_every steps, with the same demonstrations for every method
     assert [point[0] for point in result["curve"]] == [0, 60, 120]
     assert result["demos"]["transitions"] == 1000
     assert result["toy_modes"]["n_high_reward_modes"] == 3
-    assert json.loads(suite.result_path("cpu", "toy", "sac_demos", 0).read_text())["demos"] == result["demos"]
+    assert json.loads(result_path(results, "cpu", "toy", "sac_demos", 0).read_text())["demos"] == result["demos"]
     # finished runs are skipped, results untouched
     before = path.read_text()
-    assert suite.run_one(("toy", "swfp", 0, "cpu", "cpu")).startswith("skip")
+    assert run_one(Run("toy", "swfp", 0), results).startswith("skip")
     assert path.read_text() == before
-    suite.render()
-    page = suite.PAGE.read_text()
+    page, _ = pages(results)
     assert "| BC flow (no online step) | 1 |" in page and "| SWFP (BC + online) | 1 |" in page
     assert "± 0.0" not in page  # one seed: no spread shown
     assert "| SAC + demos in buffer | 1 |" in page and "| RLPD-style SAC (demos, UTD 2) | 1 |" in page
-    rlpd = json.loads(suite.result_path("cpu", "toy", "rlpd", 0).read_text())
+    rlpd = json.loads(result_path(results, "cpu", "toy", "rlpd", 0).read_text())
     assert rlpd["demos"] == result["demos"] and "LayerNormSACPolicy" in rlpd["hyperparams"]["policy_class"]
     assert (rlpd["hyperparams"]["gradient_steps"], rlpd["hyperparams"]["learning_starts"]) == ("2", "0")
-    assert (suite.RESULTS / "cpu" / "toy.png").exists()
+    assert (results / "cpu" / "toy.png").exists()
+    assert "![SWFPToyBandit-v0](results/cpu/toy.png)" in page  # the figure's link is relative to the page
 
 
-def test_swfp_variant_runs_with_its_kwargs_and_renders_next_to_swfp(suite):
-    method = suite.variant_method("w2_big")
-    assert suite.run_one(("toy", "swfp", 0, "cpu", "cpu")).startswith("done")
-    assert suite.run_one(("toy", method, 0, "cpu", "cpu", {"w2_coef": 2.5})).startswith("done")
-    result = json.loads(suite.result_path("cpu", "toy", "swfp-w2_big", 0).read_text())
+def test_swfp_variant_runs_with_its_kwargs_and_renders_next_to_swfp(results):
+    method = methods.variant_method("w2_big")
+    assert run_one(Run("toy", "swfp", 0), results).startswith("done")
+    assert run_one(Run("toy", method, 0, swfp_kwargs={"w2_coef": 2.5}), results).startswith("done")
+    result = json.loads(result_path(results, "cpu", "toy", "swfp-w2_big", 0).read_text())
     assert result["swfp_kwargs"] == {"w2_coef": 2.5} and result["hyperparams"]["w2_coef"] == "2.5"
     assert "--variant w2_big --swfp-kwargs '{\"w2_coef\": 2.5}'" in result["command"]
-    suite.render()
+    page, ablations = pages(results)
     # the variant is on the ablation page, right after the SWFP row it changes; the methods' page has none
-    rows = [line for line in suite.ABLATIONS.read_text().splitlines() if line.startswith("| ")]
+    rows = [line for line in ablations.splitlines() if line.startswith("| ")]
     labels = [row.split(" | ")[0] for row in rows]
     assert labels.index('| SWFP variant `w2_big`: `{"w2_coef": 2.5}`') == labels.index("| SWFP (BC + online)") + 1
-    assert "w2_big" not in suite.PAGE.read_text() and "| SWFP (BC + online) | 1 |" in suite.PAGE.read_text()
+    assert "w2_big" not in page and "| SWFP (BC + online) | 1 |" in page
 
 
-def test_variant_arguments_are_checked(suite):
+def test_variant_arguments_are_checked():
     with pytest.raises(ValueError, match="letters, digits"):
-        suite.variant_method("a b")
+        methods.variant_method("a b")
     with pytest.raises(ValueError, match="variants"):
-        suite.run_one(("toy", "swfp", 0, "cpu", "cpu", {"w2_coef": 2.5}))
+        Run("toy", "swfp", 0, swfp_kwargs={"w2_coef": 2.5})
     with pytest.raises(ValueError, match="variants"):
-        suite.run_one(("toy", "swfp-x", 0, "cpu", "cpu"))
+        Run("toy", "swfp-x", 0)
 
 
-def test_page_says_when_fine_tuning_ends_below_bc(suite):
+def test_page_says_when_fine_tuning_ends_below_bc(results):
     for method in ("swfp", "sac"):
-        assert suite.run_one(("toy", method, 0, "cpu", "cpu")).startswith("done")
+        assert run_one(Run("toy", method, 0), results).startswith("done")
 
     def set_curve(method, scores):
-        path = suite.result_path("cpu", "toy", method, 0)
+        path = result_path(results, "cpu", "toy", method, 0)
         result = json.loads(path.read_text())
         result["curve"] = [[60 * i, score, 0.0, None] for i, score in enumerate(scores)]
         path.write_text(json.dumps(result))
 
     set_curve("swfp", [0.5, 0.2, 0.1])  # BC 0.5 at step 0, SWFP ends at 0.1
     set_curve("sac", [0.0, 0.2, 0.3])
-    suite.render()
-    page = suite.PAGE.read_text()
+    page, _ = pages(results)
     assert "behind the best other method here (SAC from scratch: 0.300 vs SWFP 0.100); BC → SWFP: 0.500 → 0.100." in page
     assert "the BC flow alone (0.500) ends above SWFP (0.100) and above every online method." in page
     set_curve("swfp", [0.5, 0.6, 0.7])
-    suite.render()
-    assert "ahead of the best other method here" in suite.PAGE.read_text()
-    assert "Fine-tuning lost ground" not in suite.PAGE.read_text()
+    page, _ = pages(results)
+    assert "ahead of the best other method here" in page
+    assert "Fine-tuning lost ground" not in page
 
 
-def test_render_flags_runs_made_with_other_arguments_than_the_entry(suite):
-    assert suite.run_one(("toy", "swfp", 0, "cpu", "cpu")).startswith("done")
-    path = suite.result_path("cpu", "toy", "swfp", 0)
+def test_render_flags_runs_made_with_other_arguments_than_the_entry(results):
+    assert run_one(Run("toy", "swfp", 0), results).startswith("done")
+    path = result_path(results, "cpu", "toy", "swfp", 0)
     run = json.loads(path.read_text())
-    assert suite.stale_arguments(run, suite.swfp_o2o_entry("SWFPToyBandit-v0")[0]) == []
-    suite.render()
-    assert "Stale runs" not in suite.PAGE.read_text()
+    assert stale_arguments(run, methods.swfp_o2o_entry("SWFPToyBandit-v0")[0]) == []
+    page, _ = pages(results)
+    assert "Stale runs" not in page
     run["hyperparams"]["w2_coef"] = "99.0"  # as if the entry's w2_coef changed after this run
     run["relabelled"] = "a note"
     path.write_text(json.dumps(run))
-    suite.render()
-    page = suite.PAGE.read_text()
-    entry_w2_coef = suite.swfp_o2o_entry("SWFPToyBandit-v0")[0]["w2_coef"]
+    page, _ = pages(results)
+    entry_w2_coef = methods.swfp_o2o_entry("SWFPToyBandit-v0")[0]["w2_coef"]
     assert "**Stale runs**" in page and f"`swfp_s0` (w2_coef ran 99.0, entry now {entry_w2_coef!r})" in page
     assert "Relabelled after `swfp_o2o.yml` changed" in page and "swfp_s0." in page
 
 
-@pytest.fixture
-def core():
-    """examples/benchmark_core.py as a module (examples/ is not a package)."""
-    spec = importlib.util.spec_from_file_location("benchmark_core", ROOT / "examples" / "benchmark_core.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_speed_ratios_are_taken_round_by_round(core, monkeypatch):
+def test_speed_ratios_are_taken_round_by_round(monkeypatch):
     """Per-round ratios to SAC, their median and range, on a fake clock: a slow moment that hits one
     round of both models leaves the ratios exact."""
     clock = {"now": 0.0, "round": 0}
@@ -150,22 +139,21 @@ def test_speed_ratios_are_taken_round_by_round(core, monkeypatch):
             clock["now"] += self.predict_cost
 
     costs = {"swfp": (0.04, 0.0008), "sac": (0.02, 0.0004)}
-    monkeypatch.setattr(core, "make_model", lambda algo, seed, **kwargs: FakeModel(*costs[algo]))
-    monkeypatch.setattr(core.time, "perf_counter", lambda: clock["now"])
-    rows = core.measure_speed({"swfp": dict(algo="swfp"), "sac": dict(algo="sac")}, obs=None, rounds=4, train_chunk=10, predict_calls=3)
+    monkeypatch.setattr(cost, "pendulum_model", lambda algo, seed, **kwargs: FakeModel(*costs[algo]))
+    monkeypatch.setattr(cost.time, "perf_counter", lambda: clock["now"])
+    rows = cost.measure_speed({"swfp": dict(algo="swfp"), "sac": dict(algo="sac")}, obs=None, rounds=4, train_chunk=10, predict_calls=3)
     assert rows["swfp"]["train_ratio_to_sac"] == pytest.approx(0.5) and rows["swfp"]["train_ratio_range"] == pytest.approx([0.5, 0.5])
     assert rows["swfp"]["predict_ratio_to_sac"] == pytest.approx(2.0) and rows["sac"]["train_ratio_to_sac"] == pytest.approx(1.0)
     # the steps/s of the totals still count the slow round (one of the four measured rounds takes 3x)
     assert rows["swfp"]["train_steps_per_s"] == pytest.approx(40 / (10 * 0.04 * (1 + 1 + 3 + 1)))
-    assert core.speed_ratios(rows["swfp"], rows["sac"]) == ("0.50× (0.50–0.50)", "2.00× (2.00–2.00)")
-    assert core.speed_ratios({"train_steps_per_s": 30.0, "predict_ms_median": 0.5}, {"train_steps_per_s": 60.0, "predict_ms_median": 0.25}) == (
-        "0.50×",
-        "2.00×",
-    )
+    assert render_core.speed_ratios(rows["swfp"], rows["sac"]) == ("0.50× (0.50–0.50)", "2.00× (2.00–2.00)")
+    assert render_core.speed_ratios(
+        {"train_steps_per_s": 30.0, "predict_ms_median": 0.5}, {"train_steps_per_s": 60.0, "predict_ms_median": 0.25}
+    ) == ("0.50×", "2.00×")
 
 
-def test_goal_verdict_says_which_side_the_median_falls_and_whether_rounds_straddle(core):
-    verdict = core.goal_verdict
+def test_goal_verdict_says_which_side_the_median_falls_and_whether_rounds_straddle():
+    verdict = render_core.goal_verdict
     assert verdict(0.65, 0.6, [0.61, 0.7], at_least=True) == "met"
     assert verdict(0.55, 0.6, None, at_least=True) == "not met"
     assert verdict(0.60, 0.6, [0.54, 0.74], at_least=True) == "met (rounds 0.54–0.74: on both sides of 0.6×, so by the median only, not with a margin)"
@@ -175,27 +163,34 @@ def test_goal_verdict_says_which_side_the_median_falls_and_whether_rounds_stradd
     assert verdict(2.2, 2.0, [2.1, 2.4], at_least=False) == "not met"
 
 
-def test_command_lines_give_each_command_its_own_seeds_when_they_differ(suite):
+def test_command_lines_give_each_command_its_own_seeds_when_they_differ():
     run = lambda command, seed: {"command": f"{command} --seeds {seed} --budget cpu", "seed": seed}  # noqa: E731
     same = [run("python a", 0), run("python a", 1), run("python b", 0), run("python b", 1)]
-    assert suite.command_lines(same) == ["Commands (each with `--seeds 0 1`):", "", "- `python a`", "- `python b`", ""]
+    assert command_lines(same) == ["Commands (each with `--seeds 0 1`):", "", "- `python a`", "- `python b`", ""]
     held_out = [*same, run("python c", 3), run("python c", 4)]
-    assert suite.command_lines(held_out) == ["Commands:", "", "- `python a --seeds 0 1`", "- `python b --seeds 0 1`", "- `python c --seeds 3 4`", ""]
+    assert command_lines(held_out) == ["Commands:", "", "- `python a --seeds 0 1`", "- `python b --seeds 0 1`", "- `python c --seeds 3 4`", ""]
 
 
-def test_robustness_suite_checks_the_acceptance_lines_per_run(suite):
-    assert suite.run_one(("toy", "swfp", 10, "cpu", "cpu", None, "robustness")).startswith("done")
-    path = suite.result_path("robustness", "toy", "swfp", 10)
+def test_command_lines_show_the_commands_of_the_former_scripts_in_todays_form():
+    legacy = [
+        {"command": "python examples/benchmark_suite.py --tasks toy --methods sac --seeds 0 --budget cpu", "seed": 0},
+        {"command": "python -m benchmarks.suite --tasks toy --methods sac --seeds 1 --budget cpu", "seed": 1},
+    ]
+    assert command_lines(legacy) == ["Commands (each with `--seeds 0 1`):", "", "- `python -m benchmarks.suite --tasks toy --methods sac`", ""]
+
+
+def test_robustness_suite_checks_the_acceptance_lines_per_run(results):
+    assert run_one(Run("toy", "swfp", 10, folder="robustness"), results).startswith("done")
+    path = result_path(results, "robustness", "toy", "swfp", 10)
     run = json.loads(path.read_text())
-    assert run["command"] == "python examples/benchmark_suite.py --suite robustness --tasks toy --seeds 10"
-    assert not suite.result_path("cpu", "toy", "swfp", 10).exists()  # not mixed into the methods' tables
+    assert run["command"] == "python -m benchmarks.suite --suite robustness --tasks toy --seeds 10"
+    assert not result_path(results, "cpu", "toy", "swfp", 10).exists()  # not mixed into the methods' tables
     # BC 0.5; one evaluation at 0.44 is below 0.5 - 10% of 0.5 = 0.45; the final is above BC
     run["curve"] = [[0, 0.5, 0.0, None], [60, 0.44, 0.0, None], [120, 0.6, 0.0, None]]
     run["toy_modes"].update(high_reward_share=0.95, high_reward_modes_kept=3)
     path.write_text(json.dumps(run))
-    assert suite.robustness_row(run) == {"bc": 0.5, "final": 0.6, "lowest": 0.44, "final_ge_bc": True, "no_dip": False}
-    suite.render()
-    page = suite.PAGE.read_text()
+    assert robustness_row(run) == {"bc": 0.5, "final": 0.6, "lowest": 0.44, "final_ge_bc": True, "no_dip": False}
+    page, _ = pages(results)
     assert "| SWFPToyBandit-v0 | 1 | 0.500 | 0.600 | 1/1 | 0/1 | s10: 0.500 → 0.600 (0.440) |" in page
     assert "- Final ≥ BC start in 1 of 1 runs (goal ≥ 1 of 1): **met**." in page
     assert "- No evaluation below BC − 10% of |BC| in 0 of 1 runs (goal ≥ 1 of 1): **not met**." in page
@@ -204,7 +199,7 @@ def test_robustness_suite_checks_the_acceptance_lines_per_run(suite):
 
 
 @pytest.mark.parametrize("option", [dict(q_normalization=True), dict(bc_coef=1.0)])
-def test_actor_update_cost_runs_with_the_options_that_log_more_terms(suite, option):
+def test_actor_update_cost_runs_with_the_options_that_log_more_terms(option):
     from sb3_swfp import DemoReplayBuffer
     from sb3_swfp.demos import collect_demonstrations
     from sb3_swfp.experts import PendulumSwingUpExpert
@@ -212,8 +207,8 @@ def test_actor_update_cost_runs_with_the_options_that_log_more_terms(suite, opti
     if "bc_coef" in option:  # the BC term draws from demonstrations in the replay buffer
         demos = collect_demonstrations("Pendulum-v1", PendulumSwingUpExpert(seed=0), n_steps=50, seed=0)
         option = dict(option, replay_buffer_class=DemoReplayBuffer, replay_buffer_kwargs=dict(demonstrations=demos))
-    cost = suite.actor_update_cost(2, "cpu", batch_size=16, repeats=1, policy_kwargs=dict(net_arch=[16]), **option)
-    assert cost["one_block_ms"] > 0 and cost["whole_chain_ms"] > 0
+    result = cost.actor_update_cost(2, "cpu", batch_size=16, repeats=1, policy_kwargs=dict(net_arch=[16]), **option)
+    assert result["one_block_ms"] > 0 and result["whole_chain_ms"] > 0
 
 
 class Stop(Exception):
@@ -221,8 +216,8 @@ class Stop(Exception):
 
 
 @pytest.mark.parametrize("method", ["swfp", "rlpd"])
-def test_a_stopped_run_goes_on_from_its_last_evaluation(suite, monkeypatch, method):
-    evaluate, calls = suite.evaluate, []
+def test_a_stopped_run_goes_on_from_its_last_evaluation(results, monkeypatch, method):
+    evaluate, calls = runner.evaluate, []
 
     def stop_at_the_third_evaluation(*args):
         calls.append(1)
@@ -230,14 +225,14 @@ def test_a_stopped_run_goes_on_from_its_last_evaluation(suite, monkeypatch, meth
             raise Stop
         return evaluate(*args)
 
-    monkeypatch.setattr(suite, "evaluate", stop_at_the_third_evaluation)
+    monkeypatch.setattr(runner, "evaluate", stop_at_the_third_evaluation)
     with pytest.raises(Stop):
-        suite.run_one(("toy", method, 0, "cpu", "cpu"))
-    path = suite.result_path("cpu", "toy", method, 0)
+        run_one(Run("toy", method, 0), results)
+    path = result_path(results, "cpu", "toy", method, 0)
     checkpoint = path.with_suffix(".checkpoint")
     assert not path.exists() and json.loads((checkpoint / "state.json").read_text())["curve"][-1][0] == 60
-    monkeypatch.setattr(suite, "evaluate", evaluate)
-    assert suite.run_one(("toy", method, 0, "cpu", "cpu")).startswith("done")
+    monkeypatch.setattr(runner, "evaluate", evaluate)
+    assert run_one(Run("toy", method, 0), results).startswith("done")
     result = json.loads(path.read_text())
     assert [point[0] for point in result["curve"]] == [0, 60, 120] and result["resumed_at"] == [60]
     assert not checkpoint.exists()

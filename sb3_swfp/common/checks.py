@@ -1,4 +1,5 @@
-"""Argument checks with one message format, shared by the algorithm and the modules it builds, and the action-space check."""
+"""Argument checks with one message format, shared by the algorithm and the modules it builds; the action-space
+check; SWFP's own argument checks (:func:`check_swfp_arguments`) and the parsing of a learned ``ent_coef``."""
 
 from __future__ import annotations
 
@@ -34,4 +35,78 @@ def check_action_space(action_space: spaces.Space) -> None:
         )
 
 
-__all__ = ["check_action_space", "check_choice", "check_int"]
+#: SWFP's ``block_sampling`` options
+BLOCK_SAMPLING = ("per_sample", "per_batch")
+#: Arguments that SWFP forwards to its policy; they must not also be given in policy_kwargs
+POLICY_ARGS = ("n_blocks", "n_substeps", "ode_solver", "log_prob_method", "squash")
+
+
+def initial_ent_coef(ent_coef: str | float) -> float | None:
+    """The initial value of a learned ``ent_coef`` (``"auto"``, ``"auto_<init>"``), None for a fixed one; a ValueError otherwise."""
+    if isinstance(ent_coef, str):
+        if not ent_coef.startswith("auto"):
+            raise ValueError(f"ent_coef must be a positive float, 'auto' or 'auto_<init>', got {ent_coef!r}")
+        init_value = float(ent_coef.split("_")[1]) if "_" in ent_coef else 1.0
+        if not init_value > 0:
+            raise ValueError(f"the initial value of ent_coef must be > 0, got {init_value}")
+        return init_value
+    if not float(ent_coef) > 0:
+        raise ValueError(f"ent_coef must be > 0 (the JKO loss divides Q by it), got {ent_coef}")
+    return None
+
+
+def check_swfp_arguments(
+    *,
+    ode_solver: str,
+    log_prob_method: str,
+    block_sampling: str,
+    q_agg: str,
+    squash: str,
+    n_blocks: int,
+    n_substeps: int,
+    policy_delay: int,
+    actor_learning_starts: int,
+    actor_batch_size: int | None,
+    jko_step_size: float,
+    bc_coef: float,
+    w2_coef: float,
+    w2_prev_coef: float,
+    actor_tau: float,
+    ent_coef: str | float,
+    policy_kwargs: dict[str, Any] | None,
+) -> None:
+    """Raise a ValueError for the first of ``SWFP``'s arguments that is out of its range (see ``SWFP``'s docstring)."""
+    # Imported here: these modules check their own arguments with the helpers above
+    from sb3_swfp.common.flow import ODE_SOLVERS
+    from sb3_swfp.common.log_prob import LOG_PROB_METHODS
+    from sb3_swfp.common.losses import Q_AGGREGATIONS
+    from sb3_swfp.common.squash import SQUASHES
+
+    check_choice("ode_solver", ode_solver, ODE_SOLVERS)
+    check_choice("log_prob_method", log_prob_method, ("auto", *LOG_PROB_METHODS))
+    check_choice("block_sampling", block_sampling, BLOCK_SAMPLING)
+    check_choice("q_agg", q_agg, Q_AGGREGATIONS)
+    check_choice("squash", squash, SQUASHES)
+    check_int("n_blocks", n_blocks, 1)
+    check_int("n_substeps", n_substeps, 1)
+    check_int("policy_delay", policy_delay, 1)
+    check_int("actor_learning_starts", actor_learning_starts, 0)
+    if actor_batch_size is not None:
+        check_int("actor_batch_size", actor_batch_size, 1)
+    if not jko_step_size > 0:
+        raise ValueError(f"jko_step_size must be > 0 (it divides the W2 term of Eq. 20), got {jko_step_size}")
+    if not bc_coef >= 0:
+        raise ValueError(f"bc_coef must be >= 0, got {bc_coef}")
+    if not w2_coef >= 0:
+        raise ValueError(f"w2_coef must be >= 0, got {w2_coef}")
+    if not w2_prev_coef >= 0:
+        raise ValueError(f"w2_prev_coef must be >= 0, got {w2_prev_coef}")
+    if not 0 < actor_tau <= 1:
+        raise ValueError(f"actor_tau must be in (0, 1], got {actor_tau}")
+    initial_ent_coef(ent_coef)
+    for name in POLICY_ARGS:
+        if policy_kwargs and name in policy_kwargs:
+            raise ValueError(f"pass {name} to SWFP(...) directly, not in policy_kwargs")
+
+
+__all__ = ["check_action_space", "check_choice", "check_int", "check_swfp_arguments", "initial_ent_coef"]

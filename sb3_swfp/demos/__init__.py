@@ -33,7 +33,7 @@ from sb3_swfp.demos.npz import FORMAT_NAME, FORMAT_VERSION, load_demonstrations,
 from sb3_swfp.demos.record import Demonstrations, Observations
 from sb3_swfp.demos.replay import add_to_replay_buffer, from_replay_buffer, make_replay_buffer, scaled_actions, unscaled_actions
 from sb3_swfp.demos.sources import ENV_ID_FIELD, MINARI_PREFIX, DemonstrationsLike, as_demonstrations, with_env_id
-from sb3_swfp.demos.validation import check_env_id, check_rewards, validate
+from sb3_swfp.demos.validation import check_env_id, check_rewards, validate, vec_env_id
 
 __all__ = [
     "ENV_ID_FIELD",
@@ -66,5 +66,6 @@ __all__ = [
     "to_minari",
     "unscaled_actions",
     "validate",
+    "vec_env_id",
     "with_env_id",
 ]

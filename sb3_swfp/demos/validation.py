@@ -12,6 +12,18 @@ from gymnasium import spaces
 from sb3_swfp.demos.record import Demonstrations, Observations, _check_structure
 
 
+def vec_env_id(env: Any) -> str | None:
+    """The id of a VecEnv's spec (its first env), what demonstrations are checked against; None without an env,
+    for an env that is not a ``gymnasium.Env``, or without a registered spec."""
+    if env is None:
+        return None
+    try:
+        spec = env.get_attr("spec", indices=[0])[0]
+    except AttributeError:  # an env that is not a gymnasium.Env
+        return None
+    return getattr(spec, "id", None)
+
+
 def check_env_id(metadata: Mapping[str, Any], env_id: str | None, allow_env_mismatch: bool = False) -> None:
     """Raise unless demonstrations with this ``metadata`` were recorded on ``env_id`` (``metadata["env_id"]``).
 
@@ -205,4 +217,4 @@ def _validate_flags(flags: np.ndarray, name: str, n: int) -> np.ndarray:
     return flags.astype(np.bool_)
 
 
-__all__ = ["check_env_id", "check_rewards", "validate"]
+__all__ = ["check_env_id", "check_rewards", "validate", "vec_env_id"]

@@ -13,8 +13,9 @@ import torch as th
 from stable_baselines3.common.utils import configure_logger, polyak_update
 from stable_baselines3.common.vec_env import VecNormalize
 
+from sb3_swfp.common.checks import check_int
 from sb3_swfp.common.losses import check_finite
-from sb3_swfp.demos import DemonstrationBuffer, DemonstrationsLike, as_demonstrations, check_env_id, check_rewards
+from sb3_swfp.demos import DemonstrationBuffer, DemonstrationsLike, as_demonstrations, check_env_id, check_rewards, vec_env_id
 
 if TYPE_CHECKING:
     from sb3_swfp.swfp.swfp import SWFP
@@ -84,12 +85,14 @@ def pretrain(
 
     The arguments are those of :meth:`SWFP.pretrain <sb3_swfp.SWFP.pretrain>`, which documents them.
     """
+    check_int("gradient_steps", gradient_steps, 0)
+    check_int("batch_size", batch_size, 1)
     demos = as_demonstrations(demonstrations)
     # Validated against the model's spaces, actions scaled to [-1, 1]
     demo_buffer = DemonstrationBuffer.from_demonstrations(
         demos, model.observation_space, model.action_space, device=model.device, clip_actions=clip_actions  # type: ignore[arg-type]
     )
-    check_env_id(demos.metadata, model._env_id(), allow_env_mismatch)
+    check_env_id(demos.metadata, vec_env_id(model.env), allow_env_mismatch)
     if critic_warmup_steps > 0:
         check_rewards(demos, allow_missing_rewards, "the critic warm-up (critic_warmup_steps > 0)")
     update_observation_statistics(model._vec_normalize_env, demo_buffer)

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import io
-import json
 import os
-import zipfile
 from collections import defaultdict
 from typing import Any, ClassVar, TypeVar
 
@@ -16,35 +14,16 @@ from stable_baselines3.common.noise import ActionNoise
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, ReplayBufferSamples, Schedule
-from stable_baselines3.common.utils import (
-    FloatSchedule,
-    get_parameters_by_name,
-    polyak_update,
-    update_learning_rate,
-)
+from stable_baselines3.common.utils import FloatSchedule, get_parameters_by_name, polyak_update, update_learning_rate
 
-from sb3_swfp.common.checks import check_action_space, check_choice, check_int
-from sb3_swfp.common.flow import ODE_SOLVERS
-from sb3_swfp.common.log_prob import LOG_PROB_METHODS
-from sb3_swfp.common.losses import (
-    Q_AGGREGATIONS,
-    aggregate_q,
-    check_finite,
-    ent_coef_loss,
-    jko_block_loss,
-    soft_q_loss,
-    soft_q_target,
-)
-from sb3_swfp.common.squash import SQUASHES
-from sb3_swfp.demos import DemonstrationsLike, check_demonstrations_loaded, defer_missing_demonstrations, with_env_id
+from sb3_swfp.common.checks import check_action_space, check_swfp_arguments, initial_ent_coef
+from sb3_swfp.common.losses import aggregate_q, check_finite, ent_coef_loss, jko_block_loss, soft_q_loss, soft_q_target
+from sb3_swfp.demos import DemonstrationsLike, check_demonstrations_loaded, defer_missing_demonstrations, vec_env_id, with_env_id
+from sb3_swfp.swfp.persistence import with_added_arguments
 from sb3_swfp.swfp.policies import FlowActor, FlowPolicy, MultiInputPolicy
 from sb3_swfp.swfp.pretrain import pretrain
 
 SelfSWFP = TypeVar("SelfSWFP", bound="SWFP")
-
-BLOCK_SAMPLING = ("per_sample", "per_batch")
-# Arguments that SWFP forwards to its policy; they must not also be given in policy_kwargs.
-_POLICY_ARGS = ("n_blocks", "n_substeps", "ode_solver", "log_prob_method", "squash")
 
 
 class SWFP(OffPolicyAlgorithm):
@@ -180,63 +159,25 @@ class SWFP(OffPolicyAlgorithm):
         device: th.device | str = "auto",
         _init_setup_model: bool = True,
     ):
-        check_choice("ode_solver", ode_solver, ODE_SOLVERS)
-        check_choice("log_prob_method", log_prob_method, ("auto", *LOG_PROB_METHODS))
-        check_choice("block_sampling", block_sampling, BLOCK_SAMPLING)
-        check_choice("q_agg", q_agg, Q_AGGREGATIONS)
-        check_choice("squash", squash, SQUASHES)
-        check_int("n_blocks", n_blocks, 1)
-        check_int("n_substeps", n_substeps, 1)
-        check_int("policy_delay", policy_delay, 1)
-        check_int("actor_learning_starts", actor_learning_starts, 0)
-        if actor_batch_size is not None:
-            check_int("actor_batch_size", actor_batch_size, 1)
-        if not jko_step_size > 0:
-            raise ValueError(f"jko_step_size must be > 0 (it divides the W2 term of Eq. 20), got {jko_step_size}")
-        if not bc_coef >= 0:
-            raise ValueError(f"bc_coef must be >= 0, got {bc_coef}")
-        if not w2_coef >= 0:
-            raise ValueError(f"w2_coef must be >= 0, got {w2_coef}")
-        if not w2_prev_coef >= 0:
-            raise ValueError(f"w2_prev_coef must be >= 0, got {w2_prev_coef}")
-        if not 0 < actor_tau <= 1:
-            raise ValueError(f"actor_tau must be in (0, 1], got {actor_tau}")
-        _initial_ent_coef(ent_coef)
-        for name in _POLICY_ARGS:
-            if policy_kwargs and name in policy_kwargs:
-                raise ValueError(f"pass {name} to SWFP(...) directly, not in policy_kwargs")
-
+        check_swfp_arguments(
+            ode_solver=ode_solver, log_prob_method=log_prob_method, block_sampling=block_sampling, q_agg=q_agg, squash=squash,
+            n_blocks=n_blocks, n_substeps=n_substeps, policy_delay=policy_delay, actor_learning_starts=actor_learning_starts,
+            actor_batch_size=actor_batch_size, jko_step_size=jko_step_size, bc_coef=bc_coef, w2_coef=w2_coef,
+            w2_prev_coef=w2_prev_coef, actor_tau=actor_tau, ent_coef=ent_coef, policy_kwargs=policy_kwargs,
+        )
         if getattr(env, "action_space", None) is not None:
             check_action_space(env.action_space)  # before SB3's own, less helpful, assertions
         super().__init__(
-            policy,
-            env,
-            learning_rate,
-            buffer_size,
-            learning_starts,
-            batch_size,
-            tau,
-            gamma,
-            train_freq,
-            gradient_steps,
-            action_noise,
-            replay_buffer_class=replay_buffer_class,
-            replay_buffer_kwargs=replay_buffer_kwargs,
-            optimize_memory_usage=optimize_memory_usage,
-            n_steps=n_steps,
+            policy, env, learning_rate, buffer_size, learning_starts, batch_size, tau, gamma, train_freq, gradient_steps, action_noise,
+            replay_buffer_class=replay_buffer_class, replay_buffer_kwargs=replay_buffer_kwargs,
+            optimize_memory_usage=optimize_memory_usage, n_steps=n_steps,
             # A copy: _setup_model adds the flow's arguments (n_blocks, ...) to it, and the caller's dict stays as it was
             policy_kwargs=dict(policy_kwargs) if policy_kwargs else None,
-            stats_window_size=stats_window_size,
-            tensorboard_log=tensorboard_log,
-            verbose=verbose,
-            device=device,
-            seed=seed,
+            stats_window_size=stats_window_size, tensorboard_log=tensorboard_log, verbose=verbose, device=device, seed=seed,
             use_sde=False,
             # Checked below with a message that says what is supported
-            supported_action_spaces=None,
-            support_multi_env=True,
-            sde_support=False,
-        )
+            supported_action_spaces=None, support_multi_env=True, sde_support=False,
+        )  # fmt: skip
         if getattr(self, "action_space", None) is not None:  # unset when loading without an env
             check_action_space(self.action_space)
 
@@ -272,41 +213,30 @@ class SWFP(OffPolicyAlgorithm):
 
     def _setup_model(self) -> None:
         action_dim = int(np.prod(self.action_space.shape))
-        resolved_method = self.log_prob_method
-        if resolved_method == "auto":
-            resolved_method = "exact" if action_dim <= 32 else "hutchinson"
+        # "auto": the exact log-determinant up to 32 action dimensions, Hutchinson's estimate beyond
+        resolved_method = ("exact" if action_dim <= 32 else "hutchinson") if self.log_prob_method == "auto" else self.log_prob_method
         demonstrations = (self.replay_buffer_kwargs or {}).get("demonstrations")
         if demonstrations is not None and self.env is not None:  # the zoo's default entry names demos/{env_id}.npz
             self.replay_buffer_kwargs = {**self.replay_buffer_kwargs, "demonstrations": with_env_id(demonstrations, self.env)}
         self.policy_kwargs.update(
-            n_blocks=self.n_blocks,
-            n_substeps=self.n_substeps,
-            ode_solver=self.ode_solver,
-            log_prob_method=resolved_method,
-            squash=self.squash,
+            n_blocks=self.n_blocks, n_substeps=self.n_substeps, ode_solver=self.ode_solver, log_prob_method=resolved_method, squash=self.squash
         )
         super()._setup_model()
         self._create_aliases()
-        self.actor_lr_schedule = (
-            self.lr_schedule if self.actor_learning_rate is None else FloatSchedule(self.actor_learning_rate)
-        )
+        self.actor_lr_schedule = self.lr_schedule if self.actor_learning_rate is None else FloatSchedule(self.actor_learning_rate)
         if self.bc_coef > 0 and not hasattr(self.replay_buffer, "sample_demonstrations"):
             raise ValueError(
                 f"bc_coef={self.bc_coef} needs demonstrations in the replay buffer: pass "
                 "replay_buffer_class=DemoReplayBuffer, replay_buffer_kwargs=dict(demonstrations='demos.npz')"
             )
         if hasattr(self.replay_buffer, "check_env"):  # demonstrations recorded on another env
-            self.replay_buffer.check_env(self._env_id())
+            self.replay_buffer.check_env(vec_env_id(self.env))
         self.batch_norm_stats = get_parameters_by_name(self.critic, ["running_"])
         self.batch_norm_stats_target = get_parameters_by_name(self.critic_target, ["running_"])
 
-        if self.target_entropy == "auto":
-            self.target_entropy = float(-action_dim)
-        else:
-            self.target_entropy = float(self.target_entropy)
-
-        # Learn log(alpha) as SAC does (https://arxiv.org/abs/1812.05905)
-        init_value = _initial_ent_coef(self.ent_coef)
+        # Learn log(alpha) as SAC does (https://arxiv.org/abs/1812.05905), towards the target entropy ("auto": -action_dim)
+        self.target_entropy = float(-action_dim) if self.target_entropy == "auto" else float(self.target_entropy)
+        init_value = initial_ent_coef(self.ent_coef)
         if init_value is not None:
             self.log_ent_coef = th.log(th.ones(1, device=self.device) * init_value).requires_grad_(True)
             self.ent_coef_optimizer = th.optim.Adam([self.log_ent_coef], lr=self.lr_schedule(1))
@@ -472,7 +402,8 @@ class SWFP(OffPolicyAlgorithm):
         Runs on the model's device (the GPU when the model is on one).  The defaults are the fine-tuning
         preset's (``sb3_swfp.presets.PRETRAIN_KWARGS``): AdamW, learning rate 1e-3 cosine-decayed to 1e-4,
         weight decay 1e-6, batch 128, 10k steps.  The paper's App. C uses 1e-4 decayed to 1e-5, for
-        far longer runs than a CPU affords.
+        far longer runs than a CPU affords.  The batches come from one :class:`~sb3_swfp.demos.DemonstrationBuffer`
+        (:mod:`sb3_swfp.swfp.pretrain`), drawn with a generator seeded by the model's ``seed``.
         The actor's own optimizer state is left untouched.
 
         Under ``VecNormalize`` (``norm_obs`` and ``training`` on), the running observation statistics
@@ -483,9 +414,6 @@ class SWFP(OffPolicyAlgorithm):
 
         Logs go to the model's logger when it has one (inside ``learn()``: the run's), otherwise to a
         run of their own, ``tb_log_name``, closed at the end; the next ``learn()`` then starts its own.
-
-        Both phases draw their batches from one :class:`~sb3_swfp.demos.DemonstrationBuffer`, with a
-        generator seeded by the model's ``seed`` (:mod:`sb3_swfp.swfp.pretrain`).
 
         :param demonstrations: :class:`Demonstrations`, the path of an ``.npz`` file, ``"minari:<dataset id>"``,
             an SB3 replay buffer or imitation trajectories (see :func:`~sb3_swfp.demos.as_demonstrations`);
@@ -507,35 +435,13 @@ class SWFP(OffPolicyAlgorithm):
             (``metadata["has_rewards"]`` false) as zero rewards (with a warning) instead of raising.
         :return: the model, pretrained.
         """
-        check_int("gradient_steps", gradient_steps, 0)
-        check_int("batch_size", batch_size, 1)
         pretrain(
-            self,
-            demonstrations,
-            gradient_steps=gradient_steps,
-            batch_size=batch_size,
-            learning_rate=learning_rate,
-            final_learning_rate=final_learning_rate,
-            weight_decay=weight_decay,
-            critic_warmup_steps=critic_warmup_steps,
-            clip_actions=clip_actions,
-            progress_bar=progress_bar,
-            log_interval=log_interval,
-            tb_log_name=tb_log_name,
-            allow_env_mismatch=allow_env_mismatch,
-            allow_missing_rewards=allow_missing_rewards,
-        )
+            self, demonstrations, gradient_steps=gradient_steps, batch_size=batch_size, learning_rate=learning_rate,
+            final_learning_rate=final_learning_rate, weight_decay=weight_decay, critic_warmup_steps=critic_warmup_steps,
+            clip_actions=clip_actions, progress_bar=progress_bar, log_interval=log_interval, tb_log_name=tb_log_name,
+            allow_env_mismatch=allow_env_mismatch, allow_missing_rewards=allow_missing_rewards,
+        )  # fmt: skip
         return self
-
-    def _env_id(self) -> str | None:
-        """The id of the env's spec (first env of the VecEnv), or None without an env or a registered spec."""
-        if self.env is None:
-            return None
-        try:
-            spec = self.env.get_attr("spec", indices=[0])[0]
-        except AttributeError:  # an env that is not a gymnasium.Env
-            return None
-        return getattr(spec, "id", None)
 
     def learn(
         self: SelfSWFP,
@@ -548,13 +454,9 @@ class SWFP(OffPolicyAlgorithm):
     ) -> SelfSWFP:
         check_demonstrations_loaded(self.replay_buffer)  # before any env step
         return super().learn(
-            total_timesteps=total_timesteps,
-            callback=callback,
-            log_interval=log_interval,
-            tb_log_name=tb_log_name,
-            reset_num_timesteps=reset_num_timesteps,
-            progress_bar=progress_bar,
-        )
+            total_timesteps=total_timesteps, callback=callback, log_interval=log_interval, tb_log_name=tb_log_name,
+            reset_num_timesteps=reset_num_timesteps, progress_bar=progress_bar,
+        )  # fmt: skip
 
     @classmethod
     def load(  # type: ignore[override]
@@ -576,8 +478,7 @@ class SWFP(OffPolicyAlgorithm):
         demonstrations are given again (``replay_buffer_kwargs=dict(demonstrations=..., demo_ratio=...)``
         here, or :meth:`load_replay_buffer`).  Arguments as ``BaseAlgorithm.load``.
         """
-        if "squash" not in kwargs and not _saved_data_has(path, "squash"):
-            kwargs["squash"] = "clip"
+        kwargs = with_added_arguments(path, kwargs)  # the squash a model saved before the option was trained with
         with defer_missing_demonstrations():
             return super().load(path, env, device, custom_objects, print_system_info, force_reset, **kwargs)
 
@@ -592,38 +493,7 @@ class SWFP(OffPolicyAlgorithm):
         return state_dicts, ["ent_coef_tensor"]
 
 
-def _saved_data_has(path: str | os.PathLike | io.BufferedIOBase, key: str) -> bool:
-    """Whether the ``data`` entry of a saved model (a zip file, as SB3 writes it) has the top-level ``key``."""
-    if isinstance(path, (str, os.PathLike)) and not os.path.exists(path) and os.path.exists(f"{os.fspath(path)}.zip"):
-        path = f"{os.fspath(path)}.zip"  # SB3's load adds the suffix too
-    position = path.tell() if isinstance(path, io.BufferedIOBase) else None
-    try:
-        with zipfile.ZipFile(path) as archive:
-            return key in json.loads(archive.read("data"))
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
-        return True  # not ours to judge: SB3's load reports what is wrong with the file
-    finally:
-        if position is not None:
-            path.seek(position)  # type: ignore[union-attr]
-
-
 def _append(logs: dict[str, list[float]], terms: dict[str, float]) -> None:
     """Add one update's logged terms to the lists that ``train()`` averages."""
     for key, value in terms.items():
         logs[key].append(value)
-
-
-def _initial_ent_coef(ent_coef: str | float) -> float | None:
-    """The initial value of a learned ``ent_coef`` (``"auto"``, ``"auto_<init>"``), None for a fixed one; a ValueError otherwise."""
-    if isinstance(ent_coef, str):
-        if not ent_coef.startswith("auto"):
-            raise ValueError(f"ent_coef must be a positive float, 'auto' or 'auto_<init>', got {ent_coef!r}")
-        init_value = float(ent_coef.split("_")[1]) if "_" in ent_coef else 1.0
-        if not init_value > 0:
-            raise ValueError(f"the initial value of ent_coef must be > 0, got {init_value}")
-        return init_value
-    if not float(ent_coef) > 0:
-        raise ValueError(f"ent_coef must be > 0 (the JKO loss divides Q by it), got {ent_coef}")
-    return None
-
-

@@ -1,0 +1,56 @@
+"""The benchmarks of sb3-swfp: runs that write raw JSON, and the docs pages rendered from it.
+
+Not part of the installed package: run from the repository root, ``python -m benchmarks.suite ...``
+(SWFP against SAC, TD3 and RLPD-style SAC offline-to-online; robustness, density, sensitivity,
+cost), ``python -m benchmarks.core ...`` (learning from scratch on Pendulum-v1; speed) or
+``python -m benchmarks --render`` (every page, from the stored results only).
+
+- :mod:`benchmarks.tasks`: the task table (env, demonstrations, budgets, evaluation protocol).
+- :mod:`benchmarks.methods`: each method's model for a task, from the zoo files; SWFP's variants.
+- :mod:`benchmarks.runner`: one run (evaluations, checkpoints and resume, its JSON).
+- :mod:`benchmarks.studies`: the sensitivity and density suites (the toy; behaviour cloning).
+- :mod:`benchmarks.cost`: speed and memory measurements (the suite's cost, the core's speed).
+- :mod:`benchmarks.suite`, :mod:`benchmarks.core`: the command lines.
+- :mod:`benchmarks.render_benchmarks`, :mod:`benchmarks.render_ablations`, :mod:`benchmarks.render_core`: the
+  pages ``docs/benchmarks.md``, ``docs/ablations.md`` and ``docs/core_benchmarks.md``;
+  :mod:`benchmarks.render_tasks` what the first two share; :mod:`benchmarks.render` all of them.
+
+Every function that reads or writes results takes the folder as an argument; the defaults below
+are the repository's.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+#: The suite's raw results (one JSON per run) and their figures
+RESULTS = ROOT / "docs" / "results" / "benchmarks"
+#: The core benchmarks' raw results and figure
+CORE_RESULTS = ROOT / "docs" / "results" / "core"
+#: Where the rendered pages go
+DOCS = ROOT / "docs"
+#: The zoo files the runs read their hyperparameters from
+HYPERPARAMS = ROOT / "zoo_hyperparams"
+
+#: The commands of the suite and of the core benchmarks, as the results record them
+SUITE_COMMAND = "python -m benchmarks.suite"
+CORE_COMMAND = "python -m benchmarks.core"
+#: The command that re-renders every page
+RENDER_COMMAND = "python -m benchmarks --render"
+#: The scripts that made the older results, and the commands that replace them
+LEGACY_COMMANDS = {"python examples/benchmark_suite.py": SUITE_COMMAND, "python examples/benchmark_core.py": CORE_COMMAND}
+
+
+def shown(path: Path) -> str:
+    """``path`` relative to the repository when it is inside it (for messages)."""
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
+def current_command(command: str) -> str:
+    """A result's command in today's form: results made by the former scripts (``examples/benchmark_*.py``)
+    record those; the pages show the command that makes the run now."""
+    for legacy, current in LEGACY_COMMANDS.items():
+        if command == legacy or command.startswith(legacy + " "):
+            return current + command[len(legacy) :]
+    return command

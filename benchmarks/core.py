@@ -1,0 +1,152 @@
+"""Core benchmarks of SWFP against SB3's SAC and TD3: learning from scratch on Pendulum-v1, and speed.
+
+Two suites, each writing raw JSON under ``docs/results/core/`` and re-rendering ``docs/core_benchmarks.md``
+(plus a learning-curve PNG) from whatever results exist:
+
+- ``learning``: SWFP, SAC and TD3 from scratch on Pendulum-v1, 20k env steps, 3 seeds, deterministic
+  evaluation (10 episodes) every 1k steps.  SWFP uses ``zoo_hyperparams/swfp.yml``; SAC and TD3 use
+  rl-zoo3's own Pendulum-v1 entries.  Finished runs are skipped (resumable); ``--jobs N`` runs N
+  independent processes with one torch thread each.
+- ``speed``: in one process, the models taking turns (``measure_speed``): training env-steps/s (batch
+  256, one gradient step per env step, after a warm-up) and ``predict`` latency for one observation,
+  SWFP (N=5) vs SAC vs TD3, plus a cProfile summary of SWFP's ``train()``.
+
+Usage (from the repository root)::
+
+    python -m benchmarks.core --suite learning --jobs 2
+    python -m benchmarks.core --suite speed
+    python -m benchmarks.core --render   # only re-render the docs page
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import json
+import os
+import pstats
+import time
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks import CORE_COMMAND, CORE_RESULTS, DOCS, HYPERPARAMS
+from benchmarks.cost import ENV_ID, SPEED_PREDICT_CALLS, SPEED_ROUNDS, SPEED_TRAIN_CHUNK, measure_speed, pendulum_model
+from benchmarks.render_core import ALGOS, render_core, strip_paths
+from benchmarks.runner import run_jobs
+
+
+def run_learning(job: tuple[str, int, int, int], results: Path = CORE_RESULTS) -> str:
+    """One learning run; writes ``learning_<algo>_s<seed>.json`` with the evaluation curve."""
+    algo, seed, total, eval_every = job
+    out = results / f"learning_{algo}_s{seed}.json"
+    if out.exists():
+        return f"skip {out.name}"
+    import gymnasium as gym
+    import torch as th
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.evaluation import evaluate_policy
+    from stable_baselines3.common.monitor import Monitor
+
+    from sb3_swfp.hyperparams import load_hyperparams
+
+    th.set_num_threads(1)
+    eval_env = Monitor(gym.make(ENV_ID))
+    eval_env.reset(seed=10_000 + seed)
+    curve: list[tuple[int, float, float]] = []
+
+    class Evaluate(BaseCallback):
+        def _on_step(self) -> bool:
+            if self.num_timesteps % eval_every == 0:
+                returns, _ = evaluate_policy(self.model, eval_env, n_eval_episodes=10, deterministic=True, return_episode_rewards=True)
+                curve.append((self.num_timesteps, float(np.mean(returns)), float(np.std(returns))))
+            return True
+
+    model = pendulum_model(algo, seed)
+    start = time.perf_counter()
+    error = None
+    try:
+        model.learn(total, callback=Evaluate())
+    except FloatingPointError as exc:  # SWFP's NaN guard: keep the run, report the divergence
+        error = f"{type(exc).__name__} at env step {model.num_timesteps}: {exc}"
+    result = {
+        "error": error,
+        "algo": algo,
+        "env": ENV_ID,
+        "seed": seed,
+        "total_timesteps": total,
+        "wall_s": time.perf_counter() - start,
+        "curve": curve,
+        "hyperparams": {k: repr(v) for k, v in load_hyperparams(algo, ENV_ID, HYPERPARAMS).items()},
+        "command": f"{CORE_COMMAND} --suite learning --seeds {seed}",
+    }
+    results.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1))
+    return f"done {out.name} in {result['wall_s']:.0f}s"
+
+
+def run_speed(results: Path = CORE_RESULTS) -> None:
+    """Training env-steps/s and predict latency, SWFP vs SAC vs TD3, in this one process; writes ``speed.json``."""
+    import gymnasium as gym
+    import torch as th
+
+    th.set_num_threads(1)
+    obs = gym.make(ENV_ID).reset(seed=0)[0]
+    configs = {
+        "swfp": dict(algo="swfp", n_blocks=5),
+        "swfp_policy_delay_1": dict(algo="swfp", n_blocks=5, policy_delay=1),
+        "swfp_euler": dict(algo="swfp", n_blocks=5, ode_solver="euler"),
+        "sac": dict(algo="sac"),
+        # SWFP's policies step Adam with foreach=True; SAC with the same, for a like-for-like comparison
+        "sac_foreach_adam": dict(algo="sac", policy_kwargs=dict(optimizer_kwargs=dict(foreach=True))),
+        "td3": dict(algo="td3"),
+    }
+    rows = measure_speed(configs, obs)
+    print(rows, flush=True)
+
+    # What dominates SWFP's update
+    model = pendulum_model("swfp", 0, batch_size=256, learning_starts=500, n_blocks=5)
+    model.learn(600)
+    profiler = cProfile.Profile()
+    profiler.enable()
+    model.train(gradient_steps=200, batch_size=256)
+    profiler.disable()
+    stream = io.StringIO()
+    pstats.Stats(profiler, stream=stream).sort_stats("cumulative").print_stats(r"sb3_swfp|linear|backward", 14)
+    lines = [strip_paths(line) for line in stream.getvalue().splitlines() if "/" in line or "ncalls" in line]
+    result = {
+        "env": ENV_ID,
+        "rows": rows,
+        "profile": lines,
+        "command": f"{CORE_COMMAND} --suite speed",
+        "rounds": SPEED_ROUNDS,
+        "train_chunk": SPEED_TRAIN_CHUNK,
+        "predict_calls": SPEED_PREDICT_CALLS,
+        "torch_threads": 1,
+        "cpu_count": os.cpu_count(),
+    }
+    results.mkdir(parents=True, exist_ok=True)
+    (results / "speed.json").write_text(json.dumps(result, indent=1))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog=CORE_COMMAND, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--suite", choices=("learning", "speed"), help="which benchmark to run")
+    parser.add_argument("--algos", nargs="+", default=list(ALGOS), choices=ALGOS)
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--timesteps", type=int, default=20_000)
+    parser.add_argument("--eval-every", type=int, default=1_000)
+    parser.add_argument("--jobs", type=int, default=1, help="independent processes, one torch thread each")
+    parser.add_argument("--render", action="store_true", help="only re-render the docs page")
+    args = parser.parse_args(argv)
+    if args.suite == "learning":
+        jobs = [(algo, seed, args.timesteps, args.eval_every) for algo in args.algos for seed in args.seeds]
+        run_jobs(run_learning, jobs, args.jobs, results=CORE_RESULTS)
+    elif args.suite == "speed":
+        run_speed(CORE_RESULTS)
+    render_core(CORE_RESULTS, DOCS)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,161 @@
+"""The methods the suite compares, and how each one's model is made for a task.
+
+- ``bc``: the flow policy behaviour-cloned on the demonstrations, no online step (the step-0
+  evaluation of the ``swfp`` runs: same demonstrations, same BC, same seeds);
+- ``swfp``: BC, then SWFP fine-tuning (``zoo_hyperparams/swfp_o2o.yml``);
+- ``sac`` / ``td3``: from scratch (rl-zoo3 settings: ``zoo_hyperparams/{sac,td3}.yml`` or rl-zoo3's own);
+- ``sac_demos`` / ``td3_demos``: the same, with the demonstrations in the replay buffer
+  (``DemoReplayBuffer``, the demo share of SWFP's entry) and learning from the first step;
+- ``rlpd``: RLPD-style SAC (``sb3_swfp.rlpd``): rl-zoo3's SAC settings with LayerNorm critics, half of
+  every batch from the demonstrations, learning from the first step and two updates per env step;
+- ``tqc`` / ``crossq`` (sb3-contrib): extra rows, from scratch, where time allows;
+- ``swfp-<name>``: a named SWFP variant, the ``swfp`` entry with ``--swfp-kwargs`` on top
+  (``--variant <name>``), for the ablation page.
+
+Hyperparameters come from the zoo files through :mod:`sb3_swfp.hyperparams`, the reader
+``python -m sb3_swfp.zoo`` uses.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from benchmarks import HYPERPARAMS
+from benchmarks.tasks import Task, make_env
+
+METHODS = ("bc", "swfp", "rlpd", "sac", "td3", "sac_demos", "td3_demos", "tqc", "crossq")
+RUN_METHODS = tuple(m for m in METHODS if m != "bc")  # bc is read off the swfp runs
+DEFAULT_METHODS = ("swfp", "rlpd", "sac", "td3", "sac_demos", "td3_demos")
+LABELS = {
+    "bc": "BC flow (no online step)",
+    "swfp": "SWFP (BC + online)",
+    "rlpd": "RLPD-style SAC (demos, UTD 2)",
+    "sac": "SAC from scratch",
+    "td3": "TD3 from scratch",
+    "sac_demos": "SAC + demos in buffer",
+    "td3_demos": "TD3 + demos in buffer",
+    "tqc": "TQC from scratch",
+    "crossq": "CrossQ from scratch",
+}
+
+#: Method names of SWFP variants are this prefix and the variant's name
+VARIANT_PREFIX = "swfp-"
+
+
+def variant_method(name: str) -> str:
+    """The method name of the SWFP variant ``name`` (its result files and table row)."""
+    if not name or not all(c.isalnum() or c in "._-" for c in name):
+        raise ValueError(f"variant names use letters, digits, '.', '_' and '-' only, got {name!r}")
+    return VARIANT_PREFIX + name
+
+
+def variant_name(method: str) -> str | None:
+    """The variant's name of a method name made by ``variant_method``; None for the methods of ``METHODS``."""
+    return method[len(VARIANT_PREFIX) :] if method.startswith(VARIANT_PREFIX) else None
+
+
+def swfp_o2o_entry(env_id: str) -> tuple[dict[str, Any], dict[str, Any], float | None]:
+    """SWFP kwargs, BC kwargs and demo ratio (None: no demos in the buffer) from ``swfp_o2o.yml``.
+
+    The entry's demonstration paths (``demos/{env_id}.npz``) are dropped: the runner gives its own demonstrations.
+    """
+    from sb3_swfp.hyperparams import read_entry
+
+    entry = read_entry(HYPERPARAMS / "swfp_o2o.yml", env_id)
+    ((_, bc_kwargs),) = entry.pop("callback")[0].items()
+    bc_kwargs = {key: value for key, value in bc_kwargs.items() if key != "demonstrations"}
+    demo_ratio = None
+    if "replay_buffer_kwargs" in entry:  # the runner puts its own demonstrations in the buffer
+        entry.pop("replay_buffer_class")
+        demo_ratio = float(entry.pop("replay_buffer_kwargs")["demo_ratio"])
+    for zoo_only in ("n_timesteps", "monitor_kwargs"):
+        entry.pop(zoo_only, None)
+    return entry, bc_kwargs, demo_ratio
+
+
+def with_overrides(kwargs: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """``kwargs`` with a variant's arguments on top; ``policy_kwargs`` are merged key by key, so that a
+    variant can add e.g. ``critic_layer_norm`` and keep the entry's network sizes."""
+    merged = {**kwargs, **overrides}
+    if "policy_kwargs" in overrides:
+        merged["policy_kwargs"] = {**kwargs.get("policy_kwargs", {}), **overrides["policy_kwargs"]}
+    return merged
+
+
+#: What the RLPD-style helper sets in rl-zoo3's SAC entries (the policy class too)
+RLPD_SETS = ("policy", "replay_buffer_class", "replay_buffer_kwargs", "learning_starts", "train_freq", "gradient_steps")
+
+
+def baseline_kwargs(algo: str, task: Task, budget: str) -> dict[str, Any]:
+    """rl-zoo3 settings of ``algo`` for the task (ours where we have an entry), SB3 defaults otherwise."""
+    from sb3_swfp.hyperparams import load_hyperparams
+
+    try:
+        kwargs = load_hyperparams(algo, task.env_id, HYPERPARAMS)
+    except KeyError:
+        kwargs = {"policy": "MultiInputPolicy" if task.success_metric else "MlpPolicy"}
+    kwargs.pop("monitor_kwargs", None)
+    if budget in ("cpu", "long"):
+        kwargs["learning_starts"] = min(kwargs.get("learning_starts", 100), task.learning_starts_cap)
+    return kwargs
+
+
+def make_model(method: str, task: Task, demos, seed: int, budget: str, device: str, overrides: dict[str, Any] | None = None):
+    """The model of ``method`` for ``task`` (for ``swfp``, behaviour-cloned already)."""
+    from stable_baselines3 import SAC, TD3
+
+    from sb3_swfp import SWFP
+    from sb3_swfp.demos import DemoReplayBuffer
+
+    env = make_env(task.env_id)
+    if method == "swfp":
+        kwargs, bc_kwargs, demo_ratio = swfp_o2o_entry(task.env_id)
+        kwargs = with_overrides(kwargs, overrides or {})
+        policy = kwargs.pop("policy")
+        if demo_ratio is not None:
+            kwargs.update(replay_buffer_class=DemoReplayBuffer, replay_buffer_kwargs=dict(demonstrations=demos, demo_ratio=demo_ratio))
+        model = SWFP(policy, env, seed=seed, device=device, **kwargs)
+        model.pretrain(demos, **bc_kwargs)
+        return model
+    if method == "rlpd":
+        from sb3_swfp.rlpd import rlpd_sac_kwargs
+
+        # rl-zoo3's SAC settings for the task, made RLPD-style (its buffer, start and update ratio win)
+        kwargs = {key: value for key, value in baseline_kwargs("sac", task, budget).items() if key not in RLPD_SETS}
+        kwargs = rlpd_sac_kwargs(demos, dict_observations=task.success_metric, **kwargs, **(overrides or {}))
+        return SAC(env=env, seed=seed, device=device, **kwargs)
+    algo, _, with_demos = method.partition("_")
+    if algo in ("tqc", "crossq"):
+        from sb3_contrib import TQC, CrossQ
+
+        cls = {"tqc": TQC, "crossq": CrossQ}[algo]
+    else:
+        cls = {"sac": SAC, "td3": TD3}[algo]
+    kwargs = baseline_kwargs(algo, task, budget)
+    if with_demos:
+        _, _, demo_ratio = swfp_o2o_entry(task.env_id)
+        for her_only in ("replay_buffer_class", "replay_buffer_kwargs"):
+            kwargs.pop(her_only, None)
+        kwargs.update(
+            replay_buffer_class=DemoReplayBuffer,
+            replay_buffer_kwargs=dict(demonstrations=demos, demo_ratio=demo_ratio or 0.25),
+            learning_starts=0,  # the demonstrations are there from the first step, as for SWFP
+        )
+    kwargs.update(overrides or {})
+    policy = kwargs.pop("policy")
+    return cls(policy, env, seed=seed, device=device, **kwargs)
+
+
+def model_class(method: str):
+    """The class of ``method``'s model (what a checkpoint of its run is loaded with)."""
+    from stable_baselines3 import SAC, TD3
+
+    from sb3_swfp import SWFP
+
+    if method == "swfp" or variant_name(method) is not None:
+        return SWFP
+    if method in ("tqc", "crossq"):
+        from sb3_contrib import TQC, CrossQ
+
+        return {"tqc": TQC, "crossq": CrossQ}[method]
+    return {"sac": SAC, "td3": TD3, "rlpd": SAC}[method.partition("_")[0]]

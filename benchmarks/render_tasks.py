@@ -1,0 +1,245 @@
+"""What the suite's pages share: reading the results, one task's section (table, verdict, curve,
+commands), and the acceptance lines of one robustness run."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks import current_command, methods
+from benchmarks.methods import LABELS, METHODS, variant_name
+from benchmarks.tasks import TASKS, Task
+
+#: Results folder of runs made with settings of earlier releases, kept for the record (docs/ablations.md)
+ARCHIVE = "archive"
+
+
+def load(results: Path, pattern: str) -> list[dict]:
+    """The results matching ``pattern`` under ``results``, in path order."""
+    return [json.loads(p.read_text()) for p in sorted(results.glob(pattern))]
+
+
+def by_task(runs: list[dict]) -> dict[str, list[dict]]:
+    """Runs grouped by task, in the order of ``TASKS``."""
+    grouped: dict[str, list[dict]] = defaultdict(list)
+    for run in runs:
+        grouped[run["task"]].append(run)
+    return {task: grouped[task] for task in TASKS if task in grouped}
+
+
+def link(path: Path, docs: Path) -> str:
+    """``path`` as a page in ``docs`` links to it."""
+    return Path(os.path.relpath(path, docs)).as_posix()
+
+
+def _final(run: dict) -> tuple[float, float | None]:
+    _, mean, _, success = run["curve"][-1]
+    return mean, success
+
+
+def _initial(run: dict) -> tuple[float, float | None]:
+    _, mean, _, success = run["curve"][0]
+    return mean, success
+
+
+def mean_std(values: list[float], decimals: int = 1) -> str:
+    """``mean ± std`` over seeds; one seed has no spread to show."""
+    if len(values) == 1:
+        return f"{values[0]:.{decimals}f}"
+    return f"{np.mean(values):.{decimals}f} ± {np.std(values):.{decimals}f}" if values else "–"
+
+
+def stale_arguments(run: dict, entry: dict[str, Any]) -> list[str]:
+    """For an SWFP run: the arguments its stored hyperparameters disagree on with today's ``swfp_o2o.yml``
+    entry of its task (``swfp_o2o_entry(env_id)[0]``) and its variant's arguments, as
+    ``"key ran X, entry now Y"``; empty for up-to-date runs."""
+    expected = {**entry, **(run.get("swfp_kwargs") or {})}
+    stored = run["hyperparams"]
+    return [
+        f"{key} ran {stored[key]}, entry now {expected[key]!r}"
+        for key in sorted(expected.keys() & stored.keys() - {"policy_kwargs", "replay_buffer_class"})
+        if stored[key] != repr(expected[key])
+    ]
+
+
+def _ordered(methods: dict[str, list[dict]]) -> list[str]:
+    """Table order: the methods of ``METHODS``, with the SWFP variants right after SWFP."""
+    variants = sorted(m for m in methods if variant_name(m) is not None)
+    order = [m for m in METHODS if m in methods]
+    at = order.index("swfp") + 1 if "swfp" in order else len(order)
+    return order[:at] + variants + order[at:]
+
+
+def _label(method: str, runs: list[dict]) -> str:
+    """Row label; a variant shows the keyword arguments it changes."""
+    if method in LABELS:
+        return LABELS[method]
+    return f"SWFP variant `{variant_name(method)}`: `{json.dumps(runs[0]['swfp_kwargs'], sort_keys=True)}`"
+
+
+def command_lines(runs: list[dict]) -> list[str]:
+    """The page's list of the commands behind ``runs``, each with the seeds it ran: once in the heading when
+    every command ran the same seeds, else after each command (held-out seeds of a variant, say)."""
+    seeds_of: dict[str, set[int]] = defaultdict(set)
+    for run in runs:
+        seeds_of[current_command(run["command"]).rsplit(" --seeds", 1)[0]].add(run["seed"])
+    seed_sets = {tuple(sorted(seeds)) for seeds in seeds_of.values()}
+    if len(seed_sets) == 1:
+        (seeds,) = seed_sets
+        return [f"Commands (each with `--seeds {' '.join(map(str, seeds))}`):", "", *[f"- `{c}`" for c in sorted(seeds_of)], ""]
+    return ["Commands:", "", *[f"- `{c} --seeds {' '.join(map(str, sorted(s)))}`" for c, s in sorted(seeds_of.items())], ""]
+
+
+def plot_task(path: Path, task: Task, methods: dict[str, list[dict]], demo_return: float | None) -> None:
+    """The learning curves of a task's methods (mean ± std over seeds), variants dotted."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for color, method in enumerate(m for m in _ordered(methods) if m != "bc"):
+        curves = [np.array([c[:2] for c in r["curve"]]) for r in methods[method]]
+        n = min(len(c) for c in curves)
+        steps, means = curves[0][:n, 0], np.stack([c[:n, 1] for c in curves])
+        style = "-" if variant_name(method) is None else ":"
+        label = _label(method, methods[method]).replace("`", "")  # markdown code marks mean nothing in a legend
+        ax.plot(steps, means.mean(0), style, color=f"C{color}", label=f"{label} ({len(curves)})")
+        ax.fill_between(steps, means.mean(0) - means.std(0), means.mean(0) + means.std(0), color=f"C{color}", alpha=0.15)
+    if demo_return is not None:
+        ax.axhline(demo_return, color="grey", linestyle="--", linewidth=1, label="demonstrations")
+    ax.set_xlabel("online env steps")
+    ax.set_ylabel("mean eval return")
+    ax.set_title(f"{task.env_id} (mean ± std over seeds)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def render_task(
+    results: Path, docs: Path, budget: str, task_name: str, runs: list[dict], ablation: bool = False, folder: str | None = None
+) -> list[str]:
+    """One task's table, verdict, curve and commands.  ``ablation``: SWFP and its variants (no verdict);
+    ``folder``: where the runs and the curve live under ``results``, when not the budget's."""
+    task = TASKS[task_name]
+    folder = folder or budget
+    demos = runs[0]["demos"]
+    demo_return = demos["episode_return_mean"]
+    lines = [
+        f"### {task.env_id} ({runs[0]['online_steps']} online steps)",
+        "",
+        f"Demonstrations: {task.demos} ({demos['transitions']} transitions"
+        + (f", mean episode return {demo_return:.1f})" if demo_return is not None else ")")
+        + f"; evaluation every {task.eval_every} steps over {task.eval_episodes} episodes.",
+        "",
+        "| method | seeds | initial | final | best eval (mean over seeds) | mean of all evaluations | "
+        + ("final success | " if task.success_metric else "")
+        + ("per seed: share of samples in high-reward modes (modes holding ≥ 10% of them) | " if task.demos == "toy" else "")
+        + "online wall time |",
+        "|---|---|---|---|---|---|" + ("---|" if task.success_metric else "") + ("---|" if task.demos == "toy" else "") + "---|",
+    ]
+    methods_runs: dict[str, list[dict]] = {}
+    for run in runs:
+        methods_runs.setdefault(run["method"], []).append(run)
+    if "swfp" in methods_runs:
+        methods_runs["bc"] = methods_runs["swfp"]
+    finals: dict[str, float] = {}
+    alongs: dict[str, float] = {}
+    for method in _ordered(methods_runs):
+        group = methods_runs[method]
+        initial = [_initial(r)[0] for r in group]
+        final = initial if method == "bc" else [_final(r)[0] for r in group]
+        finals[method] = float(np.mean(final))
+        curves = [np.array([c[1] for c in r["curve"]]) for r in group]
+        n = min(len(c) for c in curves)
+        best = initial if method == "bc" else [float(np.stack([c[:n] for c in curves]).mean(0).max())]
+        # The area under the learning curve, per evaluation: how good the policy was along the way
+        along = initial if method == "bc" else [float(c[:n].mean()) for c in curves]
+        alongs[method] = float(np.mean(along))
+        d = task.decimals
+        row = (
+            f"| {_label(method, group)} | {len(group)} | {mean_std(initial, d)} | {mean_std(final, d)} | {np.mean(best):.{d}f} | "
+            f"{mean_std(along, d)} | "
+        )
+        if task.success_metric:
+            successes = [(_initial(r) if method == "bc" else _final(r))[1] for r in group]
+            row += f"{np.mean(successes):.2f} | "
+        if task.demos == "toy":
+            kept = [r.get("toy_modes") for r in group]
+            row += ("–" if method == "bc" or None in kept else ", ".join(f"{k['high_reward_share']:.2f} ({k['high_reward_modes_kept']}/{k['n_high_reward_modes']})" for k in kept)) + " | "
+        wall = "–" if method == "bc" else f"{np.mean([r['online_wall_s'] for r in group]) / 60:.1f} min"
+        errors = [r["error"] for r in group if r.get("error")]
+        lines.append(row + wall + (f" ({len(errors)} stopped by the NaN guard)" if errors else "") + " |")
+    lines.append("")
+    if "swfp" in finals and not ablation:
+        lines += _verdict_lines(task, finals, alongs)
+    png = results / folder / f"{task_name}{'_variants' if ablation else ''}.png"
+    plot_task(png, task, methods_runs, demo_return)
+    lines += [f"![{task.env_id}]({link(png, docs)})", ""]
+    lines += command_lines(runs)
+    relabelled = sorted(f"{r['method']}_s{r['seed']}" for r in runs if r.get("relabelled"))
+    if relabelled:
+        lines += [
+            f"Relabelled after `swfp_o2o.yml` changed (the runs are unchanged; the note in each JSON says what they "
+            f"were run as): {', '.join(relabelled)}.",
+            "",
+        ]
+    swfp_runs = [r for r in runs if r["method"] == "swfp" or variant_name(r["method"]) is not None]
+    if folder == ARCHIVE:
+        return lines  # made with earlier settings on purpose
+    entry = methods.swfp_o2o_entry(task.env_id)[0] if swfp_runs else {}  # read once for all the task's runs
+    stale = [f"`{r['method']}_s{r['seed']}` ({'; '.join(diffs)})" for r in swfp_runs if (diffs := stale_arguments(r, entry))]
+    if stale:
+        lines += [
+            "**Stale runs**: made with other SWFP arguments than `swfp_o2o.yml` (with the variant's arguments) gives "
+            "now; delete their JSON and rerun: " + ", ".join(stale) + ".",
+            "",
+        ]
+    return lines
+
+
+def _verdict_lines(task: Task, finals: dict[str, float], alongs: dict[str, float]) -> list[str]:
+    """SWFP against the best other method at the end and along the way, and against its BC start."""
+    # SWFP's competitors: the other methods of METHODS, not BC (SWFP's start) nor SWFP's variants
+    others = {m: v for m, v in finals.items() if variant_name(m) is None and m not in ("swfp", "bc")}
+    if not others:
+        return []
+    best_other = max(others, key=others.get)
+    verdict = "ahead of" if finals["swfp"] >= others[best_other] else "behind"
+    d = task.decimals
+    line = (
+        f"SWFP's final score is {verdict} the best other method here ({LABELS[best_other]}: "
+        f"{others[best_other]:.{d}f} vs SWFP {finals['swfp']:.{d}f}); BC → SWFP: {finals['bc']:.{d}f} → {finals['swfp']:.{d}f}."
+    )
+    best_along = max(others, key=alongs.get)
+    line += (
+        f"  Along the way (mean of all evaluations) SWFP is {'ahead of' if alongs['swfp'] >= alongs[best_along] else 'behind'} "
+        f"the best other method ({LABELS[best_along]}: {alongs[best_along]:.{d}f} vs SWFP {alongs['swfp']:.{d}f})."
+    )
+    if finals["bc"] > finals["swfp"]:
+        line += (
+            f"  **Fine-tuning lost ground here**: the BC flow alone ({finals['bc']:.{d}f}) ends above SWFP "
+            f"({finals['swfp']:.{d}f})" + (" and above every online method." if finals["bc"] >= others[best_other] else ".")
+        )
+    return [line, ""]
+
+
+def robustness_row(run: dict) -> dict[str, Any]:
+    """What the robustness suite checks in one SWFP run: final >= BC start, and no evaluation below
+    ``BC - 10% |BC|`` (the start is the step-0 evaluation, after BC)."""
+    evaluations = [point[1] for point in run["curve"]]
+    bc, final, lowest = evaluations[0], evaluations[-1], min(evaluations[1:])
+    floor = bc - 0.1 * abs(bc)
+    return {"bc": bc, "final": final, "lowest": lowest, "final_ge_bc": final >= bc, "no_dip": lowest >= floor}
+
+
+def toy_ok(toy_modes: dict[str, Any]) -> bool:
+    """The toy's acceptance line: >= 90% of the samples in the high-reward modes, each mode holding >= 10% of them."""
+    return toy_modes["high_reward_share"] >= 0.9 and toy_modes["high_reward_modes_kept"] == toy_modes["n_high_reward_modes"]

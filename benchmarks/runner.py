@@ -1,0 +1,252 @@
+"""One benchmark run: evaluations along the way, a checkpoint at each, and its JSON at the end.
+
+A run is a :class:`Run` (task, method, seed, budget, ...); :func:`run_one` writes its result to
+``<results>/<budget>/<task>/<method>_s<seed>.json`` (``robustness/`` for that suite).  Finished runs
+are skipped, so an interrupted suite resumes; a run stopped before its end goes on from its last
+evaluation (:class:`Checkpoint`).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import multiprocessing as mp
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks import RESULTS, SUITE_COMMAND, shown
+from benchmarks.methods import make_model, model_class, variant_name
+from benchmarks.tasks import TASKS, Task, make_demonstrations, make_env
+
+#: Evaluation episodes of run ``seed`` start from the states of ``env.reset(seed=EVAL_SEED + seed)``
+EVAL_SEED = 10_000
+
+#: Written into each result: older runs (without it) drew new start states at every evaluation
+EVAL_PROTOCOL = "same start states at every evaluation"
+
+#: Fresh seeds of the robustness suite: they played no part in choosing the preset (seeds 0-2)
+ROBUSTNESS_SEEDS = (10, 11, 12, 13, 14)
+
+
+@dataclass(frozen=True)
+class Run:
+    """One (task, method, seed) run of the suite.
+
+    :param task: A key of ``TASKS``.
+    :param method: A method of ``RUN_METHODS``, or ``variant_method(name)`` for an SWFP variant.
+    :param seed: The run's seed.
+    :param budget: ``cpu``, ``long`` or ``full`` (``Task.steps``).
+    :param device: Torch device of the model.
+    :param swfp_kwargs: The SWFP keyword arguments of a variant (with a variant's method only).
+    :param folder: The results folder when it is not the budget's (``"robustness"``).
+    """
+
+    task: str
+    method: str
+    seed: int
+    budget: str = "cpu"
+    device: str = "cpu"
+    swfp_kwargs: dict[str, Any] | None = None
+    folder: str | None = None
+
+    def __post_init__(self):
+        if (self.swfp_kwargs is not None) != (variant_name(self.method) is not None):
+            raise ValueError(f"{self.method!r}: SWFP keyword arguments go with variants (swfp-<name>) only")
+
+    @property
+    def results_folder(self) -> str:
+        return self.folder or self.budget
+
+    def command(self) -> str:
+        """The command line that makes this run."""
+        if self.folder == "robustness":
+            return f"{SUITE_COMMAND} --suite robustness --tasks {self.task} --seeds {self.seed}"
+        if self.swfp_kwargs is None:
+            return f"{SUITE_COMMAND} --tasks {self.task} --methods {self.method} --seeds {self.seed} --budget {self.budget}"
+        return (
+            f"{SUITE_COMMAND} --tasks {self.task} --variant {variant_name(self.method)} "
+            f"--swfp-kwargs '{json.dumps(self.swfp_kwargs)}' --seeds {self.seed} --budget {self.budget}"
+        )
+
+
+def result_path(results: Path, folder: str, task_name: str, method: str, seed: int) -> Path:
+    """Where a run's JSON goes: ``folder`` is the budget's name, or ``robustness`` for that suite."""
+    return results / folder / task_name / f"{method}_s{seed}.json"
+
+
+def evaluate(model, env, task: Task, seed: int) -> tuple[float, float, float | None]:
+    """Mean and std of the episode returns, and the success rate on PointMaze.
+
+    The env is reseeded first, and a stochastic policy draws from torch's generator seeded the same way
+    (forked: training's random numbers are not touched), so every evaluation of a run plays the same
+    start states, goals and noise: two evaluations of a run differ by the policy only.
+    """
+    import torch as th
+    from stable_baselines3.common.evaluation import evaluate_policy
+
+    env.reset(seed=EVAL_SEED + seed)
+    devices = [model.device.index or 0] if model.device.type == "cuda" else []
+    with th.random.fork_rng(devices=devices):
+        th.manual_seed(EVAL_SEED + seed)
+        returns, _ = evaluate_policy(
+            model, env, n_eval_episodes=task.eval_episodes, deterministic=task.deterministic_eval, return_episode_rewards=True
+        )
+    success = float(np.mean(np.asarray(returns) > 0)) if task.success_metric else None
+    return float(np.mean(returns)), float(np.std(returns)), success
+
+
+def run_one(run: Run, results: Path = RESULTS) -> str:
+    """One run: evaluate at step 0 and every ``eval_every`` steps; write its JSON under ``results``."""
+    out = result_path(results, run.results_folder, run.task, run.method, run.seed)
+    if out.exists():
+        return f"skip {shown(out)}"
+    import torch as th
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.monitor import Monitor
+
+    th.set_num_threads(1)
+    task = TASKS[run.task]
+    steps = task.steps(run.budget)
+    start = time.perf_counter()
+    demos = make_demonstrations(task)
+    eval_env = Monitor(make_env(task.env_id))
+    checkpoint = Checkpoint(out.with_suffix(".checkpoint"))
+    state = checkpoint.state()
+    if state is None:
+        method = "swfp" if run.swfp_kwargs is not None else run.method
+        model = make_model(method, task, demos, run.seed, run.budget, run.device, run.swfp_kwargs)
+        state = {"curve": [(0, *evaluate(model, eval_env, task, run.seed))], "online_wall_s": 0.0, "resumed_at": []}
+    else:  # a run stopped before its end goes on from its last evaluation
+        model = checkpoint.load_model(run.method, make_env(task.env_id), run.device)
+        state["resumed_at"].append(model.num_timesteps)
+    curve = state["curve"]
+
+    class Evaluate(BaseCallback):
+        def _on_step(self) -> bool:
+            if self.num_timesteps % task.eval_every == 0:
+                curve.append((self.num_timesteps, *evaluate(self.model, eval_env, task, run.seed)))
+                checkpoint.save(self.model, {**state, "online_wall_s": state["online_wall_s"] + time.perf_counter() - online_start})
+            return True
+
+    error = None
+    online_start = time.perf_counter()
+    try:
+        model.learn(steps - model.num_timesteps, callback=Evaluate(), reset_num_timesteps=not state["resumed_at"])
+    except FloatingPointError as exc:  # SWFP's NaN guard: keep the run and report the divergence
+        error = f"{type(exc).__name__} at env step {model.num_timesteps}: {exc}"
+    result = {
+        "task": run.task,
+        "task_spec": asdict(task),
+        "toy_modes": toy_modes(model) if task.demos == "toy" else None,
+        "method": run.method,
+        "seed": run.seed,
+        "budget": run.budget,
+        "online_steps": steps,
+        "curve": curve,
+        "error": error,
+        "wall_s": time.perf_counter() - start,
+        "online_wall_s": state["online_wall_s"] + time.perf_counter() - online_start,
+        # env steps at which a stopped run went on from its checkpoint (its random numbers differ from then on)
+        "resumed_at": state["resumed_at"],
+        "demos": {"transitions": len(demos), "episode_return_mean": _demo_return(demos)},
+        "hyperparams": {key: repr(value) for key, value in _describe(model).items()},
+        "swfp_kwargs": run.swfp_kwargs,
+        "command": run.command(),
+        "device": str(model.device),
+        "torch_threads": th.get_num_threads(),
+        "eval_protocol": EVAL_PROTOCOL,
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1))
+    checkpoint.remove()
+    return f"done {shown(out)} in {result['wall_s']:.0f}s"
+
+
+class Checkpoint:
+    """A run's model, replay buffer and evaluations so far, saved at every evaluation, so that a run stopped
+    before its end (the session ended, the machine went down) goes on from there.  ``state.json`` is
+    written last, atomically: a checkpoint without it is incomplete and ignored."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+
+    def state(self) -> dict[str, Any] | None:
+        path = self.folder / "state.json"
+        return json.loads(path.read_text()) if path.exists() else None
+
+    def save(self, model, state: dict[str, Any]) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        (self.folder / "state.json").unlink(missing_ok=True)
+        model.save(self.folder / "model.zip")
+        model.save_replay_buffer(self.folder / "replay_buffer.pkl")
+        tmp = self.folder / "state.json.tmp"
+        tmp.write_text(json.dumps(state))
+        os.replace(tmp, self.folder / "state.json")
+
+    def load_model(self, method: str, env, device: str):
+        """The saved model, with its replay buffer, to train on in ``env``."""
+        model = model_class(method).load(self.folder / "model.zip", env=env, device=device)
+        model.load_replay_buffer(self.folder / "replay_buffer.pkl")
+        return model
+
+    def remove(self) -> None:
+        if self.folder.exists():
+            shutil.rmtree(self.folder)
+
+
+def run_jobs(function: Callable[..., str], jobs: Iterable[Any], n_jobs: int, **kwargs: Any) -> None:
+    """``function(job, **kwargs)`` for every job, in ``n_jobs`` spawned processes (one torch thread each); prints their messages."""
+    with mp.get_context("spawn").Pool(n_jobs) as pool:
+        for message in pool.imap_unordered(functools.partial(function, **kwargs), jobs):
+            print(message, flush=True)
+
+
+def toy_scores(actions: np.ndarray, high_reward_modes: tuple[int, ...]) -> dict[str, float]:
+    """Where toy actions land: in a demonstration mode, in a high-reward one, near no mode, at the bounds."""
+    from sb3_swfp.envs.toy import mode_shares
+
+    shares = mode_shares(actions)
+    high = shares[list(high_reward_modes)]
+    return {
+        "in_a_mode": float(shares.sum()),
+        "high_reward_share": float(high.sum()),
+        "min_high_mode_share": float(high.min() / max(high.sum(), 1e-12)),
+        "off_mode": float(1.0 - mode_shares(actions, 0.25).sum()),
+        "at_bounds": float(np.mean(np.abs(actions).max(axis=1) >= 0.99)),
+    }
+
+
+def toy_modes(model) -> dict[str, Any]:
+    """Where 2000 samples of the final policy land on the toy: share in the high-reward modes, and how
+    many of the high-reward modes hold at least 10% of those samples (the paper's no-collapse claim)."""
+    from sb3_swfp.envs.toy import HIGH_REWARD_MODES, high_reward_mode_share, mode_shares
+
+    actions, _ = model.predict(np.zeros((2000, 1), dtype=np.float32), deterministic=False)
+    high_share = high_reward_mode_share(actions)
+    shares = mode_shares(actions)[list(HIGH_REWARD_MODES)]
+    kept = int(np.sum(shares >= 0.1 * max(high_share, 1e-12)))
+    scores = toy_scores(actions, HIGH_REWARD_MODES)
+    return {**scores, "high_reward_modes_kept": kept, "n_high_reward_modes": len(HIGH_REWARD_MODES)}
+
+
+def _demo_return(demos) -> float | None:
+    returns = demos.episode_returns()
+    return float(returns.mean()) if len(returns) else None
+
+
+def _describe(model) -> dict[str, Any]:
+    """The hyperparameters that tell runs apart (what SB3 saves, without the heavy objects)."""
+    keys = (
+        "learning_rate", "actor_learning_rate", "batch_size", "buffer_size", "learning_starts", "gamma", "tau",
+        "train_freq", "gradient_steps", "policy_delay", "n_blocks", "ent_coef", "w2_coef", "jko_step_size",
+        "q_normalization", "critic_entropy", "actor_learning_starts", "w2_prev_coef", "bc_coef", "squash",
+        "policy_kwargs", "replay_buffer_class", "policy_class",
+    )  # fmt: skip
+    return {key: getattr(model, key) for key in keys if hasattr(model, key)}

@@ -1,0 +1,133 @@
+"""The toy studies of the suite: sensitivity to N and to the W2 scale (paper Fig. 5), and where the
+policy's density lives (clip, tanh, soft clip: the rule of docs/robustness.md).
+
+Each run writes one JSON under ``<results>/sensitivity/`` or ``<results>/density/``; finished runs are skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks import RESULTS, SUITE_COMMAND, shown
+from benchmarks.methods import make_model
+from benchmarks.runner import evaluate, toy_scores
+from benchmarks.tasks import TASKS, make_demonstrations, make_env
+
+# --- Sensitivity (Fig. 5): the toy, score vs N and vs W2 scale --------------------------------------
+
+SENSITIVITY_N = (1, 2, 3, 5, 8)
+SENSITIVITY_W2 = (0.1, 0.4, 1.0, 5.0)
+
+
+def sensitivity_jobs(seeds: list[int]) -> list[tuple[str, float, int]]:
+    """The sensitivity suite's runs: each value of N and of the W2 scale, per seed."""
+    grid = [("n_blocks", float(n)) for n in SENSITIVITY_N] + [("w2_coef", w) for w in SENSITIVITY_W2]
+    return [(name, value, seed) for name, value in grid for seed in seeds]
+
+
+def run_sensitivity(job: tuple[str, float, int], results: Path = RESULTS) -> str:
+    """One toy fine-tuning run with ``n_blocks`` or ``w2_coef`` changed; scores 2000 stochastic samples."""
+    name, value, seed = job
+    out = results / "sensitivity" / f"{name}{value:g}_s{seed}.json"
+    if out.exists():
+        return f"skip {shown(out)}"
+    import torch as th
+
+    from sb3_swfp.envs.toy import high_reward_mode_share, toy_reward
+
+    th.set_num_threads(1)
+    task = TASKS["toy"]
+    start = time.perf_counter()
+    override = {"n_blocks": int(value)} if name == "n_blocks" else {"w2_coef": float(value)}
+    model = make_model("swfp", task, make_demonstrations(task), seed, "cpu", "cpu", override)
+
+    def score() -> dict[str, float]:
+        actions, _ = model.predict(np.zeros((2000, 1), dtype=np.float32), deterministic=False)
+        return {"mean_reward": float(toy_reward(actions).mean()), "high_reward_share": high_reward_mode_share(actions)}
+
+    before = score()
+    model.learn(task.cpu_steps)
+    result = {"parameter": name, "value": value, "seed": seed, "bc": before, "final": score(), "wall_s": time.perf_counter() - start}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1))
+    return f"done {shown(out)}"
+
+
+# --- Density: where the policy's density lives (clip, tanh, soft clip) -------------------------------
+
+DENSITY_SQUASHES = ("clip", "tanh", "soft_clip")
+#: Toy landscapes no setting was chosen on: other high-reward modes, narrower bumps
+HELD_OUT_LANDSCAPES: dict[str, dict[str, Any]] = {
+    "narrow": dict(high_reward_modes=(0, 3), high_reward_std=0.15),
+    "shifted": dict(high_reward_modes=(2, 5, 7), high_reward_std=0.2),
+}
+#: Tasks whose behaviour cloning is compared under each squash (their demonstrations reach the bounds)
+DENSITY_BC_TASKS = ("pendulum", "hopper", "walker", "halfcheetah")
+DRIFT_CHECKPOINTS = (0, 100, 300, 1000)
+
+
+def density_jobs(seeds: list[int]) -> list[tuple]:
+    """The density suite's runs: zero-critic drift, held-out toy landscapes, behaviour cloning; per squash and seed."""
+    jobs: list[tuple] = [("drift", "toy", squash, seed) for squash in DENSITY_SQUASHES for seed in seeds]
+    jobs += [("landscape", name, squash, seed) for name in HELD_OUT_LANDSCAPES for squash in DENSITY_SQUASHES for seed in seeds]
+    jobs += [("bc", task, squash, seed) for task in DENSITY_BC_TASKS for squash in DENSITY_SQUASHES for seed in seeds]
+    return jobs
+
+
+def run_density(job: tuple[str, str, str, int], results: Path = RESULTS) -> str:
+    """One run of the density suite (see ``density_jobs``); writes ``density/<kind>_<name>_<squash>_s<seed>.json``."""
+    kind, name, squash, seed = job
+    out = results / "density" / f"{kind}_{name}_{squash}_s{seed}.json"
+    if out.exists():
+        return f"skip {shown(out)}"
+    import dataclasses
+
+    import torch as th
+    from stable_baselines3.common.monitor import Monitor
+    from stable_baselines3.common.utils import polyak_update
+
+    from sb3_swfp import SWFP
+    from sb3_swfp.envs.toy import HIGH_REWARD_MODES, TOY_BC_KWARGS, TOY_SWFP_KWARGS, ToyBanditEnv, toy_demonstrations
+
+    th.set_num_threads(1)
+    start = time.perf_counter()
+    obs = np.zeros((2000, 1), dtype=np.float32)
+    result: dict[str, Any] = {"kind": kind, "name": name, "squash": squash, "seed": seed}
+    if kind == "drift":
+        # The toy's own settings; then a critic that says nothing (Q = 0) and actor updates only
+        model = SWFP("FlowPolicy", ToyBanditEnv(), seed=seed, squash=squash, **TOY_SWFP_KWARGS)
+        model.pretrain(toy_demonstrations(1000, seed=0), **TOY_BC_KWARGS)
+        n_critics = len(model.critic.q_networks)
+        model.critic.forward = lambda observations, actions: tuple(actions.new_zeros(len(actions), 1) for _ in range(n_critics))
+        batch, ent_coef = th.zeros(256, 1), model._current_ent_coef()
+        checkpoints = {}
+        for update in range(DRIFT_CHECKPOINTS[-1] + 1):
+            if update in DRIFT_CHECKPOINTS:
+                checkpoints[update] = toy_scores(model.predict(obs, deterministic=False)[0], HIGH_REWARD_MODES)
+            # The actor's JKO step alone (train() would also step the critic and the temperature), then the
+            # target actor follows, as in train()
+            model._actor_update(batch, ent_coef)
+            polyak_update(model.actor.parameters(), model.actor_target.parameters(), model.actor_tau)
+        result["checkpoints"] = checkpoints
+    elif kind == "landscape":
+        landscape = HELD_OUT_LANDSCAPES[name]
+        model = SWFP("FlowPolicy", ToyBanditEnv(**landscape), seed=seed, squash=squash, **TOY_SWFP_KWARGS)
+        model.pretrain(toy_demonstrations(1000, seed=0, **landscape), **TOY_BC_KWARGS)
+        result["bc"] = toy_scores(model.predict(obs, deterministic=False)[0], landscape["high_reward_modes"])
+        model.learn(TASKS["toy"].cpu_steps)
+        result["final"] = toy_scores(model.predict(obs, deterministic=False)[0], landscape["high_reward_modes"])
+        result["landscape"] = landscape
+    else:
+        task = dataclasses.replace(TASKS[name], eval_episodes=10)
+        model = make_model("swfp", task, make_demonstrations(task), seed, "cpu", "cpu", {"squash": squash})
+        result["bc_return"], result["bc_return_std"], result["bc_success"] = evaluate(model, Monitor(make_env(task.env_id)), task, seed)
+    result["wall_s"] = time.perf_counter() - start
+    result["command"] = f"{SUITE_COMMAND} --suite density --jobs 2"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1))
+    return f"done {shown(out)} in {result['wall_s']:.0f}s"

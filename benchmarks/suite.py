@@ -1,0 +1,85 @@
+"""Benchmark suite: SWFP against SAC and TD3 on offline-to-online tasks, with cost and sensitivity.
+
+Every method of a task sees the same demonstrations and the same online budget (the methods:
+:mod:`benchmarks.methods`; the tasks: :mod:`benchmarks.tasks`).  Raw results go to
+``docs/results/benchmarks/<budget>/<task>/<method>_s<seed>.json`` (one file per run; finished runs are
+skipped, so an interrupted suite resumes), and ``docs/benchmarks.md`` and ``docs/ablations.md`` are
+rendered from whatever results exist.
+
+Usage (from the repository root)::
+
+    python -m benchmarks.suite --tasks toy pendulum --seeds 0 1 2 --jobs 2
+    python -m benchmarks.suite --tasks hopper --methods swfp sac_demos --budget full
+    python -m benchmarks.suite --tasks hopper --seeds 0 --variant actor_lr_1e-5 --swfp-kwargs '{"actor_learning_rate": 1e-5}'
+    python -m benchmarks.suite --suite cost          # env-steps/s, predict latency vs N, one block vs whole chain
+    python -m benchmarks.suite --suite sensitivity --jobs 2   # toy: score vs N and vs W2 scale
+    python -m benchmarks.suite --render              # only re-render docs/benchmarks.md and docs/ablations.md
+
+The ``cpu`` budget keeps each run under ~30 minutes on one core of a laptop CPU; ``full`` is the
+paper-scale budget (run it on a bigger machine: the code is the same, ``--device cuda`` moves the
+networks to a GPU).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from benchmarks import DOCS, RESULTS, SUITE_COMMAND
+from benchmarks.cost import run_cost
+from benchmarks.methods import DEFAULT_METHODS, RUN_METHODS, variant_method
+from benchmarks.render import render
+from benchmarks.runner import ROBUSTNESS_SEEDS, Run, run_jobs, run_one
+from benchmarks.studies import density_jobs, run_density, run_sensitivity, sensitivity_jobs
+from benchmarks.tasks import TASKS
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog=SUITE_COMMAND, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--suite", choices=("runs", "robustness", "cost", "sensitivity", "density"), default="runs")
+    parser.add_argument("--tasks", nargs="+", default=None, choices=list(TASKS), help="default: toy pendulum (robustness: all)")
+    parser.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS), choices=RUN_METHODS)
+    parser.add_argument("--seeds", nargs="+", type=int, default=None, help=f"default: 0 1 2 (robustness: {' '.join(map(str, ROBUSTNESS_SEEDS))})")
+    parser.add_argument("--budget", choices=("cpu", "long", "full"), default="cpu")
+    parser.add_argument("--device", default="cpu", help="torch device of every model ('cuda' on a GPU machine)")
+    parser.add_argument("--jobs", type=int, default=1, help="independent processes, one torch thread each")
+    parser.add_argument("--variant", default=None, help="run an SWFP variant under this name (with --swfp-kwargs)")
+    parser.add_argument("--swfp-kwargs", default=None, help="JSON dict of SWFP arguments for --variant, e.g. '{\"bc_coef\": 1.0}'")
+    parser.add_argument("--render", action="store_true", help="only re-render docs/benchmarks.md and docs/ablations.md")
+    args = parser.parse_args(argv)
+    robustness = args.suite == "robustness"
+    args.tasks = args.tasks or (list(TASKS) if robustness else ["toy", "pendulum"])
+    args.seeds = args.seeds or (list(ROBUSTNESS_SEEDS) if robustness else [0, 1, 2])
+    if (args.variant is None) != (args.swfp_kwargs is None):
+        parser.error("--variant and --swfp-kwargs go together")
+    if args.variant is not None:
+        try:
+            variant = (variant_method(args.variant), json.loads(args.swfp_kwargs))
+        except ValueError as exc:
+            parser.error(f"--variant/--swfp-kwargs: {exc}")
+        if not isinstance(variant[1], dict):
+            parser.error(f"--swfp-kwargs must be a JSON object, got {args.swfp_kwargs!r}")
+    if not args.render:
+        if args.suite == "cost":
+            run_cost(args.device, RESULTS)
+        else:
+            if args.suite == "runs":
+                function = run_one
+                if args.variant is not None:
+                    jobs: list[Any] = [Run(t, variant[0], s, args.budget, args.device, variant[1]) for t in args.tasks for s in args.seeds]
+                else:
+                    jobs = [Run(t, m, s, args.budget, args.device) for t in args.tasks for m in args.methods for s in args.seeds]
+            elif robustness:
+                function = run_one
+                jobs = [Run(t, "swfp", s, "cpu", args.device, folder="robustness") for t in args.tasks for s in args.seeds]
+            elif args.suite == "density":
+                function, jobs = run_density, density_jobs(args.seeds)
+            else:
+                function, jobs = run_sensitivity, sensitivity_jobs(args.seeds)
+            run_jobs(function, jobs, args.jobs, results=RESULTS)
+    render(RESULTS, DOCS)
+
+
+if __name__ == "__main__":
+    main()
