@@ -3,12 +3,15 @@
 import sb3_swfp.envs  # noqa: F401  (registers SWFPToyBandit-v0 with gymnasium)
 from sb3_swfp.common.callbacks import BCPretrainCallback
 from sb3_swfp.demos import DemoDictReplayBuffer, Demonstrations, DemoReplayBuffer, collect_demonstrations, load_demonstrations
+from sb3_swfp.presets import FINETUNE_KWARGS, PRETRAIN_KWARGS, finetune_kwargs
 from sb3_swfp.swfp import SWFP, FlowPolicy, MlpPolicy, MultiInputPolicy
 
 __version__ = "0.1.0"
 
 __all__ = [
     "SWFP",
+    "FINETUNE_KWARGS",
+    "PRETRAIN_KWARGS",
     "BCPretrainCallback",
     "DemoDictReplayBuffer",
     "DemoReplayBuffer",
@@ -18,5 +21,6 @@ __all__ = [
     "MultiInputPolicy",
     "__version__",
     "collect_demonstrations",
+    "finetune_kwargs",
     "load_demonstrations",
 ]
