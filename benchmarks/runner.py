@@ -8,6 +8,7 @@ evaluation (:class:`Checkpoint`).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import multiprocessing as mp
@@ -33,6 +34,10 @@ EVAL_PROTOCOL = "same start states at every evaluation"
 
 #: Fresh seeds of the robustness suite: they played no part in choosing the preset (seeds 0-2)
 ROBUSTNESS_SEEDS = (10, 11, 12, 13, 14)
+
+
+#: The robustness suite evaluates over at least this many episodes (MuJoCo's tables use 5)
+ROBUSTNESS_EVAL_EPISODES = 10
 
 
 @dataclass(frozen=True)
@@ -113,6 +118,8 @@ def run_one(run: Run, results: Path = RESULTS) -> str:
 
     th.set_num_threads(1)
     task = TASKS[run.task]
+    if run.folder == "robustness":  # its dips are measured against BC: fewer evaluation episodes would measure noise
+        task = dataclasses.replace(task, eval_episodes=max(task.eval_episodes, ROBUSTNESS_EVAL_EPISODES))
     steps = task.steps(run.budget)
     start = time.perf_counter()
     demos = make_demonstrations(task)

@@ -179,11 +179,13 @@ def test_command_lines_show_the_commands_of_the_former_scripts_in_todays_form():
     assert command_lines(legacy) == ["Commands (each with `--seeds 0 1`):", "", "- `python -m benchmarks.suite --tasks toy --methods sac`", ""]
 
 
-def test_robustness_suite_checks_the_acceptance_lines_per_run(results):
+def test_robustness_suite_checks_the_acceptance_lines_per_run(results, monkeypatch):
+    monkeypatch.setitem(tasks.TASKS, "toy", dataclasses.replace(tasks.TASKS["toy"], eval_episodes=3))
     assert run_one(Run("toy", "swfp", 10, folder="robustness"), results).startswith("done")
     path = result_path(results, "robustness", "toy", "swfp", 10)
     run = json.loads(path.read_text())
     assert run["command"] == "python -m benchmarks.suite --suite robustness --tasks toy --seeds 10"
+    assert run["task_spec"]["eval_episodes"] == 10  # at least ROBUSTNESS_EVAL_EPISODES, whatever the table's task uses
     assert not result_path(results, "cpu", "toy", "swfp", 10).exists()  # not mixed into the methods' tables
     # BC 0.5; one evaluation at 0.44 is below 0.5 - 10% of 0.5 = 0.45; the final is above BC
     run["curve"] = [[0, 0.5, 0.0, None], [60, 0.44, 0.0, None], [120, 0.6, 0.0, None]]
