@@ -7,7 +7,7 @@ with open("README.md", encoding="utf-8") as f:
 
 setup(
     name="sb3-swfp",
-    version="0.1.0",
+    version="0.2.0",
     description="Stepwise Flow Policy (SWFP): flow-matching policies with online JKO fine-tuning for Stable-Baselines3",
     long_description=long_description,
     long_description_content_type="text/markdown",

@@ -6,7 +6,7 @@ from sb3_swfp.demos import DemoDictReplayBuffer, Demonstrations, DemoReplayBuffe
 from sb3_swfp.presets import FINETUNE_KWARGS, PRETRAIN_KWARGS, finetune_kwargs
 from sb3_swfp.swfp import SWFP, FlowPolicy, MlpPolicy, MultiInputPolicy
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "SWFP",
