@@ -69,11 +69,14 @@ def samples(model: SWFP, actor) -> np.ndarray:
         return actor(th.zeros(len(OBS), 1)).numpy()
 
 
-def test_pretrain_defaults_are_the_preset():
+def test_pretrain_and_the_bc_callback_default_to_the_preset():
     import inspect
 
-    defaults = {name: p.default for name, p in inspect.signature(SWFP.pretrain).parameters.items()}
-    assert {key: defaults[key] for key in PRETRAIN_KWARGS} == PRETRAIN_KWARGS
+    from sb3_swfp import BCPretrainCallback
+
+    for function in (SWFP.pretrain, BCPretrainCallback.__init__):
+        defaults = {name: p.default for name, p in inspect.signature(function).parameters.items()}
+        assert {key: defaults[key] for key in PRETRAIN_KWARGS} == PRETRAIN_KWARGS, function
 
 
 def test_an_uninformative_critic_leaves_the_bc_flow_in_its_modes(bc_flow):
