@@ -28,7 +28,7 @@ from sb3_swfp.demos import Demonstrations, DemoReplayBuffer
 FINETUNE_KWARGS: dict[str, Any] = dict(
     # A density on the action box (Eq. 20's entropy term has a finite optimum there)
     squash="soft_clip",
-    learning_rate=3e-4,  # the critic's
+    learning_rate=1e-3,  # the critic's: it must keep up with a policy that moves from the first step (C3)
     actor_learning_rate=1e-4,
     # The BC policy, not uniform noise, collects from the first step; the critic fits before the actor moves
     learning_starts=0,
