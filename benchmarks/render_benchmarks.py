@@ -93,14 +93,19 @@ def _robustness(results: Path) -> list[str]:
                 f"{sum(ok)} of {len(ok)} seeds (" + ", ".join(f"{m['high_reward_share']:.2f} ({m['high_reward_modes_kept']}/{m['n_high_reward_modes']})" for m in modes)
                 + f"): {_verdict(all(ok))}."
             )
+    planned = len(TASKS) * len(ROBUSTNESS_SEEDS)
     lines += ["", "Against the acceptance lines of the robust fine-tuning issue:", ""]
-    quota = int(np.ceil(total * 30 / 35))
+    if total < planned:
+        lines += [f"- **{total} of the suite's {planned} runs have finished** (the command resumes where it stopped); the goals are scaled to them.", ""]
+    quota = int(np.ceil(total * 30 / planned))
     lines += [
         f"- Final ≥ BC start in {final_ok} of {total} runs (goal ≥ {quota} of {total}): {_verdict(final_ok >= quota)}.",
         f"- No evaluation below BC − 10% of |BC| in {dip_ok} of {total} runs (goal ≥ {quota} of {total}): {_verdict(dip_ok >= quota)}.",
         f"- Mean final above the mean BC start on every task: {_verdict(not tasks_below)}"
         + (f" (below on {', '.join(tasks_below)})." if tasks_below else "."),
         *toy_lines,
+        "",
+        "What these numbers say and why the preset falls short where it does: [results.md](results.md#the-fine-tuning-preset-on-fresh-seeds).",
         "",
     ]
     return lines

@@ -198,12 +198,13 @@ def verdict(seed: int, demos: tuple, bc: tuple, swfp: tuple, sac: tuple | None) 
     Each result is ``(mean, std, n_episodes)``.
     """
     change = compare(swfp, bc)
-    moved = {"above": "improved", "below": "made worse", "level with": "did not change"}[change]
-    parts = [f"SWFP fine-tuning {moved} the BC policy ({bc[0]:.0f} -> {swfp[0]:.0f})"]
+    moved = {"above": "improved", "below": "made worse", "level with": "no clear change from"}[change]
+    parts = [f"SWFP fine-tuning: {moved} the BC policy ({bc[0]:.0f} -> {swfp[0]:.0f})"]
     if sac is not None:
         parts.append(f"ends {compare(swfp, sac)} SAC from scratch ({sac[0]:.0f})")
     parts.append(f"{compare(swfp, demos)} the demonstrations it started from ({demos[0]:.0f})")
-    return f"Verdict (seed {seed}, one seed): " + ", ".join(parts) + "."
+    level = "; 'level'/'no clear change': within two standard errors of the 10-episode means"
+    return f"Verdict (seed {seed}, one seed): " + ", ".join(parts) + level + "."
 
 
 def json_object(text: str) -> dict:

@@ -73,9 +73,10 @@ def test_offline_to_online_verdict_and_plot_range():
     demos, bc = (-180.0, 40.0, 10), (-230.0, 60.0, 10)
     verdict = example.verdict(0, demos, bc, (-120.0, 50.0, 10), (-500.0, 300.0, 10))
     assert verdict == (
-        "Verdict (seed 0, one seed): SWFP fine-tuning improved the BC policy (-230 -> -120), ends above SAC from scratch (-500), "
-        "above the demonstrations it started from (-180)."
+        "Verdict (seed 0, one seed): SWFP fine-tuning: improved the BC policy (-230 -> -120), ends above SAC from scratch (-500), "
+        "above the demonstrations it started from (-180); 'level'/'no clear change': within two standard errors of the 10-episode means."
     )
+    assert "no clear change from the BC policy (-230 -> -250)" in example.verdict(0, demos, bc, (-250.0, 60.0, 10), None)
     # within two standard errors of the difference: level
     assert "ends level with SAC from scratch" in example.verdict(0, demos, bc, (-140.0, 50.0, 10), (-150.0, 50.0, 10))
     assert "below the demonstrations" in example.verdict(0, demos, bc, (-300.0, 10.0, 10), None)
