@@ -96,7 +96,7 @@ def _robustness(results: Path) -> list[str]:
     planned = len(TASKS) * len(ROBUSTNESS_SEEDS)
     lines += ["", "Against the acceptance lines of the robust fine-tuning issue:", ""]
     if total < planned:
-        lines += [f"- **{total} of the suite's {planned} runs have finished** (the command resumes where it stopped); the goals are scaled to them.", ""]
+        lines += [f"- **{total} of the suite's {planned} runs have finished** (the command resumes where it stopped); the goals are scaled to them."]
     quota = int(np.ceil(total * 30 / planned))
     lines += [
         f"- Final ≥ BC start in {final_ok} of {total} runs (goal ≥ {quota} of {total}): {_verdict(final_ok >= quota)}.",
