@@ -203,7 +203,7 @@ def verdict(seed: int, demos: tuple, bc: tuple, swfp: tuple, sac: tuple | None) 
     if sac is not None:
         parts.append(f"ends {compare(swfp, sac)} SAC from scratch ({sac[0]:.0f})")
     parts.append(f"{compare(swfp, demos)} the demonstrations it started from ({demos[0]:.0f})")
-    level = "; 'level'/'no clear change': within two standard errors of the 10-episode means"
+    level = f"; 'level'/'no clear change': within two standard errors of the {swfp[2]}-episode means"
     return f"Verdict (seed {seed}, one seed): " + ", ".join(parts) + level + "."
 
 
