@@ -20,14 +20,16 @@ from benchmarks.tasks import TASKS
 def render_benchmarks(results: Path = RESULTS, docs: Path = DOCS) -> Path:
     """Write ``<docs>/benchmarks.md`` (and its figures, next to the results) from the results in ``results``."""
     lines = [
-        "# Benchmarks: SWFP against SAC and TD3, offline-to-online",
+        "# Benchmarks: SWFP against SAC, TD3 and RLPD-style SAC, offline-to-online",
         "",
         f"Rendered by `{RENDER_COMMAND}` from the raw results in `docs/results/benchmarks/` (one JSON per",
         "run, with the command that made it); nothing here is typed by hand.  What the results say, and the",
         "machine they ran on: [results.md](results.md).  Scores are the mean deterministic episode return (the",
         "toy: the mean reward of stochastic samples; PointMaze: also the success rate) over the seeds, ± the",
         "std over seeds; one torch thread per run.  `bc` is the step-0 evaluation of the `swfp` runs.",
-        "SWFP's variants and ablations are on [ablations.md](ablations.md).",
+        "SWFP's variants and ablations are on [ablations.md](ablations.md).  RLPD-style SAC (`sb3_swfp.rlpd`)",
+        "gets the same demonstrations as half of every batch, LayerNorm critics and two updates per env step;",
+        "it starts from scratch, with no behaviour cloning.",
         "",
     ]
     for budget in ("cpu", "long", "full"):

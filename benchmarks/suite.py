@@ -1,4 +1,4 @@
-"""Benchmark suite: SWFP against SAC and TD3 on offline-to-online tasks, with cost and sensitivity.
+"""Benchmark suite: SWFP against SAC, TD3 and RLPD-style SAC on offline-to-online tasks, with cost and sensitivity.
 
 Every method of a task sees the same demonstrations and the same online budget (the methods:
 :mod:`benchmarks.methods`; the tasks: :mod:`benchmarks.tasks`).  Raw results go to
