@@ -15,6 +15,7 @@ from benchmarks.render_core import speed_ratios
 from benchmarks.render_tasks import by_task, link, load, render_task, robustness_row, toy_ok
 from benchmarks.runner import ROBUSTNESS_SEEDS
 from benchmarks.tasks import TASKS
+from sb3_swfp.rlpd import RLPD_DEMO_RATIO, RLPD_UTD
 
 
 def render_benchmarks(results: Path = RESULTS, docs: Path = DOCS) -> Path:
@@ -28,7 +29,7 @@ def render_benchmarks(results: Path = RESULTS, docs: Path = DOCS) -> Path:
         "toy: the mean reward of stochastic samples; PointMaze: also the success rate) over the seeds, ± the",
         "std over seeds; one torch thread per run.  `bc` is the step-0 evaluation of the `swfp` runs.",
         "SWFP's variants and ablations are on [ablations.md](ablations.md).  RLPD-style SAC (`sb3_swfp.rlpd`)",
-        "gets the same demonstrations as half of every batch, LayerNorm critics and two updates per env step;",
+        f"gets the same demonstrations as {RLPD_DEMO_RATIO:.0%} of every batch, LayerNorm critics and {RLPD_UTD} updates per env step;",
         "it starts from scratch, with no behaviour cloning.",
         "",
     ]
