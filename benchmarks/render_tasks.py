@@ -82,12 +82,24 @@ def _label(method: str, runs: list[dict]) -> str:
     return f"SWFP variant `{variant_name(method)}`: `{json.dumps(runs[0]['swfp_kwargs'], sort_keys=True)}`"
 
 
+def _without_seeds(command: str) -> str:
+    """``command`` without its ``--seeds`` values, and without ``--budget cpu`` (the default); any other
+    budget stays, or the page would show a command that runs the 10k budget."""
+    head, _, tail = command.rpartition(" --seeds ")
+    if not head:
+        return command
+    rest = [arg for arg in tail.split(" ")[1:] if arg]
+    if rest[:2] == ["--budget", "cpu"]:
+        rest = rest[2:]
+    return " ".join([head, *rest])
+
+
 def command_lines(runs: list[dict]) -> list[str]:
     """The page's list of the commands behind ``runs``, each with the seeds it ran: once in the heading when
     every command ran the same seeds, else after each command (held-out seeds of a variant, say)."""
     seeds_of: dict[str, set[int]] = defaultdict(set)
     for run in runs:
-        seeds_of[current_command(run["command"]).rsplit(" --seeds", 1)[0]].add(run["seed"])
+        seeds_of[_without_seeds(current_command(run["command"]))].add(run["seed"])
     seed_sets = {tuple(sorted(seeds)) for seeds in seeds_of.values()}
     if len(seed_sets) == 1:
         (seeds,) = seed_sets

@@ -171,6 +171,11 @@ def test_command_lines_give_each_command_its_own_seeds_when_they_differ():
     assert command_lines(held_out) == ["Commands:", "", "- `python a --seeds 0 1`", "- `python b --seeds 0 1`", "- `python c --seeds 3 4`", ""]
 
 
+def test_command_lines_keep_a_budget_other_than_the_default():
+    runs = [{"command": f"python -m benchmarks.suite --tasks hopper --methods swfp --seeds {seed} --budget long", "seed": seed} for seed in (0, 1)]
+    assert command_lines(runs) == ["Commands (each with `--seeds 0 1`):", "", "- `python -m benchmarks.suite --tasks hopper --methods swfp --budget long`", ""]
+
+
 def test_command_lines_show_the_commands_of_the_former_scripts_in_todays_form():
     legacy = [
         {"command": "python examples/benchmark_suite.py --tasks toy --methods sac --seeds 0 --budget cpu", "seed": 0},
