@@ -6,7 +6,8 @@ Two suites, each writing raw JSON under ``docs/results/core/`` and re-rendering 
 - ``learning``: SWFP, SAC and TD3 from scratch on Pendulum-v1, 20k env steps, 3 seeds, deterministic
   evaluation (10 episodes) every 1k steps.  SWFP uses ``zoo_hyperparams/swfp.yml``; SAC and TD3 use
   rl-zoo3's own Pendulum-v1 entries.  Finished runs are skipped (resumable); ``--jobs N`` runs N
-  independent processes with one torch thread each.
+  independent processes with one torch thread each.  ``--algos swfp --squash soft_clip`` runs SWFP with
+  another squash than the class default, into files of its own (the check a new default must pass).
 - ``speed``: in one process, the models taking turns (``measure_speed``): training env-steps/s (batch
   256, one gradient step per env step, after a warm-up) and ``predict`` latency for one observation,
   SWFP (N=5) vs SAC vs TD3, plus a cProfile summary of SWFP's ``train()``.
@@ -35,12 +36,17 @@ from benchmarks import CORE_COMMAND, CORE_RESULTS, DOCS, HYPERPARAMS
 from benchmarks.cost import ENV_ID, SPEED_PREDICT_CALLS, SPEED_ROUNDS, SPEED_TRAIN_CHUNK, measure_speed, pendulum_model
 from benchmarks.render_core import ALGOS, render_core, strip_paths
 from benchmarks.runner import run_jobs
+from sb3_swfp.common.squash import SQUASHES
 
 
-def run_learning(job: tuple[str, int, int, int], results: Path = CORE_RESULTS) -> str:
-    """One learning run; writes ``learning_<algo>_s<seed>.json`` with the evaluation curve."""
-    algo, seed, total, eval_every = job
-    out = results / f"learning_{algo}_s{seed}.json"
+def run_learning(job: tuple[str, int, int, int, str | None], results: Path = CORE_RESULTS) -> str:
+    """One learning run; writes ``learning_<algo>_s<seed>.json`` with the evaluation curve.
+
+    With a ``squash`` (SWFP only) the run is SWFP's zoo entry with that squash instead of the class
+    default, written to ``learning_swfp-<squash>_s<seed>.json``: the check a new default must pass.
+    """
+    algo, seed, total, eval_every, squash = job
+    out = results / f"learning_{algo}{f'-{squash}' if squash else ''}_s{seed}.json"
     if out.exists():
         return f"skip {out.name}"
     import gymnasium as gym
@@ -48,8 +54,6 @@ def run_learning(job: tuple[str, int, int, int], results: Path = CORE_RESULTS) -
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.evaluation import evaluate_policy
     from stable_baselines3.common.monitor import Monitor
-
-    from sb3_swfp.hyperparams import load_hyperparams
 
     th.set_num_threads(1)
     eval_env = Monitor(gym.make(ENV_ID))
@@ -63,7 +67,7 @@ def run_learning(job: tuple[str, int, int, int], results: Path = CORE_RESULTS) -
                 curve.append((self.num_timesteps, float(np.mean(returns)), float(np.std(returns))))
             return True
 
-    model = pendulum_model(algo, seed)
+    model = pendulum_model(algo, seed, **({"squash": squash} if squash else {}))
     start = time.perf_counter()
     error = None
     try:
@@ -78,12 +82,20 @@ def run_learning(job: tuple[str, int, int, int], results: Path = CORE_RESULTS) -
         "total_timesteps": total,
         "wall_s": time.perf_counter() - start,
         "curve": curve,
-        "hyperparams": {k: repr(v) for k, v in load_hyperparams(algo, ENV_ID, HYPERPARAMS).items()},
-        "command": f"{CORE_COMMAND} --suite learning --seeds {seed}",
+        "squash": squash,
+        "hyperparams": {k: repr(v) for k, v in model_hyperparams(algo, squash).items()},
+        "command": f"{CORE_COMMAND} --suite learning --seeds {seed}" + (f" --algos swfp --squash {squash}" if squash else ""),
     }
     results.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1))
     return f"done {out.name} in {result['wall_s']:.0f}s"
+
+
+def model_hyperparams(algo: str, squash: str | None) -> dict:
+    """The zoo entry a learning run of ``algo`` uses, with its ``squash`` when one is given."""
+    from sb3_swfp.hyperparams import load_hyperparams
+
+    return {**load_hyperparams(algo, ENV_ID, HYPERPARAMS), **({"squash": squash} if squash else {})}
 
 
 def run_speed(results: Path = CORE_RESULTS) -> None:
@@ -97,6 +109,8 @@ def run_speed(results: Path = CORE_RESULTS) -> None:
         "swfp": dict(algo="swfp", n_blocks=5),
         "swfp_policy_delay_1": dict(algo="swfp", n_blocks=5, policy_delay=1),
         "swfp_euler": dict(algo="swfp", n_blocks=5, ode_solver="euler"),
+        # The fine-tuning preset's density on the box, the candidate for the class default
+        "swfp_soft_clip": dict(algo="swfp", n_blocks=5, squash="soft_clip"),
         "sac": dict(algo="sac"),
         # SWFP's policies step Adam with foreach=True; SAC with the same, for a like-for-like comparison
         "sac_foreach_adam": dict(algo="sac", policy_kwargs=dict(optimizer_kwargs=dict(foreach=True))),
@@ -137,11 +151,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--timesteps", type=int, default=20_000)
     parser.add_argument("--eval-every", type=int, default=1_000)
+    parser.add_argument("--squash", choices=SQUASHES, help="learning suite, SWFP only: this squash instead of the class default")
     parser.add_argument("--jobs", type=int, default=1, help="independent processes, one torch thread each")
     parser.add_argument("--render", action="store_true", help="only re-render the docs page")
     args = parser.parse_args(argv)
+    if args.squash and args.algos != ["swfp"]:
+        parser.error("--squash is SWFP's: pass it with --algos swfp")
     if args.suite == "learning":
-        jobs = [(algo, seed, args.timesteps, args.eval_every) for algo in args.algos for seed in args.seeds]
+        jobs = [(algo, seed, args.timesteps, args.eval_every, args.squash) for algo in args.algos for seed in args.seeds]
         run_jobs(run_learning, jobs, args.jobs, results=CORE_RESULTS)
     elif args.suite == "speed":
         run_speed(CORE_RESULTS)

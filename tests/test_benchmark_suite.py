@@ -243,3 +243,29 @@ def test_a_stopped_run_goes_on_from_its_last_evaluation(results, monkeypatch, me
     result = json.loads(path.read_text())
     assert [point[0] for point in result["curve"]] == [0, 60, 120] and result["resumed_at"] == [60]
     assert not checkpoint.exists()
+
+
+def test_core_learning_with_another_squash_writes_its_own_file_and_section(tmp_path, monkeypatch):
+    from benchmarks import core
+
+    made = []
+
+    def small_model(algo, seed, **overrides):
+        made.append(overrides)
+        return cost.pendulum_model(algo, seed, **overrides, learning_starts=50, batch_size=32, policy_kwargs=dict(net_arch=[32]))
+
+    monkeypatch.setattr(core, "pendulum_model", small_model)
+    results, docs = tmp_path / "core", tmp_path / "docs"
+    assert core.run_learning(("swfp", 0, 100, 100, "soft_clip"), results).startswith("done learning_swfp-soft_clip_s0.json")
+    assert made == [{"squash": "soft_clip"}]  # the zoo entry with the squash on top, nothing else changed
+    result = json.loads((results / "learning_swfp-soft_clip_s0.json").read_text())
+    assert result["squash"] == "soft_clip" and result["hyperparams"]["squash"] == "'soft_clip'"
+    assert result["command"].endswith("--suite learning --seeds 0 --algos swfp --squash soft_clip")
+    docs.mkdir()
+    render_core.render_core(results, docs)
+    page = (docs / "core_benchmarks.md").read_text()
+    # the default's table stays empty; the squash run has its own section and count
+    assert "| SWFP |" not in page and "## Learning from scratch with another squash" in page
+    assert "Seeds with `soft_clip` that reach >= -200 within 20k steps: 0 of 1." in page
+    with pytest.raises(SystemExit):
+        core.main(["--suite", "learning", "--algos", "sac", "--squash", "tanh"])
