@@ -55,6 +55,8 @@ def run_learning(job: tuple[str, int, int, int, str | None], results: Path = COR
     from stable_baselines3.common.evaluation import evaluate_policy
     from stable_baselines3.common.monitor import Monitor
 
+    from sb3_swfp.hyperparams import load_hyperparams
+
     th.set_num_threads(1)
     eval_env = Monitor(gym.make(ENV_ID))
     eval_env.reset(seed=10_000 + seed)
@@ -67,7 +69,8 @@ def run_learning(job: tuple[str, int, int, int, str | None], results: Path = COR
                 curve.append((self.num_timesteps, float(np.mean(returns)), float(np.std(returns))))
             return True
 
-    model = pendulum_model(algo, seed, **({"squash": squash} if squash else {}))
+    overrides = {"squash": squash} if squash else {}
+    model = pendulum_model(algo, seed, **overrides)
     start = time.perf_counter()
     error = None
     try:
@@ -83,19 +86,12 @@ def run_learning(job: tuple[str, int, int, int, str | None], results: Path = COR
         "wall_s": time.perf_counter() - start,
         "curve": curve,
         "squash": squash,
-        "hyperparams": {k: repr(v) for k, v in model_hyperparams(algo, squash).items()},
+        "hyperparams": {k: repr(v) for k, v in {**load_hyperparams(algo, ENV_ID, HYPERPARAMS), **overrides}.items()},
         "command": f"{CORE_COMMAND} --suite learning --seeds {seed}" + (f" --algos swfp --squash {squash}" if squash else ""),
     }
     results.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1))
     return f"done {out.name} in {result['wall_s']:.0f}s"
-
-
-def model_hyperparams(algo: str, squash: str | None) -> dict:
-    """The zoo entry a learning run of ``algo`` uses, with its ``squash`` when one is given."""
-    from sb3_swfp.hyperparams import load_hyperparams
-
-    return {**load_hyperparams(algo, ENV_ID, HYPERPARAMS), **({"squash": squash} if squash else {})}
 
 
 def run_speed(results: Path = CORE_RESULTS) -> None:

@@ -88,7 +88,7 @@ def render_core(results: Path = CORE_RESULTS, docs: Path = DOCS) -> None:
         summary: dict[str, list[bool]] = {}
         for run in sorted(runs, key=lambda r: (ALGOS.index(r["algo"]), r["seed"])):
             curve = run["curve"]
-            crossed = next((step for step, mean, _ in curve if mean >= THRESHOLD), None)
+            crossed = first_crossing(curve)
             summary.setdefault(run["algo"], []).append(crossed is not None)
             if run.get("error"):
                 lines.append(f"| {run['algo'].upper()} | {run['seed']} | stopped: {run['error'][:160]} | | | |")
@@ -160,6 +160,11 @@ def render_core(results: Path = CORE_RESULTS, docs: Path = DOCS) -> None:
     print(f"wrote {shown(page)}")
 
 
+def first_crossing(curve: list) -> int | None:
+    """The first evaluated step whose mean return reaches ``THRESHOLD``; None if none does."""
+    return next((step for step, mean, _ in curve if mean >= THRESHOLD), None)
+
+
 def squash_lines(runs: list[dict]) -> list[str]:
     """The section of the learning runs made with another squash than the class default (``--squash``)."""
     if not runs:
@@ -177,7 +182,7 @@ def squash_lines(runs: list[dict]) -> list[str]:
     hits: dict[str, list[bool]] = {}
     for run in sorted(runs, key=lambda r: (r["squash"], r["seed"])):
         curve = run["curve"]
-        crossed = next((step for step, mean, _ in curve if mean >= THRESHOLD), None)
+        crossed = first_crossing(curve)
         hits.setdefault(run["squash"], []).append(crossed is not None)
         final = f"{curve[-1][1]:.1f} ± {curve[-1][2]:.1f}" if curve else (f"stopped: {run['error'][:160]}" if run.get("error") else "–")
         best = f"{max(m for _, m, _ in curve):.1f}" if curve else "–"
