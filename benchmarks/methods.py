@@ -22,6 +22,7 @@ from typing import Any
 
 from benchmarks import HYPERPARAMS
 from benchmarks.tasks import Task, make_env
+from sb3_swfp.rlpd import RLPD_UTD
 
 METHODS = ("bc", "swfp", "rlpd", "sac", "td3", "sac_demos", "td3_demos", "tqc", "crossq")
 RUN_METHODS = tuple(m for m in METHODS if m != "bc")  # bc is read off the swfp runs
@@ -29,7 +30,7 @@ DEFAULT_METHODS = ("swfp", "rlpd", "sac", "td3", "sac_demos", "td3_demos")
 LABELS = {
     "bc": "BC flow (no online step)",
     "swfp": "SWFP (BC + online)",
-    "rlpd": "RLPD-style SAC (demos, UTD 2)",
+    "rlpd": f"RLPD-style SAC (demos, UTD {RLPD_UTD})",
     "sac": "SAC from scratch",
     "td3": "TD3 from scratch",
     "sac_demos": "SAC + demos in buffer",
