@@ -41,6 +41,8 @@ FINETUNE_KWARGS: dict[str, Any] = dict(
     w2_prev_coef=0.0,  # only the trust region to the old block output
     bc_coef=10.0,  # flow-matching BC on the demonstrations in every actor step
     batch_size=256,
+    # Ten critics and the minimum over all of them, in the target and in the actor's Q term (probe Q)
+    policy_kwargs=dict(n_critics=10),
 )
 #: The share of every critic batch drawn from the demonstrations (``DemoReplayBuffer``).
 DEMO_RATIO = 0.25
@@ -55,7 +57,9 @@ def finetune_kwargs(
 
     :param demonstrations: What ``DemoReplayBuffer`` accepts: a :class:`Demonstrations` or an ``.npz`` path.
     :param demo_ratio: Share of every batch drawn from the demonstrations.
-    :param overrides: ``SWFP`` arguments that replace or add to the preset's (``policy_kwargs``, ``seed``, ...).
+    :param overrides: ``SWFP`` arguments that replace or add to the preset's (``seed``, ...);
+        ``policy_kwargs`` are merged key by key, so ``policy_kwargs=dict(net_arch=[64, 64])`` keeps the
+        preset's critics.
     :return: A new dict; the preset itself is not modified.
     """
     from sb3_swfp.swfp import SWFP
@@ -64,7 +68,8 @@ def finetune_kwargs(
     if unknown:
         raise TypeError(f"finetune_kwargs: {', '.join(unknown)} {'is not an argument' if len(unknown) == 1 else 'are not arguments'} of SWFP")
     buffer = dict(replay_buffer_class=DemoReplayBuffer, replay_buffer_kwargs=dict(demonstrations=demonstrations, demo_ratio=demo_ratio))
-    return {**FINETUNE_KWARGS, **buffer, **overrides}
+    policy_kwargs = {**FINETUNE_KWARGS["policy_kwargs"], **(overrides.pop("policy_kwargs", None) or {})}
+    return {**FINETUNE_KWARGS, **buffer, **overrides, "policy_kwargs": policy_kwargs}
 
 
 __all__ = ["DEMO_RATIO", "FINETUNE_KWARGS", "PRETRAIN_KWARGS", "finetune_kwargs"]

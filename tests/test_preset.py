@@ -25,6 +25,7 @@ from sb3_swfp.envs.toy import (
     toy_demonstrations,
     toy_reward,
 )
+from sb3_swfp.common.losses import aggregate_q
 from sb3_swfp.presets import FINETUNE_KWARGS, PRETRAIN_KWARGS, finetune_kwargs
 
 OBS = np.zeros((2000, 1), np.float32)
@@ -114,4 +115,14 @@ def test_finetune_kwargs_put_the_demonstrations_in_the_buffer_and_take_overrides
     assert {key: kwargs[key] for key in FINETUNE_KWARGS} == FINETUNE_KWARGS
     with pytest.raises(TypeError, match="n_block is not an argument of SWFP"):
         finetune_kwargs("demos.npz", n_block=3)
-    assert math.isclose(FINETUNE_KWARGS["ent_coef"], finetune_kwargs("d.npz")["ent_coef"])
+
+    # policy_kwargs merge key by key: a network size keeps the preset's ten critics; the preset is not modified
+    merged = finetune_kwargs("demos.npz", policy_kwargs=dict(net_arch=[16]))["policy_kwargs"]
+    assert merged == {"n_critics": 10, "net_arch": [16]} and FINETUNE_KWARGS["policy_kwargs"] == {"n_critics": 10}
+    assert finetune_kwargs("demos.npz", policy_kwargs=dict(n_critics=2))["policy_kwargs"] == {"n_critics": 2}
+
+
+def test_the_preset_builds_ten_critics_and_takes_their_minimum(cloned):
+    assert len(cloned.critic.q_networks) == len(cloned.critic_target.q_networks) == 10
+    q_values = th.arange(10.0).repeat(3, 1)  # (batch, critic): critic k says k
+    assert cloned.q_agg == "min" and aggregate_q(q_values, cloned.q_agg).eq(0).all()

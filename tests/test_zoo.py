@@ -502,8 +502,13 @@ def test_every_o2o_entry_is_the_preset_plus_env_settings():
 
     env_keys = {"n_timesteps", "policy", "policy_kwargs", "monitor_kwargs", "normalize", "callback", "replay_buffer_class", "replay_buffer_kwargs"}
     entries = yaml.safe_load((HYPERPARAMS / "swfp_o2o.yml").read_text())
+    preset_policy = FINETUNE_KWARGS["policy_kwargs"]
     for env_id, entry in entries.items():
-        assert {key: value for key, value in entry.items() if key not in env_keys} == FINETUNE_KWARGS, env_id
+        assert {key: value for key, value in entry.items() if key not in env_keys} == {key: value for key, value in FINETUNE_KWARGS.items() if key != "policy_kwargs"}, env_id
+        # YAML's merge key is shallow: an entry that sets its network must repeat the preset's critics
+        policy_kwargs = eval(entry["policy_kwargs"])
+        assert {key: policy_kwargs.get(key) for key in preset_policy} == preset_policy, env_id
+        assert set(policy_kwargs) - set(preset_policy) <= {"net_arch"}, env_id
         assert entry["replay_buffer_class"] == "sb3_swfp.demos.DemoReplayBuffer"
         assert entry["replay_buffer_kwargs"] == f"dict(demonstrations='demos/{{env_id}}.npz', demo_ratio={DEMO_RATIO})", env_id
         ((name, bc_kwargs),) = entry["callback"][0].items()
