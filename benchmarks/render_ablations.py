@@ -10,6 +10,7 @@ import numpy as np
 
 from benchmarks import DOCS, RENDER_COMMAND, RESULTS, SUITE_COMMAND
 from benchmarks.methods import variant_name
+from benchmarks.render_benchmarks import robustness_table
 from benchmarks.render_tasks import ARCHIVE, by_task, load, render_task, robustness_row, toy_ok
 from benchmarks.studies import DENSITY_BC_TASKS, DENSITY_SQUASHES, DRIFT_CHECKPOINTS, HELD_OUT_LANDSCAPES
 from benchmarks.tasks import TASKS
@@ -36,7 +37,7 @@ def render_ablations(results: Path = RESULTS, docs: Path = DOCS) -> Path:
         for task_name in variant_tasks:
             swfp_runs = [r for r in tasks[task_name] if r["method"].startswith("swfp")]
             lines += render_task(results, docs, budget, task_name, swfp_runs, ablation=True)
-    lines += _selection(results) + _density(results) + _archive(results, docs)
+    lines += _selection(results) + _density(results) + _archive(results, docs) + _archived_robustness(results)
     page = docs / "ablations.md"
     page.write_text("\n".join(lines) + "\n")
     return page
@@ -115,6 +116,24 @@ def _archive(results: Path, docs: Path) -> list[str]:
     for task_name, runs in tasks.items():
         lines += render_task(results, docs, "cpu", task_name, runs, ablation=True, folder=ARCHIVE)
     return lines
+
+
+def _archived_robustness(results: Path) -> list[str]:
+    """The robustness suite as run with the preset of an earlier release (``<results>/archive/robustness/``)."""
+    runs = load(results, f"{ARCHIVE}/robustness/*/*.json")
+    if not runs:
+        return []
+    seeds = sorted({run["seed"] for run in runs})
+    lines = [
+        "## The robustness suite with the earlier preset (two critics)",
+        "",
+        f"The suite's runs of the preset before it took ten critics (C3 of [robustness.md](robustness.md), seeds "
+        f"{', '.join(map(str, seeds))}; `docs/results/benchmarks/archive/robustness/`), kept for the record: each JSON",
+        "has the command and arguments it ran with.  Their seeds were the suite's fresh seeds then; the ten critics",
+        "were chosen after them, so the suite now runs on other seeds ([benchmarks.md](benchmarks.md#robustness-the-fine-tuning-preset-on-fresh-seeds)).",
+        "",
+    ]
+    return lines + robustness_table(runs, len(TASKS) * len(seeds))
 
 
 def _density(results: Path) -> list[str]:

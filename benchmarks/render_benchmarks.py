@@ -57,9 +57,6 @@ def _robustness(results: Path) -> list[str]:
     runs = load(results, "robustness/*/*.json")
     if not runs:
         return []
-    tasks: dict[str, list[dict]] = defaultdict(list)
-    for run in runs:
-        tasks[run["task"]].append(run)
     lines = [
         "## Robustness: the fine-tuning preset on fresh seeds",
         "",
@@ -69,6 +66,20 @@ def _robustness(results: Path) -> list[str]:
         "step-0 evaluation (after BC); *lowest* the lowest evaluation after it; a dip is an evaluation below",
         "BC − 10% of |BC|.  Every evaluation of a run plays the same start states.",
         "",
+    ]
+    return lines + robustness_table(runs, len(TASKS) * len(ROBUSTNESS_SEEDS)) + [
+        "What these numbers say and why the preset falls short where it does: [results.md](results.md#the-fine-tuning-preset-on-fresh-seeds).",
+        "",
+    ]
+
+
+def robustness_table(runs: list[dict], planned: int) -> list[str]:
+    """The table of robustness runs (per task: BC, final, dips) and the issue's acceptance lines, the goals
+    scaled to the runs that have finished out of ``planned``."""
+    tasks: dict[str, list[dict]] = defaultdict(list)
+    for run in runs:
+        tasks[run["task"]].append(run)
+    lines = [
         "| task | seeds | BC (mean) | final (mean) | final ≥ BC | no dip | per seed: BC → final (lowest) |",
         "|---|---|---|---|---|---|---|",
     ]
@@ -96,7 +107,6 @@ def _robustness(results: Path) -> list[str]:
                 f"{sum(ok)} of {len(ok)} seeds (" + ", ".join(f"{m['high_reward_share']:.2f} ({m['high_reward_modes_kept']}/{m['n_high_reward_modes']})" for m in modes)
                 + f"): {_verdict(all(ok))}."
             )
-    planned = len(TASKS) * len(ROBUSTNESS_SEEDS)
     lines += ["", "Against the acceptance lines of the robust fine-tuning issue:", ""]
     if total < planned:
         lines += [f"- **{total} of the suite's {planned} runs have finished** (the command resumes where it stopped); the goals are scaled to them."]
@@ -107,8 +117,6 @@ def _robustness(results: Path) -> list[str]:
         f"- Mean final above the mean BC start on every task: {_verdict(not tasks_below)}"
         + (f" (below on {', '.join(tasks_below)})." if tasks_below else "."),
         *toy_lines,
-        "",
-        "What these numbers say and why the preset falls short where it does: [results.md](results.md#the-fine-tuning-preset-on-fresh-seeds).",
         "",
     ]
     return lines

@@ -32,8 +32,9 @@ EVAL_SEED = 10_000
 #: Written into each result: older runs (without it) drew new start states at every evaluation
 EVAL_PROTOCOL = "same start states at every evaluation"
 
-#: Fresh seeds of the robustness suite: they played no part in choosing the preset (seeds 0-2)
-ROBUSTNESS_SEEDS = (10, 11, 12, 13, 14)
+#: Fresh seeds of the robustness suite: they played no part in choosing the preset (seeds 0-2).  Seeds
+#: 10-14 were the suite's until the preset took ten critics, a change chosen after their runs were seen.
+ROBUSTNESS_SEEDS = (15, 16, 17, 18, 19)
 
 
 #: The robustness suite evaluates over at least this many episodes (MuJoCo's tables use 5)

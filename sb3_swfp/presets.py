@@ -1,7 +1,8 @@
 """The fine-tuning preset: one set of SWFP settings for behaviour cloning then online fine-tuning, on any task.
 
-Chosen once, on seeds 0-2 of the project's seven benchmark tasks with a rule written down before
-the runs, and reported on fresh seeds 10-14 (docs/robustness.md, docs/benchmarks.md).  What a task
+Chosen on seeds 0-2 of the project's seven benchmark tasks by rules written down before the runs
+(the settings, then ten critics instead of two), and reported on fresh seeds 15-19
+(docs/robustness.md, docs/benchmarks.md).  What a task
 may change is the env's business: its demonstrations, its budget, the network size, observation
 normalisation; not these weights::
 
