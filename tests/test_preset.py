@@ -2,7 +2,6 @@
 the true reward moves it into the high-reward modes and keeps every one of them."""
 
 import copy
-import math
 
 import numpy as np
 import pytest
@@ -10,6 +9,7 @@ import torch as th
 from stable_baselines3.common.utils import polyak_update
 
 from sb3_swfp import SWFP
+from sb3_swfp.common.losses import aggregate_q
 from sb3_swfp.envs.toy import (
     ANNULUS_DEPTH,
     ANNULUS_STD,
@@ -25,7 +25,6 @@ from sb3_swfp.envs.toy import (
     toy_demonstrations,
     toy_reward,
 )
-from sb3_swfp.common.losses import aggregate_q
 from sb3_swfp.presets import FINETUNE_KWARGS, PRETRAIN_KWARGS, finetune_kwargs
 
 OBS = np.zeros((2000, 1), np.float32)
