@@ -3,8 +3,11 @@ commands), and the acceptance lines of one robustness run."""
 
 from __future__ import annotations
 
+import ast
+import inspect
 import json
 import os
+import re
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -14,6 +17,7 @@ import numpy as np
 from benchmarks import current_command, methods
 from benchmarks.methods import LABELS, METHODS, variant_name
 from benchmarks.tasks import TASKS, Task
+from sb3_swfp.swfp.policies import FlowPolicy
 
 #: Results folder of runs made with settings of earlier releases, kept for the record (docs/ablations.md)
 ARCHIVE = "archive"
@@ -58,13 +62,43 @@ def stale_arguments(run: dict, entry: dict[str, Any]) -> list[str]:
     """For an SWFP run: the arguments its stored hyperparameters disagree on with today's ``swfp_o2o.yml``
     entry of its task (``swfp_o2o_entry(env_id)[0]``) and its variant's arguments, as
     ``"key ran X, entry now Y"``; empty for up-to-date runs."""
-    expected = {**entry, **(run.get("swfp_kwargs") or {})}
+    variant = run.get("swfp_kwargs") or {}
+    expected = {**entry, **variant}
     stored = run["hyperparams"]
-    return [
+    stale = [
         f"{key} ran {stored[key]}, entry now {expected[key]!r}"
         for key in sorted(expected.keys() & stored.keys() - {"policy_kwargs", "replay_buffer_class"})
         if stored[key] != repr(expected[key])
     ]
+    # policy_kwargs merge key by key (methods.with_overrides); the stored ones are the policy's repr, so
+    # compare their scalar settings (n_critics, critic_layer_norm, ...), a missing one at its default
+    policy_kwargs = {**entry.get("policy_kwargs", {}), **variant.get("policy_kwargs", {})}
+    ran = _scalar_policy_kwargs(stored.get("policy_kwargs", "{}"))
+    for key, value in sorted(policy_kwargs.items()):
+        if isinstance(value, (bool, int, float, str)):
+            was = ran.get(key, _POLICY_DEFAULTS.get(key))
+            if was != value:
+                stale.append(f"policy_kwargs {key} ran {was!r}, entry now {value!r}")
+    return stale
+
+
+#: The flow policy's defaults, for policy_kwargs a stored run does not list
+_POLICY_DEFAULTS = {
+    name: param.default
+    for name, param in inspect.signature(FlowPolicy.__init__).parameters.items()
+    if param.default is not inspect.Parameter.empty
+}
+
+
+def _scalar_policy_kwargs(stored: str) -> dict[str, Any]:
+    """The ``'key': scalar`` items of a stored policy_kwargs repr (nested values are skipped)."""
+    items = {}
+    for key, text in re.findall(r"'(\w+)': ([^,{}\[\]<>]+?)(?=,|\}$)", stored):
+        try:
+            items[key] = ast.literal_eval(text.strip())
+        except (ValueError, SyntaxError):
+            continue
+    return items
 
 
 def _ordered(methods: dict[str, list[dict]]) -> list[str]:

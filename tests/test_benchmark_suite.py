@@ -269,3 +269,13 @@ def test_core_learning_with_another_squash_writes_its_own_file_and_section(tmp_p
     assert "Seeds with `soft_clip` that reach >= -200 within 20k steps: 0 of 1." in page
     with pytest.raises(SystemExit):
         core.main(["--suite", "learning", "--algos", "sac", "--squash", "tanh"])
+
+
+def test_stale_arguments_compare_the_scalar_policy_kwargs_a_run_was_made_with():
+    entry = {"w2_coef": 100.0, "policy_kwargs": {"n_critics": 10, "net_arch": [256, 256]}}
+    two_critics = {"hyperparams": {"w2_coef": "100.0", "policy_kwargs": "{'net_arch': [256, 256], 'n_blocks': 5, 'squash': 'soft_clip'}"}}
+    assert stale_arguments(two_critics, entry) == ["policy_kwargs n_critics ran 2, entry now 10"]  # 2: the policy's default
+    ten_critics = {"hyperparams": {**two_critics["hyperparams"], "policy_kwargs": "{'net_arch': [256, 256], 'n_critics': 10, 'n_blocks': 5}"}}
+    assert stale_arguments(ten_critics, entry) == []
+    # a variant's policy_kwargs merge into the entry's key by key, as the suite builds the model
+    assert stale_arguments({**two_critics, "swfp_kwargs": {"policy_kwargs": {"n_critics": 2}}}, entry) == []
