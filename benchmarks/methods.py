@@ -22,6 +22,7 @@ from typing import Any
 
 from benchmarks import HYPERPARAMS
 from benchmarks.tasks import Task, make_env
+from sb3_swfp.presets import merge_kwargs
 from sb3_swfp.rlpd import RLPD_UTD
 
 METHODS = ("bc", "swfp", "rlpd", "sac", "td3", "sac_demos", "td3_demos", "tqc", "crossq")
@@ -74,15 +75,6 @@ def swfp_o2o_entry(env_id: str) -> tuple[dict[str, Any], dict[str, Any], float |
     return entry, bc_kwargs, demo_ratio
 
 
-def with_overrides(kwargs: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-    """``kwargs`` with a variant's arguments on top; ``policy_kwargs`` are merged key by key, so that a
-    variant can add e.g. ``critic_layer_norm`` and keep the entry's network sizes."""
-    merged = {**kwargs, **overrides}
-    if "policy_kwargs" in overrides:
-        merged["policy_kwargs"] = {**kwargs.get("policy_kwargs", {}), **overrides["policy_kwargs"]}
-    return merged
-
-
 #: What the RLPD-style helper sets in rl-zoo3's SAC entries (the policy class too)
 RLPD_SETS = ("policy", "replay_buffer_class", "replay_buffer_kwargs", "learning_starts", "train_freq", "gradient_steps")
 
@@ -111,7 +103,7 @@ def make_model(method: str, task: Task, demos, seed: int, budget: str, device: s
     env = make_env(task.env_id)
     if method == "swfp":
         kwargs, bc_kwargs, demo_ratio = swfp_o2o_entry(task.env_id)
-        kwargs = with_overrides(kwargs, overrides or {})
+        kwargs = merge_kwargs(kwargs, overrides or {})  # policy_kwargs key by key, as finetune_kwargs does
         policy = kwargs.pop("policy")
         if demo_ratio is not None:
             kwargs.update(replay_buffer_class=DemoReplayBuffer, replay_buffer_kwargs=dict(demonstrations=demos, demo_ratio=demo_ratio))

@@ -10,8 +10,7 @@ import numpy as np
 
 from benchmarks import DOCS, RENDER_COMMAND, RESULTS, SUITE_COMMAND
 from benchmarks.methods import variant_name
-from benchmarks.render_benchmarks import robustness_table
-from benchmarks.render_tasks import ARCHIVE, by_task, load, render_task, robustness_row, toy_ok
+from benchmarks.render_tasks import ARCHIVE, by_task, load, render_task, robustness_row, robustness_table, toy_ok
 from benchmarks.studies import DENSITY_BC_TASKS, DENSITY_SQUASHES, DRIFT_CHECKPOINTS, HELD_OUT_LANDSCAPES
 from benchmarks.tasks import TASKS
 

@@ -4,7 +4,6 @@ shipped demonstrations, sensitivity and cost, from the suite's raw results."""
 from __future__ import annotations
 
 import json
-from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +11,7 @@ import numpy as np
 from benchmarks import DOCS, RENDER_COMMAND, RESULTS, SUITE_COMMAND, current_command
 from benchmarks.methods import variant_name
 from benchmarks.render_core import speed_ratios
-from benchmarks.render_tasks import by_task, link, load, render_task, robustness_row, toy_ok
+from benchmarks.render_tasks import by_task, link, load, render_task, robustness_table
 from benchmarks.runner import ROBUSTNESS_SEEDS
 from benchmarks.tasks import TASKS
 from sb3_swfp.rlpd import RLPD_DEMO_RATIO, RLPD_UTD
@@ -48,10 +47,6 @@ def render_benchmarks(results: Path = RESULTS, docs: Path = DOCS) -> Path:
     return page
 
 
-def _verdict(ok: bool) -> str:
-    return "**met**" if ok else "**not met**"
-
-
 def _robustness(results: Path) -> list[str]:
     """The robustness suite: the preset on every task, fresh seeds, against the issue's acceptance lines."""
     runs = load(results, "robustness/*/*.json")
@@ -65,61 +60,13 @@ def _robustness(results: Path) -> list[str]:
         "BC − 10% of |BC|.  Every evaluation of a run plays the same start states.",
         "",
     ]
+    planned = len(TASKS) * len(ROBUSTNESS_SEEDS)
     if not runs:  # the section stays, so that links to it hold while the suite runs
-        return lines + [f"No run of the suite's {len(TASKS) * len(ROBUSTNESS_SEEDS)} has finished yet.", ""]
-    return lines + robustness_table(runs, len(TASKS) * len(ROBUSTNESS_SEEDS)) + [
+        return lines + [f"No run of the suite's {planned} has finished yet.", ""]
+    return lines + robustness_table(runs, planned) + [
         "What these numbers say and why the preset falls short where it does: [results.md](results.md#the-fine-tuning-preset-on-fresh-seeds).",
         "",
     ]
-
-
-def robustness_table(runs: list[dict], planned: int) -> list[str]:
-    """The table of robustness runs (per task: BC, final, dips) and the issue's acceptance lines, the goals
-    scaled to the runs that have finished out of ``planned``."""
-    tasks: dict[str, list[dict]] = defaultdict(list)
-    for run in runs:
-        tasks[run["task"]].append(run)
-    lines = [
-        "| task | seeds | BC (mean) | final (mean) | final ≥ BC | no dip | per seed: BC → final (lowest) |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    total = final_ok = dip_ok = 0
-    tasks_above: list[str] = []
-    tasks_below: list[str] = []
-    toy_lines: list[str] = []
-    for task_name in [t for t in TASKS if t in tasks]:
-        task, group = TASKS[task_name], sorted(tasks[task_name], key=lambda r: r["seed"])
-        rows = [robustness_row(r) for r in group]
-        d = task.decimals
-        bc_mean, final_mean = np.mean([r["bc"] for r in rows]), np.mean([r["final"] for r in rows])
-        n_final, n_dip = sum(r["final_ge_bc"] for r in rows), sum(r["no_dip"] for r in rows)
-        total, final_ok, dip_ok = total + len(rows), final_ok + n_final, dip_ok + n_dip
-        (tasks_above if final_mean > bc_mean else tasks_below).append(task.env_id)
-        per_seed = "; ".join(f"s{r['seed']}: {row['bc']:.{d}f} → {row['final']:.{d}f} ({row['lowest']:.{d}f})" for r, row in zip(group, rows))
-        lines.append(
-            f"| {task.env_id} | {len(rows)} | {bc_mean:.{d}f} | {final_mean:.{d}f} | {n_final}/{len(rows)} | {n_dip}/{len(rows)} | {per_seed} |"
-        )
-        if task.demos == "toy":
-            modes = [r["toy_modes"] for r in group]
-            ok = [toy_ok(m) for m in modes]
-            toy_lines.append(
-                f"- Toy: ≥ 90% of the samples in the high-reward modes with each mode holding ≥ 10% of them in "
-                f"{sum(ok)} of {len(ok)} seeds (" + ", ".join(f"{m['high_reward_share']:.2f} ({m['high_reward_modes_kept']}/{m['n_high_reward_modes']})" for m in modes)
-                + f"): {_verdict(all(ok))}."
-            )
-    lines += ["", "Against the acceptance lines of the robust fine-tuning issue:", ""]
-    if total < planned:
-        lines += [f"- **{total} of the suite's {planned} runs have finished** (the command resumes where it stopped); the goals are scaled to them."]
-    quota = int(np.ceil(total * 30 / planned))
-    lines += [
-        f"- Final ≥ BC start in {final_ok} of {total} runs (goal ≥ {quota} of {total}): {_verdict(final_ok >= quota)}.",
-        f"- No evaluation below BC − 10% of |BC| in {dip_ok} of {total} runs (goal ≥ {quota} of {total}): {_verdict(dip_ok >= quota)}.",
-        f"- Mean final above the mean BC start on every task: {_verdict(not tasks_below)}"
-        + (f" (below on {', '.join(tasks_below)})." if tasks_below else "."),
-        *toy_lines,
-        "",
-    ]
-    return lines
 
 
 def _shipped_demos() -> list[str]:

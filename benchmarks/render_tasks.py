@@ -1,5 +1,5 @@
 """What the suite's pages share: reading the results, one task's section (table, verdict, curve,
-commands), and the acceptance lines of one robustness run."""
+commands), and the acceptance lines of one robustness run and of a set of them."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ import numpy as np
 from benchmarks import current_command, methods
 from benchmarks.methods import LABELS, METHODS, variant_name
 from benchmarks.tasks import TASKS, Task
+from sb3_swfp.presets import merge_kwargs
 from sb3_swfp.swfp.policies import FlowPolicy
 
 #: Results folder of runs made with settings of earlier releases, kept for the record (docs/ablations.md)
@@ -62,19 +63,17 @@ def stale_arguments(run: dict, entry: dict[str, Any]) -> list[str]:
     """For an SWFP run: the arguments its stored hyperparameters disagree on with today's ``swfp_o2o.yml``
     entry of its task (``swfp_o2o_entry(env_id)[0]``) and its variant's arguments, as
     ``"key ran X, entry now Y"``; empty for up-to-date runs."""
-    variant = run.get("swfp_kwargs") or {}
-    expected = {**entry, **variant}
+    expected = merge_kwargs(entry, run.get("swfp_kwargs") or {})  # as the suite built the model
     stored = run["hyperparams"]
     stale = [
         f"{key} ran {stored[key]}, entry now {expected[key]!r}"
         for key in sorted(expected.keys() & stored.keys() - {"policy_kwargs", "replay_buffer_class"})
         if stored[key] != repr(expected[key])
     ]
-    # policy_kwargs merge key by key (methods.with_overrides); the stored ones are the policy's repr, so
-    # compare their scalar settings (n_critics, critic_layer_norm, ...), a missing one at its default
-    policy_kwargs = {**entry.get("policy_kwargs", {}), **variant.get("policy_kwargs", {})}
+    # the stored policy_kwargs are the policy's repr: compare their scalar settings (n_critics,
+    # critic_layer_norm, ...), a missing one at its default
     ran = _scalar_policy_kwargs(stored.get("policy_kwargs", "{}"))
-    for key, value in sorted(policy_kwargs.items()):
+    for key, value in sorted(expected.get("policy_kwargs", {}).items()):
         if isinstance(value, (bool, int, float, str)):
             was = ran.get(key, _POLICY_DEFAULTS.get(key))
             if was != value:
@@ -289,3 +288,56 @@ def robustness_row(run: dict) -> dict[str, Any]:
 def toy_ok(toy_modes: dict[str, Any]) -> bool:
     """The toy's acceptance line: >= 90% of the samples in the high-reward modes, each mode holding >= 10% of them."""
     return toy_modes["high_reward_share"] >= 0.9 and toy_modes["high_reward_modes_kept"] == toy_modes["n_high_reward_modes"]
+
+
+def _verdict(ok: bool) -> str:
+    return "**met**" if ok else "**not met**"
+
+
+def robustness_table(runs: list[dict], planned: int) -> list[str]:
+    """The table of robustness runs (per task: BC, final, dips) and the issue's acceptance lines, the goals
+    scaled to the runs that have finished out of ``planned``."""
+    tasks: dict[str, list[dict]] = defaultdict(list)
+    for run in runs:
+        tasks[run["task"]].append(run)
+    lines = [
+        "| task | seeds | BC (mean) | final (mean) | final ≥ BC | no dip | per seed: BC → final (lowest) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    total = final_ok = dip_ok = 0
+    tasks_above: list[str] = []
+    tasks_below: list[str] = []
+    toy_lines: list[str] = []
+    for task_name in [t for t in TASKS if t in tasks]:
+        task, group = TASKS[task_name], sorted(tasks[task_name], key=lambda r: r["seed"])
+        rows = [robustness_row(r) for r in group]
+        d = task.decimals
+        bc_mean, final_mean = np.mean([r["bc"] for r in rows]), np.mean([r["final"] for r in rows])
+        n_final, n_dip = sum(r["final_ge_bc"] for r in rows), sum(r["no_dip"] for r in rows)
+        total, final_ok, dip_ok = total + len(rows), final_ok + n_final, dip_ok + n_dip
+        (tasks_above if final_mean > bc_mean else tasks_below).append(task.env_id)
+        per_seed = "; ".join(f"s{r['seed']}: {row['bc']:.{d}f} → {row['final']:.{d}f} ({row['lowest']:.{d}f})" for r, row in zip(group, rows))
+        lines.append(
+            f"| {task.env_id} | {len(rows)} | {bc_mean:.{d}f} | {final_mean:.{d}f} | {n_final}/{len(rows)} | {n_dip}/{len(rows)} | {per_seed} |"
+        )
+        if task.demos == "toy":
+            modes = [r["toy_modes"] for r in group]
+            ok = [toy_ok(m) for m in modes]
+            toy_lines.append(
+                f"- Toy: ≥ 90% of the samples in the high-reward modes with each mode holding ≥ 10% of them in "
+                f"{sum(ok)} of {len(ok)} seeds (" + ", ".join(f"{m['high_reward_share']:.2f} ({m['high_reward_modes_kept']}/{m['n_high_reward_modes']})" for m in modes)
+                + f"): {_verdict(all(ok))}."
+            )
+    lines += ["", "Against the acceptance lines of the robust fine-tuning issue:", ""]
+    if total < planned:
+        lines += [f"- **{total} of the suite's {planned} runs have finished** (the command resumes where it stopped); the goals are scaled to them."]
+    quota = int(np.ceil(total * 30 / planned))
+    lines += [
+        f"- Final ≥ BC start in {final_ok} of {total} runs (goal ≥ {quota} of {total}): {_verdict(final_ok >= quota)}.",
+        f"- No evaluation below BC − 10% of |BC| in {dip_ok} of {total} runs (goal ≥ {quota} of {total}): {_verdict(dip_ok >= quota)}.",
+        f"- Mean final above the mean BC start on every task: {_verdict(not tasks_below)}"
+        + (f" (below on {', '.join(tasks_below)})." if tasks_below else "."),
+        *toy_lines,
+        "",
+    ]
+    return lines

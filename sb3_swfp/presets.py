@@ -69,8 +69,16 @@ def finetune_kwargs(
     if unknown:
         raise TypeError(f"finetune_kwargs: {', '.join(unknown)} {'is not an argument' if len(unknown) == 1 else 'are not arguments'} of SWFP")
     buffer = dict(replay_buffer_class=DemoReplayBuffer, replay_buffer_kwargs=dict(demonstrations=demonstrations, demo_ratio=demo_ratio))
-    policy_kwargs = {**FINETUNE_KWARGS["policy_kwargs"], **(overrides.pop("policy_kwargs", None) or {})}
-    return {**FINETUNE_KWARGS, **buffer, **overrides, "policy_kwargs": policy_kwargs}
+    return merge_kwargs({**FINETUNE_KWARGS, **buffer}, overrides)
 
 
-__all__ = ["DEMO_RATIO", "FINETUNE_KWARGS", "PRETRAIN_KWARGS", "finetune_kwargs"]
+def merge_kwargs(kwargs: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """``kwargs`` with ``overrides`` on top; ``policy_kwargs`` are merged key by key into a new dict (a
+    network size keeps the preset's critics, and the preset's own dict is never handed out)."""
+    merged = {**kwargs, **overrides}
+    if "policy_kwargs" in merged:
+        merged["policy_kwargs"] = {**(kwargs.get("policy_kwargs") or {}), **(overrides.get("policy_kwargs") or {})}
+    return merged
+
+
+__all__ = ["DEMO_RATIO", "FINETUNE_KWARGS", "PRETRAIN_KWARGS", "finetune_kwargs", "merge_kwargs"]
