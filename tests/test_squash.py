@@ -49,6 +49,17 @@ def test_soft_clip_is_the_identity_inside_the_knee_and_its_bound_pre_image_is_sh
     assert expected < 1.3 < np.arctanh(1 - BOUND_MARGIN)
 
 
+@pytest.mark.parametrize("dtype", [th.float32, th.float64])
+def test_soft_clip_equals_its_piecewise_form_bit_for_bit(dtype):
+    """The computed form must give the digits of ``sign(x) (k + (1 - k) tanh((|x| - k) / (1 - k)))``
+    beyond the knee and ``x`` inside it, so that runs made before it reproduce."""
+    k = SOFT_CLIP_KNEE
+    x = th.cat([th.linspace(-40.0, 40.0, 200_001), th.randn(100_000, generator=th.Generator().manual_seed(0))])
+    x = th.cat([x, th.tensor([k, -k, 0.0, -0.0, 1e-30, float("inf"), -float("inf")])]).to(dtype).reshape(-1, 2)
+    tail = th.sign(x) * (k + (1.0 - k) * th.tanh((x.abs() - k) / (1.0 - k)))
+    assert th.equal(Squash("soft_clip")(x), th.where(x.abs() <= k, x, tail))
+
+
 def test_clip_has_no_density_correction():
     squash = Squash("clip")
     assert th.equal(squash(X), X.clamp(-1, 1)) and th.all(squash.log_abs_det(X) == 0)
