@@ -6,8 +6,9 @@ Two suites, each writing raw JSON under ``docs/results/core/`` and re-rendering 
 - ``learning``: SWFP, SAC and TD3 from scratch on Pendulum-v1, 20k env steps, 3 seeds, deterministic
   evaluation (10 episodes) every 1k steps.  SWFP uses ``zoo_hyperparams/swfp.yml``; SAC and TD3 use
   rl-zoo3's own Pendulum-v1 entries.  Finished runs are skipped (resumable); ``--jobs N`` runs N
-  independent processes with one torch thread each.  ``--algos swfp --squash soft_clip`` runs SWFP with
-  another squash than the class default, into files of its own (the check a new default must pass).
+  independent processes with one torch thread each.  ``--algos swfp --squash clip`` runs SWFP with
+  another squash than the class default, into files of its own (the check a new default must pass;
+  the clip's runs are the rows of the default before 0.2.0).
 - ``speed``: in one process, the models taking turns (``measure_speed``): training env-steps/s (batch
   256, one gradient step per env step, after a warm-up) and ``predict`` latency for one observation,
   SWFP (N=5) vs SAC vs TD3, plus a cProfile summary of SWFP's ``train()``.
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import inspect
 import io
 import json
 import os
@@ -37,6 +39,10 @@ from benchmarks.cost import ENV_ID, SPEED_PREDICT_CALLS, SPEED_ROUNDS, SPEED_TRA
 from benchmarks.render_core import ALGOS, render_core, strip_paths
 from benchmarks.runner import run_jobs
 from sb3_swfp.common.squash import SQUASHES
+from sb3_swfp.swfp.swfp import SWFP
+
+#: SWFP's class default squash: ``--squash`` names another one
+DEFAULT_SQUASH = inspect.signature(SWFP.__init__).parameters["squash"].default
 
 
 def run_learning(job: tuple[str, int, int, int, str | None], results: Path = CORE_RESULTS) -> str:
@@ -100,13 +106,14 @@ def run_speed(results: Path = CORE_RESULTS) -> None:
     import torch as th
 
     th.set_num_threads(1)
+    load_average = os.getloadavg()[0]  # the ratios are in-process; the absolute rates are not
     obs = gym.make(ENV_ID).reset(seed=0)[0]
     configs = {
         "swfp": dict(algo="swfp", n_blocks=5),
         "swfp_policy_delay_1": dict(algo="swfp", n_blocks=5, policy_delay=1),
         "swfp_euler": dict(algo="swfp", n_blocks=5, ode_solver="euler"),
-        # The fine-tuning preset's density on the box, the candidate for the class default
-        "swfp_soft_clip": dict(algo="swfp", n_blocks=5, squash="soft_clip"),
+        # 0.1.0's rule and class default until 0.2.0, without a density on the box
+        "swfp_clip": dict(algo="swfp", n_blocks=5, squash="clip"),
         "sac": dict(algo="sac"),
         # SWFP's policies step Adam with foreach=True; SAC with the same, for a like-for-like comparison
         "sac_foreach_adam": dict(algo="sac", policy_kwargs=dict(optimizer_kwargs=dict(foreach=True))),
@@ -135,6 +142,7 @@ def run_speed(results: Path = CORE_RESULTS) -> None:
         "predict_calls": SPEED_PREDICT_CALLS,
         "torch_threads": 1,
         "cpu_count": os.cpu_count(),
+        "load_average": load_average,
     }
     results.mkdir(parents=True, exist_ok=True)
     (results / "speed.json").write_text(json.dumps(result, indent=1))
@@ -153,6 +161,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.squash and args.algos != ["swfp"]:
         parser.error("--squash is SWFP's: pass it with --algos swfp")
+    if args.squash == DEFAULT_SQUASH:
+        parser.error(f"--squash {args.squash} is the class default, whose runs are the SWFP rows: run without --squash")
     if args.suite == "learning":
         jobs = [(algo, seed, args.timesteps, args.eval_every, args.squash) for algo in args.algos for seed in args.seeds]
         run_jobs(run_learning, jobs, args.jobs, results=CORE_RESULTS)

@@ -111,6 +111,7 @@ def run_cost(device: str, results: Path = RESULTS) -> None:
     import torch as th
 
     th.set_num_threads(1)
+    load_average = os.getloadavg()[0]  # the ratios are in-process; the absolute times are not
     obs = gym.make(ENV_ID).reset(seed=0)[0]
     speed = measure_speed({algo: dict(algo=algo) for algo in ("swfp", "sac", "td3")}, obs)
     configs = {f"swfp_N{n}": dict(algo="swfp", n_blocks=n) for n in COST_N} | {"sac": dict(algo="sac")}
@@ -125,6 +126,7 @@ def run_cost(device: str, results: Path = RESULTS) -> None:
         "device": device,
         "command": f"{SUITE_COMMAND} --suite cost",
         "cpu_count": os.cpu_count(),
+        "load_average": load_average,
     }
     (results / "cost.json").parent.mkdir(parents=True, exist_ok=True)
     (results / "cost.json").write_text(json.dumps(result, indent=1))

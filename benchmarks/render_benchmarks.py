@@ -169,6 +169,7 @@ def _cost(results: Path) -> list[str]:
         "",
         f"Command: `{current_command(cost['command'])}` (device: {cost['device']}"
         + (f", {cost['cpu_count']} CPUs" if cost.get("cpu_count") else "")
+        + (f", load average {cost['load_average']:.1f} when it started" if cost.get("load_average") else "")
         + "); Pendulum-v1, batch 256, one gradient step per",
         "env step, the models in one process taking turns.",
         "",

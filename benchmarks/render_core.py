@@ -102,6 +102,7 @@ def render_core(results: Path = CORE_RESULTS, docs: Path = DOCS) -> None:
         lines += ["", "Seeds that reach a mean deterministic return >= -200 within 20k steps:", ""]
         for algo, hits in summary.items():
             lines.append(f"- {algo.upper()}: {sum(hits)} of {len(hits)}")
+        lines += relabelled_lines(runs)
         png = results / "pendulum_learning.png"
         lines += ["", f"![Pendulum-v1 learning curves]({Path(os.path.relpath(png, docs)).as_posix()})", ""]
         _plot(runs, png)
@@ -116,6 +117,7 @@ def render_core(results: Path = CORE_RESULTS, docs: Path = DOCS) -> None:
             "",
             f"Command: `{current_command(speed['command'])}`"
             + (f" ({speed['cpu_count']} CPUs, {speed.get('torch_threads', 1)} torch thread)" if speed.get("cpu_count") else "")
+            + (f"; load average {speed['load_average']:.1f} when it started" if speed.get("load_average") else "")
             + ".  Pendulum-v1, batch 256, one gradient step per env step,",
             f"all models in one process taking turns, {speed.get('rounds', 5)} rounds of {speed.get('train_chunk', 300)} training steps and "
             f"{speed.get('predict_calls', 200)} predictions each"
@@ -165,6 +167,15 @@ def first_crossing(curve: list) -> int | None:
     return next((step for step, mean, _ in curve if mean >= THRESHOLD), None)
 
 
+def relabelled_lines(runs: list[dict]) -> list[str]:
+    """What a run's ``relabelled`` note says, once per note, with the seeds it covers."""
+    notes: dict[tuple[str, str], list[str]] = {}
+    for run in runs:
+        if run.get("relabelled"):
+            notes.setdefault((run["relabelled"], run["algo"].upper()), []).append(str(run["seed"]))
+    return ["", *[f"Relabelled, {algo} seeds {', '.join(seeds)}: {note}." for (note, algo), seeds in notes.items()]] if notes else []
+
+
 def squash_lines(runs: list[dict]) -> list[str]:
     """The section of the learning runs made with another squash than the class default (``--squash``)."""
     if not runs:
@@ -174,7 +185,8 @@ def squash_lines(runs: list[dict]) -> list[str]:
         "",
         "SWFP's zoo entry with only the squash changed: the check a squash must pass to become the class default",
         "(rule 4 of [robustness.md](robustness.md): >= -200 within 20k steps in 3 of 3 seeds; its speed is the",
-        "`swfp_soft_clip` row of the speed table).",
+        "`swfp_<squash>` row of the speed table).  The soft clip passed it and is the class default since 0.2.0;",
+        "the clip's runs are the SWFP rows of the releases before.",
         "",
         "| squash | seed | first eval >= -200 at step | best eval | final eval (mean ± std over 10 episodes) | wall time | command |",
         "|---|---|---|---|---|---|---|",
@@ -190,8 +202,8 @@ def squash_lines(runs: list[dict]) -> list[str]:
             f"| `{run['squash']}` | {run['seed']} | {crossed if crossed is not None else 'never'} | {best} | {final} | "
             f"{run['wall_s'] / 60:.1f} min | `{run['command']}` |"
         )
-    lines += ["", *[f"Seeds with `{squash}` that reach >= -200 within 20k steps: {sum(h)} of {len(h)}." for squash, h in hits.items()], ""]
-    return lines
+    lines += ["", *[f"Seeds with `{squash}` that reach >= -200 within 20k steps: {sum(h)} of {len(h)}." for squash, h in hits.items()]]
+    return lines + relabelled_lines(runs) + [""]
 
 
 def _plot(runs: list[dict], path: Path) -> None:

@@ -256,19 +256,21 @@ def test_core_learning_with_another_squash_writes_its_own_file_and_section(tmp_p
 
     monkeypatch.setattr(core, "pendulum_model", small_model)
     results, docs = tmp_path / "core", tmp_path / "docs"
-    assert core.run_learning(("swfp", 0, 100, 100, "soft_clip"), results).startswith("done learning_swfp-soft_clip_s0.json")
-    assert made == [{"squash": "soft_clip"}]  # the zoo entry with the squash on top, nothing else changed
-    result = json.loads((results / "learning_swfp-soft_clip_s0.json").read_text())
-    assert result["squash"] == "soft_clip" and result["hyperparams"]["squash"] == "'soft_clip'"
-    assert result["command"].endswith("--suite learning --seeds 0 --algos swfp --squash soft_clip")
+    assert core.run_learning(("swfp", 0, 100, 100, "clip"), results).startswith("done learning_swfp-clip_s0.json")
+    assert made == [{"squash": "clip"}]  # the zoo entry with the squash on top, nothing else changed
+    result = json.loads((results / "learning_swfp-clip_s0.json").read_text())
+    assert result["squash"] == "clip" and result["hyperparams"]["squash"] == "'clip'"
+    assert result["command"].endswith("--suite learning --seeds 0 --algos swfp --squash clip")
     docs.mkdir()
     render_core.render_core(results, docs)
     page = (docs / "core_benchmarks.md").read_text()
     # the default's table stays empty; the squash run has its own section and count
     assert "| SWFP |" not in page and "## Learning from scratch with another squash" in page
-    assert "Seeds with `soft_clip` that reach >= -200 within 20k steps: 0 of 1." in page
+    assert "Seeds with `clip` that reach >= -200 within 20k steps: 0 of 1." in page
     with pytest.raises(SystemExit):
         core.main(["--suite", "learning", "--algos", "sac", "--squash", "tanh"])
+    with pytest.raises(SystemExit):  # the class default's runs are the SWFP rows, not another squash's
+        core.main(["--suite", "learning", "--algos", "swfp", "--squash", "soft_clip"])
 
 
 def test_stale_arguments_compare_the_scalar_policy_kwargs_a_run_was_made_with():

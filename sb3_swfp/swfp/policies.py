@@ -102,7 +102,7 @@ class FlowActor(BasePolicy):
         time_embed_dim: int = 16,
         layer_norm: bool = False,
         share_velocity: bool = True,
-        squash: str = "clip",
+        squash: str = "soft_clip",
         normalize_images: bool = True,
     ):
         super().__init__(
@@ -334,7 +334,7 @@ class FlowPolicy(BasePolicy):
         time_embed_dim: int = 16,
         layer_norm: bool = False,
         share_velocity: bool = True,
-        squash: str = "clip",
+        squash: str = "soft_clip",
         critic_layer_norm: bool = False,
         features_extractor_class: type[BaseFeaturesExtractor] = FlattenExtractor,
         features_extractor_kwargs: dict[str, Any] | None = None,

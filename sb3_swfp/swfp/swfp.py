@@ -64,10 +64,10 @@ class SWFP(OffPolicyAlgorithm):
     :param log_prob_method: ``"exact"`` Jacobian log-determinant, ``"hutchinson"`` trace estimate,
         or ``"auto"`` (exact for action dimension <= 32, else Hutchinson).
     :param squash: The map from the chain's output to the action box, whose log-determinant the
-        density includes: ``"soft_clip"`` (identity inside [-0.9, 0.9], tanh tail beyond), ``"tanh"``
-        or ``"clip"`` (no density on the box; models saved before this option load with it).  The
-        actor step evaluates Q at the squashed particles ``S(x_n)`` and adds ``log|det dS/dx|`` to the
-        block's entropy term.  See docs/algorithm.md.
+        density includes: ``"soft_clip"`` (default; identity inside [-0.9, 0.9], tanh tail beyond),
+        ``"tanh"`` or ``"clip"`` (0.1.0's rule, no density on the box; models saved before this option
+        load with it).  The actor step evaluates Q at the squashed particles ``S(x_n)`` and adds
+        ``log|det dS/dx|`` to the block's entropy term.  See docs/algorithm.md.
     :param jko_step_size: tau of the JKO step, > 0. (paper 0.1)
     :param w2_coef: epsilon, the scale of the W2 trust region, >= 0. (paper 0.4)
     :param ent_coef: alpha, a float, or ``"auto"``/``"auto_<init>"`` to learn it (as SAC) so that the
@@ -134,7 +134,7 @@ class SWFP(OffPolicyAlgorithm):
         n_substeps: int = 1,
         ode_solver: str = "midpoint",
         log_prob_method: str = "auto",
-        squash: str = "clip",
+        squash: str = "soft_clip",
         jko_step_size: float = 0.1,
         w2_coef: float = 0.4,
         ent_coef: str | float = "auto",
