@@ -203,6 +203,11 @@ def test_robustness_suite_checks_the_acceptance_lines_per_run(results, monkeypat
     assert "- No evaluation below BC − 10% of |BC| in 0 of 1 runs (goal ≥ 1 of 1): **not met**." in page
     assert "- Mean final above the mean BC start on every task: **met**." in page
     assert "in 1 of 1 seeds (0.95 (3/3)): **met**." in page
+    assert "Beside the returns" not in page  # a task that reports no success
+    run["curve"] = [[0, 0.5, 0.0, 0.5], [60, 0.44, 0.0, 0.4], [120, 0.6, 0.0, 1.0]]
+    path.write_text(json.dumps(run))
+    page, _ = pages(results)
+    assert "- SWFPToyBandit-v0: success rate 0.50 at the BC start, 1.00 at the end (mean over seeds)." in page
 
 
 @pytest.mark.parametrize("option", [dict(q_normalization=True), dict(bc_coef=1.0)])
