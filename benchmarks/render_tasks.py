@@ -309,6 +309,8 @@ def robustness_table(runs: list[dict], planned: int) -> list[str]:
     tasks_below: list[str] = []
     toy_lines: list[str] = []
     success_lines: list[str] = []
+    # final >= BC, split by whether BC started above the demonstrations' mean return (the toy's score is not a return)
+    versus_demos: dict[bool, list[bool]] = {True: [], False: []}
     for task_name in [t for t in TASKS if t in tasks]:
         task, group = TASKS[task_name], sorted(tasks[task_name], key=lambda r: r["seed"])
         rows = [robustness_row(r) for r in group]
@@ -321,6 +323,10 @@ def robustness_table(runs: list[dict], planned: int) -> list[str]:
         lines.append(
             f"| {task.env_id} | {len(rows)} | {bc_mean:.{d}f} | {final_mean:.{d}f} | {n_final}/{len(rows)} | {n_dip}/{len(rows)} | {per_seed} |"
         )
+        if task.demos != "toy":
+            for run, row in zip(group, rows):
+                if (run.get("demos") or {}).get("episode_return_mean") is not None:
+                    versus_demos[row["bc"] > run["demos"]["episode_return_mean"]].append(row["final_ge_bc"])
         successes = [(r["curve"][0][3], r["curve"][-1][3]) for r in group]
         if all(start is not None and end is not None for start, end in successes):
             success_lines.append(
@@ -349,4 +355,11 @@ def robustness_table(runs: list[dict], planned: int) -> list[str]:
     ]
     if success_lines:  # not an acceptance line: the mazes' returns also count how soon the goal is reached
         lines += ["Beside the returns, where the task reports success:", "", *success_lines, ""]
+    if versus_demos[True] and versus_demos[False]:
+        above, below = versus_demos[True], versus_demos[False]
+        lines += [
+            f"Final ≥ BC start where BC started above the demonstrations' mean return: {sum(above)} of {len(above)} runs; "
+            f"where it started at or below it: {sum(below)} of {len(below)} (every task but the toy).",
+            "",
+        ]
     return lines

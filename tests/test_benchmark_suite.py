@@ -7,7 +7,7 @@ import pytest
 
 from benchmarks import cost, methods, render_core, runner, tasks
 from benchmarks.render import render
-from benchmarks.render_tasks import command_lines, robustness_row, stale_arguments
+from benchmarks.render_tasks import command_lines, robustness_row, robustness_table, stale_arguments
 from benchmarks.runner import Run, result_path, run_one
 
 
@@ -286,3 +286,15 @@ def test_stale_arguments_compare_the_scalar_policy_kwargs_a_run_was_made_with():
     assert stale_arguments(ten_critics, entry) == []
     # a variant's policy_kwargs merge into the entry's key by key, as the suite builds the model
     assert stale_arguments({**two_critics, "swfp_kwargs": {"policy_kwargs": {"n_critics": 2}}}, entry) == []
+
+
+def test_robustness_table_splits_final_at_or_above_bc_by_where_bc_started_against_the_demonstrations():
+    def run(seed, bc, final, demos):
+        return {"task": "pendulum", "seed": seed, "curve": [[0, bc, 0.0, None], [100, final, 0.0, None]], "demos": {"episode_return_mean": demos}}
+
+    # BC above the demonstrations: one holds, one falls; below: the one run rises
+    lines = robustness_table([run(0, -100.0, -100.0, -150.0), run(1, -120.0, -130.0, -150.0), run(2, -300.0, -200.0, -150.0)], planned=3)
+    assert (
+        "Final ≥ BC start where BC started above the demonstrations' mean return: 1 of 2 runs; "
+        "where it started at or below it: 1 of 1 (every task but the toy)."
+    ) in lines
