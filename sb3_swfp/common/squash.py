@@ -11,7 +11,7 @@ bijection ``S: R -> (-1, 1)``, applied per dimension, puts the density on the bo
 - ``"soft_clip"`` (default): the identity on ``[-k, k]`` (``k = SOFT_CLIP_KNEE``), a tanh tail
   ``k + (1 - k) tanh((|x| - k) / (1 - k))`` beyond it.  Inside the knee the flow's straight
   flow-matching paths and its actions are those of a clip; an action on the bound has the
-  pre-image ``k + (1 - k) atanh(u)``, about 1.3, instead of tanh's 3.8.
+  pre-image ``k + (1 - k) atanh(u)``, about 1.16, instead of tanh's 3.8.
 - ``"tanh"``: ``a = tanh(x)``, as SAC squashes its Gaussian.
 - ``"clip"``: ``a = clip(x, -1, 1)`` with no density correction; the rule before the density
   moved to the box, kept so that models saved with it load and behave as before.
