@@ -242,7 +242,7 @@ def main(argv: list[str] | None = None) -> None:
     eval_env = Monitor(gym.make(ENV_ID))
     eval_env.reset(seed=10_000 + args.seed)
     start = time.perf_counter()
-    swfp_kwargs = {**FINETUNE_KWARGS, **args.swfp_kwargs}
+    swfp_kwargs = presets.merge_kwargs(FINETUNE_KWARGS, args.swfp_kwargs)  # policy_kwargs key by key, as the model gets them
     print(
         f"{ENV_ID}, seed {args.seed}: {args.demo_episodes} noisy expert episodes -> {args.bc_steps} BC steps -> "
         f"{args.online_steps} online steps of SWFP" + ("" if args.no_sac else f", against SAC from scratch ({args.online_steps} steps)")

@@ -46,17 +46,19 @@ class _SlowReplayBuffer(ReplayBuffer):
     """A subclass with its own ``add``, so add_to_replay_buffer takes the per-transition ``add`` path."""
 
     def add(self, *args, **kwargs):
-        self.n_add_calls = getattr(self, "n_add_calls", 0) + 1
         super().add(*args, **kwargs)
 
 
-@pytest.mark.parametrize("buffer_class", [ReplayBuffer, _SlowReplayBuffer])
-def test_replay_buffer_holds_scaled_actions_and_round_trips(buffer_class):
+@pytest.mark.parametrize("buffer_class, add_calls", [(ReplayBuffer, 0), (_SlowReplayBuffer, 15)])
+def test_replay_buffer_holds_scaled_actions_and_round_trips(buffer_class, add_calls):
     demos = episodic_demos()
     buffer = buffer_class(100, OBS_SPACE, ACTION_SPACE, device="cpu")
+    # count the instance's add calls; SB3's own class keeps SB3's add, so the array writes stay chosen
+    count_calls, class_add = [], buffer.add
+    buffer.add = lambda *args, **kwargs: (count_calls.append(1), class_add(*args, **kwargs))[1]
     assert add_to_replay_buffer(demos, buffer) == 15
     assert buffer.pos == 15 and not buffer.full
-    assert getattr(buffer, "n_add_calls", 15) == 15
+    assert len(count_calls) == add_calls
     np.testing.assert_allclose(buffer.actions[:15, 0], scaled_actions(demos, ACTION_SPACE), rtol=1e-6)
     np.testing.assert_array_equal(buffer.dones[:15, 0], demos.dones)
     np.testing.assert_array_equal(buffer.timeouts[:15, 0], demos.truncations)  # truncation, not termination
@@ -68,10 +70,11 @@ def test_dict_replay_buffer_round_trip_and_samples():
     buffer = make_replay_buffer(demos, DICT_SPACE, ACTION_SPACE, device="cpu")
     assert isinstance(buffer, DictReplayBuffer) and buffer.full and buffer.pos == 0
     assert_same(from_replay_buffer(buffer), demos)
-    samples = buffer.sample(8)
+    samples = buffer._get_samples(np.arange(len(demos)))
     assert samples.actions.abs().max() <= 1.0
     # sampled dones are terminations only: the truncated last transition bootstraps
-    assert samples.dones.sum() <= demos.terminations.sum() * 8
+    np.testing.assert_array_equal(samples.dones[:, 0].numpy(), demos.terminations)
+    assert demos.truncations[-1] and samples.dones[-1, 0] == 0
 
 
 def test_replay_buffer_wraps_around_oldest_first():
@@ -271,3 +274,23 @@ def test_demonstration_buffers_pickle(observation_space):
     assert loaded.n_demonstrations == len(demos)
     assert_same(from_replay_buffer(loaded.demo_buffer), from_replay_buffer(buffer.demo_buffer))
     assert loaded.sample(8).actions.shape == (8, 2)
+
+
+def test_demo_replay_buffer_batches_mix_online_and_demonstrations_by_demo_ratio():
+    """round(demo_ratio * batch) demonstrations after the online ones; only demonstrations while nothing online is stored."""
+    demos = episodic_demos()
+    buffer = DemoReplayBuffer(50, OBS_SPACE, ACTION_SPACE, device="cpu", demonstrations=demos, demo_ratio=0.25)
+    np.random.seed(0)
+    empty = buffer.sample(32)
+    np.random.seed(0)
+    assert th.equal(empty.actions, buffer.demo_buffer.sample(32).actions)
+    for step in range(20):  # online actions (stored as given, as SB3 stores them) at 0.5, none of the demonstrations'
+        obs = np.full((1, 3), step, np.float32)
+        buffer.add(obs, obs + 1, np.full((1, 2), 0.5, np.float32), np.zeros(1), np.zeros(1), [{}])
+    np.random.seed(1)
+    mixed = buffer.sample(32)
+    np.random.seed(1)
+    demo = buffer.demo_buffer.sample(8)  # the demonstrations are drawn first
+    online = ReplayBuffer.sample(buffer, 24)
+    assert th.equal(mixed.actions, th.cat([online.actions, demo.actions])) and th.equal(mixed.observations[:24], online.observations)
+    assert th.all(mixed.actions[:24] == 0.5) and not th.any(th.all(mixed.actions[24:] == 0.5, dim=1))

@@ -206,17 +206,24 @@ def test_from_imitation_trajectories():
     assert not unrewarded.metadata["has_rewards"] and not unrewarded.rewards.any()
 
 
-def test_from_imitation_dict_obs_and_transitions_agree():
-    trajectories = _trajectories(dict_obs=True)
+@pytest.mark.parametrize("dict_obs", [True, False], ids=["dict", "box"])
+def test_from_imitation_trajectories_and_transitions_agree(dict_obs):
+    trajectories = _trajectories(dict_obs=dict_obs)
     demos = from_imitation(trajectories)
-    assert demos.is_dict_obs and demos.observations["desired_goal"].shape == (7, 2)
+    assert demos.is_dict_obs == dict_obs
+    if dict_obs:
+        assert demos.observations["desired_goal"].shape == (7, 2)
+
     # imitation's flatten_trajectories: obs[:-1] / obs[1:], dones only on terminal ends
-    def cat(name, part):
-        return {k: np.concatenate([t.obs.unwrap()[k][part] for t in trajectories]) for k in ("observation", "desired_goal")}
+    def cat(part):
+        if not dict_obs:
+            return np.concatenate([t.obs[part] for t in trajectories])
+        return _DictObsStandIn({k: np.concatenate([t.obs.unwrap()[k][part] for t in trajectories]) for k in ("observation", "desired_goal")})
+
     transitions = SimpleNamespace(
-        obs=_DictObsStandIn(cat("obs", slice(0, -1))),
+        obs=cat(slice(0, -1)),
         acts=np.concatenate([t.acts for t in trajectories]),
-        next_obs=_DictObsStandIn(cat("next_obs", slice(1, None))),
+        next_obs=cat(slice(1, None)),
         dones=np.array([0, 0, 0, 1, 0, 0, 0], dtype=bool),
         infos=np.array([{}] * 7),
         rews=np.concatenate([t.rews for t in trajectories]),

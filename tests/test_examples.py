@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from sb3_swfp import presets
+
 yaml = pytest.importorskip("yaml")  # the zoo extra
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -20,12 +22,8 @@ def load_example(name: str):
     return module
 
 
-def test_offline_to_online_settings_are_the_preset_and_the_zoo_entry():
-    from sb3_swfp import presets
-
+def test_offline_to_online_bc_budget_is_the_zoo_entry():
     example = load_example("offline_to_online")
-    assert example.FINETUNE_KWARGS == presets.FINETUNE_KWARGS
-    assert example.BC_KWARGS == {**presets.PRETRAIN_KWARGS, "gradient_steps": 3000}
     entry = yaml.safe_load((ROOT / "zoo_hyperparams" / "swfp_o2o.yml").read_text())[example.ENV_ID]
     ((_, bc_kwargs),) = entry["callback"][0].items()
     assert bc_kwargs["gradient_steps"] == example.BC_KWARGS["gradient_steps"]
@@ -61,6 +59,9 @@ def test_offline_to_online_runs_and_reports(tmp_path, monkeypatch, capsys):
     assert {"demos.npz", "results.json", "learning_curve.png"} <= {path.name for path in out.iterdir()}
     result = json.loads((out / "results.json").read_text())
     assert result["seed"] == 3 and result["verdict"] in printed and result["first_actor_step"] == 10
+    # what the run used: the preset under the overrides (its ten critics kept), the preset's BC at 5 steps
+    assert result["swfp_kwargs"] == json.loads(json.dumps({**presets.FINETUNE_KWARGS, **json.loads(small), "policy_kwargs": {"n_critics": 10, "net_arch": [32]}}))
+    assert result["bc_kwargs"] == {**presets.PRETRAIN_KWARGS, "gradient_steps": 5}
     assert [point[0] for point in result["swfp_curve"]] == [0, 20, 40] == [point[0] for point in result["sac_curve"]]
     for run in ("SWFP_finetune_1", "SAC_scratch_1"):
         events = event_accumulator.EventAccumulator(str(out / "tb" / run))

@@ -27,12 +27,25 @@ def test_pendulum_swings_up_from_rest_and_balances():
     assert abs(theta) < 0.05 and abs(obs[2]) < 0.1
 
 
-def test_pendulum_lqr_is_stabilising():
+def test_pendulum_lqr_is_stabilising_on_the_env_s_own_linearisation():
+    """The expert's model (a, b, dt) is the env's step linearised at the top, and its gain stabilises it."""
+    env = gym.make("Pendulum-v1").unwrapped
+    env.reset(seed=0)
+
+    def step(theta, theta_dot, torque):
+        env.state = np.array([theta, theta_dot])
+        env.step(np.array([torque], np.float32))
+        return np.array(env.state, dtype=np.float64)
+
+    # central differences of the env's step around the upright rest (theta = 0), in (theta, theta_dot)
+    eps = 1e-3
+    a_env = np.stack([(step(*(eps * e), 0.0) - step(*(-eps * e), 0.0)) / (2 * eps) for e in np.eye(2)], axis=1)
+    b_env = ((step(0.0, 0.0, eps) - step(0.0, 0.0, -eps)) / (2 * eps))[:, None]
     expert = PendulumSwingUpExpert()
     dt, a, b = expert.dt, expert.a, expert.b
-    a_matrix = np.array([[1 + a * dt**2, dt], [a * dt, 1.0]])
-    b_matrix = np.array([[b * dt**2], [b * dt]])
-    closed_loop = a_matrix - b_matrix @ expert.lqr_gain[None]
+    np.testing.assert_allclose(a_env, [[1 + a * dt**2, dt], [a * dt, 1.0]], rtol=1e-3)
+    np.testing.assert_allclose(b_env, [[b * dt**2], [b * dt]], rtol=1e-3)
+    closed_loop = a_env - b_env @ expert.lqr_gain[None]
     assert np.max(np.abs(np.linalg.eigvals(closed_loop))) < 1.0
 
 

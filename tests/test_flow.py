@@ -94,7 +94,6 @@ def test_velocity_only_path_equals_the_tangent_path_and_the_plain_network(activa
     term = stage_terms(net, f, t.unsqueeze(1)).summed()[0]
     with_tangents, _ = velocity_and_jvp(net, x, term, th.eye(2).expand(6, 2, 2))
     assert th.allclose(velocity_only(x, term, solver_weights(net)), with_tangents, atol=1e-6)
-    assert th.equal(TangentFlowSolver(5).velocity(net, f, x, t), velocity_only(x, term, solver_weights(net)))
     assert th.allclose(TangentFlowSolver(5).velocity(net, f, x, t), net(f, x, t), atol=1e-6)
 
 

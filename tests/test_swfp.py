@@ -11,6 +11,7 @@ from stable_baselines3.common.callbacks import CheckpointCallback, EvalCallback
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.envs import IdentityEnvBox, SimpleMultiObsEnv
 from stable_baselines3.common.logger import configure
+from stable_baselines3.common.torch_layers import CombinedExtractor
 from stable_baselines3.common.vec_env import VecNormalize
 
 from sb3_swfp import SWFP, FlowPolicy
@@ -44,17 +45,22 @@ def test_learn_and_predict_single_and_batch():
 
 
 def test_training_moves_actor_and_target_follows():
-    model = tiny(seed=0, actor_tau=0.5)
+    model = tiny(seed=0, actor_tau=0.5, policy_delay=1)
     before = [p.clone() for p in model.actor.parameters()]
-    target_before = [p.clone() for p in model.actor_target.parameters()]
     model.learn(100)
     assert any(not th.equal(a, b) for a, b in zip(before, model.actor.parameters()))
-    assert any(not th.equal(a, b) for a, b in zip(target_before, model.actor_target.parameters()))
-    # behaviour and predict use the target actor: deterministic actions of both agree after a full sync
-    model.policy.sync_target_actor()
+    # behaviour and predict use the target actor, which lags behind the actor
     obs = th.as_tensor(pendulum_obs(4))
     with th.no_grad():
-        assert th.allclose(model.policy(obs, deterministic=True), model.actor(obs, deterministic=True))
+        behaviour = model.policy(obs, deterministic=True)
+        assert th.equal(behaviour, model.actor_target(obs, deterministic=True))
+        assert not th.allclose(behaviour, model.actor(obs, deterministic=True))
+    # one update: the target moves actor_tau of the way to the updated actor (Alg. 1, line 15)
+    target_old = [p.clone() for p in model.actor_target.parameters()]
+    model.train(gradient_steps=1, batch_size=32)
+    for old, new, actor in zip(target_old, model.actor_target.parameters(), model.actor.parameters()):
+        assert th.allclose(new, 0.5 * old + 0.5 * actor, atol=1e-6)
+    assert any(not th.equal(old, new) for old, new in zip(target_old, model.actor_target.parameters()))
 
 
 def test_deterministic_prediction_is_repeatable_and_stochastic_is_not():
@@ -125,14 +131,30 @@ def test_train_freq_in_episodes():
 
 
 def test_vec_normalize(tmp_path):
+    """The buffer keeps raw observations, the updates see them normalised; the statistics and the policy reload."""
     env = VecNormalize(make_vec_env("Pendulum-v1", n_envs=1), norm_reward=True)
-    model = tiny(env=env, seed=0).learn(100)
+    model = tiny(env=env, seed=0)
+    actor_update, seen = model._actor_update, []
+
+    def spy(observations, ent_coef):
+        # every observation of the actor's batch is a stored one normalised with the statistics of the moment
+        normalised = th.as_tensor(env.normalize_obs(model.replay_buffer.observations[: model.replay_buffer.size(), 0]))
+        distances = th.cdist(observations, normalised, compute_mode="donot_use_mm_for_euclid_dist")
+        seen.append(distances.min(dim=1).values.max().item())
+        return actor_update(observations, ent_coef)
+
+    model._actor_update = spy
+    model.learn(100)
+    assert len(seen) == 25 and max(seen) < 1e-5
     assert env.obs_rms.count > 100
     model.save(tmp_path / "m")
     env.save(str(tmp_path / "vn.pkl"))
     loaded_env = VecNormalize.load(str(tmp_path / "vn.pkl"), make_vec_env("Pendulum-v1", n_envs=1))
     loaded = SWFP.load(tmp_path / "m", env=loaded_env)
     assert loaded.get_vec_normalize_env() is loaded_env
+    np.testing.assert_array_equal(loaded_env.obs_rms.mean, env.obs_rms.mean)
+    obs = env.normalize_obs(pendulum_obs(3))
+    np.testing.assert_array_equal(loaded.predict(obs, deterministic=True)[0], model.predict(obs, deterministic=True)[0])
 
 
 def test_eval_and_checkpoint_callbacks(tmp_path):
@@ -180,31 +202,81 @@ def test_non_unit_action_bounds():
     assert np.all(np.abs(stored) <= 1.0)  # the buffer keeps SB3's scaled actions
 
 
-def test_dict_observations():
+def test_dict_observations(tmp_path):
     env = SimpleMultiObsEnv(random_start=False, discrete_actions=False)
     model = SWFP("MultiInputPolicy", env, **{**TINY, "seed": 0}).learn(80)
+    assert isinstance(model.actor.features_extractor, CombinedExtractor)
     obs, _ = env.reset()
     action, _ = model.predict(obs, deterministic=True)
     assert action.shape == env.action_space.shape
+    # each key reaches the policy, and the saved model acts the same
+    for changed in ({**obs, "vec": obs["vec"] + 1.0}, {**obs, "img": 255 - obs["img"]}):
+        assert not np.array_equal(model.predict(changed, deterministic=True)[0], action)
+    model.save(tmp_path / "dict")
+    np.testing.assert_array_equal(SWFP.load(tmp_path / "dict").predict(obs, deterministic=True)[0], action)
 
 
-@pytest.mark.parametrize(
-    "kwargs",
-    [
-        dict(ode_solver="euler"),
+def _euler_steps_differ_from_the_midpoint(model):
+    assert model.actor.solver.ode_solver == model.actor_target.solver.ode_solver == "euler"
+    midpoint = tiny(seed=0)  # the same seed: the same initial weights, the default solver
+    features = th.zeros(1, 3)
+    with th.no_grad():
+        euler_x = tiny(seed=0, ode_solver="euler").actor.sample_from_features(features, deterministic=True)[0]
+        assert not th.allclose(euler_x, midpoint.actor.sample_from_features(features, deterministic=True)[0])
+
+
+def _one_block_per_actor_update(model):
+    """per_batch: every sample of an actor batch goes through the same block, so only its velocity net learns."""
+    assert len(model.actor.velocities) == model.n_blocks  # share_velocity=False: one net per block
+    assert isinstance(model.critic.qf0[1], th.nn.LayerNorm)
+    model.actor.optimizer.zero_grad()
+    observations = th.as_tensor(pendulum_obs(16))
+    logs = model._actor_update(observations, th.tensor(0.1))
+    assert np.isfinite(logs["actor_loss"])
+    moved = [any(p.grad is not None and p.grad.abs().sum() > 0 for p in net.parameters()) for net in model.actor.velocities]
+    assert sum(moved) == 1
+
+
+OPTIONS = {
+    "euler": (dict(ode_solver="euler"), _euler_steps_differ_from_the_midpoint),
+    "hutchinson": (
         dict(log_prob_method="hutchinson"),
-        dict(block_sampling="per_batch"),
+        lambda model: model.actor.log_prob_method == model.actor_target.log_prob_method == "hutchinson",
+    ),
+    "network": (
         dict(policy_kwargs=dict(net_arch=dict(pi=[16], qf=[32]), layer_norm=True, time_embedding="linear")),
+        lambda model: [layer.out_features for layer in model.actor.velocities[0].linears] == [16, 1]
+        and len(model.actor.velocities[0].norms) == 1
+        and type(model.actor.velocities[0].time_embed).__name__ == "_LinearTimeEmbedding"
+        and model.critic.qf0[0].out_features == 32,
+    ),
+    "substeps": (
         dict(critic_entropy=False, ent_coef=0.5, q_agg="mean", n_substeps=2),
+        lambda model: model.actor.solver.n_substeps == 2 and model.ent_coef_optimizer is None and model.q_agg == "mean",
+    ),
+    # the actor steps every second update; n-step returns come from SB3's n-step buffer
+    "delay_and_n_steps": (
         dict(actor_batch_size=64, policy_delay=2, actor_learning_rate=1e-5, n_steps=3),
-        dict(squash="tanh", q_normalization=True, w2_prev_coef=0.0),
-        dict(squash="soft_clip", block_sampling="per_batch", policy_kwargs=dict(net_arch=[16], share_velocity=False, critic_layer_norm=True)),
-    ],
-)
-def test_options_train(kwargs):
+        lambda model: all(state["step"] == 25 for state in model.actor.optimizer.state.values())
+        and model.actor.optimizer.param_groups[0]["lr"] == 1e-5
+        and type(model.replay_buffer).__name__ == "NStepReplayBuffer"
+        and model.replay_buffer.n_steps == 3,
+    ),
+    "tanh": (dict(squash="tanh", q_normalization=True, w2_prev_coef=0.0), lambda model: model.actor.squash.name == "tanh"),
+    "per_batch_blocks": (
+        dict(block_sampling="per_batch", policy_kwargs=dict(net_arch=[16], share_velocity=False, critic_layer_norm=True)),
+        _one_block_per_actor_update,
+    ),
+}
+
+
+@pytest.mark.parametrize("name", OPTIONS)
+def test_options_train_and_do_what_they_say(name):
+    kwargs, check = OPTIONS[name]
     model = tiny(seed=0, **kwargs).learn(100)
     assert model._n_updates == 50
     assert np.isfinite(model.predict(pendulum_obs(), deterministic=True)[0]).all()
+    assert check(model) is not False
 
 
 def test_actor_learning_rate_schedule_is_used():
@@ -249,7 +321,7 @@ class NaNRewardPendulum(gym.Wrapper):
         ("Pendulum-v1", dict(ent_coef=-1.0), "ent_coef must be > 0"),
         ("Pendulum-v1", dict(squash="sigmoid"), "unknown squash 'sigmoid', expected one of 'soft_clip', 'tanh', 'clip'"),
         ("Pendulum-v1", dict(policy_kwargs=dict(squash="tanh")), "pass squash to SWFP"),
-        ("Pendulum-v1", dict(ent_coef="learned"), "'auto'"),
+        ("Pendulum-v1", dict(ent_coef="learned"), "ent_coef must be a positive float, 'auto' or 'auto_<init>', got 'learned'"),
         ("Pendulum-v1", dict(w2_prev_coef=-0.5), "w2_prev_coef must be >= 0"),
         ("Pendulum-v1", dict(policy_kwargs=dict(n_blocks=3)), "pass n_blocks to SWFP"),
     ],

@@ -8,6 +8,7 @@ separate processes sharing one Optuna journal file as users run them.
 import argparse
 import contextlib
 import importlib
+import inspect
 import io
 import os
 import pickle
@@ -142,7 +143,8 @@ def test_trained_model_saved_with_the_yaml_entry(trained):
     assert model.n_blocks == 2  # from -params
     with open(HYPERPARAMS / "swfp.yml") as file:
         entry = yaml.safe_load(file)[ENV_ID]
-    assert model.policy_delay == entry.get("policy_delay", 1)  # from the YAML
+    # from the YAML, a value that is not SWFP's default
+    assert model.lr_schedule(1.0) == entry["learning_rate"] != inspect.signature(SWFP).parameters["learning_rate"].default
     args = yaml.load((run / ENV_ID / "args.yml").read_text(), Loader=yaml.UnsafeLoader)
     assert (Path.cwd() / args["conf_file"]).resolve() == HYPERPARAMS / "swfp.yml"  # relative to the cwd when under it
     assert np.load(run / "evaluations.npz")["timesteps"].tolist() == [EVAL_FREQ, TRAIN_STEPS]
@@ -376,10 +378,20 @@ def test_offline_to_online_entry_runs(env_id, tmp_path, monkeypatch):
     assert type(model.replay_buffer).__module__ == buffers.__name__
     assert type(model.replay_buffer).__name__.startswith("Demo")
     assert any(isinstance(callback, callbacks.BCPretrainCallback) for callback in run_callbacks)
+    assert model.n_bc_updates == 5 and model.num_timesteps == 40  # cloned with the entry's callback, then fine-tuned
 
-    # Replaying needs neither the replay buffer nor the demonstrations
+    # Replaying needs neither the replay buffer nor the demonstrations; it loads the model just trained
     demos_path.unlink()
+    loaded = []
+    load = zoo.ReplayOnlySWFP.load.__func__
+
+    def spy_load(cls, path, *args, **kwargs):
+        loaded.append(Path(path))
+        return load(cls, path, *args, **kwargs)
+
+    monkeypatch.setattr(zoo.ReplayOnlySWFP, "load", classmethod(spy_load))
     run_zoo("enjoy", "--algo", "swfp", "--env", env_id, *gym_packages, "-f", "logs", "--no-render", "-n", 5, "--num-threads", 1)
+    assert [path.resolve() for path in loaded] == [(tmp_path / "logs" / "swfp" / f"{env_id}_1" / f"{env_id}.zip").resolve()]
 
 
 def test_a_diverging_trial_is_pruned_and_the_search_goes_on(tmp_path, monkeypatch):
