@@ -14,6 +14,7 @@ import json
 import multiprocessing as mp
 import os
 import shutil
+import signal
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
@@ -210,10 +211,22 @@ class Checkpoint:
 
 
 def run_jobs(function: Callable[..., str], jobs: Iterable[Any], n_jobs: int, **kwargs: Any) -> None:
-    """``function(job, **kwargs)`` for every job, in ``n_jobs`` spawned processes (one torch thread each); prints their messages."""
-    with mp.get_context("spawn").Pool(n_jobs) as pool:
-        for message in pool.imap_unordered(functools.partial(function, **kwargs), jobs):
-            print(message, flush=True)
+    """``function(job, **kwargs)`` for every job, in ``n_jobs`` spawned processes (one torch thread each); prints their messages.
+
+    A SIGTERM (``kill``, a job scheduler) ends the workers with the suite, as Ctrl-C does: without it
+    they would go on and write results after the suite was stopped.  Runs resume from their checkpoints.
+    """
+    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    try:
+        with mp.get_context("spawn").Pool(n_jobs) as pool:  # leaving the block terminates the workers
+            for message in pool.imap_unordered(functools.partial(function, **kwargs), jobs):
+                print(message, flush=True)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _exit_on_sigterm(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)
 
 
 def toy_scores(actions: np.ndarray, high_reward_modes: tuple[int, ...]) -> dict[str, float]:

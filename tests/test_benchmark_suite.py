@@ -2,6 +2,12 @@
 
 import dataclasses
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -298,3 +304,37 @@ def test_robustness_table_splits_final_at_or_above_bc_by_where_bc_started_agains
         "Final ≥ BC start where BC started above the demonstrations' mean return: 1 of 2 runs; "
         "where it started at or below it: 1 of 1 (every task but the toy)."
     ) in lines
+
+
+SLOW_JOB = '''
+import os
+import time
+from pathlib import Path
+
+
+def slow(job, folder):
+    Path(folder, f"started_{os.getpid()}").write_text("")
+    time.sleep(20)
+    Path(folder, "finished").write_text("")
+    return "done"
+'''
+
+
+def test_a_terminated_suite_takes_its_workers_with_it(tmp_path):
+    """kill (SIGTERM) on the suite ends its worker processes too, so that no run writes after it was stopped."""
+    (tmp_path / "slow_job.py").write_text(SLOW_JOB)
+    root = Path(__file__).resolve().parents[1]
+    script = f"import slow_job; from benchmarks.runner import run_jobs; run_jobs(slow_job.slow, [0], 1, folder={str(tmp_path)!r})"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(root)])}
+    suite = subprocess.Popen([sys.executable, "-c", script], env=env)
+    deadline = time.monotonic() + 60
+    while not list(tmp_path.glob("started_*")) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    (started,) = tmp_path.glob("started_*")
+    worker = int(started.name.removeprefix("started_"))
+    suite.send_signal(signal.SIGTERM)
+    assert suite.wait(timeout=30) == 128 + signal.SIGTERM
+    time.sleep(1)
+    with pytest.raises(ProcessLookupError):
+        os.kill(worker, 0)  # the worker is gone (a zombie would still answer; the pool reaps its own)
+    assert not (tmp_path / "finished").exists()
