@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -96,6 +97,10 @@ class StepCounter(BaseCallback):
     def _on_step(self) -> bool:
         self.counter.value = self.num_timesteps
         return True
+
+
+def _exit_on_sigterm(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)
 
 
 def evaluate(model, env: gym.Env, n_episodes: int) -> tuple[float, float]:
@@ -257,6 +262,7 @@ def main(argv: list[str] | None = None) -> None:
         sac_args = (args.online_steps, args.eval_every, args.eval_episodes, args.seed, str(out / "tb"))
         sac_job = pool.apply_async(train_sac, sac_args)
 
+    previous_handler = signal.signal(signal.SIGTERM, _exit_on_sigterm)  # a kill unwinds as Ctrl-C does
     try:
         # 1. Suboptimal demonstrations from the scripted expert
         expert = PendulumSwingUpExpert(noise_std=args.demo_noise, seed=args.seed)
@@ -286,7 +292,12 @@ def main(argv: list[str] | None = None) -> None:
                     sac_job.wait(0.5)
                 sac_curve = sac_job.get()
                 print(f"[{time.perf_counter() - start:5.0f}s] SAC from scratch: {sac_curve[-1][1]:.1f}")
+    except BaseException:
+        if pool is not None:
+            pool.terminate()  # Ctrl-C or a kill: SAC stops with the demo instead of training on, orphaned
+        raise
     finally:
+        signal.signal(signal.SIGTERM, previous_handler)
         if pool is not None:
             pool.close()
             pool.join()

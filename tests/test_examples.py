@@ -3,7 +3,11 @@
 import argparse
 import importlib.util
 import json
+import os
+import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -67,6 +71,55 @@ def test_offline_to_online_runs_and_reports(tmp_path, monkeypatch, capsys):
         events = event_accumulator.EventAccumulator(str(out / "tb" / run))
         events.Reload()
         assert [event.step for event in events.Scalars("eval/mean_reward")] == [0, 20, 40], run
+
+
+def _children(pid: int) -> list[int]:
+    """Processes whose parent is ``pid`` (from /proc)."""
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            children.append(int(stat.parent.name))
+    return children
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (an orphan's zombie waits for a reaper this machine may not have)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds the SAC process through /proc")
+def test_a_killed_offline_to_online_takes_its_sac_process_with_it(tmp_path):
+    """kill (SIGTERM) on the main job ends the SAC process too, instead of leaving it training, orphaned."""
+    out = tmp_path / "out"
+    command = [
+        sys.executable, str(ROOT / "examples" / "offline_to_online.py"), "--out", str(out), "--no-progress",
+        "--demo-episodes", "1", "--bc-steps", "100000", "--online-steps", "100000", "--swfp-kwargs", '{"n_blocks": 2}',
+    ]  # fmt: skip
+    main = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not (out / "tb" / "SAC_scratch_1").exists() and time.monotonic() < deadline:  # SAC is training
+            time.sleep(0.2)
+        assert (out / "tb" / "SAC_scratch_1").exists(), "SAC did not start within 120 s"
+        children = _children(main.pid)
+        assert children
+        main.send_signal(signal.SIGTERM)
+        assert main.wait(timeout=60) == 128 + signal.SIGTERM
+        deadline = time.monotonic() + 10
+        while any(map(_running, children)) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not [pid for pid in children if _running(pid)]
+    finally:
+        for pid in [main.pid, *_children(main.pid)]:
+            if _running(pid):
+                os.kill(pid, signal.SIGKILL)
 
 
 def test_offline_to_online_verdict_and_plot_range():
