@@ -103,6 +103,7 @@ def test_a_killed_offline_to_online_takes_its_sac_process_with_it(tmp_path):
         "--demo-episodes", "1", "--bc-steps", "100000", "--online-steps", "100000", "--swfp-kwargs", '{"n_blocks": 2}',
     ]  # fmt: skip
     main = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    children: list[int] = []
     try:
         deadline = time.monotonic() + 120
         while not (out / "tb" / "SAC_scratch_1").exists() and time.monotonic() < deadline:  # SAC is training
@@ -116,8 +117,8 @@ def test_a_killed_offline_to_online_takes_its_sac_process_with_it(tmp_path):
         while any(map(_running, children)) and time.monotonic() < deadline:
             time.sleep(0.2)
         assert not [pid for pid in children if _running(pid)]
-    finally:
-        for pid in [main.pid, *_children(main.pid)]:
+    finally:  # whatever happened, nothing of the job is left running (an orphan has a new parent)
+        for pid in [main.pid, *children, *_children(main.pid)]:
             if _running(pid):
                 os.kill(pid, signal.SIGKILL)
 
