@@ -73,25 +73,23 @@ def test_offline_to_online_runs_and_reports(tmp_path, monkeypatch, capsys):
         assert [event.step for event in events.Scalars("eval/mean_reward")] == [0, 20, 40], run
 
 
+def _stat_fields(stat: Path) -> list[str] | None:
+    """The fields of a /proc/<pid>/stat after the command name (state, parent, ...); None once the process is gone."""
+    try:
+        return stat.read_text().rsplit(")", 1)[1].split()  # the name may hold spaces and parentheses
+    except OSError:
+        return None
+
+
 def _children(pid: int) -> list[int]:
     """Processes whose parent is ``pid`` (from /proc)."""
-    children = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            children.append(int(stat.parent.name))
-    return children
+    return [int(stat.parent.name) for stat in Path("/proc").glob("[0-9]*/stat") if (fields := _stat_fields(stat)) and int(fields[1]) == pid]
 
 
 def _running(pid: int) -> bool:
     """Alive and not a zombie (an orphan's zombie waits for a reaper this machine may not have)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
+    fields = _stat_fields(Path(f"/proc/{pid}/stat"))
+    return fields is not None and fields[0] != "Z"
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds the SAC process through /proc")
