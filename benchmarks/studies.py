@@ -1,7 +1,9 @@
-"""The toy studies of the suite: sensitivity to N and to the W2 scale (paper Fig. 5), and where the
-policy's density lives (clip, tanh, soft clip: the rule of docs/robustness.md).
+"""The studies of the suite: sensitivity to N and to the W2 scale (paper Fig. 5, the toy), where the
+policy's density lives (clip, tanh, soft clip: the rule of docs/robustness.md), and how far more
+behaviour cloning alone moves a cloned policy's evaluation (BC drift, docs/robustness.md §11).
 
-Each run writes one JSON under ``<results>/sensitivity/`` or ``<results>/density/``; finished runs are skipped.
+Each run writes one JSON under ``<results>/sensitivity/``, ``<results>/density/`` or
+``<results>/bc_drift/``; finished runs are skipped.
 """
 
 from __future__ import annotations
@@ -128,6 +130,54 @@ def run_density(job: tuple[str, str, str, int], results: Path = RESULTS) -> str:
         result["bc_return"], result["bc_return_std"], result["bc_success"] = evaluate(model, Monitor(make_env(task.env_id)), task, seed)
     result["wall_s"] = time.perf_counter() - start
     result["command"] = f"{SUITE_COMMAND} --suite density --jobs 2"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1))
+    return f"done {shown(out)} in {result['wall_s']:.0f}s"
+
+
+# --- BC drift: the evaluation of a cloned policy under more behaviour cloning, no online step --------
+
+#: Rounds of more BC after the preset's cloning, each of this many steps at the schedule's final rate
+BC_DRIFT_ROUNDS, BC_DRIFT_STEPS = 8, 250
+BC_DRIFT_TASKS = ("hopper", "walker")
+
+
+def bc_drift_jobs(tasks: list[str], seeds: list[int]) -> list[tuple[str, int]]:
+    """The BC drift suite's runs: one per task and seed."""
+    return [(task, seed) for task in tasks for seed in seeds]
+
+
+def run_bc_drift(job: tuple[str, int], results: Path = RESULTS) -> str:
+    """Clone as the suite's SWFP runs do (the same BC start per seed), then evaluate after every round of more BC.
+
+    The evaluation is the runs' (``evaluate``: the same start states each time), so the spread of the
+    curve is what a change of the policy that fits the demonstrations as well moves the return by,
+    with no critic and no online step.  Writes ``bc_drift/<task>_s<seed>.json``.
+    """
+    name, seed = job
+    out = results / "bc_drift" / f"{name}_s{seed}.json"
+    if out.exists():
+        return f"skip {shown(out)}"
+    import torch as th
+    from stable_baselines3.common.monitor import Monitor
+
+    from sb3_swfp.presets import PRETRAIN_KWARGS
+
+    th.set_num_threads(1)
+    start = time.perf_counter()
+    task = TASKS[name]
+    demos = make_demonstrations(task)
+    model = make_model("swfp", task, demos, seed, "cpu", "cpu")
+    env = Monitor(make_env(task.env_id))
+    curve = [(0, evaluate(model, env, task, seed)[0])]
+    rate = PRETRAIN_KWARGS["final_learning_rate"]
+    for round_ in range(1, BC_DRIFT_ROUNDS + 1):
+        model.pretrain(demos, gradient_steps=BC_DRIFT_STEPS, learning_rate=rate, final_learning_rate=rate)
+        curve.append((round_ * BC_DRIFT_STEPS, evaluate(model, env, task, seed)[0]))
+    result = {
+        "task": name, "seed": seed, "curve": curve, "learning_rate": rate, "wall_s": time.perf_counter() - start,
+        "command": f"{SUITE_COMMAND} --suite bc_drift --tasks {name} --seeds {seed}",
+    }  # fmt: skip
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1))
     return f"done {shown(out)} in {result['wall_s']:.0f}s"

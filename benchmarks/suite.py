@@ -13,6 +13,7 @@ Usage (from the repository root)::
     python -m benchmarks.suite --tasks hopper --seeds 0 --variant actor_lr_1e-5 --swfp-kwargs '{"actor_learning_rate": 1e-5}'
     python -m benchmarks.suite --suite cost          # env-steps/s, predict latency vs N, one block vs whole chain
     python -m benchmarks.suite --suite sensitivity --jobs 2   # toy: score vs N and vs W2 scale
+    python -m benchmarks.suite --suite bc_drift      # a cloned policy's return under more BC alone
     python -m benchmarks.suite --render              # only re-render docs/benchmarks.md and docs/ablations.md
 
 The ``cpu`` budget keeps each run under ~30 minutes on one core of a laptop CPU; ``full`` is the
@@ -31,14 +32,22 @@ from benchmarks.cost import run_cost
 from benchmarks.methods import DEFAULT_METHODS, RUN_METHODS, variant_method
 from benchmarks.render import render
 from benchmarks.runner import ROBUSTNESS_SEEDS, Run, run_jobs, run_one
-from benchmarks.studies import density_jobs, run_density, run_sensitivity, sensitivity_jobs
+from benchmarks.studies import (
+    BC_DRIFT_TASKS,
+    bc_drift_jobs,
+    density_jobs,
+    run_bc_drift,
+    run_density,
+    run_sensitivity,
+    sensitivity_jobs,
+)
 from benchmarks.tasks import TASKS
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog=SUITE_COMMAND, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--suite", choices=("runs", "robustness", "cost", "sensitivity", "density"), default="runs")
-    parser.add_argument("--tasks", nargs="+", default=None, choices=list(TASKS), help="default: toy pendulum (robustness: all)")
+    parser.add_argument("--suite", choices=("runs", "robustness", "cost", "sensitivity", "density", "bc_drift"), default="runs")
+    parser.add_argument("--tasks", nargs="+", default=None, choices=list(TASKS), help="default: toy pendulum (robustness: all; bc_drift: hopper walker)")
     parser.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS), choices=RUN_METHODS)
     parser.add_argument("--seeds", nargs="+", type=int, default=None, help=f"default: 0 1 2 (robustness: {' '.join(map(str, ROBUSTNESS_SEEDS))})")
     parser.add_argument("--budget", choices=("cpu", "long", "full"), default="cpu")
@@ -49,7 +58,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--render", action="store_true", help="only re-render docs/benchmarks.md and docs/ablations.md")
     args = parser.parse_args(argv)
     robustness = args.suite == "robustness"
-    args.tasks = args.tasks or (list(TASKS) if robustness else ["toy", "pendulum"])
+    args.tasks = args.tasks or (list(TASKS) if robustness else list(BC_DRIFT_TASKS) if args.suite == "bc_drift" else ["toy", "pendulum"])
     args.seeds = args.seeds or (list(ROBUSTNESS_SEEDS) if robustness else [0, 1, 2])
     if (args.variant is None) != (args.swfp_kwargs is None):
         parser.error("--variant and --swfp-kwargs go together")
@@ -75,6 +84,8 @@ def main(argv: list[str] | None = None) -> None:
                 jobs = [Run(t, "swfp", s, "cpu", args.device, folder="robustness") for t in args.tasks for s in args.seeds]
             elif args.suite == "density":
                 function, jobs = run_density, density_jobs(args.seeds)
+            elif args.suite == "bc_drift":
+                function, jobs = run_bc_drift, bc_drift_jobs(args.tasks, args.seeds)
             else:
                 function, jobs = run_sensitivity, sensitivity_jobs(args.seeds)
             run_jobs(function, jobs, args.jobs, results=RESULTS)

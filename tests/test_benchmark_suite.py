@@ -338,3 +338,19 @@ def test_a_terminated_suite_takes_its_workers_with_it(tmp_path):
     with pytest.raises(ProcessLookupError):
         os.kill(worker, 0)  # the worker is gone (a zombie would still answer; the pool reaps its own)
     assert not (tmp_path / "finished").exists()
+
+
+def test_bc_drift_starts_from_the_runs_bc_policy_and_evaluates_after_each_round(results, monkeypatch):
+    from benchmarks import studies
+
+    monkeypatch.setattr(studies, "BC_DRIFT_ROUNDS", 2)
+    monkeypatch.setattr(studies, "BC_DRIFT_STEPS", 5)
+    assert studies.run_bc_drift(("toy", 0), results).startswith("done")
+    drift = json.loads((results / "bc_drift" / "toy_s0.json").read_text())
+    assert [step for step, _ in drift["curve"]] == [0, 5, 10]
+    assert drift["command"].endswith("--suite bc_drift --tasks toy --seeds 0")
+    # Its step 0 is the BC start of the suite's SWFP run of the same seed
+    run_one(Run("toy", "swfp", 0), results)
+    run = json.loads(result_path(results, "cpu", "toy", "swfp", 0).read_text())
+    assert drift["curve"][0][1] == run["curve"][0][1]
+    assert studies.run_bc_drift(("toy", 0), results).startswith("skip")
