@@ -8,7 +8,7 @@ cost), ``python -m benchmarks.core ...`` (learning from scratch on Pendulum-v1; 
 - :mod:`benchmarks.tasks`: the task table (env, demonstrations, budgets, evaluation protocol).
 - :mod:`benchmarks.methods`: each method's model for a task, from the zoo files; SWFP's variants.
 - :mod:`benchmarks.runner`: one run (evaluations, checkpoints and resume, its JSON).
-- :mod:`benchmarks.studies`: the sensitivity and density suites (the toy; behaviour cloning).
+- :mod:`benchmarks.studies`: the sensitivity, density and BC drift suites (the toy; behaviour cloning).
 - :mod:`benchmarks.cost`: speed and memory measurements (the suite's cost, the core's speed).
 - :mod:`benchmarks.suite`, :mod:`benchmarks.core`: the command lines.
 - :mod:`benchmarks.render_benchmarks`, :mod:`benchmarks.render_ablations`, :mod:`benchmarks.render_core`: the
