@@ -152,7 +152,9 @@ def run_bc_drift(job: tuple[str, int], results: Path = RESULTS) -> str:
 
     The evaluation is the runs' (``evaluate``: the same start states each time), so the spread of the
     curve is what a change of the policy that fits the demonstrations as well moves the return by,
-    with no critic and no online step.  Writes ``bc_drift/<task>_s<seed>.json``.
+    with no critic and no online step.  Each round is one ``pretrain`` call: a new AdamW, and batches
+    drawn by a generator seeded with the model's seed (every round sees the same 250 batches).
+    Writes ``bc_drift/<task>_s<seed>.json``.
     """
     name, seed = job
     out = results / "bc_drift" / f"{name}_s{seed}.json"
