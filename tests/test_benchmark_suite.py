@@ -353,4 +353,6 @@ def test_bc_drift_starts_from_the_runs_bc_policy_and_evaluates_after_each_round(
     run_one(Run("toy", "swfp", 0), results)
     run = json.loads(result_path(results, "cpu", "toy", "swfp", 0).read_text())
     assert drift["curve"][0][1] == run["curve"][0][1]
+    # Each round clones on: the policy, and so its evaluation (same samples' noise every time), moves
+    assert len({value for _, value in drift["curve"]}) == 3
     assert studies.run_bc_drift(("toy", 0), results).startswith("skip")
