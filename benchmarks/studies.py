@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks import RESULTS, SUITE_COMMAND, shown
-from benchmarks.methods import make_model
+from benchmarks.methods import make_model, swfp_o2o_entry
 from benchmarks.runner import evaluate, toy_scores
 from benchmarks.tasks import TASKS, make_demonstrations, make_env
 
@@ -172,9 +172,12 @@ def run_bc_drift(job: tuple[str, int], results: Path = RESULTS) -> str:
     model = make_model("swfp", task, demos, seed, "cpu", "cpu")
     env = Monitor(make_env(task.env_id))
     curve = [(0, evaluate(model, env, task, seed)[0])]
-    rate = PRETRAIN_KWARGS["final_learning_rate"]
+    # The rounds clone as make_model's cloning did (the task's entry over pretrain's defaults), at its final rate
+    bc_kwargs = {**PRETRAIN_KWARGS, **swfp_o2o_entry(task.env_id)[1]}
+    rate = bc_kwargs["final_learning_rate"]
+    bc_kwargs.update(gradient_steps=BC_DRIFT_STEPS, learning_rate=rate)
     for round_ in range(1, BC_DRIFT_ROUNDS + 1):
-        model.pretrain(demos, gradient_steps=BC_DRIFT_STEPS, learning_rate=rate, final_learning_rate=rate)
+        model.pretrain(demos, **bc_kwargs)
         curve.append((round_ * BC_DRIFT_STEPS, evaluate(model, env, task, seed)[0]))
     result = {
         "task": name, "seed": seed, "curve": curve, "learning_rate": rate, "wall_s": time.perf_counter() - start,

@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--render", action="store_true", help="only re-render docs/benchmarks.md and docs/ablations.md")
     args = parser.parse_args(argv)
     robustness = args.suite == "robustness"
-    args.tasks = args.tasks or (list(TASKS) if robustness else list(BC_DRIFT_TASKS) if args.suite == "bc_drift" else ["toy", "pendulum"])
+    args.tasks = args.tasks or {"robustness": list(TASKS), "bc_drift": list(BC_DRIFT_TASKS)}.get(args.suite, ["toy", "pendulum"])
     args.seeds = args.seeds or (list(ROBUSTNESS_SEEDS) if robustness else [0, 1, 2])
     if (args.variant is None) != (args.swfp_kwargs is None):
         parser.error("--variant and --swfp-kwargs go together")
