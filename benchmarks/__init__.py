@@ -54,3 +54,25 @@ def current_command(command: str) -> str:
         if command == legacy or command.startswith(legacy + " "):
             return current + command[len(legacy) :]
     return command
+
+
+def machine() -> dict[str, str]:
+    """What a run's floating point depends on besides the code and the seed: torch and the CPU whose
+    kernels it and MKL choose (capability, model name, a digest of the flags).  On a MuJoCo task a
+    difference in the last bits becomes another BC start (docs/robustness.md §12)."""
+    import hashlib
+    import platform
+
+    import torch as th
+
+    model, flags = platform.processor() or platform.machine(), ""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        fields = {key.strip(): value.strip() for key, _, value in (line.partition(":") for line in cpuinfo.read_text().splitlines())}
+        model, flags = fields.get("model name", model), fields.get("flags", "")
+    return {
+        "torch": th.__version__,
+        "cpu_capability": th.backends.cpu.get_cpu_capability(),
+        "cpu": model,
+        "cpu_flags": hashlib.sha256(" ".join(sorted(flags.split())).encode()).hexdigest()[:12],
+    }

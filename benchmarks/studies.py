@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks import RESULTS, SUITE_COMMAND, shown
+from benchmarks import RESULTS, SUITE_COMMAND, machine, shown
 from benchmarks.methods import make_model, swfp_o2o_entry
 from benchmarks.runner import evaluate, toy_scores
 from benchmarks.tasks import TASKS, make_demonstrations, make_env
@@ -142,24 +142,29 @@ BC_DRIFT_ROUNDS, BC_DRIFT_STEPS = 8, 250
 BC_DRIFT_TASKS = ("hopper", "walker")
 
 
-def bc_drift_jobs(tasks: list[str], seeds: list[int]) -> list[tuple[str, int]]:
-    """The BC drift suite's runs: one per task and seed."""
-    return [(task, seed) for task in tasks for seed in seeds]
+def bc_drift_jobs(tasks: list[str], seeds: list[int], eval_episodes: int | None = None) -> list[tuple[str, int, int | None]]:
+    """The BC drift suite's runs: one per task and seed (``eval_episodes``: see :func:`run_bc_drift`)."""
+    return [(task, seed, eval_episodes) for task in tasks for seed in seeds]
 
 
-def run_bc_drift(job: tuple[str, int], results: Path = RESULTS) -> str:
+def run_bc_drift(job: tuple[str, int, int | None], results: Path = RESULTS) -> str:
     """Clone as the suite's SWFP runs do (the same BC start per seed), then evaluate after every round of more BC.
 
     The evaluation is the runs' (``evaluate``: the same start states each time), so the spread of the
     curve is what a change of the policy that fits the demonstrations as well moves the return by,
     with no critic and no online step.  Each round is one ``pretrain`` call: a new AdamW, and batches
     drawn by a generator seeded with the model's seed (every round sees the same 250 batches).
-    Writes ``bc_drift/<task>_s<seed>.json``.
+    Writes ``bc_drift/<task>_s<seed>.json``; with ``eval_episodes`` (the job's third item) every
+    evaluation is also made over that many episodes, in ``curve_wide``, so that the two spreads can be
+    compared on the same policies (``bc_drift/<task>_s<seed>_e<eval_episodes>.json``).
     """
-    name, seed = job
-    out = results / "bc_drift" / f"{name}_s{seed}.json"
+    name, seed, eval_episodes = job
+    wide = f"_e{eval_episodes}" if eval_episodes else ""
+    out = results / "bc_drift" / f"{name}_s{seed}{wide}.json"
     if out.exists():
         return f"skip {shown(out)}"
+    import dataclasses
+
     import torch as th
     from stable_baselines3.common.monitor import Monitor
 
@@ -168,21 +173,33 @@ def run_bc_drift(job: tuple[str, int], results: Path = RESULTS) -> str:
     th.set_num_threads(1)
     start = time.perf_counter()
     task = TASKS[name]
+    wide_task = dataclasses.replace(task, eval_episodes=eval_episodes) if eval_episodes else None
     demos = make_demonstrations(task)
     model = make_model("swfp", task, demos, seed, "cpu", "cpu")
     env = Monitor(make_env(task.env_id))
-    curve = [(0, evaluate(model, env, task, seed)[0])]
+    curve: list[tuple[int, float]] = []
+    curve_wide: list[tuple[int, float]] = []
+
+    def evaluate_at(steps: int) -> None:
+        curve.append((steps, evaluate(model, env, task, seed)[0]))
+        if wide_task is not None:
+            curve_wide.append((steps, evaluate(model, env, wide_task, seed)[0]))
+
+    evaluate_at(0)
     # The rounds clone as make_model's cloning did (the task's entry over pretrain's defaults), at its final rate
     bc_kwargs = {**PRETRAIN_KWARGS, **swfp_o2o_entry(task.env_id)[1]}
     rate = bc_kwargs["final_learning_rate"]
     bc_kwargs.update(gradient_steps=BC_DRIFT_STEPS, learning_rate=rate)
     for round_ in range(1, BC_DRIFT_ROUNDS + 1):
         model.pretrain(demos, **bc_kwargs)
-        curve.append((round_ * BC_DRIFT_STEPS, evaluate(model, env, task, seed)[0]))
+        evaluate_at(round_ * BC_DRIFT_STEPS)
+    command = f"{SUITE_COMMAND} --suite bc_drift --tasks {name} --seeds {seed}"
     result = {
         "task": name, "seed": seed, "curve": curve, "learning_rate": rate, "wall_s": time.perf_counter() - start,
-        "command": f"{SUITE_COMMAND} --suite bc_drift --tasks {name} --seeds {seed}",
+        "command": command + (f" --eval-episodes {eval_episodes}" if eval_episodes else ""), "machine": machine(),
     }  # fmt: skip
+    if wide_task is not None:
+        result.update(eval_episodes=task.eval_episodes, eval_episodes_wide=eval_episodes, curve_wide=curve_wide)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1))
     return f"done {shown(out)} in {result['wall_s']:.0f}s"

@@ -14,6 +14,7 @@ Usage (from the repository root)::
     python -m benchmarks.suite --suite cost          # env-steps/s, predict latency vs N, one block vs whole chain
     python -m benchmarks.suite --suite sensitivity --jobs 2   # toy: score vs N and vs W2 scale
     python -m benchmarks.suite --suite bc_drift      # a cloned policy's return under more BC alone
+    python -m benchmarks.suite --suite bc_drift --eval-episodes 40   # ... also over 40 episodes each time
     python -m benchmarks.suite --render              # only re-render docs/benchmarks.md and docs/ablations.md
 
 The ``cpu`` budget keeps each run under ~30 minutes on one core of a laptop CPU; ``full`` is the
@@ -55,6 +56,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--jobs", type=int, default=1, help="independent processes, one torch thread each")
     parser.add_argument("--variant", default=None, help="run an SWFP variant under this name (with --swfp-kwargs)")
     parser.add_argument("--swfp-kwargs", default=None, help="JSON dict of SWFP arguments for --variant, e.g. '{\"bc_coef\": 1.0}'")
+    parser.add_argument(
+        "--eval-episodes", type=int, default=None, help="bc_drift only: also evaluate every policy over this many episodes"
+    )
     parser.add_argument("--render", action="store_true", help="only re-render docs/benchmarks.md and docs/ablations.md")
     args = parser.parse_args(argv)
     robustness = args.suite == "robustness"
@@ -62,6 +66,8 @@ def main(argv: list[str] | None = None) -> None:
     args.seeds = args.seeds or (list(ROBUSTNESS_SEEDS) if robustness else [0, 1, 2])
     if (args.variant is None) != (args.swfp_kwargs is None):
         parser.error("--variant and --swfp-kwargs go together")
+    if args.eval_episodes is not None and (args.suite != "bc_drift" or args.eval_episodes < 1):
+        parser.error(f"--eval-episodes is a positive count for --suite bc_drift, got {args.eval_episodes} with --suite {args.suite}")
     if args.variant is not None:
         try:
             variant = (variant_method(args.variant), json.loads(args.swfp_kwargs))
@@ -85,7 +91,7 @@ def main(argv: list[str] | None = None) -> None:
             elif args.suite == "density":
                 function, jobs = run_density, density_jobs(args.seeds)
             elif args.suite == "bc_drift":
-                function, jobs = run_bc_drift, bc_drift_jobs(args.tasks, args.seeds)
+                function, jobs = run_bc_drift, bc_drift_jobs(args.tasks, args.seeds, args.eval_episodes)
             else:
                 function, jobs = run_sensitivity, sensitivity_jobs(args.seeds)
             run_jobs(function, jobs, args.jobs, results=RESULTS)

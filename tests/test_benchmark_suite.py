@@ -15,6 +15,7 @@ from benchmarks import cost, methods, render_core, runner, tasks
 from benchmarks.render import render
 from benchmarks.render_tasks import command_lines, robustness_row, robustness_table, stale_arguments
 from benchmarks.runner import Run, result_path, run_one
+from benchmarks.tasks import TASKS
 
 
 @pytest.fixture
@@ -345,7 +346,7 @@ def test_bc_drift_starts_from_the_runs_bc_policy_and_evaluates_after_each_round(
 
     monkeypatch.setattr(studies, "BC_DRIFT_ROUNDS", 2)
     monkeypatch.setattr(studies, "BC_DRIFT_STEPS", 5)
-    assert studies.run_bc_drift(("toy", 0), results).startswith("done")
+    assert studies.run_bc_drift(("toy", 0, None), results).startswith("done")
     drift = json.loads((results / "bc_drift" / "toy_s0.json").read_text())
     assert [step for step, _ in drift["curve"]] == [0, 5, 10]
     assert drift["command"].endswith("--suite bc_drift --tasks toy --seeds 0")
@@ -355,4 +356,27 @@ def test_bc_drift_starts_from_the_runs_bc_policy_and_evaluates_after_each_round(
     assert drift["curve"][0][1] == run["curve"][0][1]
     # Each round clones on: the policy, and so its evaluation (same samples' noise every time), moves
     assert len({value for _, value in drift["curve"]}) == 3
-    assert studies.run_bc_drift(("toy", 0), results).startswith("skip")
+    assert studies.run_bc_drift(("toy", 0, None), results).startswith("skip")
+    assert "curve_wide" not in drift and drift["machine"]["cpu_capability"]
+
+
+def test_bc_drift_with_eval_episodes_evaluates_the_same_policies_twice(results, monkeypatch):
+    from benchmarks import studies
+    from benchmarks.suite import main
+
+    monkeypatch.setattr(studies, "BC_DRIFT_ROUNDS", 1)
+    monkeypatch.setattr(studies, "BC_DRIFT_STEPS", 5)
+    own = TASKS["pendulum"].eval_episodes
+    # Over the task's own number of episodes the second evaluation is the first, to the digit
+    assert studies.run_bc_drift(("pendulum", 0, own), results).startswith("done")
+    same = json.loads((results / "bc_drift" / f"pendulum_s0_e{own}.json").read_text())
+    assert same["curve_wide"] == same["curve"] and same["eval_episodes_wide"] == own
+    assert same["command"].endswith(f"--tasks pendulum --seeds 0 --eval-episodes {own}")
+    # Over other episodes it is another number for the same policy; the plain run's file is not touched
+    assert studies.run_bc_drift(("pendulum", 0, own + 2), results).startswith("done")
+    wide = json.loads((results / "bc_drift" / f"pendulum_s0_e{own + 2}.json").read_text())
+    assert [step for step, _ in wide["curve_wide"]] == [0, 5] and wide["curve"] == same["curve"]
+    assert wide["curve_wide"] != wide["curve"]
+    assert not (results / "bc_drift" / "pendulum_s0.json").exists()
+    with pytest.raises(SystemExit):
+        main(["--suite", "robustness", "--eval-episodes", "40"])  # the option belongs to bc_drift alone

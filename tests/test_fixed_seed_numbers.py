@@ -26,6 +26,7 @@ import torch as th
 from stable_baselines3.common.envs import SimpleMultiObsEnv
 from stable_baselines3.common.logger import Logger
 
+from benchmarks import machine
 from sb3_swfp import SWFP, Demonstrations, DemoReplayBuffer
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -147,16 +148,8 @@ def _stored(key: str, array: np.ndarray) -> np.ndarray:
 
 def platform() -> str:
     """The torch version and what the CPU's kernels are chosen by: its capability, model name and flags."""
-    import platform as platform_module
-
-    model, flags = platform_module.processor() or platform_module.machine(), ""
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        fields = dict(line.split(":", 1) for line in cpuinfo.read_text().splitlines() if ":" in line)
-        fields = {key.strip(): value.strip() for key, value in fields.items()}
-        model, flags = fields.get("model name", model), fields.get("flags", "")
-    fingerprint = hashlib.sha256(" ".join(sorted(flags.split())).encode()).hexdigest()[:12]
-    return f"torch {th.__version__}, cpu {th.backends.cpu.get_cpu_capability()}, {model}, flags {fingerprint}"
+    m = machine()
+    return f"torch {m['torch']}, cpu {m['cpu_capability']}, {m['cpu']}, flags {m['cpu_flags']}"
 
 
 def _recorded() -> np.lib.npyio.NpzFile:
