@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks import RESULTS, SUITE_COMMAND, machine, shown
-from benchmarks.methods import make_model, swfp_o2o_entry
+from benchmarks import RESULTS, SUITE_COMMAND, machine, methods, shown
+from benchmarks.methods import make_model
 from benchmarks.runner import evaluate, toy_scores
 from benchmarks.tasks import TASKS, make_demonstrations, make_env
 
@@ -187,7 +187,7 @@ def run_bc_drift(job: tuple[str, int, int | None], results: Path = RESULTS) -> s
 
     evaluate_at(0)
     # The rounds clone as make_model's cloning did (the task's entry over pretrain's defaults), at its final rate
-    bc_kwargs = {**PRETRAIN_KWARGS, **swfp_o2o_entry(task.env_id)[1]}
+    bc_kwargs = {**PRETRAIN_KWARGS, **methods.swfp_o2o_entry(task.env_id)[1]}  # looked up at call time, as make_model does
     rate = bc_kwargs["final_learning_rate"]
     bc_kwargs.update(gradient_steps=BC_DRIFT_STEPS, learning_rate=rate)
     for round_ in range(1, BC_DRIFT_ROUNDS + 1):
