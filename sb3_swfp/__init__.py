@@ -1,7 +1,7 @@
 """sb3-swfp: flow-matching policies and SWFP online fine-tuning for Stable-Baselines3."""
 
 import sb3_swfp.envs  # noqa: F401  (registers SWFPToyBandit-v0 with gymnasium)
-from sb3_swfp.common.callbacks import BCPretrainCallback
+from sb3_swfp.common.callbacks import BCPretrainCallback, EvalFromStartCallback
 from sb3_swfp.demos import DemoDictReplayBuffer, Demonstrations, DemoReplayBuffer, collect_demonstrations, load_demonstrations
 from sb3_swfp.presets import FINETUNE_KWARGS, PRETRAIN_KWARGS, finetune_kwargs
 from sb3_swfp.swfp import SWFP, FlowPolicy, MlpPolicy, MultiInputPolicy
@@ -16,6 +16,7 @@ __all__ = [
     "DemoDictReplayBuffer",
     "DemoReplayBuffer",
     "Demonstrations",
+    "EvalFromStartCallback",
     "FlowPolicy",
     "MlpPolicy",
     "MultiInputPolicy",

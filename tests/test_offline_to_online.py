@@ -4,10 +4,12 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch as th
+from stable_baselines3.common.callbacks import BaseCallback, EvalCallback, StopTrainingOnRewardThreshold
 from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import VecNormalize
 
-from sb3_swfp import SWFP, BCPretrainCallback, DemoReplayBuffer
+from sb3_swfp import SWFP, BCPretrainCallback, DemoReplayBuffer, EvalFromStartCallback
 from sb3_swfp.demos import collect_demonstrations
 from sb3_swfp.experts import PendulumSwingUpExpert
 
@@ -163,3 +165,39 @@ def test_a_demonstration_buffer_is_saved_and_loaded_with_save_replay_buffer(demo
     assert type(after) is DemoReplayBuffer and after is not before
     assert after.size() == before.size() == 60 and after.n_demonstrations == before.n_demonstrations == len(demos)
     np.testing.assert_array_equal(after.demo_buffer.actions, before.demo_buffer.actions)
+
+
+class RecordActorAtStart(BaseCallback):
+    """Keeps the actor's parameters as they are when learn() starts (after the callbacks before it)."""
+
+    def _on_training_start(self) -> None:
+        self.parameters = actor_parameters(self.model)
+
+    def _on_step(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("from_start", [True, False])
+def test_eval_from_start_makes_the_cloned_policy_the_first_candidate_for_best_model(demos, tmp_path, from_start):
+    model = tiny(seed=0, learning_starts=0)
+    initial, at_start = actor_parameters(model), RecordActorAtStart()
+    kind = EvalFromStartCallback if from_start else EvalCallback
+    # eval_freq beyond the budget: the start is the only evaluation EvalFromStartCallback makes, SB3's makes none
+    evaluate = kind(Monitor(gym.make(ENV_ID)), eval_freq=1_000, n_eval_episodes=1, best_model_save_path=str(tmp_path), log_path=str(tmp_path))
+    model.learn(60, callback=[BCPretrainCallback(demos, **BC), at_start, evaluate])
+    assert not same_parameters(initial, at_start.parameters)  # BC ran before the start was evaluated
+    assert not same_parameters(at_start.parameters, actor_parameters(model))  # and training moved the actor
+    if not from_start:
+        assert not (tmp_path / "best_model.zip").exists()
+        return
+    assert np.load(tmp_path / "evaluations.npz")["timesteps"].tolist() == [0]
+    assert evaluate.best_mean_reward == evaluate.last_mean_reward > -np.inf
+    best = SWFP.load(tmp_path / "best_model", device="cpu")
+    assert same_parameters(at_start.parameters, actor_parameters(best))  # the cloned policy, not the final one
+
+
+def test_eval_from_start_stops_at_the_first_step_when_the_start_meets_a_stop_threshold(demos):
+    model = tiny(seed=0, learning_starts=0)
+    stop = StopTrainingOnRewardThreshold(reward_threshold=-1e9)  # any return meets it
+    model.learn(60, callback=EvalFromStartCallback(Monitor(gym.make(ENV_ID)), eval_freq=1_000, n_eval_episodes=1, callback_on_new_best=stop))
+    assert model.num_timesteps == 1

@@ -1,10 +1,11 @@
-"""Callbacks: behaviour-cloning pretraining (flow matching, Eq. 7) when online learning starts."""
+"""Callbacks: behaviour-cloning pretraining (flow matching, Eq. 7) when online learning starts, and an
+evaluation that counts the policy ``learn()`` starts from."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.callbacks import BaseCallback, EvalCallback
 
 from sb3_swfp.demos import DemonstrationsLike, with_env_id
 
@@ -89,3 +90,43 @@ class BCPretrainCallback(BaseCallback):
 
     def _on_step(self) -> bool:
         return True
+
+
+class EvalFromStartCallback(EvalCallback):
+    """SB3's ``EvalCallback``, which also evaluates the policy ``learn()`` starts from, before its first step.
+
+    ``EvalCallback`` first evaluates after ``eval_freq`` steps, so its ``best_model.zip`` is the best of
+    the policies met *during* training: never the behaviour-cloned policy that fine-tuning started
+    from, even where every later one is worse.  With this callback the start is the first candidate,
+    so ``best_model_save_path`` holds the best of the start and every later evaluation (the start
+    itself, saved before any update, where nothing beat it), and ``evaluations.npz`` begins at
+    the timestep ``learn()`` started at.  Put it after :class:`BCPretrainCallback` in a callback
+    list, so that the start it evaluates is the cloned policy::
+
+        model.learn(10_000, callback=[BCPretrainCallback("demos.npz"),
+                                      EvalFromStartCallback(eval_env, eval_freq=2000, n_eval_episodes=20,
+                                                            best_model_save_path="logs/")])
+
+    "Best" is by this callback's evaluations, each over ``n_eval_episodes`` episodes from new start
+    states: on MuJoCo tasks use 20 or more, since cloned policies that fit the demonstrations
+    equally well already differ by several percent (docs/robustness.md).  The arguments are
+    ``EvalCallback``'s; the start is evaluated in the first ``learn()`` the callback is given to.
+    A ``callback_on_new_best`` that stops training (``StopTrainingOnRewardThreshold``) and is met
+    by the start stops ``learn()`` at its first step.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._stop_at_first_step = False
+
+    def _on_training_start(self) -> None:
+        super()._on_training_start()
+        # EvalCallback evaluates when n_calls % eval_freq == 0: true before the first step (n_calls is 0)
+        if self.eval_freq > 0 and self.n_calls == 0:
+            # A callback_on_new_best (StopTrainingOnRewardThreshold) may ask to stop: at the first step, then
+            self._stop_at_first_step = not super()._on_step()
+
+    def _on_step(self) -> bool:
+        if self._stop_at_first_step:
+            return False
+        return super()._on_step()
