@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks import RESULTS, SUITE_COMMAND, shown
+from benchmarks import RESULTS, SUITE_COMMAND, machine, shown
 from benchmarks.methods import make_model, model_class, variant_name
 from benchmarks.tasks import TASKS, Task, make_demonstrations, make_env
 
@@ -170,6 +170,7 @@ def run_one(run: Run, results: Path = RESULTS) -> str:
         "command": run.command(),
         "device": str(model.device),
         "torch_threads": th.get_num_threads(),
+        "machine": machine(),  # per-seed numbers reproduce on this kind of machine only (robustness.md §12)
         "eval_protocol": EVAL_PROTOCOL,
     }
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -51,6 +51,9 @@ def test_runs_resume_and_render(results):
     assert result["demos"]["transitions"] == 1000
     assert result["toy_modes"]["n_high_reward_modes"] == 3
     assert json.loads(result_path(results, "cpu", "toy", "sac_demos", 0).read_text())["demos"] == result["demos"]
+    from benchmarks import machine
+
+    assert result["machine"] == machine()  # where its per-seed numbers reproduce
     # finished runs are skipped, results untouched
     before = path.read_text()
     assert run_one(Run("toy", "swfp", 0), results).startswith("skip")
