@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import cost, methods, render_core, runner, tasks
+from benchmarks import cost, machine, methods, render_core, runner, tasks
 from benchmarks.render import render
 from benchmarks.render_tasks import command_lines, robustness_row, robustness_table, stale_arguments
 from benchmarks.runner import Run, result_path, run_one
@@ -51,8 +51,6 @@ def test_runs_resume_and_render(results):
     assert result["demos"]["transitions"] == 1000
     assert result["toy_modes"]["n_high_reward_modes"] == 3
     assert json.loads(result_path(results, "cpu", "toy", "sac_demos", 0).read_text())["demos"] == result["demos"]
-    from benchmarks import machine
-
     assert result["machine"] == machine()  # where its per-seed numbers reproduce
     # finished runs are skipped, results untouched
     before = path.read_text()
