@@ -57,13 +57,21 @@ def current_command(command: str) -> str:
 
 
 def machine() -> dict[str, str]:
-    """What a run's floating point depends on besides the code and the seed: torch and the CPU whose
-    kernels it and MKL choose (capability, model name, a digest of the flags).  On a MuJoCo task a
-    difference in the last bits becomes another BC start (docs/robustness.md §12)."""
+    """What a run's numbers depend on besides the code and the seed: the CPU whose kernels torch and MKL
+    choose (capability, model name, a digest of the flags) and the versions of the libraries that
+    compute.  On a MuJoCo task a difference in the last bits becomes another BC start
+    (docs/robustness.md §12).  ``cpu_flags`` is empty where there is no ``/proc/cpuinfo``."""
     import hashlib
     import platform
+    from importlib.metadata import PackageNotFoundError, version
 
     import torch as th
+
+    def installed(package: str) -> str:
+        try:
+            return version(package)
+        except PackageNotFoundError:
+            return "not installed"
 
     model, flags = platform.processor() or platform.machine(), ""
     cpuinfo = Path("/proc/cpuinfo")
@@ -74,5 +82,6 @@ def machine() -> dict[str, str]:
         "torch": th.__version__,
         "cpu_capability": th.backends.cpu.get_cpu_capability(),
         "cpu": model,
-        "cpu_flags": hashlib.sha256(" ".join(sorted(flags.split())).encode()).hexdigest()[:12],
+        "cpu_flags": hashlib.sha256(" ".join(sorted(flags.split())).encode()).hexdigest()[:12] if flags else "",
+        **{package: installed(package) for package in ("numpy", "mujoco", "gymnasium", "stable_baselines3")},
     }

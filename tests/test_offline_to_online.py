@@ -199,5 +199,16 @@ def test_eval_from_start_makes_the_cloned_policy_the_first_candidate_for_best_mo
 def test_eval_from_start_stops_at_the_first_step_when_the_start_meets_a_stop_threshold(demos):
     model = tiny(seed=0, learning_starts=0)
     stop = StopTrainingOnRewardThreshold(reward_threshold=-1e9)  # any return meets it
-    model.learn(60, callback=EvalFromStartCallback(Monitor(gym.make(ENV_ID)), eval_freq=1_000, n_eval_episodes=1, callback_on_new_best=stop))
+    evaluate = EvalFromStartCallback(Monitor(gym.make(ENV_ID)), eval_freq=1_000, n_eval_episodes=1, callback_on_new_best=stop)
+    model.learn(60, callback=evaluate)
     assert model.num_timesteps == 1
+    # The stop was the start's: the same callback in a later learn() stops only on a new best
+    model.learn(20, callback=evaluate, reset_num_timesteps=False)
+    assert model.num_timesteps == 21
+
+
+def test_eval_from_start_then_evaluates_on_eval_callbacks_schedule(demos, tmp_path):
+    model = tiny(seed=0, learning_starts=0)
+    evaluate = EvalFromStartCallback(Monitor(gym.make(ENV_ID)), eval_freq=20, n_eval_episodes=1, log_path=str(tmp_path))
+    model.learn(60, callback=evaluate)
+    assert np.load(tmp_path / "evaluations.npz")["timesteps"].tolist() == [0, 20, 40, 60]

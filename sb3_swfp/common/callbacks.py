@@ -128,5 +128,6 @@ class EvalFromStartCallback(EvalCallback):
 
     def _on_step(self) -> bool:
         if self._stop_at_first_step:
+            self._stop_at_first_step = False  # once: a later learn() goes on as EvalCallback's would
             return False
         return super()._on_step()
