@@ -53,6 +53,8 @@ class Run:
     :param device: Torch device of the model.
     :param swfp_kwargs: The SWFP keyword arguments of a variant (with a variant's method only).
     :param folder: The results folder when it is not the budget's (``"robustness"``).
+    :param stochastic_eval_episodes: Also evaluate every policy with sampled actions over this many
+        episodes, into the result's ``curve_stochastic`` (the deterministic curve is unchanged).
     """
 
     task: str
@@ -62,10 +64,13 @@ class Run:
     device: str = "cpu"
     swfp_kwargs: dict[str, Any] | None = None
     folder: str | None = None
+    stochastic_eval_episodes: int | None = None
 
     def __post_init__(self):
         if (self.swfp_kwargs is not None) != (variant_name(self.method) is not None):
             raise ValueError(f"{self.method!r}: SWFP keyword arguments go with variants (swfp-<name>) only")
+        if self.stochastic_eval_episodes is not None and self.stochastic_eval_episodes < 1:
+            raise ValueError(f"stochastic_eval_episodes is a positive count, got {self.stochastic_eval_episodes}")
 
     @property
     def results_folder(self) -> str:
@@ -73,13 +78,14 @@ class Run:
 
     def command(self) -> str:
         """The command line that makes this run."""
+        stochastic = "" if self.stochastic_eval_episodes is None else f" --stochastic-eval {self.stochastic_eval_episodes}"
         if self.folder == "robustness":
-            return f"{SUITE_COMMAND} --suite robustness --tasks {self.task} --seeds {self.seed}"
+            return f"{SUITE_COMMAND} --suite robustness --tasks {self.task} --seeds {self.seed}{stochastic}"
         if self.swfp_kwargs is None:
-            return f"{SUITE_COMMAND} --tasks {self.task} --methods {self.method} --seeds {self.seed} --budget {self.budget}"
+            return f"{SUITE_COMMAND} --tasks {self.task} --methods {self.method} --seeds {self.seed} --budget {self.budget}{stochastic}"
         return (
             f"{SUITE_COMMAND} --tasks {self.task} --variant {variant_name(self.method)} "
-            f"--swfp-kwargs '{json.dumps(self.swfp_kwargs)}' --seeds {self.seed} --budget {self.budget}"
+            f"--swfp-kwargs '{json.dumps(self.swfp_kwargs)}' --seeds {self.seed} --budget {self.budget}{stochastic}"
         )
 
 
@@ -88,10 +94,10 @@ def result_path(results: Path, folder: str, task_name: str, method: str, seed: i
     return results / folder / task_name / f"{method}_s{seed}.json"
 
 
-def evaluate(model, env, task: Task, seed: int) -> tuple[float, float, float | None]:
+def evaluate(model, env, task: Task, seed: int, deterministic: bool | None = None) -> tuple[float, float, float | None]:
     """Mean and std of the episode returns, and the success rate on PointMaze.
 
-    The env is reseeded first, and a stochastic policy draws from torch's generator seeded the same way
+    ``deterministic`` defaults to the task's ``deterministic_eval``.  The env is reseeded first, and a stochastic policy draws from torch's generator seeded the same way
     (forked: training's random numbers are not touched), so every evaluation of a run plays the same
     start states, goals and noise: two evaluations of a run differ by the policy only.
     """
@@ -103,7 +109,11 @@ def evaluate(model, env, task: Task, seed: int) -> tuple[float, float, float | N
     with th.random.fork_rng(devices=devices):
         th.manual_seed(EVAL_SEED + seed)
         returns, _ = evaluate_policy(
-            model, env, n_eval_episodes=task.eval_episodes, deterministic=task.deterministic_eval, return_episode_rewards=True
+            model,
+            env,
+            n_eval_episodes=task.eval_episodes,
+            deterministic=task.deterministic_eval if deterministic is None else deterministic,
+            return_episode_rewards=True,
         )
     success = float(np.mean(np.asarray(returns) > 0)) if task.success_metric else None
     return float(np.mean(returns)), float(np.std(returns)), success
@@ -128,19 +138,28 @@ def run_one(run: Run, results: Path = RESULTS) -> str:
     eval_env = Monitor(make_env(task.env_id))
     checkpoint = Checkpoint(out.with_suffix(".checkpoint"))
     state = checkpoint.state()
+    sampled_task = None if run.stochastic_eval_episodes is None else dataclasses.replace(task, eval_episodes=run.stochastic_eval_episodes)
+
+    def evaluations(model, step: int) -> None:
+        state["curve"].append((step, *evaluate(model, eval_env, task, run.seed)))
+        if sampled_task is not None:  # its own reseeding and forked generator: the deterministic curve is unchanged
+            state["curve_stochastic"].append((step, *evaluate(model, eval_env, sampled_task, run.seed, deterministic=False)[:2]))
+
     if state is None:
         method = "swfp" if run.swfp_kwargs is not None else run.method
         model = make_model(method, task, demos, run.seed, run.budget, run.device, run.swfp_kwargs)
-        state = {"curve": [(0, *evaluate(model, eval_env, task, run.seed))], "online_wall_s": 0.0, "resumed_at": []}
+        state = {"curve": [], "curve_stochastic": [], "online_wall_s": 0.0, "resumed_at": []}
+        evaluations(model, 0)
     else:  # a run stopped before its end goes on from its last evaluation
         model = checkpoint.load_model(run.method, make_env(task.env_id), run.device)
         state["resumed_at"].append(model.num_timesteps)
+        state.setdefault("curve_stochastic", [])
     curve = state["curve"]
 
     class Evaluate(BaseCallback):
         def _on_step(self) -> bool:
             if self.num_timesteps % task.eval_every == 0:
-                curve.append((self.num_timesteps, *evaluate(self.model, eval_env, task, run.seed)))
+                evaluations(self.model, self.num_timesteps)
                 checkpoint.save(self.model, {**state, "online_wall_s": state["online_wall_s"] + time.perf_counter() - online_start})
             return True
 
@@ -159,6 +178,7 @@ def run_one(run: Run, results: Path = RESULTS) -> str:
         "budget": run.budget,
         "online_steps": steps,
         "curve": curve,
+        **({} if sampled_task is None else {"curve_stochastic": state["curve_stochastic"], "eval_episodes_stochastic": run.stochastic_eval_episodes}),
         "error": error,
         "wall_s": time.perf_counter() - start,
         "online_wall_s": state["online_wall_s"] + time.perf_counter() - online_start,

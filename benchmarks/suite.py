@@ -11,6 +11,7 @@ Usage (from the repository root)::
     python -m benchmarks.suite --tasks toy pendulum --seeds 0 1 2 --jobs 2
     python -m benchmarks.suite --tasks hopper --methods swfp sac_demos --budget full
     python -m benchmarks.suite --tasks hopper --seeds 0 --variant actor_lr_1e-5 --swfp-kwargs '{"actor_learning_rate": 1e-5}'
+    python -m benchmarks.suite --tasks hopper --seeds 0 --stochastic-eval 10   # also evaluate sampled actions
     python -m benchmarks.suite --suite cost          # env-steps/s, predict latency vs N, one block vs whole chain
     python -m benchmarks.suite --suite sensitivity --jobs 2   # toy: score vs N and vs W2 scale
     python -m benchmarks.suite --suite bc_drift      # a cloned policy's return under more BC alone
@@ -59,6 +60,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--eval-episodes", type=int, default=None, help="bc_drift only: also evaluate every policy over this many episodes"
     )
+    parser.add_argument(
+        "--stochastic-eval",
+        type=int,
+        default=None,
+        metavar="EPISODES",
+        help="runs and robustness: also evaluate every policy with sampled actions over this many episodes (curve_stochastic)",
+    )
     parser.add_argument("--render", action="store_true", help="only re-render docs/benchmarks.md and docs/ablations.md")
     args = parser.parse_args(argv)
     robustness = args.suite == "robustness"
@@ -68,6 +76,8 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--variant and --swfp-kwargs go together")
     if args.eval_episodes is not None and (args.suite != "bc_drift" or args.eval_episodes < 1):
         parser.error(f"--eval-episodes is a positive count for --suite bc_drift, got {args.eval_episodes} with --suite {args.suite}")
+    if args.stochastic_eval is not None and (args.suite not in ("runs", "robustness") or args.stochastic_eval < 1):
+        parser.error(f"--stochastic-eval is a positive count for --suite runs or robustness, got {args.stochastic_eval} with --suite {args.suite}")
     if args.variant is not None:
         try:
             variant = (variant_method(args.variant), json.loads(args.swfp_kwargs))
@@ -82,12 +92,25 @@ def main(argv: list[str] | None = None) -> None:
             if args.suite == "runs":
                 function = run_one
                 if args.variant is not None:
-                    jobs: list[Any] = [Run(t, variant[0], s, args.budget, args.device, variant[1]) for t in args.tasks for s in args.seeds]
+                    jobs: list[Any] = [
+                        Run(t, variant[0], s, args.budget, args.device, variant[1], stochastic_eval_episodes=args.stochastic_eval)
+                        for t in args.tasks
+                        for s in args.seeds
+                    ]
                 else:
-                    jobs = [Run(t, m, s, args.budget, args.device) for t in args.tasks for m in args.methods for s in args.seeds]
+                    jobs = [
+                        Run(t, m, s, args.budget, args.device, stochastic_eval_episodes=args.stochastic_eval)
+                        for t in args.tasks
+                        for m in args.methods
+                        for s in args.seeds
+                    ]
             elif robustness:
                 function = run_one
-                jobs = [Run(t, "swfp", s, "cpu", args.device, folder="robustness") for t in args.tasks for s in args.seeds]
+                jobs = [
+                    Run(t, "swfp", s, "cpu", args.device, folder="robustness", stochastic_eval_episodes=args.stochastic_eval)
+                    for t in args.tasks
+                    for s in args.seeds
+                ]
             elif args.suite == "density":
                 function, jobs = run_density, density_jobs(args.seeds)
             elif args.suite == "bc_drift":

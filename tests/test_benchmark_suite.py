@@ -82,6 +82,29 @@ def test_swfp_variant_runs_with_its_kwargs_and_renders_next_to_swfp(results):
     assert "w2_big" not in page and "| SWFP (BC + online) | 1 |" in page
 
 
+def test_stochastic_eval_adds_a_curve_and_leaves_the_run_as_it_was(results):
+    from benchmarks.suite import main
+
+    assert run_one(Run("toy", "swfp", 0), results).startswith("done")
+    plain = json.loads(result_path(results, "cpu", "toy", "swfp", 0).read_text())
+    # The same settings under a variant, also evaluated with sampled actions over another number of episodes
+    method = methods.variant_method("same")
+    assert run_one(Run("toy", method, 0, swfp_kwargs={}, stochastic_eval_episodes=7), results).startswith("done")
+    both = json.loads(result_path(results, "cpu", "toy", method, 0).read_text())
+    assert both["curve"] == plain["curve"]  # its evaluations draw none of training's random numbers
+    assert [point[0] for point in both["curve_stochastic"]] == [0, 60, 120] and both["eval_episodes_stochastic"] == 7
+    assert [point[1:3] for point in both["curve_stochastic"]] != [point[1:3] for point in both["curve"]]
+    assert both["command"].endswith("--seeds 0 --budget cpu --stochastic-eval 7") and "curve_stochastic" not in plain
+    # The toy's own evaluation samples: over its own episodes the sampled curve is the curve, to the digit
+    assert run_one(Run("toy", methods.variant_method("own"), 0, swfp_kwargs={}, stochastic_eval_episodes=20), results).startswith("done")
+    own = json.loads(result_path(results, "cpu", "toy", methods.variant_method("own"), 0).read_text())
+    assert [point[1:3] for point in own["curve_stochastic"]] == [point[1:3] for point in own["curve"]]
+    with pytest.raises(ValueError, match="positive count"):
+        Run("toy", "swfp", 0, stochastic_eval_episodes=0)
+    with pytest.raises(SystemExit):
+        main(["--suite", "bc_drift", "--stochastic-eval", "10"])  # runs and robustness only
+
+
 def test_variant_arguments_are_checked():
     with pytest.raises(ValueError, match="letters, digits"):
         methods.variant_method("a b")
