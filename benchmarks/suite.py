@@ -45,6 +45,17 @@ from benchmarks.studies import (
 )
 from benchmarks.tasks import TASKS
 
+#: The options a suite reads (besides --suite and --render)
+OPTIONS = ("tasks", "methods", "seeds", "budget", "device", "jobs", "variant", "swfp_kwargs", "eval_episodes", "stochastic_eval")
+SUITE_OPTIONS = {
+    "runs": ("tasks", "methods", "seeds", "budget", "device", "jobs", "variant", "swfp_kwargs", "stochastic_eval"),
+    "robustness": ("tasks", "seeds", "device", "jobs", "stochastic_eval"),
+    "cost": ("device",),
+    "sensitivity": ("seeds", "jobs"),
+    "density": ("seeds", "jobs"),
+    "bc_drift": ("tasks", "seeds", "jobs", "eval_episodes"),
+}
+
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog=SUITE_COMMAND, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -69,15 +80,20 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--render", action="store_true", help="only re-render docs/benchmarks.md and docs/ablations.md")
     args = parser.parse_args(argv)
+    if not args.render:
+        # An option a suite does not read would be dropped silently (a variant run as the preset, a GPU run on the CPU)
+        ignored = [option for option in OPTIONS if getattr(args, option) != parser.get_default(option) and option not in SUITE_OPTIONS[args.suite]]
+        if ignored:
+            used = " ".join(f"--{option.replace('_', '-')}" for option in SUITE_OPTIONS[args.suite]) or "none of them"
+            parser.error(f"--suite {args.suite} does not use {', '.join('--' + option.replace('_', '-') for option in ignored)} (it uses {used})")
     robustness = args.suite == "robustness"
     args.tasks = args.tasks or {"robustness": list(TASKS), "bc_drift": list(BC_DRIFT_TASKS)}.get(args.suite, ["toy", "pendulum"])
     args.seeds = args.seeds or (list(ROBUSTNESS_SEEDS) if robustness else [0, 1, 2])
     if (args.variant is None) != (args.swfp_kwargs is None):
         parser.error("--variant and --swfp-kwargs go together")
-    if args.eval_episodes is not None and (args.suite != "bc_drift" or args.eval_episodes < 1):
-        parser.error(f"--eval-episodes is a positive count for --suite bc_drift, got {args.eval_episodes} with --suite {args.suite}")
-    if args.stochastic_eval is not None and (args.suite not in ("runs", "robustness") or args.stochastic_eval < 1):
-        parser.error(f"--stochastic-eval is a positive count for --suite runs or robustness, got {args.stochastic_eval} with --suite {args.suite}")
+    for option in ("eval_episodes", "stochastic_eval"):
+        if getattr(args, option) is not None and getattr(args, option) < 1:
+            parser.error(f"--{option.replace('_', '-')} is a positive count of episodes, got {getattr(args, option)}")
     if args.variant is not None:
         try:
             variant = (variant_method(args.variant), json.loads(args.swfp_kwargs))

@@ -404,3 +404,31 @@ def test_bc_drift_with_eval_episodes_evaluates_the_same_policies_twice(results, 
     assert not (results / "bc_drift" / "pendulum_s0.json").exists()
     with pytest.raises(SystemExit):
         main(["--suite", "robustness", "--eval-episodes", "40"])  # the option belongs to bc_drift alone
+
+
+@pytest.mark.parametrize(
+    ("argv", "named"),
+    [
+        (["--suite", "robustness", "--variant", "x", "--swfp-kwargs", "{}"], "--variant, --swfp-kwargs"),  # would run the preset
+        (["--suite", "bc_drift", "--device", "cuda"], "--device"),  # would clone on the CPU
+        (["--suite", "robustness", "--budget", "long"], "--budget"),  # the suite's budgets are fixed
+        (["--suite", "density", "--tasks", "hopper"], "--tasks"),
+        (["--suite", "cost", "--seeds", "1"], "--seeds"),
+    ],
+)
+def test_suite_refuses_options_its_suite_would_drop(argv, named, capsys):
+    from benchmarks.suite import main
+
+    with pytest.raises(SystemExit):
+        main(argv)
+    assert f"--suite {argv[1]} does not use {named} (it uses" in capsys.readouterr().err
+
+
+def test_suite_refuses_counts_of_episodes_below_one(capsys):
+    from benchmarks.suite import main
+
+    for option in ("--eval-episodes", "--stochastic-eval"):
+        suite = "bc_drift" if option == "--eval-episodes" else "runs"
+        with pytest.raises(SystemExit):
+            main(["--suite", suite, option, "0"])
+        assert f"{option} is a positive count of episodes, got 0" in capsys.readouterr().err
