@@ -148,6 +148,10 @@ def run_speed(results: Path = CORE_RESULTS) -> None:
     (results / "speed.json").write_text(json.dumps(result, indent=1))
 
 
+#: The options of the learning suite, which the speed suite does not read
+SPEED_IGNORES = ("algos", "seeds", "timesteps", "eval_every", "squash", "jobs")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog=CORE_COMMAND, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--suite", choices=("learning", "speed"), help="which benchmark to run")
@@ -159,6 +163,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--jobs", type=int, default=1, help="independent processes, one torch thread each")
     parser.add_argument("--render", action="store_true", help="only re-render the docs page")
     args = parser.parse_args(argv)
+    if args.suite == "speed":  # its settings are fixed: an option here would be dropped silently
+        given = [f"--{name.replace('_', '-')}" for name in SPEED_IGNORES if getattr(args, name) != parser.get_default(name)]
+        if given:
+            parser.error(f"--suite speed takes none of {', '.join(given)} (its rounds and chunks are fixed)")
     if args.squash and args.algos != ["swfp"]:
         parser.error("--squash is SWFP's: pass it with --algos swfp")
     if args.squash == DEFAULT_SQUASH:

@@ -309,6 +309,14 @@ def test_core_learning_with_another_squash_writes_its_own_file_and_section(tmp_p
         core.main(["--suite", "learning", "--algos", "swfp", "--squash", "soft_clip"])
 
 
+def test_core_speed_suite_refuses_the_learning_suites_options(capsys):
+    from benchmarks import core
+
+    with pytest.raises(SystemExit):  # it would time the default squash and say nothing
+        core.main(["--suite", "speed", "--algos", "swfp", "--squash", "clip"])
+    assert "--suite speed takes none of --algos, --squash" in capsys.readouterr().err
+
+
 def test_stale_arguments_compare_the_scalar_policy_kwargs_a_run_was_made_with():
     entry = {"w2_coef": 100.0, "policy_kwargs": {"n_critics": 10, "net_arch": [256, 256]}}
     two_critics = {"hyperparams": {"w2_coef": "100.0", "policy_kwargs": "{'net_arch': [256, 256], 'n_blocks': 5, 'squash': 'soft_clip'}"}}
