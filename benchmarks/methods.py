@@ -106,7 +106,12 @@ def make_model(method: str, task: Task, demos, seed: int, budget: str, device: s
         kwargs = merge_kwargs(kwargs, overrides or {})  # policy_kwargs key by key, as finetune_kwargs does
         policy = kwargs.pop("policy")
         if demo_ratio is not None:
-            kwargs.update(replay_buffer_class=DemoReplayBuffer, replay_buffer_kwargs=dict(demonstrations=demos, demo_ratio=demo_ratio))
+            # A variant's buffer arguments (its demo_ratio) go over the entry's; the demonstrations are the task's
+            buffer_overrides = kwargs.pop("replay_buffer_kwargs", None) or {}
+            if "demonstrations" in buffer_overrides:
+                raise ValueError("replay_buffer_kwargs: the runner gives every run its task's demonstrations; leave 'demonstrations' out")
+            buffer_kwargs = {"demonstrations": demos, "demo_ratio": demo_ratio, **buffer_overrides}
+            kwargs.update(replay_buffer_class=DemoReplayBuffer, replay_buffer_kwargs=buffer_kwargs)
         model = SWFP(policy, env, seed=seed, device=device, **kwargs)
         model.pretrain(demos, **bc_kwargs)
         return model

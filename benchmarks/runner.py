@@ -291,4 +291,7 @@ def _describe(model) -> dict[str, Any]:
         "q_normalization", "critic_entropy", "actor_learning_starts", "w2_prev_coef", "bc_coef", "squash",
         "policy_kwargs", "replay_buffer_class", "policy_class",
     )  # fmt: skip
-    return {key: getattr(model, key) for key in keys if hasattr(model, key)}
+    described = {key: getattr(model, key) for key in keys if hasattr(model, key)}
+    if hasattr(model.replay_buffer, "demo_ratio"):  # the share of demonstrations in every batch
+        described["demo_ratio"] = model.replay_buffer.demo_ratio
+    return described

@@ -105,6 +105,19 @@ def test_stochastic_eval_adds_a_curve_and_leaves_the_run_as_it_was(results):
         main(["--suite", "bc_drift", "--stochastic-eval", "10"])  # runs and robustness only
 
 
+def test_variant_buffer_arguments_go_over_the_entrys_and_keep_the_tasks_demonstrations(results):
+    method = methods.variant_method("no_demos")
+    entry_ratio = methods.swfp_o2o_entry("SWFPToyBandit-v0")[2]
+    assert run_one(Run("toy", "swfp", 0), results).startswith("done")
+    assert run_one(Run("toy", method, 0, swfp_kwargs={"replay_buffer_kwargs": {"demo_ratio": 0.0}}), results).startswith("done")
+    plain = json.loads(result_path(results, "cpu", "toy", "swfp", 0).read_text())
+    variant = json.loads(result_path(results, "cpu", "toy", method, 0).read_text())
+    assert (plain["hyperparams"]["demo_ratio"], variant["hyperparams"]["demo_ratio"]) == (repr(entry_ratio), "0.0")
+    assert variant["curve"][0] == plain["curve"][0] and variant["curve"] != plain["curve"]  # same BC start, other batches
+    with pytest.raises(ValueError, match="leave 'demonstrations' out"):
+        methods.make_model("swfp", TASKS["toy"], None, 0, "cpu", "cpu", {"replay_buffer_kwargs": {"demonstrations": "x.npz"}})
+
+
 def test_variant_arguments_are_checked():
     with pytest.raises(ValueError, match="letters, digits"):
         methods.variant_method("a b")
