@@ -236,6 +236,13 @@ def render_task(
             f"were run as): {', '.join(relabelled)}.",
             "",
         ]
+    # A probe's runs made with code outside the package: its patch (under docs/results/probes/) and base commit
+    patched: dict[tuple[str, str], list[str]] = {}
+    for r in runs:
+        if r.get("patch"):
+            patched.setdefault((r["patch"]["file"], r["patch"]["commit"]), []).append(f"{r['method']}_s{r['seed']}")
+    for (file, commit), names in sorted(patched.items()):
+        lines += [f"Made with code that is not in the package (a probe's): {', '.join(sorted(names))}; apply `{file}` to commit {commit} to run their command.", ""]
     swfp_runs = [r for r in runs if r["method"] == "swfp" or variant_name(r["method"]) is not None]
     if folder == ARCHIVE:
         return lines  # made with earlier settings on purpose

@@ -118,6 +118,19 @@ def test_variant_buffer_arguments_go_over_the_entrys_and_keep_the_tasks_demonstr
         methods.make_model("swfp", TASKS["toy"], None, 0, "cpu", "cpu", {"replay_buffer_kwargs": {"demonstrations": "x.npz"}})
 
 
+def test_ablation_page_names_the_patch_a_probes_runs_need(results):
+    method = methods.variant_method("probe")
+    assert run_one(Run("toy", method, 0, swfp_kwargs={"w2_coef": 2.5}), results).startswith("done")
+    _, ablations = pages(results)
+    assert "not in the package" not in ablations
+    path = result_path(results, "cpu", "toy", method, 0)
+    run = json.loads(path.read_text())
+    run["patch"] = {"file": "docs/results/probes/x.patch", "commit": "abc1234"}
+    path.write_text(json.dumps(run))
+    _, ablations = pages(results)
+    assert "(a probe's): swfp-probe_s0; apply `docs/results/probes/x.patch` to commit abc1234 to run their command." in ablations
+
+
 def test_variant_arguments_are_checked():
     with pytest.raises(ValueError, match="letters, digits"):
         methods.variant_method("a b")
