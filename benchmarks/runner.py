@@ -54,7 +54,8 @@ class Run:
     :param swfp_kwargs: The SWFP keyword arguments of a variant (with a variant's method only).
     :param folder: The results folder when it is not the budget's (``"robustness"``).
     :param stochastic_eval_episodes: Also evaluate every policy with sampled actions over this many
-        episodes, into the result's ``curve_stochastic`` (the deterministic curve is unchanged).
+        episodes, into the result's ``curve_stochastic`` (the deterministic curve is unchanged; the
+        run's ``online_wall_s`` includes these evaluations).
     """
 
     task: str
@@ -143,17 +144,22 @@ def run_one(run: Run, results: Path = RESULTS) -> str:
     def evaluations(model, step: int) -> None:
         state["curve"].append((step, *evaluate(model, eval_env, task, run.seed)))
         if sampled_task is not None:  # its own reseeding and forked generator: the deterministic curve is unchanged
-            state["curve_stochastic"].append((step, *evaluate(model, eval_env, sampled_task, run.seed, deterministic=False)[:2]))
+            state["curve_stochastic"].append((step, *evaluate(model, eval_env, sampled_task, run.seed, deterministic=False)))
 
     if state is None:
         method = "swfp" if run.swfp_kwargs is not None else run.method
         model = make_model(method, task, demos, run.seed, run.budget, run.device, run.swfp_kwargs)
-        state = {"curve": [], "curve_stochastic": [], "online_wall_s": 0.0, "resumed_at": []}
+        state = {"curve": [], "curve_stochastic": [], "stochastic_eval_episodes": run.stochastic_eval_episodes}
+        state.update(online_wall_s=0.0, resumed_at=[])
         evaluations(model, 0)
     else:  # a run stopped before its end goes on from its last evaluation
+        if state.get("stochastic_eval_episodes") != run.stochastic_eval_episodes:  # its two curves would not line up
+            raise ValueError(
+                f"{checkpoint.folder} was made with --stochastic-eval {state.get('stochastic_eval_episodes')}, not "
+                f"{run.stochastic_eval_episodes}: resume it with the same option, or delete the checkpoint to start the run again"
+            )
         model = checkpoint.load_model(run.method, make_env(task.env_id), run.device)
         state["resumed_at"].append(model.num_timesteps)
-        state.setdefault("curve_stochastic", [])
     curve = state["curve"]
 
     class Evaluate(BaseCallback):

@@ -91,6 +91,8 @@ def main(argv: list[str] | None = None) -> None:
     args.seeds = args.seeds or (list(ROBUSTNESS_SEEDS) if robustness else [0, 1, 2])
     if (args.variant is None) != (args.swfp_kwargs is None):
         parser.error("--variant and --swfp-kwargs go together")
+    if args.variant is not None and args.methods != parser.get_default("methods"):
+        parser.error(f"--variant runs SWFP with --swfp-kwargs; it does not run --methods {' '.join(args.methods)}: run those separately")
     for option in ("eval_episodes", "stochastic_eval"):
         if getattr(args, option) is not None and getattr(args, option) < 1:
             parser.error(f"--{option.replace('_', '-')} is a positive count of episodes, got {getattr(args, option)}")

@@ -105,6 +105,45 @@ def test_stochastic_eval_adds_a_curve_and_leaves_the_run_as_it_was(results):
         main(["--suite", "bc_drift", "--stochastic-eval", "10"])  # runs and robustness only
 
 
+def test_stochastic_eval_samples_where_the_task_evaluates_deterministically(results, monkeypatch):
+    from stable_baselines3.common import evaluation
+
+    monkeypatch.setitem(tasks.TASKS, "toy", dataclasses.replace(tasks.TASKS["toy"], deterministic_eval=True))
+    evaluate_policy, flags = evaluation.evaluate_policy, []
+
+    def recording(*args, deterministic, **kwargs):
+        flags.append((deterministic, kwargs["n_eval_episodes"]))
+        return evaluate_policy(*args, deterministic=deterministic, **kwargs)
+
+    monkeypatch.setattr(evaluation, "evaluate_policy", recording)
+    assert run_one(Run("toy", "swfp", 0, stochastic_eval_episodes=7), results).startswith("done")
+    assert flags == [(True, 20), (False, 7)] * 3  # at step 0, 60 and 120: the task's evaluation, then the sampled one
+    result = json.loads(result_path(results, "cpu", "toy", "swfp", 0).read_text())
+    assert [point[1] for point in result["curve_stochastic"]] != [point[1] for point in result["curve"]]
+
+
+def test_a_stopped_run_resumes_only_with_the_stochastic_eval_it_was_started_with(results, monkeypatch):
+    evaluate, calls = runner.evaluate, []
+
+    def stop_at_step_120(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 5:  # two evaluations at steps 0 and 60 (then the checkpoint), the first at 120
+            raise Stop
+        return evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "evaluate", stop_at_step_120)
+    with pytest.raises(Stop):
+        run_one(Run("toy", "swfp", 0, stochastic_eval_episodes=7), results)
+    monkeypatch.setattr(runner, "evaluate", evaluate)
+    for other in (None, 8):  # its curves would not line up: refused, the checkpoint kept
+        with pytest.raises(ValueError, match="was made with --stochastic-eval 7, not"):
+            run_one(Run("toy", "swfp", 0, stochastic_eval_episodes=other), results)
+    assert run_one(Run("toy", "swfp", 0, stochastic_eval_episodes=7), results).startswith("done")
+    result = json.loads(result_path(results, "cpu", "toy", "swfp", 0).read_text())
+    assert [p[0] for p in result["curve"]] == [p[0] for p in result["curve_stochastic"]] == [0, 60, 120]
+    assert result["resumed_at"] == [60]
+
+
 def test_variant_buffer_arguments_go_over_the_entrys_and_keep_the_tasks_demonstrations(results):
     method = methods.variant_method("no_demos")
     entry_ratio = methods.swfp_o2o_entry("SWFPToyBandit-v0")[2]
@@ -335,9 +374,11 @@ def test_core_learning_with_another_squash_writes_its_own_file_and_section(tmp_p
         core.main(["--suite", "learning", "--algos", "swfp", "--squash", "soft_clip"])
 
 
-def test_core_speed_suite_refuses_the_learning_suites_options(capsys):
+def test_core_speed_suite_refuses_the_learning_suites_options(capsys, monkeypatch):
     from benchmarks import core
 
+    monkeypatch.setattr(core, "run_speed", lambda *args, **kwargs: None)  # were the check gone, nothing would run
+    monkeypatch.setattr(core, "render_core", lambda *args, **kwargs: None)
     with pytest.raises(SystemExit):  # it would time the default squash and say nothing
         core.main(["--suite", "speed", "--algos", "swfp", "--squash", "clip"])
     assert "--suite speed takes none of --algos, --squash" in capsys.readouterr().err
@@ -450,19 +491,33 @@ def test_bc_drift_with_eval_episodes_evaluates_the_same_policies_twice(results, 
         (["--suite", "cost", "--seeds", "1"], "--seeds"),
     ],
 )
-def test_suite_refuses_options_its_suite_would_drop(argv, named, capsys):
-    from benchmarks.suite import main
+def test_suite_refuses_options_its_suite_would_drop(argv, named, capsys, monkeypatch):
+    from benchmarks import suite
 
+    for name in ("run_jobs", "run_cost", "render"):  # were the check gone, nothing would run or be written
+        monkeypatch.setattr(suite, name, lambda *args, **kwargs: None)
     with pytest.raises(SystemExit):
-        main(argv)
+        suite.main(argv)
     assert f"--suite {argv[1]} does not use {named} (it uses" in capsys.readouterr().err
 
 
-def test_suite_refuses_counts_of_episodes_below_one(capsys):
-    from benchmarks.suite import main
+def test_suite_refuses_a_variant_with_other_methods(capsys, monkeypatch):
+    from benchmarks import suite
 
+    monkeypatch.setattr(suite, "run_jobs", lambda *args, **kwargs: None)
+    monkeypatch.setattr(suite, "render", lambda *args, **kwargs: None)
+    with pytest.raises(SystemExit):  # it ran the variant alone
+        suite.main(["--variant", "x", "--swfp-kwargs", "{}", "--methods", "sac"])
+    assert "it does not run --methods sac" in capsys.readouterr().err
+
+
+def test_suite_refuses_counts_of_episodes_below_one(capsys, monkeypatch):
+    from benchmarks import suite
+
+    monkeypatch.setattr(suite, "run_jobs", lambda *args, **kwargs: None)
+    monkeypatch.setattr(suite, "render", lambda *args, **kwargs: None)
     for option in ("--eval-episodes", "--stochastic-eval"):
-        suite = "bc_drift" if option == "--eval-episodes" else "runs"
+        name = "bc_drift" if option == "--eval-episodes" else "runs"
         with pytest.raises(SystemExit):
-            main(["--suite", suite, option, "0"])
+            suite.main(["--suite", name, option, "0"])
         assert f"{option} is a positive count of episodes, got 0" in capsys.readouterr().err
