@@ -59,11 +59,13 @@ def mean_std(values: list[float], decimals: int = 1) -> str:
     return f"{np.mean(values):.{decimals}f} ± {np.std(values):.{decimals}f}" if values else "–"
 
 
-def stale_arguments(run: dict, entry: dict[str, Any]) -> list[str]:
+def stale_arguments(run: dict, entry: dict[str, Any], demo_ratio: float | None = None) -> list[str]:
     """For an SWFP run: the arguments its stored hyperparameters disagree on with today's ``swfp_o2o.yml``
-    entry of its task (``swfp_o2o_entry(env_id)[0]``) and its variant's arguments, as
-    ``"key ran X, entry now Y"``; empty for up-to-date runs."""
+    entry of its task (``swfp_o2o_entry(env_id)[0]``, and its ``demo_ratio``, the entry's third item)
+    and its variant's arguments, as ``"key ran X, entry now Y"``; empty for up-to-date runs."""
     expected = merge_kwargs(entry, run.get("swfp_kwargs") or {})  # as the suite built the model
+    if demo_ratio is not None:  # the buffer's share of demonstrations, a variant's over the entry's (make_model)
+        expected["demo_ratio"] = (expected.get("replay_buffer_kwargs") or {}).get("demo_ratio", demo_ratio)
     stored = run["hyperparams"]
     stale = [
         f"{key} ran {stored[key]}, entry now {expected[key]!r}"
@@ -246,8 +248,10 @@ def render_task(
     swfp_runs = [r for r in runs if r["method"] == "swfp" or variant_name(r["method"]) is not None]
     if folder == ARCHIVE:
         return lines  # made with earlier settings on purpose
-    entry = methods.swfp_o2o_entry(task.env_id)[0] if swfp_runs else {}  # read once for all the task's runs
-    stale = [f"`{r['method']}_s{r['seed']}` ({'; '.join(diffs)})" for r in swfp_runs if (diffs := stale_arguments(r, entry))]
+    entry, _, demo_ratio = methods.swfp_o2o_entry(task.env_id) if swfp_runs else ({}, {}, None)  # read once for all the task's runs
+    stale = [
+        f"`{r['method']}_s{r['seed']}` ({'; '.join(diffs)})" for r in swfp_runs if (diffs := stale_arguments(r, entry, demo_ratio))
+    ]
     if stale:
         lines += [
             "**Stale runs**: made with other SWFP arguments than `swfp_o2o.yml` (with the variant's arguments) gives "

@@ -152,6 +152,10 @@ def test_variant_buffer_arguments_go_over_the_entrys_and_keep_the_tasks_demonstr
     plain = json.loads(result_path(results, "cpu", "toy", "swfp", 0).read_text())
     variant = json.loads(result_path(results, "cpu", "toy", method, 0).read_text())
     assert (plain["hyperparams"]["demo_ratio"], variant["hyperparams"]["demo_ratio"]) == (repr(entry_ratio), "0.0")
+    # Neither is stale against the entry; a run whose entry's ratio changed since is
+    entry = methods.swfp_o2o_entry("SWFPToyBandit-v0")[0]
+    assert stale_arguments(plain, entry, entry_ratio) == stale_arguments(variant, entry, entry_ratio) == []
+    assert stale_arguments(plain, entry, entry_ratio / 2) == [f"demo_ratio ran {entry_ratio!r}, entry now {entry_ratio / 2!r}"]
     assert variant["curve"][0] == plain["curve"][0] and variant["curve"] != plain["curve"]  # same BC start, other batches
     with pytest.raises(ValueError, match="leave 'demonstrations' out"):
         methods.make_model("swfp", TASKS["toy"], None, 0, "cpu", "cpu", {"replay_buffer_kwargs": {"demonstrations": "x.npz"}})
