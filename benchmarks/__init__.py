@@ -21,6 +21,8 @@ are the repository's.
 
 from __future__ import annotations
 
+import argparse
+from collections.abc import Iterable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -85,3 +87,13 @@ def machine() -> dict[str, str]:
         "cpu_flags": hashlib.sha256(" ".join(sorted(flags.split())).encode()).hexdigest()[:12] if flags else "",
         **{package: installed(package) for package in ("numpy", "mujoco", "gymnasium", "stable_baselines3")},
     }
+
+
+def flag(name: str) -> str:
+    """The command-line flag of an argparse dest: ``eval_episodes`` -> ``--eval-episodes``."""
+    return "--" + name.replace("_", "-")
+
+
+def given_options(parser: argparse.ArgumentParser, args: argparse.Namespace, names: Iterable[str]) -> list[str]:
+    """The flags among ``names`` (argparse dests) given with another value than their default."""
+    return [flag(name) for name in names if getattr(args, name) != parser.get_default(name)]

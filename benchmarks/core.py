@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks import CORE_COMMAND, CORE_RESULTS, DOCS, HYPERPARAMS
+from benchmarks import CORE_COMMAND, CORE_RESULTS, DOCS, HYPERPARAMS, given_options
 from benchmarks.cost import ENV_ID, SPEED_PREDICT_CALLS, SPEED_ROUNDS, SPEED_TRAIN_CHUNK, measure_speed, pendulum_model
 from benchmarks.render_core import ALGOS, render_core, strip_paths
 from benchmarks.runner import run_jobs
@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--render", action="store_true", help="only re-render the docs page")
     args = parser.parse_args(argv)
     if args.suite == "speed":  # its settings are fixed: an option here would be dropped silently
-        given = [f"--{name.replace('_', '-')}" for name in SPEED_IGNORES if getattr(args, name) != parser.get_default(name)]
+        given = given_options(parser, args, SPEED_IGNORES)
         if given:
             parser.error(f"--suite speed takes none of {', '.join(given)} (its rounds and chunks are fixed)")
     if args.squash and args.algos != ["swfp"]:

@@ -95,10 +95,10 @@ def result_path(results: Path, folder: str, task_name: str, method: str, seed: i
     return results / folder / task_name / f"{method}_s{seed}.json"
 
 
-def evaluate(model, env, task: Task, seed: int, deterministic: bool | None = None) -> tuple[float, float, float | None]:
+def evaluate(model, env, task: Task, seed: int) -> tuple[float, float, float | None]:
     """Mean and std of the episode returns, and the success rate on PointMaze.
 
-    ``deterministic`` defaults to the task's ``deterministic_eval``.  The env is reseeded first, and a stochastic policy draws from torch's generator seeded the same way
+    The env is reseeded first, and a stochastic policy draws from torch's generator seeded the same way
     (forked: training's random numbers are not touched), so every evaluation of a run plays the same
     start states, goals and noise: two evaluations of a run differ by the policy only.
     """
@@ -110,11 +110,7 @@ def evaluate(model, env, task: Task, seed: int, deterministic: bool | None = Non
     with th.random.fork_rng(devices=devices):
         th.manual_seed(EVAL_SEED + seed)
         returns, _ = evaluate_policy(
-            model,
-            env,
-            n_eval_episodes=task.eval_episodes,
-            deterministic=task.deterministic_eval if deterministic is None else deterministic,
-            return_episode_rewards=True,
+            model, env, n_eval_episodes=task.eval_episodes, deterministic=task.deterministic_eval, return_episode_rewards=True
         )
     success = float(np.mean(np.asarray(returns) > 0)) if task.success_metric else None
     return float(np.mean(returns)), float(np.std(returns)), success
@@ -139,18 +135,22 @@ def run_one(run: Run, results: Path = RESULTS) -> str:
     eval_env = Monitor(make_env(task.env_id))
     checkpoint = Checkpoint(out.with_suffix(".checkpoint"))
     state = checkpoint.state()
-    sampled_task = None if run.stochastic_eval_episodes is None else dataclasses.replace(task, eval_episodes=run.stochastic_eval_episodes)
+    sampled_task = None
+    if run.stochastic_eval_episodes is not None:
+        sampled_task = dataclasses.replace(task, eval_episodes=run.stochastic_eval_episodes, deterministic_eval=False)
 
     def evaluations(model, step: int) -> None:
         state["curve"].append((step, *evaluate(model, eval_env, task, run.seed)))
         if sampled_task is not None:  # its own reseeding and forked generator: the deterministic curve is unchanged
-            state["curve_stochastic"].append((step, *evaluate(model, eval_env, sampled_task, run.seed, deterministic=False)))
+            state["curve_stochastic"].append((step, *evaluate(model, eval_env, sampled_task, run.seed)))
 
     if state is None:
         method = "swfp" if run.swfp_kwargs is not None else run.method
         model = make_model(method, task, demos, run.seed, run.budget, run.device, run.swfp_kwargs)
-        state = {"curve": [], "curve_stochastic": [], "stochastic_eval_episodes": run.stochastic_eval_episodes}
-        state.update(online_wall_s=0.0, resumed_at=[])
+        state = {
+            "curve": [], "curve_stochastic": [], "stochastic_eval_episodes": run.stochastic_eval_episodes,
+            "online_wall_s": 0.0, "resumed_at": [],
+        }  # fmt: skip
         evaluations(model, 0)
     else:  # a run stopped before its end goes on from its last evaluation
         if state.get("stochastic_eval_episodes") != run.stochastic_eval_episodes:  # its two curves would not line up

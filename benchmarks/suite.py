@@ -29,7 +29,7 @@ import argparse
 import json
 from typing import Any
 
-from benchmarks import DOCS, RESULTS, SUITE_COMMAND
+from benchmarks import DOCS, RESULTS, SUITE_COMMAND, flag, given_options
 from benchmarks.cost import run_cost
 from benchmarks.methods import DEFAULT_METHODS, RUN_METHODS, variant_method
 from benchmarks.render import render
@@ -82,10 +82,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if not args.render:
         # An option a suite does not read would be dropped silently (a variant run as the preset, a GPU run on the CPU)
-        ignored = [option for option in OPTIONS if getattr(args, option) != parser.get_default(option) and option not in SUITE_OPTIONS[args.suite]]
+        used = SUITE_OPTIONS[args.suite]
+        ignored = given_options(parser, args, [option for option in OPTIONS if option not in used])
         if ignored:
-            used = " ".join(f"--{option.replace('_', '-')}" for option in SUITE_OPTIONS[args.suite]) or "none of them"
-            parser.error(f"--suite {args.suite} does not use {', '.join('--' + option.replace('_', '-') for option in ignored)} (it uses {used})")
+            parser.error(f"--suite {args.suite} does not use {', '.join(ignored)} (it uses {' '.join(map(flag, used))})")
     robustness = args.suite == "robustness"
     args.tasks = args.tasks or {"robustness": list(TASKS), "bc_drift": list(BC_DRIFT_TASKS)}.get(args.suite, ["toy", "pendulum"])
     args.seeds = args.seeds or (list(ROBUSTNESS_SEEDS) if robustness else [0, 1, 2])
@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"--variant runs SWFP with --swfp-kwargs; it does not run --methods {' '.join(args.methods)}: run those separately")
     for option in ("eval_episodes", "stochastic_eval"):
         if getattr(args, option) is not None and getattr(args, option) < 1:
-            parser.error(f"--{option.replace('_', '-')} is a positive count of episodes, got {getattr(args, option)}")
+            parser.error(f"{flag(option)} is a positive count of episodes, got {getattr(args, option)}")
     if args.variant is not None:
         try:
             variant = (variant_method(args.variant), json.loads(args.swfp_kwargs))
