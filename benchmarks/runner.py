@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import inspect
 import json
 import multiprocessing as mp
 import os
@@ -289,15 +290,17 @@ def _demo_return(demos) -> float | None:
     return float(returns.mean()) if len(returns) else None
 
 
+#: Constructor arguments a result does not record: the env, objects, and what does not change learning
+_NOT_DESCRIBED = frozenset(
+    {"self", "policy", "env", "replay_buffer_kwargs", "action_noise", "tensorboard_log", "stats_window_size", "verbose", "seed", "device", "_init_setup_model"}
+)
+
+
 def _describe(model) -> dict[str, Any]:
-    """The hyperparameters that tell runs apart (what SB3 saves, without the heavy objects)."""
-    keys = (
-        "learning_rate", "actor_learning_rate", "batch_size", "buffer_size", "learning_starts", "gamma", "tau",
-        "train_freq", "gradient_steps", "policy_delay", "n_blocks", "ent_coef", "w2_coef", "jko_step_size",
-        "q_normalization", "critic_entropy", "actor_learning_starts", "w2_prev_coef", "bc_coef", "squash",
-        "policy_kwargs", "replay_buffer_class", "policy_class",
-    )  # fmt: skip
-    described = {key: getattr(model, key) for key in keys if hasattr(model, key)}
+    """The hyperparameters that tell runs apart: every constructor argument of the model's class (SWFP's
+    ``actor_tau``, ``q_agg``, ...; SAC's), the policy class and the buffer's share of demonstrations."""
+    keys = [name for name in inspect.signature(type(model).__init__).parameters if name not in _NOT_DESCRIBED]
+    described = {key: getattr(model, key) for key in [*keys, "policy_class"] if hasattr(model, key)}
     if hasattr(model.replay_buffer, "demo_ratio"):  # the share of demonstrations in every batch
         described["demo_ratio"] = model.replay_buffer.demo_ratio
     return described

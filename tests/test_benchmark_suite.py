@@ -73,6 +73,8 @@ def test_swfp_variant_runs_with_its_kwargs_and_renders_next_to_swfp(results):
     assert run_one(Run("toy", method, 0, swfp_kwargs={"w2_coef": 2.5}), results).startswith("done")
     result = json.loads(result_path(results, "cpu", "toy", "swfp-w2_big", 0).read_text())
     assert result["swfp_kwargs"] == {"w2_coef": 2.5} and result["hyperparams"]["w2_coef"] == "2.5"
+    # every SWFP argument is recorded, not only the ones the presets set
+    assert (result["hyperparams"]["actor_tau"], result["hyperparams"]["q_agg"]) == ("0.005", "'min'")
     assert "--variant w2_big --swfp-kwargs '{\"w2_coef\": 2.5}'" in result["command"]
     page, ablations = pages(results)
     # the variant is on the ablation page, right after the SWFP row it changes; the methods' page has none
