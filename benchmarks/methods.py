@@ -8,6 +8,10 @@
   (``DemoReplayBuffer``, the demo share of SWFP's entry) and learning from the first step;
 - ``rlpd``: RLPD-style SAC (``sb3_swfp.rlpd``): rl-zoo3's SAC settings with LayerNorm critics, half of
   every batch from the demonstrations, learning from the first step and two updates per env step;
+- ``rlpd_bc``: ``rlpd`` from a behaviour-cloned actor, what a user with demonstrations would try
+  instead of SWFP: SAC's Gaussian actor cloned on the demonstrations (``gaussian_behaviour_cloning``,
+  the preset's BC budget and learning rate), then as ``rlpd``, with the actor waiting the preset's
+  ``actor_learning_starts`` critic updates (extra rows, robustness.md §19);
 - ``tqc`` / ``crossq`` (sb3-contrib): extra rows, from scratch, where time allows;
 - ``swfp-<name>``: a named SWFP variant, the ``swfp`` entry with ``--swfp-kwargs`` on top
   (``--variant <name>``), for the ablation page.
@@ -20,18 +24,21 @@ from __future__ import annotations
 
 from typing import Any
 
+from stable_baselines3 import SAC
+
 from benchmarks import HYPERPARAMS
 from benchmarks.tasks import Task, make_env
-from sb3_swfp.presets import merge_kwargs
+from sb3_swfp.presets import FINETUNE_KWARGS, merge_kwargs
 from sb3_swfp.rlpd import RLPD_UTD
 
-METHODS = ("bc", "swfp", "rlpd", "sac", "td3", "sac_demos", "td3_demos", "tqc", "crossq")
+METHODS = ("bc", "swfp", "rlpd", "rlpd_bc", "sac", "td3", "sac_demos", "td3_demos", "tqc", "crossq")
 RUN_METHODS = tuple(m for m in METHODS if m != "bc")  # bc is read off the swfp runs
 DEFAULT_METHODS = ("swfp", "rlpd", "sac", "td3", "sac_demos", "td3_demos")
 LABELS = {
     "bc": "BC flow (no online step)",
     "swfp": "SWFP (BC + online)",
     "rlpd": f"RLPD-style SAC (demos, UTD {RLPD_UTD})",
+    "rlpd_bc": f"RLPD-style SAC from a BC actor (demos, UTD {RLPD_UTD})",
     "sac": "SAC from scratch",
     "td3": "TD3 from scratch",
     "sac_demos": "SAC + demos in buffer",
@@ -94,8 +101,8 @@ def baseline_kwargs(algo: str, task: Task, budget: str) -> dict[str, Any]:
 
 
 def make_model(method: str, task: Task, demos, seed: int, budget: str, device: str, overrides: dict[str, Any] | None = None):
-    """The model of ``method`` for ``task`` (for ``swfp``, behaviour-cloned already)."""
-    from stable_baselines3 import SAC, TD3
+    """The model of ``method`` for ``task`` (for ``swfp`` and ``rlpd_bc``, behaviour-cloned already)."""
+    from stable_baselines3 import TD3
 
     from sb3_swfp import SWFP
     from sb3_swfp.demos import DemoReplayBuffer
@@ -115,13 +122,21 @@ def make_model(method: str, task: Task, demos, seed: int, budget: str, device: s
         model = SWFP(policy, env, seed=seed, device=device, **kwargs)
         model.pretrain(demos, **bc_kwargs)
         return model
-    if method == "rlpd":
+    if method in ("rlpd", "rlpd_bc"):
         from sb3_swfp.rlpd import rlpd_sac_kwargs
 
         # rl-zoo3's SAC settings for the task, made RLPD-style (its buffer, start and update ratio win)
         kwargs = {key: value for key, value in baseline_kwargs("sac", task, budget).items() if key not in RLPD_SETS}
         kwargs = rlpd_sac_kwargs(demos, dict_observations=task.success_metric, **kwargs, **(overrides or {}))
-        return SAC(env=env, seed=seed, device=device, **kwargs)
+        if method == "rlpd":
+            return SAC(env=env, seed=seed, device=device, **kwargs)
+        from sb3_swfp.common.gaussian_bc import gaussian_behaviour_cloning
+        from sb3_swfp.presets import PRETRAIN_KWARGS
+
+        model = CriticFirstSAC(env=env, seed=seed, device=device, **kwargs)
+        bc = {key: PRETRAIN_KWARGS[key] for key in ("gradient_steps", "batch_size", "learning_rate")}
+        gaussian_behaviour_cloning(model, demos, seed=seed, **bc)
+        return model
     algo, _, with_demos = method.partition("_")
     if algo in ("tqc", "crossq"):
         from sb3_contrib import TQC, CrossQ
@@ -146,7 +161,7 @@ def make_model(method: str, task: Task, demos, seed: int, budget: str, device: s
 
 def model_class(method: str):
     """The class of ``method``'s model (what a checkpoint of its run is loaded with)."""
-    from stable_baselines3 import SAC, TD3
+    from stable_baselines3 import TD3
 
     from sb3_swfp import SWFP
 
@@ -156,4 +171,20 @@ def model_class(method: str):
         from sb3_contrib import TQC, CrossQ
 
         return {"tqc": TQC, "crossq": CrossQ}[method]
+    if method == "rlpd_bc":
+        return CriticFirstSAC
     return {"sac": SAC, "td3": TD3, "rlpd": SAC}[method.partition("_")[0]]
+
+
+class CriticFirstSAC(SAC):
+    """SAC whose actor waits ``actor_learning_starts`` gradient steps while the critics fit, as the
+    fine-tuning preset's does: a cloned actor is not moved by critics that have seen no data."""
+
+    actor_learning_starts = FINETUNE_KWARGS["actor_learning_starts"]
+
+    def train(self, gradient_steps: int, batch_size: int = 64) -> None:
+        # SAC's actor step leaves parameters without a gradient as they are (Adam skips them)
+        waiting = self._n_updates < self.actor_learning_starts
+        for param in self.actor.parameters():
+            param.requires_grad_(not waiting)
+        super().train(gradient_steps, batch_size)

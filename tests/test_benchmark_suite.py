@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch as th
 
 from benchmarks import cost, machine, methods, render_core, runner, tasks
 from benchmarks.render import render
@@ -65,6 +66,34 @@ def test_runs_resume_and_render(results):
     assert (rlpd["hyperparams"]["gradient_steps"], rlpd["hyperparams"]["learning_starts"]) == ("2", "0")
     assert (results / "cpu" / "toy.png").exists()
     assert "![SWFPToyBandit-v0](results/cpu/toy.png)" in page  # the figure's link is relative to the page
+
+
+def test_rlpd_from_a_bc_actor_starts_cloned_and_its_actor_waits_for_the_critics(results, monkeypatch):
+    from sb3_swfp.presets import PRETRAIN_KWARGS
+
+    monkeypatch.setitem(PRETRAIN_KWARGS, "gradient_steps", 300)
+    task = tasks.TASKS["toy"]
+    demos = tasks.make_demonstrations(task)
+    obs, actions = th.as_tensor(demos.observations, dtype=th.float32), th.as_tensor(demos.actions, dtype=th.float32)
+    fresh = methods.make_model("rlpd", task, demos, seed=0, budget="cpu", device="cpu")
+    cloned = methods.make_model("rlpd_bc", task, demos, seed=0, budget="cpu", device="cpu")
+    assert isinstance(cloned, methods.CriticFirstSAC) and methods.model_class("rlpd_bc") is methods.CriticFirstSAC
+
+    def log_likelihood(model):  # of the demonstrations' (scaled) actions under the model's actor
+        with th.no_grad():
+            mean, log_std, _ = model.actor.get_action_dist_params(obs)
+            dist = model.actor.action_dist.proba_distribution(mean, log_std)
+            return dist.log_prob(th.as_tensor(model.policy.scale_action(actions.numpy())).clamp(-0.999, 0.999)).mean().item()
+
+    assert log_likelihood(cloned) > log_likelihood(fresh) + 0.3  # the toy is multimodal: a Gaussian fits it only so far
+    cloned.actor_learning_starts = 6  # gradient steps while the actor waits (UTD 2: three env steps)
+    before = [p.detach().clone() for p in cloned.actor.parameters()]
+    critic_before = [p.detach().clone() for p in cloned.critic.parameters()]
+    cloned.learn(3)
+    assert all(th.equal(a, b) for a, b in zip(before, cloned.actor.parameters()))
+    assert not all(th.equal(a, b) for a, b in zip(critic_before, cloned.critic.parameters()))
+    cloned.learn(3, reset_num_timesteps=False)
+    assert not all(th.equal(a, b) for a, b in zip(before, cloned.actor.parameters()))
 
 
 def test_swfp_variant_runs_with_its_kwargs_and_renders_next_to_swfp(results):
