@@ -29,7 +29,9 @@ def render_benchmarks(results: Path = RESULTS, docs: Path = DOCS) -> Path:
         "std over seeds; one torch thread per run.  `bc` is the step-0 evaluation of the `swfp` runs.",
         "SWFP's variants and ablations are on [ablations.md](ablations.md).  RLPD-style SAC (`sb3_swfp.rlpd`)",
         f"gets the same demonstrations as {RLPD_DEMO_RATIO:.0%} of every batch, LayerNorm critics and {RLPD_UTD} updates per env step;",
-        "it starts from scratch, with no behaviour cloning.",
+        "it starts from scratch, with no behaviour cloning.  *RLPD-style SAC from a BC actor* (`rlpd_bc`) is the",
+        "same, with its Gaussian actor first cloned on the demonstrations (the preset's BC budget) and waiting",
+        "the preset's critic-only updates: its initial score is its own clone's (robustness.md §19).",
         "",
     ]
     for budget in ("cpu", "long", "full"):
