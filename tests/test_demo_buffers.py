@@ -294,3 +294,34 @@ def test_demo_replay_buffer_batches_mix_online_and_demonstrations_by_demo_ratio(
     online = ReplayBuffer.sample(buffer, 24)
     assert th.equal(mixed.actions, th.cat([online.actions, demo.actions])) and th.equal(mixed.observations[:24], online.observations)
     assert th.all(mixed.actions[:24] == 0.5) and not th.any(th.all(mixed.actions[24:] == 0.5, dim=1))
+
+
+def test_n_step_returns_stop_at_the_end_of_each_episode_for_demonstrations_and_online_data():
+    """n_steps=3: rewards summed over up to 3 steps of the same episode, discounts gamma^k, the last step's next
+    observation; a termination ends the return without bootstrapping, a truncation ends it and bootstraps."""
+    demos = episodic_demos(n_episodes=2, length=4)  # episode 0 terminates at index 3, episode 1 is truncated at 7
+    gamma = 0.5
+    buffer = DemoReplayBuffer(50, OBS_SPACE, ACTION_SPACE, device="cpu", demonstrations=demos, demo_ratio=0.5, n_steps=3, gamma=gamma)
+    r = demos.rewards
+    batch = buffer.demo_buffer._get_samples(np.arange(8))
+    expected = [r[0] + gamma * r[1] + gamma**2 * r[2], r[2] + gamma * r[3], r[3], r[6] + gamma * r[7]]
+    np.testing.assert_allclose(batch.rewards[[0, 2, 3, 6], 0].numpy(), expected, rtol=1e-6)
+    np.testing.assert_allclose(batch.discounts[[0, 2, 3, 6], 0].numpy(), [gamma**3, gamma**2, gamma, gamma**2])
+    np.testing.assert_array_equal(batch.dones[[0, 2, 3, 6], 0].numpy(), [0, 1, 1, 0])  # the truncation bootstraps
+    np.testing.assert_allclose(batch.next_observations[0].numpy(), demos.next_observations[2], rtol=1e-6)
+    one_step = DemoReplayBuffer(50, OBS_SPACE, ACTION_SPACE, device="cpu", demonstrations=demos, demo_ratio=0.5)
+    assert one_step.demo_buffer._get_samples(np.arange(8)).discounts is None
+    for step in range(6):  # online: rewards 0..5, one episode; the latest transition ends the returns drawn near it
+        obs = np.full((1, 3), step, np.float32)
+        buffer.add(obs, obs + 1, np.zeros((1, 2), np.float32), np.array([float(step)]), np.zeros(1), [{}])
+    online = buffer._get_samples(np.array([0, 4, 5]))
+    np.testing.assert_allclose(online.rewards[:, 0].numpy(), [0 + 1 * gamma + 2 * gamma**2, 4 + 5 * gamma, 5])
+    mixed = buffer.sample(8)
+    assert mixed.discounts.shape == (8, 1) and mixed.rewards.shape == (8, 1)
+
+
+def test_n_step_demo_buffer_arguments_are_checked():
+    with pytest.raises(ValueError, match="n_steps must be an integer >= 1"):
+        DemoReplayBuffer(50, OBS_SPACE, ACTION_SPACE, device="cpu", demonstrations=episodic_demos(), n_steps=0)
+    with pytest.raises(ValueError, match="needs Box observations"):
+        DemoReplayBuffer(50, DICT_SPACE, ACTION_SPACE, device="cpu", demonstrations=episodic_demos(dict_obs=True), n_steps=3)

@@ -12,6 +12,7 @@ from stable_baselines3.common.vec_env import VecNormalize
 from sb3_swfp import SWFP, BCPretrainCallback, DemoReplayBuffer, EvalFromStartCallback
 from sb3_swfp.demos import collect_demonstrations
 from sb3_swfp.experts import PendulumSwingUpExpert
+from sb3_swfp.swfp import swfp as swfp_module
 
 from helpers import TINY
 
@@ -212,3 +213,20 @@ def test_eval_from_start_then_evaluates_on_eval_callbacks_schedule(demos, tmp_pa
     evaluate = EvalFromStartCallback(Monitor(gym.make(ENV_ID)), eval_freq=20, n_eval_episodes=1, log_path=str(tmp_path))
     model.learn(60, callback=evaluate)
     assert np.load(tmp_path / "evaluations.npz")["timesteps"].tolist() == [0, 20, 40, 60]
+
+
+def test_swfp_n_steps_reach_its_demonstration_buffer_and_its_critic_target(demos, tmp_path, monkeypatch, recwarn):
+    """SB3 ignores n_steps beside a custom buffer class (with a warning); SWFP gives them to DemoReplayBuffer."""
+    buffer_kwargs = dict(demonstrations=demos, demo_ratio=0.5)
+    model = tiny(seed=0, n_steps=3, gamma=0.9, replay_buffer_class=DemoReplayBuffer, replay_buffer_kwargs=buffer_kwargs)
+    assert (model.replay_buffer.n_steps, model.replay_buffer.gamma, model.replay_buffer.demo_buffer.n_steps) == (3, 0.9, 3)
+    assert not [w for w in recwarn if "is ignored" in str(w.message)] and "n_steps" not in buffer_kwargs
+    seen = []
+    target = swfp_module.soft_q_target
+    monkeypatch.setattr(swfp_module, "soft_q_target", lambda **kw: seen.append(kw["discounts"]) or target(**kw))
+    model.learn(60)
+    assert seen and all(isinstance(d, th.Tensor) and th.all(d <= 0.9**1 + 1e-6) and th.any(d < 0.9**2 + 1e-6) for d in seen)
+    model.save(tmp_path / "model")
+    assert SWFP.load(tmp_path / "model", env=gym.make(ENV_ID)).replay_buffer.n_steps == 3
+    with pytest.raises(ValueError, match="give n_steps"):
+        tiny(n_steps=3, replay_buffer_class=DemoReplayBuffer, replay_buffer_kwargs=dict(demonstrations=demos, gamma=0.5))

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch as th
 from gymnasium import spaces
-from stable_baselines3.common.buffers import DictReplayBuffer, ReplayBuffer
+from stable_baselines3.common.buffers import DictReplayBuffer, NStepReplayBuffer, ReplayBuffer
 from stable_baselines3.common.type_aliases import DictReplayBufferSamples, ReplayBufferSamples
 from stable_baselines3.common.vec_env import VecNormalize
 
@@ -97,13 +97,28 @@ class DemonstrationBuffer(ReplayBuffer):
             return super().sample(batch_size, env=env)
         return self._get_samples(rng.integers(0, self.size(), size=batch_size), env=env)
 
+    #: n-step returns of the critic's batches (set by :class:`DemoReplayBuffer`); 1: one-step transitions
+    n_steps: int = 1
+    gamma: float = 0.99
+
+    def _get_samples(self, batch_inds: np.ndarray, env: VecNormalize | None = None) -> Any:
+        return _n_step_samples(self, batch_inds, env, super()._get_samples)
+
 
 class DemonstrationDictBuffer(DemonstrationBuffer, DictReplayBuffer):
     """:class:`DemonstrationBuffer` for ``Dict`` observations; ``DictReplayBuffer`` below it in the method resolution order."""
 
 
+def _n_step_samples(buffer: ReplayBuffer, batch_inds: np.ndarray, env: VecNormalize | None, one_step: Any) -> Any:
+    """SB3's ``NStepReplayBuffer`` sampling for ``buffer`` when its ``n_steps`` > 1 (returns summed up to
+    the first termination or truncation, ``discounts`` gamma^k), ``one_step(batch_inds, env)`` otherwise."""
+    if getattr(buffer, "n_steps", 1) == 1:  # buffers pickled before n_steps existed are one-step
+        return one_step(batch_inds, env=env)
+    return NStepReplayBuffer._get_samples(buffer, batch_inds, env=env)  # type: ignore[arg-type]
+
+
 def _concat_samples(online: Any, demo: Any) -> Any:
-    """Concatenate two replay samples of the same kind along the batch dimension (one-step buffers)."""
+    """Concatenate two replay samples of the same kind along the batch dimension."""
 
     def cat(a: Any, b: Any) -> Any:
         if a is None or b is None:
@@ -172,6 +187,11 @@ class DemoReplayBuffer(ReplayBuffer):
         checked by SWFP) with a warning instead of raising.
     :param allow_missing_rewards: Use reward-free demonstrations (``metadata["has_rewards"]`` false) as
         zero rewards for the critic, with a warning, instead of raising.
+    :param n_steps: n-step returns for online and demonstration transitions alike (SB3's
+        ``NStepReplayBuffer`` rule: rewards summed up to the first termination or truncation, batches
+        carry ``discounts``); 1: one-step transitions.  ``SWFP(n_steps=...)`` sets it and ``gamma``;
+        for SAC and TD3 pass both here, as for SB3's ``NStepReplayBuffer``.  Box observations only.
+    :param gamma: Discount of the n-step returns (the algorithm's).
     """
 
     demo_buffer: DemonstrationBuffer | None
@@ -196,7 +216,17 @@ class DemoReplayBuffer(ReplayBuffer):
         clip_actions: bool = False,
         allow_env_mismatch: bool = False,
         allow_missing_rewards: bool = False,
+        n_steps: int = 1,
+        gamma: float = 0.99,
     ):
+        if isinstance(n_steps, bool) or not isinstance(n_steps, (int, np.integer)) or n_steps < 1:
+            raise ValueError(f"n_steps must be an integer >= 1 (the steps of each return), got {n_steps!r}")
+        if n_steps > 1 and (isinstance(observation_space, spaces.Dict) or optimize_memory_usage):
+            raise ValueError(
+                f"n_steps={n_steps} needs Box observations and optimize_memory_usage=False (as SB3's NStepReplayBuffer); "
+                "use n_steps=1 here"
+            )
+        self.n_steps, self.gamma = int(n_steps), gamma
         super().__init__(
             buffer_size,
             observation_space,
@@ -238,6 +268,7 @@ class DemoReplayBuffer(ReplayBuffer):
             handle_timeout_termination=self.handle_timeout_termination,
             clip_actions=clip_actions,
         )
+        self.demo_buffer.n_steps, self.demo_buffer.gamma = self.n_steps, self.gamma
 
     def check_env(self, env_id: str | None) -> None:
         """Raise unless the demonstrations were recorded on ``env_id`` (or ``allow_env_mismatch`` was given)."""
@@ -259,6 +290,9 @@ class DemoReplayBuffer(ReplayBuffer):
             return demo
         online = super().sample(batch_size - n_demo, env=env)
         return _concat_samples(online, demo)
+
+    def _get_samples(self, batch_inds: np.ndarray, env: VecNormalize | None = None) -> Any:
+        return _n_step_samples(self, batch_inds, env, super()._get_samples)
 
     def sample_demonstrations(self, batch_size: int, env: VecNormalize | None = None) -> Any:
         """A batch of demonstration transitions only (for the ``bc_coef`` term)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import warnings
 from collections import defaultdict
 from typing import Any, ClassVar, TypeVar
 
@@ -18,7 +19,14 @@ from stable_baselines3.common.utils import FloatSchedule, get_parameters_by_name
 
 from sb3_swfp.common.checks import check_action_space, check_swfp_arguments, initial_ent_coef
 from sb3_swfp.common.losses import aggregate_q, check_finite, ent_coef_loss, jko_block_loss, soft_q_loss, soft_q_target
-from sb3_swfp.demos import DemonstrationsLike, check_demonstrations_loaded, defer_missing_demonstrations, vec_env_id, with_env_id
+from sb3_swfp.demos import (
+    DemonstrationsLike,
+    DemoReplayBuffer,
+    check_demonstrations_loaded,
+    defer_missing_demonstrations,
+    vec_env_id,
+    with_env_id,
+)
 from sb3_swfp.swfp.persistence import with_added_arguments
 from sb3_swfp.swfp.policies import FlowActor, FlowPolicy, MultiInputPolicy
 from sb3_swfp.swfp.pretrain import pretrain
@@ -57,7 +65,8 @@ class SWFP(OffPolicyAlgorithm):
     :param replay_buffer_class: Replay buffer class; None picks one as SB3 does.
     :param replay_buffer_kwargs: Keyword arguments for the replay buffer.
     :param optimize_memory_usage: Memory-efficient replay buffer variant.
-    :param n_steps: n-step returns (uses ``replay_data.discounts``).
+    :param n_steps: n-step returns (uses ``replay_data.discounts``); SWFP gives it and ``gamma`` to a
+        :class:`~sb3_swfp.demos.DemoReplayBuffer`, for online and demonstration transitions alike.
     :param n_blocks: N, the number of flow blocks, >= 1. (paper 5)
     :param n_substeps: Solver steps inside each block. (ours, 1)
     :param ode_solver: ``"midpoint"`` (paper) or ``"euler"``.
@@ -218,10 +227,16 @@ class SWFP(OffPolicyAlgorithm):
         demonstrations = (self.replay_buffer_kwargs or {}).get("demonstrations")
         if demonstrations is not None and self.env is not None:  # the zoo's default entry names demos/{env_id}.npz
             self.replay_buffer_kwargs = {**self.replay_buffer_kwargs, "demonstrations": with_env_id(demonstrations, self.env)}
+        demo_n_steps = self.replay_buffer_class is not None and issubclass(self.replay_buffer_class, DemoReplayBuffer)
+        if demo_n_steps:
+            self.replay_buffer_kwargs = _with_n_steps(self.replay_buffer_kwargs, self.n_steps, self.gamma)
         self.policy_kwargs.update(
             n_blocks=self.n_blocks, n_substeps=self.n_substeps, ode_solver=self.ode_solver, log_prob_method=resolved_method, squash=self.squash
         )
-        super()._setup_model()
+        with warnings.catch_warnings():
+            if demo_n_steps:  # SB3 says n_steps is ignored with a custom buffer class: DemoReplayBuffer takes it
+                warnings.filterwarnings("ignore", message=r"`n_steps=\d+` is ignored")
+            super()._setup_model()
         self._create_aliases()
         self.actor_lr_schedule = self.lr_schedule if self.actor_learning_rate is None else FloatSchedule(self.actor_learning_rate)
         if self.bc_coef > 0 and not hasattr(self.replay_buffer, "sample_demonstrations"):
@@ -491,6 +506,18 @@ class SWFP(OffPolicyAlgorithm):
             state_dicts.append("ent_coef_optimizer")
             return state_dicts, ["log_ent_coef"]
         return state_dicts, ["ent_coef_tensor"]
+
+
+def _with_n_steps(buffer_kwargs: dict[str, Any], n_steps: int, gamma: float) -> dict[str, Any]:
+    """A :class:`DemoReplayBuffer`'s kwargs with SWFP's ``n_steps`` and ``gamma``; raises where the buffer's
+    own disagree (the critic's target would discount with the one, the returns with the other)."""
+    for key, value in (("n_steps", n_steps), ("gamma", gamma)):
+        if key in buffer_kwargs and buffer_kwargs[key] != value and (key == "gamma" or n_steps > 1):
+            raise ValueError(
+                f"replay_buffer_kwargs {key}={buffer_kwargs[key]!r} but SWFP's {key}={value!r}: give n_steps (and gamma) "
+                "to SWFP only, which passes them to the DemoReplayBuffer"
+            )
+    return {**buffer_kwargs, "n_steps": buffer_kwargs.get("n_steps", n_steps), "gamma": gamma}
 
 
 def _append(logs: dict[str, list[float]], terms: dict[str, float]) -> None:
