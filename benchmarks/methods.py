@@ -9,9 +9,9 @@
 - ``rlpd``: RLPD-style SAC (``sb3_swfp.rlpd``): rl-zoo3's SAC settings with LayerNorm critics, half of
   every batch from the demonstrations, learning from the first step and two updates per env step;
 - ``rlpd_bc``: ``rlpd`` from a behaviour-cloned actor, what a user with demonstrations would try
-  instead of SWFP: SAC's Gaussian actor cloned on the demonstrations (``gaussian_behaviour_cloning``,
-  the preset's BC budget and learning rate), then as ``rlpd``, with the actor waiting the preset's
-  ``actor_learning_starts`` critic updates (extra rows, robustness.md §19);
+  instead of SWFP: SAC's Gaussian actor cloned on the demonstrations (``gaussian_behaviour_cloning``
+  with ``PRETRAIN_KWARGS``' steps and learning rate), then as ``rlpd``, with the actor waiting the
+  preset's ``actor_learning_starts`` gradient updates (extra rows, robustness.md §19);
 - ``tqc`` / ``crossq`` (sb3-contrib): extra rows, from scratch, where time allows;
 - ``swfp-<name>``: a named SWFP variant, the ``swfp`` entry with ``--swfp-kwargs`` on top
   (``--variant <name>``), for the ablation page.
@@ -136,6 +136,7 @@ def make_model(method: str, task: Task, demos, seed: int, budget: str, device: s
         model = CriticFirstSAC(env=env, seed=seed, device=device, **kwargs)
         bc = {key: PRETRAIN_KWARGS[key] for key in ("gradient_steps", "batch_size", "learning_rate")}
         gaussian_behaviour_cloning(model, demos, seed=seed, **bc)
+        model.behaviour_cloning = bc  # recorded with the run's hyperparameters
         return model
     algo, _, with_demos = method.partition("_")
     if algo in ("tqc", "crossq"):
@@ -187,4 +188,8 @@ class CriticFirstSAC(SAC):
         waiting = self._n_updates < self.actor_learning_starts
         for param in self.actor.parameters():
             param.requires_grad_(not waiting)
-        super().train(gradient_steps, batch_size)
+        try:
+            super().train(gradient_steps, batch_size)
+        finally:  # nothing else (a later behaviour cloning, a user's loss) finds the actor frozen
+            for param in self.actor.parameters():
+                param.requires_grad_(True)

@@ -31,7 +31,9 @@ def render_benchmarks(results: Path = RESULTS, docs: Path = DOCS) -> Path:
         f"gets the same demonstrations as {RLPD_DEMO_RATIO:.0%} of every batch, LayerNorm critics and {RLPD_UTD} updates per env step;",
         "it starts from scratch, with no behaviour cloning.  *RLPD-style SAC from a BC actor* (`rlpd_bc`) is the",
         "same, with its Gaussian actor first cloned on the demonstrations (the preset's BC budget) and waiting",
-        "the preset's critic-only updates: its initial score is its own clone's (robustness.md §19).",
+        "the preset's critic-only updates: its initial score is its own clone's.  Its rows were made on a later",
+        "machine than the other rows of their tables (each result records its machine): robustness.md §19 compares",
+        "it with the preset's runs on that machine.",
         "",
     ]
     for budget in ("cpu", "long", "full"):

@@ -300,7 +300,9 @@ def _describe(model) -> dict[str, Any]:
     """The hyperparameters that tell runs apart: every constructor argument of the model's class (SWFP's
     ``actor_tau``, ``q_agg``, ...; SAC's), the policy class and the buffer's share of demonstrations."""
     keys = [name for name in inspect.signature(type(model).__init__).parameters if name not in _NOT_DESCRIBED]
-    described = {key: getattr(model, key) for key in [*keys, "policy_class"] if hasattr(model, key)}
+    # and what a method sets beyond its class's arguments (rlpd_bc: the actor's wait, its behaviour cloning)
+    extra = ["policy_class", "actor_learning_starts", "behaviour_cloning"]
+    described = {key: getattr(model, key) for key in [*keys, *extra] if hasattr(model, key)}
     if hasattr(model.replay_buffer, "demo_ratio"):  # the share of demonstrations in every batch
         described["demo_ratio"] = model.replay_buffer.demo_ratio
     return described

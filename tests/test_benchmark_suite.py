@@ -91,6 +91,7 @@ def test_rlpd_from_a_bc_actor_starts_cloned_and_its_actor_waits_for_the_critics(
     critic_before = [p.detach().clone() for p in cloned.critic.parameters()]
     cloned.learn(3)
     assert all(th.equal(a, b) for a, b in zip(before, cloned.actor.parameters()))
+    assert all(p.requires_grad for p in cloned.actor.parameters())  # not left frozen between learn() calls
     assert not all(th.equal(a, b) for a, b in zip(critic_before, cloned.critic.parameters()))
     cloned.learn(3, reset_num_timesteps=False)
     assert not all(th.equal(a, b) for a, b in zip(before, cloned.actor.parameters()))

@@ -311,11 +311,12 @@ def test_n_step_returns_stop_at_the_end_of_each_episode_for_demonstrations_and_o
     np.testing.assert_allclose(batch.next_observations[0].numpy(), demos.next_observations[2], rtol=1e-6)
     one_step = DemoReplayBuffer(50, OBS_SPACE, ACTION_SPACE, device="cpu", demonstrations=demos, demo_ratio=0.5)
     assert one_step.demo_buffer._get_samples(np.arange(8)).discounts is None
-    for step in range(6):  # online: rewards 0..5, one episode; the latest transition ends the returns drawn near it
+    for step in range(6):  # online: rewards 0..5, an episode ends at step 1; the latest transition ends the returns near it
         obs = np.full((1, 3), step, np.float32)
-        buffer.add(obs, obs + 1, np.zeros((1, 2), np.float32), np.array([float(step)]), np.zeros(1), [{}])
-    online = buffer._get_samples(np.array([0, 4, 5]))
-    np.testing.assert_allclose(online.rewards[:, 0].numpy(), [0 + 1 * gamma + 2 * gamma**2, 4 + 5 * gamma, 5])
+        buffer.add(obs, obs + 1, np.zeros((1, 2), np.float32), np.array([float(step)]), np.array([step == 1]), [{}])
+    online = buffer._get_samples(np.array([0, 2, 4, 5]))
+    np.testing.assert_allclose(online.rewards[:, 0].numpy(), [0 + 1 * gamma, 2 + 3 * gamma + 4 * gamma**2, 4 + 5 * gamma, 5])
+    np.testing.assert_array_equal(online.dones[:, 0].numpy(), [1, 0, 0, 0])
     mixed = buffer.sample(8)
     assert mixed.discounts.shape == (8, 1) and mixed.rewards.shape == (8, 1)
 

@@ -220,13 +220,19 @@ def test_swfp_n_steps_reach_its_demonstration_buffer_and_its_critic_target(demos
     buffer_kwargs = dict(demonstrations=demos, demo_ratio=0.5)
     model = tiny(seed=0, n_steps=3, gamma=0.9, replay_buffer_class=DemoReplayBuffer, replay_buffer_kwargs=buffer_kwargs)
     assert (model.replay_buffer.n_steps, model.replay_buffer.gamma, model.replay_buffer.demo_buffer.n_steps) == (3, 0.9, 3)
-    assert not [w for w in recwarn if "is ignored" in str(w.message)] and "n_steps" not in buffer_kwargs
+    assert not [w for w in recwarn if "is ignored" in str(w.message)]
+    assert model.replay_buffer_kwargs == buffer_kwargs  # what is saved is what was given: SWFP's n_steps go with SWFP
     seen = []
     target = swfp_module.soft_q_target
     monkeypatch.setattr(swfp_module, "soft_q_target", lambda **kw: seen.append(kw["discounts"]) or target(**kw))
     model.learn(60)
-    assert seen and all(isinstance(d, th.Tensor) and th.all(d <= 0.9**1 + 1e-6) and th.any(d < 0.9**2 + 1e-6) for d in seen)
+    # per-sample discounts 0.9^k, k <= 3 steps of the same episode (one-step targets get the float gamma)
+    assert seen and all(isinstance(d, th.Tensor) for d in seen) and any(th.any(d < 0.9**2 + 1e-6) for d in seen)
     model.save(tmp_path / "model")
     assert SWFP.load(tmp_path / "model", env=gym.make(ENV_ID)).replay_buffer.n_steps == 3
+    other = SWFP.load(tmp_path / "model", env=gym.make(ENV_ID), gamma=0.95, n_steps=2)  # overrides reach the buffer
+    assert (other.replay_buffer.n_steps, other.replay_buffer.gamma) == (2, 0.95)
     with pytest.raises(ValueError, match="give n_steps"):
         tiny(n_steps=3, replay_buffer_class=DemoReplayBuffer, replay_buffer_kwargs=dict(demonstrations=demos, gamma=0.5))
+    with pytest.raises(ValueError, match="give n_steps"):  # SWFP's n_steps=1 would be recorded while the buffer sums 3
+        tiny(replay_buffer_class=DemoReplayBuffer, replay_buffer_kwargs=dict(demonstrations=demos, n_steps=3))

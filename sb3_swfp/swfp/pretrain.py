@@ -92,6 +92,7 @@ def pretrain(
     demo_buffer = DemonstrationBuffer.from_demonstrations(
         demos, model.observation_space, model.action_space, device=model.device, clip_actions=clip_actions  # type: ignore[arg-type]
     )
+    demo_buffer.n_steps, demo_buffer.gamma = model.n_steps, model.gamma  # the critic warm-up's targets, as online
     check_env_id(demos.metadata, vec_env_id(model.env), allow_env_mismatch)
     if critic_warmup_steps > 0:
         check_rewards(demos, allow_missing_rewards, "the critic warm-up (critic_warmup_steps > 0)")
