@@ -232,6 +232,12 @@ def test_swfp_n_steps_reach_its_demonstration_buffer_and_its_critic_target(demos
     assert SWFP.load(tmp_path / "model", env=gym.make(ENV_ID)).replay_buffer.n_steps == 3
     other = SWFP.load(tmp_path / "model", env=gym.make(ENV_ID), gamma=0.95, n_steps=2)  # overrides reach the buffer
     assert (other.replay_buffer.n_steps, other.replay_buffer.gamma) == (2, 0.95)
+    model.save_replay_buffer(tmp_path / "buffer")
+    one_step = tiny(replay_buffer_class=DemoReplayBuffer, replay_buffer_kwargs=buffer_kwargs)
+    one_step.load_replay_buffer(tmp_path / "buffer")  # a 3-step buffer samples as the model it is loaded into
+    assert (one_step.replay_buffer.n_steps, one_step.replay_buffer.demo_buffer.n_steps) == (1, 1)
+    other.load_replay_buffer(tmp_path / "buffer")
+    assert (other.replay_buffer.n_steps, other.replay_buffer.demo_buffer.gamma) == (2, 0.95)
     with pytest.raises(ValueError, match="give n_steps"):
         tiny(n_steps=3, replay_buffer_class=DemoReplayBuffer, replay_buffer_kwargs=dict(demonstrations=demos, gamma=0.5))
     with pytest.raises(ValueError, match="give n_steps"):  # SWFP's n_steps=1 would be recorded while the buffer sums 3

@@ -501,6 +501,15 @@ class SWFP(OffPolicyAlgorithm):
         with defer_missing_demonstrations():
             return super().load(path, env, device, custom_objects, print_system_info, force_reset, **kwargs)
 
+    def load_replay_buffer(self, path: str | os.PathLike | io.BufferedIOBase, truncate_last_traj: bool = True) -> None:
+        """As SB3's; a demonstration buffer then samples with this model's ``n_steps`` and ``gamma`` (one saved
+        with other ones, or before n-step returns existed, would otherwise keep its own)."""
+        super().load_replay_buffer(path, truncate_last_traj)
+        if isinstance(self.replay_buffer, DemoReplayBuffer):  # n_steps > 1 exists only with Box observations
+            for buffer in (self.replay_buffer, self.replay_buffer.demo_buffer):
+                if buffer is not None:
+                    buffer.n_steps, buffer.gamma = self.n_steps, self.gamma
+
     def _excluded_save_params(self) -> list[str]:
         return [*super()._excluded_save_params(), "actor", "actor_target", "critic", "critic_target", "actor_lr_schedule"]
 
