@@ -184,12 +184,12 @@ class CriticFirstSAC(SAC):
     actor_learning_starts = FINETUNE_KWARGS["actor_learning_starts"]
 
     def train(self, gradient_steps: int, batch_size: int = 64) -> None:
+        if self._n_updates >= self.actor_learning_starts:
+            super().train(gradient_steps, batch_size)
+            return
         # SAC's actor step leaves parameters without a gradient as they are (Adam skips them)
-        waiting = self._n_updates < self.actor_learning_starts
-        for param in self.actor.parameters():
-            param.requires_grad_(not waiting)
+        self.actor.requires_grad_(False)
         try:
             super().train(gradient_steps, batch_size)
         finally:  # nothing else (a later behaviour cloning, a user's loss) finds the actor frozen
-            for param in self.actor.parameters():
-                param.requires_grad_(True)
+            self.actor.requires_grad_(True)

@@ -117,6 +117,17 @@ def _n_step_samples(buffer: ReplayBuffer, batch_inds: np.ndarray, env: VecNormal
     return NStepReplayBuffer._get_samples(buffer, batch_inds, env=env)  # type: ignore[arg-type]
 
 
+def _check_n_steps(n_steps: Any, dict_observations: bool, optimize_memory_usage: bool) -> None:
+    """Raise unless ``n_steps`` is an integer >= 1 that SB3's ``NStepReplayBuffer`` rule can serve here."""
+    if isinstance(n_steps, bool) or not isinstance(n_steps, (int, np.integer)) or n_steps < 1:
+        raise ValueError(f"n_steps must be an integer >= 1 (the steps of each return), got {n_steps!r}")
+    if n_steps > 1 and (dict_observations or optimize_memory_usage):
+        raise ValueError(
+            f"n_steps={n_steps} needs Box observations and optimize_memory_usage=False (as SB3's NStepReplayBuffer); "
+            "use n_steps=1 here"
+        )
+
+
 def _concat_samples(online: Any, demo: Any) -> Any:
     """Concatenate two replay samples of the same kind along the batch dimension."""
 
@@ -219,13 +230,7 @@ class DemoReplayBuffer(ReplayBuffer):
         n_steps: int = 1,
         gamma: float = 0.99,
     ):
-        if isinstance(n_steps, bool) or not isinstance(n_steps, (int, np.integer)) or n_steps < 1:
-            raise ValueError(f"n_steps must be an integer >= 1 (the steps of each return), got {n_steps!r}")
-        if n_steps > 1 and (isinstance(observation_space, spaces.Dict) or optimize_memory_usage):
-            raise ValueError(
-                f"n_steps={n_steps} needs Box observations and optimize_memory_usage=False (as SB3's NStepReplayBuffer); "
-                "use n_steps=1 here"
-            )
+        _check_n_steps(n_steps, isinstance(observation_space, spaces.Dict), optimize_memory_usage)
         self.n_steps, self.gamma = int(n_steps), gamma
         super().__init__(
             buffer_size,
@@ -268,7 +273,7 @@ class DemoReplayBuffer(ReplayBuffer):
             handle_timeout_termination=self.handle_timeout_termination,
             clip_actions=clip_actions,
         )
-        self.demo_buffer.n_steps, self.demo_buffer.gamma = self.n_steps, self.gamma
+        self.use_n_steps(self.n_steps, self.gamma)
 
     def check_env(self, env_id: str | None) -> None:
         """Raise unless the demonstrations were recorded on ``env_id`` (or ``allow_env_mismatch`` was given)."""
@@ -290,6 +295,14 @@ class DemoReplayBuffer(ReplayBuffer):
             return demo
         online = super().sample(batch_size - n_demo, env=env)
         return _concat_samples(online, demo)
+
+    def use_n_steps(self, n_steps: int, gamma: float) -> None:
+        """Sample n-step returns with ``n_steps`` and ``gamma`` from now on, online and demonstration
+        transitions alike (SWFP passes its own when it builds or restores the buffer)."""
+        _check_n_steps(n_steps, isinstance(self.observation_space, spaces.Dict), self.optimize_memory_usage)
+        for buffer in (self, self.demo_buffer):
+            if buffer is not None:
+                buffer.n_steps, buffer.gamma = int(n_steps), gamma
 
     def _get_samples(self, batch_inds: np.ndarray, env: VecNormalize | None = None) -> Any:
         return _n_step_samples(self, batch_inds, env, super()._get_samples)

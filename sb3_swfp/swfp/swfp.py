@@ -228,19 +228,17 @@ class SWFP(OffPolicyAlgorithm):
         if demonstrations is not None and self.env is not None:  # the zoo's default entry names demos/{env_id}.npz
             self.replay_buffer_kwargs = {**self.replay_buffer_kwargs, "demonstrations": with_env_id(demonstrations, self.env)}
         demo_n_steps = self.replay_buffer_class is not None and issubclass(self.replay_buffer_class, DemoReplayBuffer)
-        given_buffer_kwargs = self.replay_buffer_kwargs
-        if demo_n_steps:  # for the buffer built now only: what is saved stays what the user gave
-            self.replay_buffer_kwargs = _with_n_steps(self.replay_buffer_kwargs, self.n_steps, self.gamma)
+        if demo_n_steps:
+            _check_buffer_n_steps(self.replay_buffer_kwargs, self.n_steps, self.gamma)
         self.policy_kwargs.update(
             n_blocks=self.n_blocks, n_substeps=self.n_substeps, ode_solver=self.ode_solver, log_prob_method=resolved_method, squash=self.squash
         )
-        try:
-            with warnings.catch_warnings():
-                if demo_n_steps:  # SB3 says n_steps is ignored with a custom buffer class: DemoReplayBuffer takes it
-                    warnings.filterwarnings("ignore", message=r"`n_steps=\d+` is ignored")
-                super()._setup_model()
-        finally:
-            self.replay_buffer_kwargs = given_buffer_kwargs
+        with warnings.catch_warnings():
+            if demo_n_steps:  # SB3 says n_steps is ignored with a custom buffer class: DemoReplayBuffer takes it below
+                warnings.filterwarnings("ignore", message=r"`n_steps=\d+` is ignored")
+            super()._setup_model()
+        if isinstance(self.replay_buffer, DemoReplayBuffer):
+            self.replay_buffer.use_n_steps(self.n_steps, self.gamma)
         self._create_aliases()
         self.actor_lr_schedule = self.lr_schedule if self.actor_learning_rate is None else FloatSchedule(self.actor_learning_rate)
         if self.bc_coef > 0 and not hasattr(self.replay_buffer, "sample_demonstrations"):
@@ -505,10 +503,8 @@ class SWFP(OffPolicyAlgorithm):
         """As SB3's; a demonstration buffer then samples with this model's ``n_steps`` and ``gamma`` (one saved
         with other ones, or before n-step returns existed, would otherwise keep its own)."""
         super().load_replay_buffer(path, truncate_last_traj)
-        if isinstance(self.replay_buffer, DemoReplayBuffer):  # n_steps > 1 exists only with Box observations
-            for buffer in (self.replay_buffer, self.replay_buffer.demo_buffer):
-                if buffer is not None:
-                    buffer.n_steps, buffer.gamma = self.n_steps, self.gamma
+        if isinstance(self.replay_buffer, DemoReplayBuffer):
+            self.replay_buffer.use_n_steps(self.n_steps, self.gamma)
 
     def _excluded_save_params(self) -> list[str]:
         return [*super()._excluded_save_params(), "actor", "actor_target", "critic", "critic_target", "actor_lr_schedule"]
@@ -521,16 +517,14 @@ class SWFP(OffPolicyAlgorithm):
         return state_dicts, ["ent_coef_tensor"]
 
 
-def _with_n_steps(buffer_kwargs: dict[str, Any], n_steps: int, gamma: float) -> dict[str, Any]:
-    """A :class:`DemoReplayBuffer`'s kwargs with SWFP's ``n_steps`` and ``gamma`` (only where ``n_steps > 1``: a
-    buffer class of the user's may not take them); raises where the buffer's own disagree with SWFP's."""
+def _check_buffer_n_steps(buffer_kwargs: dict[str, Any], n_steps: int, gamma: float) -> None:
+    """Raise where a :class:`DemoReplayBuffer`'s own ``n_steps`` or ``gamma`` disagree with SWFP's, which it is given."""
     for key, value in (("n_steps", n_steps), ("gamma", gamma)):
         if key in buffer_kwargs and buffer_kwargs[key] != value:
             raise ValueError(
                 f"replay_buffer_kwargs {key}={buffer_kwargs[key]!r} but SWFP's {key}={value!r}: give n_steps (and gamma) "
                 "to SWFP only, which passes them to the DemoReplayBuffer"
             )
-    return {**buffer_kwargs, "n_steps": n_steps, "gamma": gamma} if n_steps > 1 else buffer_kwargs
 
 
 def _append(logs: dict[str, list[float]], terms: dict[str, float]) -> None:
