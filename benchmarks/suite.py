@@ -45,8 +45,7 @@ from benchmarks.studies import (
 )
 from benchmarks.tasks import TASKS
 
-#: The options a suite reads (besides --suite and --render)
-OPTIONS = ("tasks", "methods", "seeds", "budget", "device", "jobs", "variant", "swfp_kwargs", "eval_episodes", "stochastic_eval")
+#: The options each suite reads (besides --suite and --render); it refuses the others'
 SUITE_OPTIONS = {
     "runs": ("tasks", "methods", "seeds", "budget", "device", "jobs", "variant", "swfp_kwargs", "stochastic_eval"),
     "robustness": ("tasks", "seeds", "device", "jobs", "stochastic_eval"),
@@ -55,6 +54,7 @@ SUITE_OPTIONS = {
     "density": ("seeds", "jobs"),
     "bc_drift": ("tasks", "seeds", "jobs", "eval_episodes"),
 }
+OPTIONS = tuple(dict.fromkeys(option for used in SUITE_OPTIONS.values() for option in used))
 
 
 def main(argv: list[str] | None = None) -> None:
