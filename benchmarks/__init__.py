@@ -22,6 +22,8 @@ are the repository's.
 from __future__ import annotations
 
 import argparse
+import json
+import os
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -47,6 +49,16 @@ LEGACY_COMMANDS = {"python examples/benchmark_suite.py": SUITE_COMMAND, "python 
 def shown(path: Path) -> str:
     """``path`` relative to the repository when it is inside it (for messages)."""
     return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
+def write_result(out: Path, result: dict, indent: int | None = 1) -> None:
+    """Write ``result`` as JSON to ``out`` (its folders made): through a temporary file replaced in one
+    step, so that a run killed while writing leaves no truncated file that the suites' "finished runs
+    are skipped" would take for a result."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(json.dumps(result, indent=indent))
+    os.replace(tmp, out)
 
 
 def current_command(command: str) -> str:

@@ -26,7 +26,6 @@ import argparse
 import cProfile
 import inspect
 import io
-import json
 import os
 import pstats
 import time
@@ -34,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks import CORE_COMMAND, CORE_RESULTS, DOCS, HYPERPARAMS, given_options
+from benchmarks import CORE_COMMAND, CORE_RESULTS, DOCS, HYPERPARAMS, given_options, write_result
 from benchmarks.cost import ENV_ID, SPEED_PREDICT_CALLS, SPEED_ROUNDS, SPEED_TRAIN_CHUNK, measure_speed, pendulum_model
 from benchmarks.render_core import ALGOS, render_core, strip_paths
 from benchmarks.runner import run_jobs
@@ -95,8 +94,7 @@ def run_learning(job: tuple[str, int, int, int, str | None], results: Path = COR
         "hyperparams": {k: repr(v) for k, v in {**load_hyperparams(algo, ENV_ID, HYPERPARAMS), **overrides}.items()},
         "command": f"{CORE_COMMAND} --suite learning --seeds {seed}" + (f" --algos swfp --squash {squash}" if squash else ""),
     }
-    results.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1))
+    write_result(out, result)
     return f"done {out.name} in {result['wall_s']:.0f}s"
 
 
@@ -144,8 +142,7 @@ def run_speed(results: Path = CORE_RESULTS) -> None:
         "cpu_count": os.cpu_count(),
         "load_average": load_average,
     }
-    results.mkdir(parents=True, exist_ok=True)
-    (results / "speed.json").write_text(json.dumps(result, indent=1))
+    write_result(results / "speed.json", result)
 
 
 #: The options of the learning suite, which the speed suite does not read

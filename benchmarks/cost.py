@@ -7,7 +7,6 @@ the latter (``<results>/cost.json``).
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from pathlib import Path
@@ -15,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks import HYPERPARAMS, RESULTS, SUITE_COMMAND
+from benchmarks import HYPERPARAMS, RESULTS, SUITE_COMMAND, write_result
 
 #: The env of the speed measurements and of the core's learning runs
 ENV_ID = "Pendulum-v1"
@@ -128,8 +127,7 @@ def run_cost(device: str, results: Path = RESULTS) -> None:
         "cpu_count": os.cpu_count(),
         "load_average": load_average,
     }
-    (results / "cost.json").parent.mkdir(parents=True, exist_ok=True)
-    (results / "cost.json").write_text(json.dumps(result, indent=1))
+    write_result(results / "cost.json", result)
 
 
 def actor_update_cost(n_blocks: int, device: str, batch_size: int = 256, repeats: int = 20, **swfp_kwargs: Any) -> dict[str, float]:

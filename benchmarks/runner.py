@@ -13,7 +13,6 @@ import functools
 import inspect
 import json
 import multiprocessing as mp
-import os
 import shutil
 import signal
 import time
@@ -24,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks import RESULTS, SUITE_COMMAND, machine, shown
+from benchmarks import RESULTS, SUITE_COMMAND, machine, shown, write_result
 from benchmarks.methods import make_model, model_class, variant_name
 from benchmarks.tasks import TASKS, Task, make_demonstrations, make_env
 
@@ -200,8 +199,7 @@ def run_one(run: Run, results: Path = RESULTS) -> str:
         "machine": machine(),  # per-seed numbers reproduce on this kind of machine only (robustness.md §12)
         "eval_protocol": EVAL_PROTOCOL,
     }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1))
+    write_result(out, result)
     checkpoint.remove()
     return f"done {shown(out)} in {result['wall_s']:.0f}s"
 
@@ -223,9 +221,7 @@ class Checkpoint:
         (self.folder / "state.json").unlink(missing_ok=True)
         model.save(self.folder / "model.zip")
         model.save_replay_buffer(self.folder / "replay_buffer.pkl")
-        tmp = self.folder / "state.json.tmp"
-        tmp.write_text(json.dumps(state))
-        os.replace(tmp, self.folder / "state.json")
+        write_result(self.folder / "state.json", state, indent=None)
 
     def load_model(self, method: str, env, device: str):
         """The saved model, with its replay buffer, to train on in ``env``."""

@@ -8,14 +8,13 @@ Each run writes one JSON under ``<results>/sensitivity/``, ``<results>/density/`
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from benchmarks import RESULTS, SUITE_COMMAND, machine, methods, shown
+from benchmarks import RESULTS, SUITE_COMMAND, machine, methods, shown, write_result
 from benchmarks.methods import make_model
 from benchmarks.runner import evaluate, toy_scores
 from benchmarks.tasks import TASKS, make_demonstrations, make_env
@@ -55,8 +54,7 @@ def run_sensitivity(job: tuple[str, float, int], results: Path = RESULTS) -> str
     before = score()
     model.learn(task.cpu_steps)
     result = {"parameter": name, "value": value, "seed": seed, "bc": before, "final": score(), "wall_s": time.perf_counter() - start}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1))
+    write_result(out, result)
     return f"done {shown(out)}"
 
 
@@ -130,8 +128,7 @@ def run_density(job: tuple[str, str, str, int], results: Path = RESULTS) -> str:
         result["bc_return"], result["bc_return_std"], result["bc_success"] = evaluate(model, Monitor(make_env(task.env_id)), task, seed)
     result["wall_s"] = time.perf_counter() - start
     result["command"] = f"{SUITE_COMMAND} --suite density --jobs 2"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1))
+    write_result(out, result)
     return f"done {shown(out)} in {result['wall_s']:.0f}s"
 
 
@@ -200,6 +197,5 @@ def run_bc_drift(job: tuple[str, int, int | None], results: Path = RESULTS) -> s
     }  # fmt: skip
     if wide_task is not None:
         result.update(eval_episodes=task.eval_episodes, eval_episodes_wide=eval_episodes, curve_wide=curve_wide)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1))
+    write_result(out, result)
     return f"done {shown(out)} in {result['wall_s']:.0f}s"

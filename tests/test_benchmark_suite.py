@@ -382,6 +382,24 @@ def test_a_stopped_run_goes_on_from_its_last_evaluation(results, monkeypatch, me
     assert not checkpoint.exists()
 
 
+def test_a_run_killed_while_writing_its_result_leaves_no_file_the_suite_would_skip(results, monkeypatch):
+    path = result_path(results, "cpu", "toy", "swfp", 0)
+    replace = os.replace
+
+    def killed_at_the_result(src, dst):  # the process dies between writing the result and renaming it
+        if Path(dst) == path:
+            raise Stop
+        replace(src, dst)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "replace", killed_at_the_result)
+        with pytest.raises(Stop):
+            run_one(Run("toy", "swfp", 0), results)
+    assert not path.exists() and path.with_name(path.name + ".tmp").exists()
+    assert run_one(Run("toy", "swfp", 0), results).startswith("done")  # not "skip": the run is made again
+    assert [point[0] for point in json.loads(path.read_text())["curve"]] == [0, 60, 120]
+
+
 def test_core_learning_with_another_squash_writes_its_own_file_and_section(tmp_path, monkeypatch):
     from benchmarks import core
 
