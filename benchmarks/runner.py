@@ -16,6 +16,7 @@ import multiprocessing as mp
 import shutil
 import signal
 import time
+import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -225,7 +226,9 @@ class Checkpoint:
 
     def load_model(self, method: str, env, device: str):
         """The saved model, with its replay buffer, to train on in ``env``."""
-        model = model_class(method).load(self.folder / "model.zip", env=env, device=device)
+        with warnings.catch_warnings():  # SWFP keeps demonstrations given as an object out of its file: the buffer has them
+            warnings.filterwarnings("ignore", message="the demonstrations of this model's replay buffer are missing")
+            model = model_class(method).load(self.folder / "model.zip", env=env, device=device)
         model.load_replay_buffer(self.folder / "replay_buffer.pkl")
         return model
 

@@ -114,7 +114,10 @@ def test_a_saved_demonstration_buffer_restores_the_demonstrations(demos, tmp_pat
     model.learn(60)
     model.save(tmp_path / "model")
     model.save_replay_buffer(tmp_path / "buffer")
-    loaded = SWFP.load(tmp_path / "model", env=gym.make(ENV_ID))
+    with pytest.warns(UserWarning, match="a Demonstrations of 200 transitions, given as an object and not saved"):
+        loaded = SWFP.load(tmp_path / "model", env=gym.make(ENV_ID))
+    with pytest.raises(FileNotFoundError, match="load_replay_buffer"):
+        loaded.learn(10)
     loaded.load_replay_buffer(tmp_path / "buffer")
     assert type(loaded.replay_buffer) is DemoReplayBuffer and loaded.replay_buffer.n_demonstrations == len(demos)
     assert loaded.replay_buffer.size() == model.replay_buffer.size()
@@ -148,8 +151,12 @@ def test_demonstrations_recorded_on_another_env_are_refused_unless_asked(demos, 
         tiny(replay_buffer_class=DemoReplayBuffer, replay_buffer_kwargs=dict(demonstrations=other))
     with pytest.raises(ValueError, match="recorded on 'Pendulum-v0'"):
         tiny(learning_starts=1_000).learn(2, callback=BCPretrainCallback(other, **BC))
+    other.save(tmp_path / "other.npz")  # a path: a saved model keeps it (an object it does not keep)
     with pytest.warns(UserWarning, match="allow_env_mismatch=True"):
-        model = tiny(replay_buffer_class=DemoReplayBuffer, replay_buffer_kwargs=dict(demonstrations=other, allow_env_mismatch=True))
+        model = tiny(
+            replay_buffer_class=DemoReplayBuffer,
+            replay_buffer_kwargs=dict(demonstrations=tmp_path / "other.npz", allow_env_mismatch=True),
+        )
     # the opt-in is saved with the model: it loads without asking again
     model.save(tmp_path / "model")
     with pytest.warns(UserWarning, match="allow_env_mismatch=True"):
@@ -242,3 +249,79 @@ def test_swfp_n_steps_reach_its_demonstration_buffer_and_its_critic_target(demos
         tiny(n_steps=3, replay_buffer_class=DemoReplayBuffer, replay_buffer_kwargs=dict(demonstrations=demos, gamma=0.5))
     with pytest.raises(ValueError, match="give n_steps"):  # SWFP's n_steps=1 would be recorded while the buffer sums 3
         tiny(replay_buffer_class=DemoReplayBuffer, replay_buffer_kwargs=dict(demonstrations=demos, n_steps=3))
+
+
+def test_demonstrations_given_as_an_object_stay_out_of_the_saved_model(demos, tmp_path):
+    import json
+    import zipfile
+
+    def saved_buffer_kwargs(path):
+        with zipfile.ZipFile(path) as archive:
+            return json.loads(archive.read("data"))["replay_buffer_kwargs"]
+
+    demos.save(tmp_path / "demos.npz")
+    sizes = {}
+    for name, given in (("object", demos), ("path", tmp_path / "demos.npz")):
+        model = tiny(seed=0, replay_buffer_class=DemoReplayBuffer, replay_buffer_kwargs=dict(demonstrations=given, demo_ratio=0.5))
+        model.save(tmp_path / name)
+        assert model.replay_buffer_kwargs["demonstrations"] is given  # the model in memory keeps what it was given
+        sizes[name] = len(json.dumps(saved_buffer_kwargs(tmp_path / f"{name}.zip")))
+    # the 200 transitions pickled would be ~10 kB of arguments (before, they were; an SB3 buffer at full capacity)
+    assert sizes["object"] < 1_500 and sizes["path"] < 1_500
+    with pytest.warns(UserWarning, match="a Demonstrations of 200 transitions, given as an object"):
+        loaded = SWFP.load(tmp_path / "object", env=gym.make(ENV_ID))
+    loaded.save(tmp_path / "again")  # saved again, it still says what was given
+    with pytest.warns(UserWarning, match="a Demonstrations of 200 transitions, given as an object"):
+        SWFP.load(tmp_path / "again", env=gym.make(ENV_ID))
+
+
+def test_set_env_checks_the_demonstrations_against_the_new_env(demos):
+    if "OtherPendulum-v0" not in gym.registry:
+        gym.register("OtherPendulum-v0", entry_point="gymnasium.envs.classic_control.pendulum:PendulumEnv", max_episode_steps=200)
+    model = tiny(seed=0, replay_buffer_class=DemoReplayBuffer, replay_buffer_kwargs=dict(demonstrations=demos))
+    env = model.env
+    with pytest.raises(ValueError, match="recorded on 'Pendulum-v1'.*the env is 'OtherPendulum-v0'"):
+        model.set_env(make_vec_env("OtherPendulum-v0", n_envs=1))  # same spaces, another env
+    assert model.env is env  # the model keeps its env
+    model.set_env(gym.make(ENV_ID))  # an env or a VecEnv of the demonstrations' id
+    assert model.env is not env
+
+
+def test_a_buffer_without_demonstrations_is_refused_where_the_model_trains_from_them(demos, tmp_path):
+    tiny(seed=0).learn(60).save_replay_buffer(tmp_path / "plain")
+    model = tiny(seed=0, replay_buffer_class=DemoReplayBuffer, replay_buffer_kwargs=dict(demonstrations=demos))
+    buffer = model.replay_buffer
+    with pytest.raises(ValueError, match="is a ReplayBuffer without demonstrations"):
+        model.load_replay_buffer(tmp_path / "plain")
+    assert model.replay_buffer is buffer
+    tiny(seed=0).load_replay_buffer(tmp_path / "plain")  # a model without demonstrations takes it
+
+
+def test_load_checks_the_arguments_it_overrides(tmp_path):
+    tiny(seed=0).save(tmp_path / "learned")  # ent_coef "auto"
+    with pytest.raises(ValueError, match="policy_delay must be an integer >= 1, got 0"):
+        SWFP.load(tmp_path / "learned", policy_delay=0)  # before: a ZeroDivisionError in learn()
+    with pytest.raises(ValueError, match=r"saved with ent_coef='auto' \(learned\) and cannot load with ent_coef=0.1 \(fixed\)"):
+        SWFP.load(tmp_path / "learned", ent_coef=0.1)  # before: an AttributeError from SB3's load
+    assert SWFP.load(tmp_path / "learned", ent_coef="auto_0.5", policy_delay=3).policy_delay == 3
+
+
+@pytest.mark.parametrize(
+    "option, message",
+    [
+        (dict(final_learning_rate=-0.01), "final_learning_rate must be >= 0"),
+        (dict(learning_rate=0.0), "learning_rate must be > 0"),
+        (dict(weight_decay=-1e-6), "weight_decay must be >= 0"),
+        (dict(critic_warmup_steps=-3), "critic_warmup_steps must be an integer >= 0"),
+    ],
+)
+def test_pretrain_and_its_callback_refuse_numbers_out_of_range(demos, option, message):
+    model = tiny(seed=0)
+    before = actor_parameters(model)
+    with pytest.raises(ValueError, match=message):
+        model.pretrain(demos, **{**BC, **option})
+    assert same_parameters(actor_parameters(model), before)  # refused before any step
+    with pytest.raises(ValueError, match=message):
+        BCPretrainCallback(demos, **{**BC, **option})  # at construction, not when learn() starts
+    with pytest.raises(ValueError, match="log_interval must be an integer >= 1"):
+        model.pretrain(demos, log_interval=0, **BC)

@@ -216,6 +216,14 @@ def test_dict_observations(tmp_path):
     np.testing.assert_array_equal(SWFP.load(tmp_path / "dict").predict(obs, deterministic=True)[0], action)
 
 
+def test_flow_policy_on_dict_observations_is_refused_with_what_to_use_and_a_dict_extractor_is_taken():
+    env = SimpleMultiObsEnv(random_start=False, discrete_actions=False)
+    with pytest.raises(ValueError, match="FlowPolicy takes Box observations.*use MultiInputPolicy"):
+        SWFP("FlowPolicy", env, **TINY)  # FlattenExtractor: accepted before, then failed on the first observation
+    model = SWFP("FlowPolicy", env, **{**TINY, "policy_kwargs": dict(features_extractor_class=CombinedExtractor)}).learn(20)
+    assert isinstance(model.actor.features_extractor, CombinedExtractor)
+
+
 def _euler_steps_differ_from_the_midpoint(model):
     assert model.actor.solver.ode_solver == model.actor_target.solver.ode_solver == "euler"
     midpoint = tiny(seed=0).actor  # the default solver, given this model's weights

@@ -7,6 +7,7 @@ from typing import Any
 
 from stable_baselines3.common.callbacks import BaseCallback, EvalCallback
 
+from sb3_swfp.common.checks import check_pretrain_arguments
 from sb3_swfp.demos import DemonstrationsLike, with_env_id
 
 
@@ -60,6 +61,8 @@ class BCPretrainCallback(BaseCallback):
         verbose: int = 0,
     ):
         super().__init__(verbose)
+        # Checked here, not only when learn() starts and BC runs
+        check_pretrain_arguments(gradient_steps, batch_size, learning_rate, final_learning_rate, weight_decay, critic_warmup_steps)
         self.demonstrations = demonstrations
         self.pretrain_kwargs: dict[str, Any] = dict(
             gradient_steps=gradient_steps,

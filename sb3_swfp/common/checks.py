@@ -35,6 +35,24 @@ def check_action_space(action_space: spaces.Space) -> None:
         )
 
 
+def check_pretrain_arguments(
+    gradient_steps: int, batch_size: int, learning_rate: float, final_learning_rate: float, weight_decay: float,
+    critic_warmup_steps: int, log_interval: int = 1,
+) -> None:
+    """Raise a ValueError for the first of ``SWFP.pretrain``'s numeric arguments out of its range (a negative final
+    learning rate, for one, would turn the cosine schedule into gradient ascent on the BC loss)."""
+    check_int("gradient_steps", gradient_steps, 0)
+    check_int("batch_size", batch_size, 1)
+    check_int("critic_warmup_steps", critic_warmup_steps, 0)
+    check_int("log_interval", log_interval, 1)
+    if not learning_rate > 0:
+        raise ValueError(f"learning_rate must be > 0 (BC's initial learning rate), got {learning_rate}")
+    if not final_learning_rate >= 0:
+        raise ValueError(f"final_learning_rate must be >= 0 (where BC's cosine schedule ends), got {final_learning_rate}")
+    if not weight_decay >= 0:
+        raise ValueError(f"weight_decay must be >= 0 (AdamW's), got {weight_decay}")
+
+
 #: SWFP's ``block_sampling`` options
 BLOCK_SAMPLING = ("per_sample", "per_batch")
 #: Arguments that SWFP forwards to its policy; they must not also be given in policy_kwargs

@@ -23,6 +23,7 @@ from sb3_swfp.demos.buffers import (
     DemonstrationBuffer,
     DemonstrationDictBuffer,
     DemoReplayBuffer,
+    UnsavedDemonstrations,
     check_demonstrations_loaded,
     defer_missing_demonstrations,
 )
@@ -48,6 +49,7 @@ __all__ = [
     "DemonstrationsLike",
     "Observations",
     "PolicyLike",
+    "UnsavedDemonstrations",
     "add_to_replay_buffer",
     "as_demonstrations",
     "check_demonstrations_loaded",

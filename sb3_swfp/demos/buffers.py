@@ -157,12 +157,37 @@ def defer_missing_demonstrations() -> Iterator[None]:
         _defer_missing.reset(token)
 
 
+class UnsavedDemonstrations:
+    """What a saved SWFP model's ``replay_buffer_kwargs`` hold in place of demonstrations given as an object
+    (:class:`Demonstrations`, an SB3 replay buffer, imitation trajectories): the model's file keeps the
+    buffer's arguments, not the data (SB3 saves a replay buffer apart, with ``save_replay_buffer``).
+
+    A demonstration buffer built from it is built without demonstrations inside
+    :func:`defer_missing_demonstrations` (``SWFP.load``), as for a file that is not found, and refused
+    elsewhere.
+    """
+
+    def __init__(self, given: Any):
+        size = f" of {len(given)} transitions" if isinstance(given, Demonstrations) else ""
+        self.description = given.description if isinstance(given, UnsavedDemonstrations) else f"a {type(given).__name__}{size}"
+
+    def __repr__(self) -> str:
+        return f"<{self.description}, given as an object and not saved with the model>"
+
+
+def unsaved(demonstrations: Any) -> Any:
+    """``demonstrations`` as a saved model keeps them: a path or None as it is, an object as :class:`UnsavedDemonstrations`."""
+    if demonstrations is None or isinstance(demonstrations, (str, os.PathLike)):
+        return demonstrations
+    return UnsavedDemonstrations(demonstrations)
+
+
 def check_demonstrations_loaded(replay_buffer: Any) -> None:
     """Raise a FileNotFoundError when ``replay_buffer`` is a demonstration buffer loaded without its demonstrations."""
     missing = getattr(replay_buffer, "missing_demonstrations", None)
     if missing is not None:
         raise FileNotFoundError(
-            f"this model's demonstration buffer was loaded without its demonstrations ({missing!r} not found), and "
+            f"this model's demonstration buffer was loaded without its demonstrations ({missing}), and "
             "training draws from them: load the model with replay_buffer_kwargs=dict(demonstrations=<path>, "
             "demo_ratio=...), or restore a buffer saved with save_replay_buffer() with load_replay_buffer()"
         )
@@ -248,16 +273,21 @@ class DemoReplayBuffer(ReplayBuffer):
         # The source whose demonstrations could not be found while a model was loaded (see defer_missing_demonstrations)
         self.missing_demonstrations: str | None = None
         try:
+            if isinstance(demonstrations, UnsavedDemonstrations):
+                raise FileNotFoundError(f"{demonstrations!r}: give the demonstrations again")
             demos = as_demonstrations(demonstrations)
         except FileNotFoundError:
             if not _defer_missing.get():
                 raise
-            self.missing_demonstrations = os.fspath(demonstrations)
+            if isinstance(demonstrations, UnsavedDemonstrations):
+                self.missing_demonstrations = repr(demonstrations)[1:-1]
+            else:
+                self.missing_demonstrations = f"{os.fspath(demonstrations)!r} not found from {os.getcwd()!r}"
             self.demo_buffer, self.n_demonstrations, self.demonstrations_env_id = None, 0, None
             warnings.warn(
-                f"the demonstrations {self.missing_demonstrations!r} of this model's replay buffer are not found (from "
-                f"{os.getcwd()!r}): the model is loaded without them. It predicts as saved; to train it, load it with "
-                "replay_buffer_kwargs=dict(demonstrations=<path>, demo_ratio=...)",
+                f"the demonstrations of this model's replay buffer are missing ({self.missing_demonstrations}): the "
+                "model is loaded without them. It predicts as saved; to train it, load it with "
+                "replay_buffer_kwargs=dict(demonstrations=<path>, demo_ratio=...), or call load_replay_buffer()",
                 stacklevel=2,
             )
             return
@@ -326,6 +356,8 @@ __all__ = [
     "DemoReplayBuffer",
     "DemonstrationBuffer",
     "DemonstrationDictBuffer",
+    "UnsavedDemonstrations",
     "check_demonstrations_loaded",
     "defer_missing_demonstrations",
+    "unsaved",
 ]

@@ -13,10 +13,12 @@ from sb3_swfp.demos.record import Demonstrations, Observations, _check_structure
 
 
 def vec_env_id(env: Any) -> str | None:
-    """The id of a VecEnv's spec (its first env), what demonstrations are checked against; None without an env,
-    for an env that is not a ``gymnasium.Env``, or without a registered spec."""
+    """The id of a VecEnv's spec (its first env's), or of an env's, what demonstrations are checked against; None
+    without an env, for an env that is not a ``gymnasium.Env``, or without a registered spec."""
     if env is None:
         return None
+    if not hasattr(env, "get_attr"):  # an env, not a VecEnv (SWFP.set_env takes both)
+        return getattr(getattr(env, "spec", None), "id", None)
     try:
         spec = env.get_attr("spec", indices=[0])[0]
     except AttributeError:  # an env that is not a gymnasium.Env

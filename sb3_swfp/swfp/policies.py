@@ -344,6 +344,14 @@ class FlowPolicy(BasePolicy):
         n_critics: int = 2,
         share_features_extractor: bool = False,
     ):
+        if isinstance(observation_space, spaces.Dict) and features_extractor_class is FlattenExtractor:
+            # FlattenExtractor accepts a Dict space here, then fails on the first observation
+            raise ValueError(
+                f"FlowPolicy takes Box observations; this env's are a Dict (keys {list(observation_space.spaces)}): use "
+                "MultiInputPolicy (SWFP('MultiInputPolicy', env); in the zoo, policy: 'MultiInputPolicy' in the env's entry or "
+                "-params policy:\"'MultiInputPolicy'\"), "
+                "or give FlowPolicy a features_extractor_class that takes a Dict"
+            )
         if optimizer_class in (th.optim.Adam, th.optim.AdamW):
             optimizer_kwargs = {"foreach": True, **(optimizer_kwargs or {})}
         super().__init__(

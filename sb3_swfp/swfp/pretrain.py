@@ -13,7 +13,7 @@ import torch as th
 from stable_baselines3.common.utils import configure_logger, polyak_update
 from stable_baselines3.common.vec_env import VecNormalize
 
-from sb3_swfp.common.checks import check_int
+from sb3_swfp.common.checks import check_pretrain_arguments
 from sb3_swfp.common.losses import check_finite
 from sb3_swfp.demos import DemonstrationBuffer, DemonstrationsLike, as_demonstrations, check_env_id, check_rewards, vec_env_id
 
@@ -85,8 +85,9 @@ def pretrain(
 
     The arguments are those of :meth:`SWFP.pretrain <sb3_swfp.SWFP.pretrain>`, which documents them.
     """
-    check_int("gradient_steps", gradient_steps, 0)
-    check_int("batch_size", batch_size, 1)
+    check_pretrain_arguments(
+        gradient_steps, batch_size, learning_rate, final_learning_rate, weight_decay, critic_warmup_steps, log_interval
+    )
     demos = as_demonstrations(demonstrations)
     # Validated against the model's spaces, actions scaled to [-1, 1]
     demo_buffer = DemonstrationBuffer.from_demonstrations(

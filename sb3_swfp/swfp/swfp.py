@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import inspect
 import io
 import os
 import warnings
 from collections import defaultdict
+from collections.abc import Iterable
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
@@ -27,7 +29,8 @@ from sb3_swfp.demos import (
     vec_env_id,
     with_env_id,
 )
-from sb3_swfp.swfp.persistence import with_added_arguments
+from sb3_swfp.demos.buffers import unsaved
+from sb3_swfp.swfp.persistence import saved_data_value, with_added_arguments
 from sb3_swfp.swfp.policies import FlowActor, FlowPolicy, MultiInputPolicy
 from sb3_swfp.swfp.pretrain import pretrain
 
@@ -495,14 +498,54 @@ class SWFP(OffPolicyAlgorithm):
         demonstrations are given again (``replay_buffer_kwargs=dict(demonstrations=..., demo_ratio=...)``
         here, or :meth:`load_replay_buffer`).  Arguments as ``BaseAlgorithm.load``.
         """
+        _check_load_overrides(path, kwargs)
         kwargs = with_added_arguments(path, kwargs)  # the squash a model saved before the option was trained with
         with defer_missing_demonstrations():
             return super().load(path, env, device, custom_objects, print_system_info, force_reset, **kwargs)
 
+    def save(
+        self,
+        path: str | os.PathLike | io.BufferedIOBase,
+        exclude: Iterable[str] | None = None,
+        include: Iterable[str] | None = None,
+    ) -> None:
+        """As SB3's.  Demonstrations given to the replay buffer as an object (not a path) are not written into
+        the file, as SB3 keeps a replay buffer apart (:meth:`save_replay_buffer`): the saved arguments hold an
+        :class:`~sb3_swfp.demos.UnsavedDemonstrations` in their place, and :meth:`load` then loads the model
+        without them, as for a demonstrations file it cannot find."""
+        kwargs = self.replay_buffer_kwargs
+        given = (kwargs or {}).get("demonstrations")
+        if unsaved(given) is given:
+            return super().save(path, exclude, include)
+        self.replay_buffer_kwargs = {**kwargs, "demonstrations": unsaved(given)}
+        try:
+            super().save(path, exclude, include)
+        finally:
+            self.replay_buffer_kwargs = kwargs
+
+    def set_env(self, env: GymEnv, force_reset: bool = True) -> None:
+        """As SB3's; the demonstrations in the replay buffer are checked against the new env's id first, as
+        the constructor and :meth:`load` check them."""
+        if hasattr(self.replay_buffer, "check_env"):
+            self.replay_buffer.check_env(vec_env_id(env))
+        super().set_env(env, force_reset)
+
     def load_replay_buffer(self, path: str | os.PathLike | io.BufferedIOBase, truncate_last_traj: bool = True) -> None:
         """As SB3's; a demonstration buffer then samples with this model's ``n_steps`` and ``gamma`` (one saved
-        with other ones, or before n-step returns existed, would otherwise keep its own)."""
+        with other ones, or before n-step returns existed, would otherwise keep its own).  A buffer without
+        demonstrations is refused, and the model's own kept, where the model trains from demonstrations (a
+        :class:`DemoReplayBuffer` class or ``bc_coef > 0``)."""
+        previous = self.replay_buffer
         super().load_replay_buffer(path, truncate_last_traj)
+        wants_demonstrations = self.bc_coef > 0 or (
+            self.replay_buffer_class is not None and issubclass(self.replay_buffer_class, DemoReplayBuffer)
+        )
+        if wants_demonstrations and not isinstance(self.replay_buffer, DemoReplayBuffer):
+            loaded, self.replay_buffer = type(self.replay_buffer).__name__, previous
+            raise ValueError(
+                f"the replay buffer in {path!r} is a {loaded} without demonstrations, and this model trains from a "
+                "DemoReplayBuffer: restore a buffer saved by a model with demonstrations (the model keeps its own)"
+            )
         if isinstance(self.replay_buffer, DemoReplayBuffer):
             self.replay_buffer.use_n_steps(self.n_steps, self.gamma)
 
@@ -515,6 +558,24 @@ class SWFP(OffPolicyAlgorithm):
             state_dicts.append("ent_coef_optimizer")
             return state_dicts, ["log_ent_coef"]
         return state_dicts, ["ent_coef_tensor"]
+
+
+def _check_load_overrides(path: str | os.PathLike | io.BufferedIOBase, kwargs: dict[str, Any]) -> None:
+    """Check the SWFP arguments that :meth:`SWFP.load` is given to override, as the constructor checks them
+    (SB3's load sets them without it), and refuse a switch between a learned and a fixed ``ent_coef``."""
+    defaults = {name: param.default for name, param in inspect.signature(SWFP.__init__).parameters.items()}
+    checked = [name for name in inspect.signature(check_swfp_arguments).parameters if name != "policy_kwargs"]
+    check_swfp_arguments(**{name: kwargs.get(name, defaults[name]) for name in checked}, policy_kwargs=None)
+    if "ent_coef" in kwargs:
+        saved = saved_data_value(path, "ent_coef")
+        learned, was_learned = initial_ent_coef(kwargs["ent_coef"]) is not None, initial_ent_coef(saved) is not None
+        if saved is not None and learned != was_learned:
+            raise ValueError(
+                f"this model was saved with ent_coef={saved!r} ({'learned' if was_learned else 'fixed'}) and cannot load "
+                f"with ent_coef={kwargs['ent_coef']!r} ({'learned' if learned else 'fixed'}): its temperature's state "
+                "is saved as it was.  Load it without ent_coef, then copy its policy into a new SWFP with the ent_coef "
+                "you want: new.policy.load_state_dict(loaded.policy.state_dict())"
+            )
 
 
 def _check_buffer_n_steps(buffer_kwargs: dict[str, Any], n_steps: int, gamma: float) -> None:
