@@ -239,6 +239,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--render", metavar="FOLDER", help="only print the Markdown tables of the results.json files in FOLDER")
     args = parser.parse_args(argv)
     if args.render:
+        if not any(Path(args.render).glob("*.json")):
+            parser.error(f"--render {args.render}: no results (*.json written by this script) in that folder")
         print(render(Path(args.render)))
         return
     th.set_num_threads(1)

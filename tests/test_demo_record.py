@@ -35,6 +35,7 @@ def test_save_load_round_trip(tmp_path, dict_obs, compressed):
     assert loaded.actions.dtype == demos.actions.dtype
     assert loaded.metadata == demos.metadata
     assert_same(Demonstrations.load(path), demos)
+    assert_same(load_demonstrations(tmp_path / "demos"), demos)  # the name save() was given: .npz appended, as save did
 
 
 def test_a_save_that_fails_midway_leaves_the_existing_file_intact(tmp_path, monkeypatch):

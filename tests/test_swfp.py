@@ -333,6 +333,15 @@ class NaNRewardPendulum(gym.Wrapper):
         ("Pendulum-v1", dict(ent_coef="learned"), "ent_coef must be a positive float, 'auto' or 'auto_<init>', got 'learned'"),
         ("Pendulum-v1", dict(w2_prev_coef=-0.5), "w2_prev_coef must be >= 0"),
         ("Pendulum-v1", dict(policy_kwargs=dict(n_blocks=3)), "pass n_blocks to SWFP"),
+        # shared with SAC, which SB3 does not check
+        ("Pendulum-v1", dict(target_update_interval=0), "target_update_interval must be an integer >= 1, got 0"),
+        ("Pendulum-v1", dict(policy_kwargs=dict(n_critics=0)), "policy_kwargs n_critics must be an integer >= 1, got 0"),
+        ("Pendulum-v1", dict(target_entropy="foo"), "target_entropy must be 'auto' .* or a finite number, got 'foo'"),
+        ("Pendulum-v1", dict(target_entropy=float("nan")), "target_entropy must be 'auto' .* or a finite number, got nan"),
+        ("Pendulum-v1", dict(batch_size=0), "batch_size must be an integer >= 1, got 0"),
+        ("Pendulum-v1", dict(train_freq=(0, "step")), "train_freq must be an integer >= 1, got 0"),
+        ("Pendulum-v1", dict(tau=2.0), r"tau must be in \[0, 1\]"),
+        ("Pendulum-v1", dict(gamma=1.5), r"gamma must be in \[0, 1\]"),
     ],
 )
 def test_clear_errors(env, kwargs, match):

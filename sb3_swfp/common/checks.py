@@ -92,8 +92,16 @@ def check_swfp_arguments(
     actor_tau: float,
     ent_coef: str | float,
     policy_kwargs: dict[str, Any] | None,
+    batch_size: int = 256,
+    tau: float = 0.005,
+    gamma: float = 0.99,
+    train_freq: int | tuple[int, str] = 1,
+    target_update_interval: int = 1,
+    target_entropy: str | float = "auto",
 ) -> None:
-    """Raise a ValueError for the first of ``SWFP``'s arguments that is out of its range (see ``SWFP``'s docstring)."""
+    """Raise a ValueError for the first of ``SWFP``'s arguments that is out of its range (see ``SWFP``'s docstring),
+    its own and those it shares with SAC (which SB3 does not check: ``target_update_interval=0`` divides by zero
+    in ``train()``, ``n_critics=0`` leaves the critics' optimizer without parameters)."""
     # Imported here: these modules check their own arguments with the helpers above
     from sb3_swfp.common.flow import ODE_SOLVERS
     from sb3_swfp.common.log_prob import LOG_PROB_METHODS
@@ -122,6 +130,18 @@ def check_swfp_arguments(
     if not 0 < actor_tau <= 1:
         raise ValueError(f"actor_tau must be in (0, 1], got {actor_tau}")
     initial_ent_coef(ent_coef)
+    check_int("batch_size", batch_size, 1)
+    check_int("target_update_interval", target_update_interval, 1)
+    check_int("train_freq", train_freq[0] if isinstance(train_freq, (tuple, list)) else train_freq, 1)
+    if not 0 <= tau <= 1:
+        raise ValueError(f"tau must be in [0, 1] (the critics' polyak coefficient), got {tau}")
+    if not 0 <= gamma <= 1:
+        raise ValueError(f"gamma must be in [0, 1] (the discount), got {gamma}")
+    number = isinstance(target_entropy, (int, float)) and not isinstance(target_entropy, bool) and np.isfinite(target_entropy)
+    if not (target_entropy == "auto" or number):
+        raise ValueError(f"target_entropy must be 'auto' (minus the action dimension) or a finite number, got {target_entropy!r}")
+    if policy_kwargs and "n_critics" in policy_kwargs:
+        check_int("policy_kwargs n_critics", policy_kwargs["n_critics"], 1)
     for name in POLICY_ARGS:
         if policy_kwargs and name in policy_kwargs:
             raise ValueError(f"pass {name} to SWFP(...) directly, not in policy_kwargs")

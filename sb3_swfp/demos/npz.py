@@ -87,11 +87,14 @@ def save_demonstrations(demos: Demonstrations, path: str | os.PathLike, compress
 def load_demonstrations(path: str | os.PathLike) -> Demonstrations:
     """Read demonstrations from an ``.npz`` file in the format of this module.
 
-    :param path: File written by :meth:`Demonstrations.save`.
+    :param path: File written by :meth:`Demonstrations.save`; ``.npz`` is appended when ``path`` is not a file
+        and that is one (``save`` appends it too, as SB3's ``load`` appends ``.zip``).
     :raises FileNotFoundError: ``path`` does not exist.
     :raises ValueError: the file is not an ``.npz`` archive, or lacks keys of the format.
     """
     path = Path(path)
+    if not path.is_file() and path.with_name(path.name + ".npz").is_file():
+        path = path.with_name(path.name + ".npz")
     if not path.is_file():
         raise FileNotFoundError(f"no demonstrations file at {str(path)!r}")
     try:

@@ -176,6 +176,8 @@ class SWFP(OffPolicyAlgorithm):
             n_blocks=n_blocks, n_substeps=n_substeps, policy_delay=policy_delay, actor_learning_starts=actor_learning_starts,
             actor_batch_size=actor_batch_size, jko_step_size=jko_step_size, bc_coef=bc_coef, w2_coef=w2_coef,
             w2_prev_coef=w2_prev_coef, actor_tau=actor_tau, ent_coef=ent_coef, policy_kwargs=policy_kwargs,
+            batch_size=batch_size, tau=tau, gamma=gamma, train_freq=train_freq, target_update_interval=target_update_interval,
+            target_entropy=target_entropy,
         )
         if getattr(env, "action_space", None) is not None:
             check_action_space(env.action_space)  # before SB3's own, less helpful, assertions
