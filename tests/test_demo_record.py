@@ -60,6 +60,8 @@ def test_load_missing_file_names_the_path(tmp_path):
     missing = tmp_path / "nowhere" / "demos.npz"
     with pytest.raises(FileNotFoundError, match="nowhere"):
         load_demonstrations(missing)
+    with pytest.raises(FileNotFoundError, match="no demonstrations file at '/'"):
+        load_demonstrations("/")  # a path without a name: nothing to append .npz to
 
 
 def test_load_foreign_npz_names_missing_keys(tmp_path):

@@ -275,9 +275,14 @@ def test_demonstrations_given_as_an_object_stay_out_of_the_saved_model(demos, tm
         SWFP.load(tmp_path / "again", env=gym.make(ENV_ID))
 
 
-def test_set_env_checks_the_demonstrations_against_the_new_env(demos):
+def register_other_pendulum():
+    """Pendulum under another id: the same spaces, another env for the demonstrations' check."""
     if "OtherPendulum-v0" not in gym.registry:
         gym.register("OtherPendulum-v0", entry_point="gymnasium.envs.classic_control.pendulum:PendulumEnv", max_episode_steps=200)
+
+
+def test_set_env_checks_the_demonstrations_against_the_new_env(demos):
+    register_other_pendulum()
     model = tiny(seed=0, replay_buffer_class=DemoReplayBuffer, replay_buffer_kwargs=dict(demonstrations=demos))
     env = model.env
     with pytest.raises(ValueError, match="recorded on 'Pendulum-v1'.*the env is 'OtherPendulum-v0'"):
@@ -295,6 +300,16 @@ def test_a_buffer_without_demonstrations_is_refused_where_the_model_trains_from_
         model.load_replay_buffer(tmp_path / "plain")
     assert model.replay_buffer is buffer
     tiny(seed=0).load_replay_buffer(tmp_path / "plain")  # a model without demonstrations takes it
+    # demonstrations recorded on another env with the same spaces: refused as the constructor refuses them
+    register_other_pendulum()
+    other = demos.subset(slice(None))
+    other.metadata["env_id"] = "OtherPendulum-v0"
+    tiny(env="OtherPendulum-v0", replay_buffer_class=DemoReplayBuffer, replay_buffer_kwargs=dict(demonstrations=other)).save_replay_buffer(
+        tmp_path / "other"
+    )
+    with pytest.raises(ValueError, match="recorded on 'OtherPendulum-v0'"):
+        model.load_replay_buffer(tmp_path / "other")
+    assert model.replay_buffer is buffer
 
 
 def test_load_checks_the_arguments_it_overrides(tmp_path):
@@ -304,6 +319,10 @@ def test_load_checks_the_arguments_it_overrides(tmp_path):
     with pytest.raises(ValueError, match=r"saved with ent_coef='auto' \(learned\) and cannot load with ent_coef=0.1 \(fixed\)"):
         SWFP.load(tmp_path / "learned", ent_coef=0.1)  # before: an AttributeError from SB3's load
     assert SWFP.load(tmp_path / "learned", ent_coef="auto_0.5", policy_delay=3).policy_delay == 3
+    tiny(seed=0, ent_coef=0.1).save(tmp_path / "fixed")
+    assert SWFP.load(tmp_path / "fixed")._current_ent_coef().item() == pytest.approx(0.1)
+    # a fixed temperature given to load is the one used (SB3's load restored the saved one over it)
+    assert SWFP.load(tmp_path / "fixed", ent_coef=0.5)._current_ent_coef().item() == pytest.approx(0.5)
 
 
 @pytest.mark.parametrize(

@@ -218,7 +218,7 @@ def test_dict_observations(tmp_path):
 
 def test_flow_policy_on_dict_observations_is_refused_with_what_to_use_and_a_dict_extractor_is_taken():
     env = SimpleMultiObsEnv(random_start=False, discrete_actions=False)
-    with pytest.raises(ValueError, match="FlowPolicy takes Box observations.*use MultiInputPolicy"):
+    with pytest.raises(ValueError, match="FlowPolicy with FlattenExtractor takes Box observations.*use MultiInputPolicy"):
         SWFP("FlowPolicy", env, **TINY)  # FlattenExtractor: accepted before, then failed on the first observation
     model = SWFP("FlowPolicy", env, **{**TINY, "policy_kwargs": dict(features_extractor_class=CombinedExtractor)}).learn(20)
     assert isinstance(model.actor.features_extractor, CombinedExtractor)
@@ -334,7 +334,7 @@ class NaNRewardPendulum(gym.Wrapper):
         ("Pendulum-v1", dict(w2_prev_coef=-0.5), "w2_prev_coef must be >= 0"),
         ("Pendulum-v1", dict(policy_kwargs=dict(n_blocks=3)), "pass n_blocks to SWFP"),
         # shared with SAC, which SB3 does not check
-        ("Pendulum-v1", dict(target_update_interval=0), "target_update_interval must be an integer >= 1, got 0"),
+        ("Pendulum-v1", dict(target_update_interval=0), "target_update_interval must be a number >= 1 .*, got 0"),
         ("Pendulum-v1", dict(policy_kwargs=dict(n_critics=0)), "policy_kwargs n_critics must be an integer >= 1, got 0"),
         ("Pendulum-v1", dict(target_entropy="foo"), "target_entropy must be 'auto' .* or a finite number, got 'foo'"),
         ("Pendulum-v1", dict(target_entropy=float("nan")), "target_entropy must be 'auto' .* or a finite number, got nan"),
@@ -347,6 +347,21 @@ class NaNRewardPendulum(gym.Wrapper):
 def test_clear_errors(env, kwargs, match):
     with pytest.raises(ValueError, match=match):
         SWFP("FlowPolicy", env, **kwargs)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [dict(target_entropy=np.float32(-1.0)), dict(target_entropy="-1"), dict(target_update_interval=2.0), dict(gamma=np.float32(0.98))],
+)
+def test_values_sac_takes_are_taken(kwargs):
+    """The checks of the arguments SWFP shares with SAC refuse what would train wrongly, not numpy scalars or strings SAC reads."""
+    model = SWFP("FlowPolicy", "Pendulum-v1", **TINY, **kwargs)
+    assert model.target_entropy == -1.0 if "target_entropy" in kwargs else True
+
+
+def test_a_yaml_float_read_as_a_string_is_refused_with_how_to_write_it():
+    with pytest.raises(ValueError, match=r"tau must be a number, got '5e-3' \(in YAML a float needs its dot"):
+        SWFP("FlowPolicy", "Pendulum-v1", tau="5e-3")  # before: a TypeError from a comparison
 
 
 def test_nan_guard_names_term_and_update():

@@ -3,6 +3,7 @@ check; SWFP's own argument checks (:func:`check_swfp_arguments`) and the parsing
 
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
 import numpy as np
@@ -33,6 +34,18 @@ def check_action_space(action_space: spaces.Space) -> None:
             f"SWFP needs a bounded Box action space (finite low and high), got low={action_space.low}, "
             f"high={action_space.high}. Wrap the env with gymnasium.wrappers.RescaleAction or ClipAction."
         )
+
+
+def _real(value: Any) -> bool:
+    """A real number (Python's or numpy's), not a string."""
+    return isinstance(value, (numbers.Real, np.number))
+
+
+def _number(name: str, value: Any) -> float:
+    """``value`` as a float, or a ValueError that says it is not a number (YAML reads ``5e-3`` as a string)."""
+    if isinstance(value, bool) or not _real(value):
+        raise ValueError(f"{name} must be a number, got {value!r} (in YAML a float needs its dot: 5.0e-3, or !!float 5e-3)")
+    return float(value)
 
 
 def check_pretrain_arguments(
@@ -131,15 +144,20 @@ def check_swfp_arguments(
         raise ValueError(f"actor_tau must be in (0, 1], got {actor_tau}")
     initial_ent_coef(ent_coef)
     check_int("batch_size", batch_size, 1)
-    check_int("target_update_interval", target_update_interval, 1)
+    if isinstance(target_update_interval, bool) or not _real(target_update_interval) or not target_update_interval >= 1:
+        raise ValueError(f"target_update_interval must be a number >= 1 (gradient steps between target updates), got {target_update_interval!r}")
     check_int("train_freq", train_freq[0] if isinstance(train_freq, (tuple, list)) else train_freq, 1)
-    if not 0 <= tau <= 1:
+    if not 0 <= _number("tau", tau) <= 1:
         raise ValueError(f"tau must be in [0, 1] (the critics' polyak coefficient), got {tau}")
-    if not 0 <= gamma <= 1:
+    if not 0 <= _number("gamma", gamma) <= 1:
         raise ValueError(f"gamma must be in [0, 1] (the discount), got {gamma}")
-    number = isinstance(target_entropy, (int, float)) and not isinstance(target_entropy, bool) and np.isfinite(target_entropy)
-    if not (target_entropy == "auto" or number):
-        raise ValueError(f"target_entropy must be 'auto' (minus the action dimension) or a finite number, got {target_entropy!r}")
+    if target_entropy != "auto":
+        try:
+            finite = not isinstance(target_entropy, bool) and bool(np.isfinite(float(target_entropy)))  # SAC's float(...)
+        except (TypeError, ValueError):
+            finite = False
+        if not finite:
+            raise ValueError(f"target_entropy must be 'auto' (minus the action dimension) or a finite number, got {target_entropy!r}")
     if policy_kwargs and "n_critics" in policy_kwargs:
         check_int("policy_kwargs n_critics", policy_kwargs["n_critics"], 1)
     for name in POLICY_ARGS:

@@ -270,7 +270,7 @@ class DemoReplayBuffer(ReplayBuffer):
             raise ValueError(f"demo_ratio must be in [0, 1] (the share of each batch drawn from demonstrations), got {demo_ratio}")
         self.demo_ratio = demo_ratio
         self.allow_env_mismatch = allow_env_mismatch
-        # The source whose demonstrations could not be found while a model was loaded (see defer_missing_demonstrations)
+        # What was missing when a model was loaded without its demonstrations, in words (see defer_missing_demonstrations)
         self.missing_demonstrations: str | None = None
         try:
             if isinstance(demonstrations, UnsavedDemonstrations):

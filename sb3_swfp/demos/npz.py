@@ -93,7 +93,7 @@ def load_demonstrations(path: str | os.PathLike) -> Demonstrations:
     :raises ValueError: the file is not an ``.npz`` archive, or lacks keys of the format.
     """
     path = Path(path)
-    if not path.is_file() and path.with_name(path.name + ".npz").is_file():
+    if not path.is_file() and path.name and path.with_name(path.name + ".npz").is_file():
         path = path.with_name(path.name + ".npz")
     if not path.is_file():
         raise FileNotFoundError(f"no demonstrations file at {str(path)!r}")

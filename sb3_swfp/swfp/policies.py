@@ -347,10 +347,11 @@ class FlowPolicy(BasePolicy):
         if isinstance(observation_space, spaces.Dict) and features_extractor_class is FlattenExtractor:
             # FlattenExtractor accepts a Dict space here, then fails on the first observation
             raise ValueError(
-                f"FlowPolicy takes Box observations; this env's are a Dict (keys {list(observation_space.spaces)}): use "
+                f"{type(self).__name__} with FlattenExtractor takes Box observations; this env's are a Dict (keys "
+                f"{list(observation_space.spaces)}): use "
                 "MultiInputPolicy (SWFP('MultiInputPolicy', env); in the zoo, policy: 'MultiInputPolicy' in the env's entry or "
                 "-params policy:\"'MultiInputPolicy'\"), "
-                "or give FlowPolicy a features_extractor_class that takes a Dict"
+                "or a features_extractor_class that takes a Dict (CombinedExtractor)"
             )
         if optimizer_class in (th.optim.Adam, th.optim.AdamW):
             optimizer_kwargs = {"foreach": True, **(optimizer_kwargs or {})}

@@ -503,7 +503,11 @@ class SWFP(OffPolicyAlgorithm):
         _check_load_overrides(path, kwargs)
         kwargs = with_added_arguments(path, kwargs)  # the squash a model saved before the option was trained with
         with defer_missing_demonstrations():
-            return super().load(path, env, device, custom_objects, print_system_info, force_reset, **kwargs)
+            model = super().load(path, env, device, custom_objects, print_system_info, force_reset, **kwargs)
+        if "ent_coef" in kwargs and initial_ent_coef(kwargs["ent_coef"]) is None:
+            # SB3's load restores the saved temperature after _setup_model has made the one given here
+            model.ent_coef_tensor = th.tensor(float(kwargs["ent_coef"]), device=model.device)
+        return model
 
     def save(
         self,
@@ -535,19 +539,27 @@ class SWFP(OffPolicyAlgorithm):
     def load_replay_buffer(self, path: str | os.PathLike | io.BufferedIOBase, truncate_last_traj: bool = True) -> None:
         """As SB3's; a demonstration buffer then samples with this model's ``n_steps`` and ``gamma`` (one saved
         with other ones, or before n-step returns existed, would otherwise keep its own).  A buffer without
-        demonstrations is refused, and the model's own kept, where the model trains from demonstrations (a
-        :class:`DemoReplayBuffer` class or ``bc_coef > 0``)."""
+        demonstrations is refused where the model's buffer class is a :class:`DemoReplayBuffer` (or ``bc_coef > 0``),
+        and one whose demonstrations were recorded on another env as the constructor refuses them; the model
+        keeps its own then."""
         previous = self.replay_buffer
         super().load_replay_buffer(path, truncate_last_traj)
         wants_demonstrations = self.bc_coef > 0 or (
             self.replay_buffer_class is not None and issubclass(self.replay_buffer_class, DemoReplayBuffer)
         )
-        if wants_demonstrations and not isinstance(self.replay_buffer, DemoReplayBuffer):
-            loaded, self.replay_buffer = type(self.replay_buffer).__name__, previous
-            raise ValueError(
-                f"the replay buffer in {path!r} is a {loaded} without demonstrations, and this model trains from a "
-                "DemoReplayBuffer: restore a buffer saved by a model with demonstrations (the model keeps its own)"
-            )
+        shown = os.fspath(path) if isinstance(path, (str, os.PathLike)) else "the file object"
+        try:
+            if wants_demonstrations and not isinstance(self.replay_buffer, DemoReplayBuffer):
+                raise ValueError(
+                    f"the replay buffer in {shown!r} is a {type(self.replay_buffer).__name__} without demonstrations, and "
+                    "this model's buffer class is a DemoReplayBuffer (or bc_coef > 0): restore a buffer saved by a model "
+                    "with demonstrations, or give this one to a model built without them (the model keeps its own)"
+                )
+            if hasattr(self.replay_buffer, "check_env"):  # demonstrations recorded on another env
+                self.replay_buffer.check_env(vec_env_id(self.env))
+        except ValueError:
+            self.replay_buffer = previous
+            raise
         if isinstance(self.replay_buffer, DemoReplayBuffer):
             self.replay_buffer.use_n_steps(self.n_steps, self.gamma)
 
