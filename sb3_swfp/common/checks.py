@@ -36,14 +36,10 @@ def check_action_space(action_space: spaces.Space) -> None:
         )
 
 
-def _real(value: Any) -> bool:
-    """A real number (Python's or numpy's), not a string."""
-    return isinstance(value, (numbers.Real, np.number))
-
-
 def _number(name: str, value: Any) -> float:
-    """``value`` as a float, or a ValueError that says it is not a number (YAML reads ``5e-3`` as a string)."""
-    if isinstance(value, bool) or not _real(value):
+    """``value`` as a float, or a ValueError that says it is not a number, Python's or numpy's (YAML reads ``5e-3``
+    as a string)."""
+    if isinstance(value, bool) or not isinstance(value, (numbers.Real, np.number)):
         raise ValueError(f"{name} must be a number, got {value!r} (in YAML a float needs its dot: 5.0e-3, or !!float 5e-3)")
     return float(value)
 
@@ -144,7 +140,7 @@ def check_swfp_arguments(
         raise ValueError(f"actor_tau must be in (0, 1], got {actor_tau}")
     initial_ent_coef(ent_coef)
     check_int("batch_size", batch_size, 1)
-    if isinstance(target_update_interval, bool) or not _real(target_update_interval) or not target_update_interval >= 1:
+    if not _number("target_update_interval", target_update_interval) >= 1:
         raise ValueError(f"target_update_interval must be a number >= 1 (gradient steps between target updates), got {target_update_interval!r}")
     check_int("train_freq", train_freq[0] if isinstance(train_freq, (tuple, list)) else train_freq, 1)
     if not 0 <= _number("tau", tau) <= 1:

@@ -171,8 +171,13 @@ class UnsavedDemonstrations:
         size = f" of {len(given)} transitions" if isinstance(given, Demonstrations) else ""
         self.description = given.description if isinstance(given, UnsavedDemonstrations) else f"a {type(given).__name__}{size}"
 
+    @property
+    def missing(self) -> str:
+        """What is missing, in words (a buffer built from this says it when the model is loaded)."""
+        return f"{self.description}, given as an object and not saved with the model"
+
     def __repr__(self) -> str:
-        return f"<{self.description}, given as an object and not saved with the model>"
+        return f"<{self.missing}>"
 
 
 def unsaved(demonstrations: Any) -> Any:
@@ -274,13 +279,13 @@ class DemoReplayBuffer(ReplayBuffer):
         self.missing_demonstrations: str | None = None
         try:
             if isinstance(demonstrations, UnsavedDemonstrations):
-                raise FileNotFoundError(f"{demonstrations!r}: give the demonstrations again")
+                raise FileNotFoundError(f"{demonstrations.missing}: give the demonstrations again")
             demos = as_demonstrations(demonstrations)
         except FileNotFoundError:
             if not _defer_missing.get():
                 raise
             if isinstance(demonstrations, UnsavedDemonstrations):
-                self.missing_demonstrations = repr(demonstrations)[1:-1]
+                self.missing_demonstrations = demonstrations.missing
             else:
                 self.missing_demonstrations = f"{os.fspath(demonstrations)!r} not found from {os.getcwd()!r}"
             self.demo_buffer, self.n_demonstrations, self.demonstrations_env_id = None, 0, None

@@ -1,19 +1,23 @@
-"""Loading SWFP models saved by earlier versions: what a saved model's data holds, and what is missing from it."""
+"""Loading SWFP models: what a saved model's data holds, what earlier versions' models are missing from it,
+and the checks of the arguments ``load`` is given to override."""
 
 from __future__ import annotations
 
+import inspect
 import io
 import json
 import os
 import zipfile
 from typing import Any
 
+from sb3_swfp.common.checks import check_swfp_arguments, initial_ent_coef
+
 #: Arguments added after a release, with the value that models saved before them were trained with
 #: (``squash``: those models clipped their actions, with a density that ignored the clip)
 ADDED_ARGUMENTS = {"squash": "clip"}
 
 
-def _saved_data(path: str | os.PathLike | io.BufferedIOBase) -> dict[str, Any] | None:
+def saved_data(path: str | os.PathLike | io.BufferedIOBase) -> dict[str, Any] | None:
     """The ``data`` entry of a saved model (a zip file, as SB3 writes it), None where it cannot be read."""
     if isinstance(path, (str, os.PathLike)) and not os.path.exists(path) and os.path.exists(f"{os.fspath(path)}.zip"):
         path = f"{os.fspath(path)}.zip"  # SB3's load adds the suffix too
@@ -28,24 +32,29 @@ def _saved_data(path: str | os.PathLike | io.BufferedIOBase) -> dict[str, Any] |
             path.seek(position)  # type: ignore[union-attr]
 
 
-def saved_data_has(path: str | os.PathLike | io.BufferedIOBase, key: str) -> bool:
-    """Whether the ``data`` entry of a saved model has the top-level ``key`` (True where it cannot be read)."""
-    data = _saved_data(path)
-    return data is None or key in data
-
-
-def saved_data_value(path: str | os.PathLike | io.BufferedIOBase, key: str) -> Any:
-    """The value of the top-level ``key`` of a saved model's ``data`` when it is plain JSON (a string, a number),
-    otherwise None (missing, an object SB3 serialised, a file that cannot be read)."""
-    value = (_saved_data(path) or {}).get(key)
-    return value if isinstance(value, (str, int, float)) else None
-
-
-def with_added_arguments(path: str | os.PathLike | io.BufferedIOBase, kwargs: dict[str, Any]) -> dict[str, Any]:
+def with_added_arguments(data: dict[str, Any] | None, kwargs: dict[str, Any]) -> dict[str, Any]:
     """``load``'s keyword arguments, with the value of each argument of :data:`ADDED_ARGUMENTS` that the saved
-    model predates (and that ``kwargs`` do not set) as that model was trained with it."""
-    missing = {key: value for key, value in ADDED_ARGUMENTS.items() if key not in kwargs and not saved_data_has(path, key)}
+    model (its :func:`saved_data`) predates, and that ``kwargs`` do not set, as that model was trained with it."""
+    missing = {key: value for key, value in ADDED_ARGUMENTS.items() if key not in kwargs and data is not None and key not in data}
     return {**kwargs, **missing}
 
 
-__all__ = ["ADDED_ARGUMENTS", "saved_data_has", "saved_data_value", "with_added_arguments"]
+def check_load_overrides(data: dict[str, Any] | None, kwargs: dict[str, Any], defaults: dict[str, Any]) -> None:
+    """Check the SWFP arguments that ``load`` is given to override (``kwargs``; ``defaults``: the constructor's),
+    as the constructor checks them (SB3's load sets them without it), and refuse a switch between a learned and a
+    fixed ``ent_coef`` from the saved model's (its :func:`saved_data`)."""
+    checked = [name for name in inspect.signature(check_swfp_arguments).parameters if name != "policy_kwargs"]
+    check_swfp_arguments(**{name: kwargs.get(name, defaults[name]) for name in checked}, policy_kwargs=None)
+    saved = (data or {}).get("ent_coef")
+    if "ent_coef" in kwargs and isinstance(saved, (str, int, float)):  # not an object SB3 serialised
+        learned, was_learned = initial_ent_coef(kwargs["ent_coef"]) is not None, initial_ent_coef(saved) is not None
+        if learned != was_learned:
+            raise ValueError(
+                f"this model was saved with ent_coef={saved!r} ({'learned' if was_learned else 'fixed'}) and cannot load "
+                f"with ent_coef={kwargs['ent_coef']!r} ({'learned' if learned else 'fixed'}): its temperature's state "
+                "is saved as it was.  Load it without ent_coef, then copy its policy into a new SWFP with the ent_coef "
+                "you want: new.policy.load_state_dict(loaded.policy.state_dict())"
+            )
+
+
+__all__ = ["ADDED_ARGUMENTS", "check_load_overrides", "saved_data", "with_added_arguments"]

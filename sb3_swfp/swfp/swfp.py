@@ -30,7 +30,7 @@ from sb3_swfp.demos import (
     with_env_id,
 )
 from sb3_swfp.demos.buffers import unsaved
-from sb3_swfp.swfp.persistence import saved_data_value, with_added_arguments
+from sb3_swfp.swfp.persistence import check_load_overrides, saved_data, with_added_arguments
 from sb3_swfp.swfp.policies import FlowActor, FlowPolicy, MultiInputPolicy
 from sb3_swfp.swfp.pretrain import pretrain
 
@@ -232,7 +232,7 @@ class SWFP(OffPolicyAlgorithm):
         demonstrations = (self.replay_buffer_kwargs or {}).get("demonstrations")
         if demonstrations is not None and self.env is not None:  # the zoo's default entry names demos/{env_id}.npz
             self.replay_buffer_kwargs = {**self.replay_buffer_kwargs, "demonstrations": with_env_id(demonstrations, self.env)}
-        demo_n_steps = self.replay_buffer_class is not None and issubclass(self.replay_buffer_class, DemoReplayBuffer)
+        demo_n_steps = self._demo_buffer_class()
         if demo_n_steps:
             _check_buffer_n_steps(self.replay_buffer_kwargs, self.n_steps, self.gamma)
         self.policy_kwargs.update(
@@ -251,8 +251,7 @@ class SWFP(OffPolicyAlgorithm):
                 f"bc_coef={self.bc_coef} needs demonstrations in the replay buffer: pass "
                 "replay_buffer_class=DemoReplayBuffer, replay_buffer_kwargs=dict(demonstrations='demos.npz')"
             )
-        if hasattr(self.replay_buffer, "check_env"):  # demonstrations recorded on another env
-            self.replay_buffer.check_env(vec_env_id(self.env))
+        self._check_demonstrations_env(self.env)
         self.batch_norm_stats = get_parameters_by_name(self.critic, ["running_"])
         self.batch_norm_stats_target = get_parameters_by_name(self.critic_target, ["running_"])
 
@@ -500,8 +499,9 @@ class SWFP(OffPolicyAlgorithm):
         demonstrations are given again (``replay_buffer_kwargs=dict(demonstrations=..., demo_ratio=...)``
         here, or :meth:`load_replay_buffer`).  Arguments as ``BaseAlgorithm.load``.
         """
-        _check_load_overrides(path, kwargs)
-        kwargs = with_added_arguments(path, kwargs)  # the squash a model saved before the option was trained with
+        data = saved_data(path)  # read once, for both: SB3's load reads the file again
+        check_load_overrides(data, kwargs, {name: param.default for name, param in inspect.signature(cls.__init__).parameters.items()})
+        kwargs = with_added_arguments(data, kwargs)  # the squash a model saved before the option was trained with
         with defer_missing_demonstrations():
             model = super().load(path, env, device, custom_objects, print_system_info, force_reset, **kwargs)
         if "ent_coef" in kwargs and initial_ent_coef(kwargs["ent_coef"]) is None:
@@ -521,9 +521,10 @@ class SWFP(OffPolicyAlgorithm):
         without them, as for a demonstrations file it cannot find."""
         kwargs = self.replay_buffer_kwargs
         given = (kwargs or {}).get("demonstrations")
-        if unsaved(given) is given:
+        kept = unsaved(given)
+        if kept is given:
             return super().save(path, exclude, include)
-        self.replay_buffer_kwargs = {**kwargs, "demonstrations": unsaved(given)}
+        self.replay_buffer_kwargs = {**kwargs, "demonstrations": kept}
         try:
             super().save(path, exclude, include)
         finally:
@@ -532,8 +533,7 @@ class SWFP(OffPolicyAlgorithm):
     def set_env(self, env: GymEnv, force_reset: bool = True) -> None:
         """As SB3's; the demonstrations in the replay buffer are checked against the new env's id first, as
         the constructor and :meth:`load` check them."""
-        if hasattr(self.replay_buffer, "check_env"):
-            self.replay_buffer.check_env(vec_env_id(env))
+        self._check_demonstrations_env(env)
         super().set_env(env, force_reset)
 
     def load_replay_buffer(self, path: str | os.PathLike | io.BufferedIOBase, truncate_last_traj: bool = True) -> None:
@@ -544,9 +544,7 @@ class SWFP(OffPolicyAlgorithm):
         keeps its own then."""
         previous = self.replay_buffer
         super().load_replay_buffer(path, truncate_last_traj)
-        wants_demonstrations = self.bc_coef > 0 or (
-            self.replay_buffer_class is not None and issubclass(self.replay_buffer_class, DemoReplayBuffer)
-        )
+        wants_demonstrations = self.bc_coef > 0 or self._demo_buffer_class()
         shown = os.fspath(path) if isinstance(path, (str, os.PathLike)) else "the file object"
         try:
             if wants_demonstrations and not isinstance(self.replay_buffer, DemoReplayBuffer):
@@ -555,13 +553,21 @@ class SWFP(OffPolicyAlgorithm):
                     "this model's buffer class is a DemoReplayBuffer (or bc_coef > 0): restore a buffer saved by a model "
                     "with demonstrations, or give this one to a model built without them (the model keeps its own)"
                 )
-            if hasattr(self.replay_buffer, "check_env"):  # demonstrations recorded on another env
-                self.replay_buffer.check_env(vec_env_id(self.env))
+            self._check_demonstrations_env(self.env)
         except ValueError:
             self.replay_buffer = previous
             raise
         if isinstance(self.replay_buffer, DemoReplayBuffer):
             self.replay_buffer.use_n_steps(self.n_steps, self.gamma)
+
+    def _demo_buffer_class(self) -> bool:
+        """Whether the replay buffer class is a :class:`DemoReplayBuffer`."""
+        return self.replay_buffer_class is not None and issubclass(self.replay_buffer_class, DemoReplayBuffer)
+
+    def _check_demonstrations_env(self, env: GymEnv | None) -> None:
+        """Raise where the replay buffer's demonstrations were recorded on another env than ``env``'s id."""
+        if hasattr(self.replay_buffer, "check_env"):
+            self.replay_buffer.check_env(vec_env_id(env))
 
     def _excluded_save_params(self) -> list[str]:
         return [*super()._excluded_save_params(), "actor", "actor_target", "critic", "critic_target", "actor_lr_schedule"]
@@ -572,24 +578,6 @@ class SWFP(OffPolicyAlgorithm):
             state_dicts.append("ent_coef_optimizer")
             return state_dicts, ["log_ent_coef"]
         return state_dicts, ["ent_coef_tensor"]
-
-
-def _check_load_overrides(path: str | os.PathLike | io.BufferedIOBase, kwargs: dict[str, Any]) -> None:
-    """Check the SWFP arguments that :meth:`SWFP.load` is given to override, as the constructor checks them
-    (SB3's load sets them without it), and refuse a switch between a learned and a fixed ``ent_coef``."""
-    defaults = {name: param.default for name, param in inspect.signature(SWFP.__init__).parameters.items()}
-    checked = [name for name in inspect.signature(check_swfp_arguments).parameters if name != "policy_kwargs"]
-    check_swfp_arguments(**{name: kwargs.get(name, defaults[name]) for name in checked}, policy_kwargs=None)
-    if "ent_coef" in kwargs:
-        saved = saved_data_value(path, "ent_coef")
-        learned, was_learned = initial_ent_coef(kwargs["ent_coef"]) is not None, initial_ent_coef(saved) is not None
-        if saved is not None and learned != was_learned:
-            raise ValueError(
-                f"this model was saved with ent_coef={saved!r} ({'learned' if was_learned else 'fixed'}) and cannot load "
-                f"with ent_coef={kwargs['ent_coef']!r} ({'learned' if learned else 'fixed'}): its temperature's state "
-                "is saved as it was.  Load it without ent_coef, then copy its policy into a new SWFP with the ent_coef "
-                "you want: new.policy.load_state_dict(loaded.policy.state_dict())"
-            )
 
 
 def _check_buffer_n_steps(buffer_kwargs: dict[str, Any], n_steps: int, gamma: float) -> None:
