@@ -14,6 +14,11 @@ folder would try to download an agent from the sb3 organisation of the Hugging F
 no SWFP agent), and the latest run folder without the requested model file (a run that failed or
 is still running) is skipped.
 
+For ``train --algo swfp`` with ``--eval-freq``, rl-zoo3's evaluation callback is
+:class:`~sb3_swfp.common.callbacks.EvalFromStartCallback`: it also evaluates the policy ``learn()``
+starts from (after ``BCPretrainCallback``, the cloned one), so ``best_model.zip`` is never a policy
+that evaluated below the start.  Other algorithms keep rl-zoo3's ``EvalCallback``.
+
 Hyperparameters: when ``train`` gets no ``-conf``/``--conf-file``, ``--algo swfp`` reads
 ``zoo_hyperparams/swfp.yml``, and ``--algo sac``/``td3`` read our ``zoo_hyperparams/{sac,td3}.yml``
 for the environments it has an entry for (the comparisons rl-zoo3 has no entry for) and rl-zoo3's
@@ -50,6 +55,7 @@ except ModuleNotFoundError as error:
 import sb3_swfp
 import sb3_swfp.envs  # noqa: F401  registers SWFPToyBandit-v0 with gymnasium
 from sb3_swfp import SWFP
+from sb3_swfp.common.callbacks import EvalFromStartCallback
 from sb3_swfp.hyperparams import HYPERPARAMS_ENV_VAR, hyperparams_folder, read_entries
 
 ALGO_NAME = "swfp"
@@ -224,18 +230,22 @@ def default_config(algo: str, env_id: str) -> str | None:
     return str(path) if env_id in read_entries(path) else None
 
 
-def _with_default_config(args: list[str]) -> list[str]:
-    """``args`` with ``--conf-file <default_config>`` appended when they name no config file."""
-    # The options of rl-zoo3's train parser that choose the file, with its defaults
+def _train_options(args: list[str]) -> argparse.Namespace | None:
+    """``--algo``, ``--env`` and ``--conf-file`` of rl-zoo3's train arguments (its defaults); None if malformed."""
     parser = argparse.ArgumentParser(add_help=False, exit_on_error=False)
     parser.add_argument("--algo", default="ppo")
     parser.add_argument("--env", default="CartPole-v1")
     parser.add_argument("-conf", "--conf-file", default=None)
     try:
-        known, _ = parser.parse_known_args(args)
+        return parser.parse_known_args(args)[0]
     except argparse.ArgumentError:
-        return args  # malformed: rl-zoo3's own parser reports it
-    if known.conf_file is not None:
+        return None  # rl-zoo3's own parser reports it
+
+
+def _with_default_config(args: list[str]) -> list[str]:
+    """``args`` with ``--conf-file <default_config>`` appended when they name no config file."""
+    known = _train_options(args)
+    if known is None or known.conf_file is not None:
         return args
     config = default_config(known.algo, known.env)
     return args if config is None else [*args, "--conf-file", relative_to_cwd(config)]
@@ -362,14 +372,17 @@ def main(argv: list[str] | None = None) -> None:
     elif parsed.command in REPLAY_COMMANDS:
         script_args = replay_defaults(script_args)
 
-    saved_argv = sys.argv
+    saved_argv, saved_eval_callback = sys.argv, zoo_exp_manager.EvalCallback
     sys.argv = [f"{parser.prog} {parsed.command}", *script_args]
     try:
         if parsed.command in REPLAY_COMMANDS:
             ALGOS[ALGO_NAME] = ReplayOnlySWFP
+        if parsed.command == "train" and getattr(_train_options(script_args), "algo", None) == ALGO_NAME:
+            # rl-zoo3's EvalCallback first evaluates after --eval-freq steps: best_model.zip could never be the start
+            zoo_exp_manager.EvalCallback = EvalFromStartCallback
         _script(parsed.command)()
     finally:
-        sys.argv = saved_argv
+        sys.argv, zoo_exp_manager.EvalCallback = saved_argv, saved_eval_callback
         ALGOS[ALGO_NAME] = SWFP
 
 

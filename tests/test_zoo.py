@@ -20,8 +20,10 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import pytest
+from stable_baselines3.common.callbacks import EvalCallback
 
 from sb3_swfp import SWFP, DemoReplayBuffer
+from sb3_swfp.common.callbacks import EvalFromStartCallback
 
 # The zoo extra (rl-zoo3, optuna, pyyaml); without it this file is skipped
 optuna = pytest.importorskip("optuna")
@@ -147,7 +149,19 @@ def test_trained_model_saved_with_the_yaml_entry(trained):
     assert model.lr_schedule(1.0) == entry["learning_rate"] != inspect.signature(SWFP).parameters["learning_rate"].default
     args = yaml.load((run / ENV_ID / "args.yml").read_text(), Loader=yaml.UnsafeLoader)
     assert (Path.cwd() / args["conf_file"]).resolve() == HYPERPARAMS / "swfp.yml"  # relative to the cwd when under it
-    assert np.load(run / "evaluations.npz")["timesteps"].tolist() == [EVAL_FREQ, TRAIN_STEPS]
+    # rl-zoo3's first evaluation is after --eval-freq steps; ours also evaluates the start
+    assert np.load(run / "evaluations.npz")["timesteps"].tolist() == [0, EVAL_FREQ, TRAIN_STEPS]
+    assert exp_manager.EvalCallback is EvalCallback  # restored for whatever runs next in the process
+
+
+@pytest.mark.parametrize("algo", ["swfp", "sac"])
+def test_only_swfp_runs_evaluate_the_start(algo, tmp_path, monkeypatch):
+    evaluators = []
+    monkeypatch.setattr(exp_manager.ExperimentManager, "learn", lambda self, model: evaluators.extend(self.callbacks))
+    run_zoo("train", "--algo", algo, "--env", ENV_ID, "-f", tmp_path, "-n", 100, "--eval-freq", 50, "--num-threads", 1)
+    (evaluator,) = [callback for callback in evaluators if isinstance(callback, EvalCallback)]
+    assert isinstance(evaluator, EvalFromStartCallback) == (algo == "swfp")
+    assert exp_manager.EvalCallback is EvalCallback
 
 
 def test_enjoy_loads_with_a_one_transition_buffer(trained, monkeypatch, capsys):
@@ -201,7 +215,7 @@ def test_all_plots_and_plot_train_read_swfp_logs(trained, tmp_path, monkeypatch)
     run_zoo("all_plots", "-a", "swfp", "-e", ENV_ID, "-f", trained, "-l", "tiny", "--no-display", "-o", output)
     with open(f"{output}.pkl", "rb") as file:
         results = pickle.load(file)
-    np.testing.assert_array_equal(results[ENV_ID]["SWFP-tiny"]["timesteps"], [EVAL_FREQ, TRAIN_STEPS])
+    np.testing.assert_array_equal(results[ENV_ID]["SWFP-tiny"]["timesteps"], [0, EVAL_FREQ, TRAIN_STEPS])
 
     run_zoo("plot_train", "-a", "swfp", "-e", ENV_ID, "-f", trained, "-w", 1)
     (figure,) = shown
