@@ -342,7 +342,9 @@ def main(argv: list[str] | None = None) -> None:
         "sac_curve": sac_curve,
         "wall_s": time.perf_counter() - start,
     }
-    (out / "results.json").write_text(json.dumps(result, indent=1))
+    partial = out / "results.json.tmp"  # replaced in one step: --render never reads half a file
+    partial.write_text(json.dumps(result, indent=1))
+    partial.replace(out / "results.json")
     plot(out / "learning_curve.png", swfp_curve, sac_curve, demo_score[0], first_actor_step, args.seed)
     print(
         f"\nwrote {out / 'learning_curve.png'}, {out / 'results.json'}, {demos_path.name} and TensorBoard logs "

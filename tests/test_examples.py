@@ -60,7 +60,8 @@ def test_offline_to_online_runs_and_reports(tmp_path, monkeypatch, capsys):
     assert "Verdict (seed 3, one seed): SWFP fine-tuning" in printed and "SAC from scratch" in printed
     assert "std: the spread of the episode returns" in printed
     assert sorted(path.name for path in tmp_path.iterdir()) == ["out"]  # nothing written in the working directory
-    assert {"demos.npz", "results.json", "learning_curve.png"} <= {path.name for path in out.iterdir()}
+    written = {path.name for path in out.iterdir()}
+    assert {"demos.npz", "results.json", "learning_curve.png"} <= written and "results.json.tmp" not in written
     result = json.loads((out / "results.json").read_text())
     assert result["seed"] == 3 and result["verdict"] in printed and result["first_actor_step"] == 10
     # what the run used: the preset under the overrides (its ten critics kept), the preset's BC at 5 steps
