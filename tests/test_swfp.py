@@ -444,13 +444,24 @@ def test_training_with_the_reference_solver_matches_the_fast_one(kwargs):
         (dict(optimizer_kwargs=dict(eps=1e-5)), {"foreach": True, "eps": 1e-5}),
         (dict(optimizer_kwargs=dict(foreach=False)), {"foreach": False}),
         (dict(optimizer_class=th.optim.SGD), {"foreach": None}),  # other optimizers: torch's own default
+        (dict(optimizer_kwargs=dict(fused=True)), {"foreach": None, "fused": True}),  # torch refuses both at once
     ],
 )
 def test_adam_steps_all_parameters_at_once_unless_told_otherwise(policy_kwargs, expected):
-    policy = tiny(policy_kwargs=dict(net_arch=[16], **policy_kwargs)).policy
-    for optimizer in (policy.actor.optimizer, policy.critic.optimizer):
+    model = tiny(policy_kwargs=dict(net_arch=[16], **policy_kwargs))
+    for optimizer in (model.policy.actor.optimizer, model.policy.critic.optimizer):
         for key, value in expected.items():
             assert optimizer.param_groups[0][key] == value
+    model.learn(60)  # the optimizers step (learning_starts 50)
+
+
+def test_a_models_policy_kwargs_build_the_same_policy():
+    """SWFP writes n_blocks, squash, ... into its policy_kwargs; giving them back repeats them, which is allowed."""
+    model = tiny(n_blocks=2, squash="tanh")
+    again = tiny(n_blocks=2, squash="tanh", policy_kwargs=model.policy_kwargs)
+    assert again.policy_kwargs == model.policy_kwargs
+    with pytest.raises(ValueError, match="policy_kwargs has n_blocks=2 but SWFP.* has n_blocks=3: pass n_blocks to SWFP"):
+        tiny(squash="tanh", policy_kwargs=model.policy_kwargs)
 
 
 @pytest.mark.parametrize(

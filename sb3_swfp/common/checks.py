@@ -64,7 +64,7 @@ def check_pretrain_arguments(
 
 #: SWFP's ``block_sampling`` options
 BLOCK_SAMPLING = ("per_sample", "per_batch")
-#: Arguments that SWFP forwards to its policy; they must not also be given in policy_kwargs
+#: Arguments that SWFP forwards to its policy; policy_kwargs may repeat them, not change them
 POLICY_ARGS = ("n_blocks", "n_substeps", "ode_solver", "log_prob_method", "squash")
 
 
@@ -156,9 +156,24 @@ def check_swfp_arguments(
             raise ValueError(f"target_entropy must be 'auto' (minus the action dimension) or a finite number, got {target_entropy!r}")
     if policy_kwargs and "n_critics" in policy_kwargs:
         check_int("policy_kwargs n_critics", policy_kwargs["n_critics"], 1)
+
+
+def check_policy_args_repeated(policy_kwargs: dict[str, Any], policy_args: dict[str, Any]) -> None:
+    """
+    Raise a ValueError where ``policy_kwargs`` gives one of :data:`POLICY_ARGS` another value than SWFP's.
+
+    SWFP writes them into its ``policy_kwargs`` (``log_prob_method`` resolved from ``"auto"``), so a
+    model's ``policy_kwargs`` given to a new SWFP repeat them: repeating is fine, disagreeing is not.
+
+    :param policy_kwargs: what the user gave as ``policy_kwargs``.
+    :param policy_args: the values SWFP forwards, by name.
+    """
     for name in POLICY_ARGS:
-        if policy_kwargs and name in policy_kwargs:
-            raise ValueError(f"pass {name} to SWFP(...) directly, not in policy_kwargs")
+        if name in policy_kwargs and policy_kwargs[name] != policy_args[name]:
+            raise ValueError(
+                f"policy_kwargs has {name}={policy_kwargs[name]!r} but SWFP(...) has {name}={policy_args[name]!r}: "
+                f"pass {name} to SWFP(...) directly (policy_kwargs may only repeat its value)"
+            )
 
 
-__all__ = ["check_action_space", "check_choice", "check_int", "check_swfp_arguments", "initial_ent_coef"]
+__all__ = ["check_action_space", "check_choice", "check_int", "check_policy_args_repeated", "check_swfp_arguments", "initial_ent_coef"]

@@ -308,7 +308,7 @@ class FlowPolicy(BasePolicy):
     :param normalize_images: Whether to normalize images (divide by 255).
     :param optimizer_class: The optimizer to use, ``th.optim.Adam`` by default.
     :param optimizer_kwargs: Additional keyword arguments, excluding the learning rate, for the optimizer.
-        Adam and AdamW get ``foreach=True`` unless these say otherwise: one multi-tensor step instead of a
+        Adam and AdamW get ``foreach=True`` unless these set ``foreach`` or ``fused``: one multi-tensor step instead of a
         Python loop over the parameters (torch chooses it by itself on GPUs only; the result is the same).
     :param n_critics: Number of critic networks.
     :param share_features_extractor: Share the features extractor between actor and critic.
@@ -353,8 +353,8 @@ class FlowPolicy(BasePolicy):
                 "-params policy:\"'MultiInputPolicy'\"), "
                 "or a features_extractor_class that takes a Dict (CombinedExtractor)"
             )
-        if optimizer_class in (th.optim.Adam, th.optim.AdamW):
-            optimizer_kwargs = {"foreach": True, **(optimizer_kwargs or {})}
+        if optimizer_class in (th.optim.Adam, th.optim.AdamW) and "fused" not in (optimizer_kwargs or {}):
+            optimizer_kwargs = {"foreach": True, **(optimizer_kwargs or {})}  # torch refuses fused with foreach
         super().__init__(
             observation_space,
             action_space,

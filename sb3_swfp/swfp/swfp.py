@@ -19,7 +19,7 @@ from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, ReplayBufferSamples, Schedule
 from stable_baselines3.common.utils import FloatSchedule, get_parameters_by_name, polyak_update, update_learning_rate
 
-from sb3_swfp.common.checks import check_action_space, check_swfp_arguments, initial_ent_coef
+from sb3_swfp.common.checks import check_action_space, check_policy_args_repeated, check_swfp_arguments, initial_ent_coef
 from sb3_swfp.common.losses import aggregate_q, check_finite, ent_coef_loss, jko_block_loss, soft_q_loss, soft_q_target
 from sb3_swfp.demos import (
     DemonstrationsLike,
@@ -235,9 +235,11 @@ class SWFP(OffPolicyAlgorithm):
         demo_n_steps = self._demo_buffer_class()
         if demo_n_steps:
             _check_buffer_n_steps(self.replay_buffer_kwargs, self.n_steps, self.gamma)
-        self.policy_kwargs.update(
+        policy_args = dict(
             n_blocks=self.n_blocks, n_substeps=self.n_substeps, ode_solver=self.ode_solver, log_prob_method=resolved_method, squash=self.squash
         )
+        check_policy_args_repeated(self.policy_kwargs, policy_args)
+        self.policy_kwargs.update(policy_args)
         with warnings.catch_warnings():
             if demo_n_steps:  # SB3 says n_steps is ignored with a custom buffer class: DemoReplayBuffer takes it below
                 warnings.filterwarnings("ignore", message=r"`n_steps=\d+` is ignored")
