@@ -20,6 +20,9 @@ from benchmarks.tasks import TASKS, Task
 from sb3_swfp.presets import merge_kwargs
 from sb3_swfp.swfp.policies import FlowPolicy
 
+#: SWFP arguments that committed runs used and a later commit removed, with that commit
+REMOVED_OPTIONS = {"q_on": "2928f9e"}
+
 #: Results folder of runs made with settings of earlier releases, kept for the record (docs/ablations.md)
 ARCHIVE = "archive"
 
@@ -245,6 +248,16 @@ def render_task(
             patched.setdefault((r["patch"]["file"], r["patch"]["commit"]), []).append(f"{r['method']}_s{r['seed']}")
     for (file, commit), names in sorted(patched.items()):
         lines += [f"Made with code that is not in the package (a probe's): {', '.join(sorted(names))}; apply `{file}` to commit {commit} to run their command.", ""]
+    removed: dict[str, list[str]] = {}
+    for r in runs:
+        for option in sorted(set(r.get("swfp_kwargs") or {}) & set(REMOVED_OPTIONS)):
+            removed.setdefault(option, []).append(f"{r['method']}_s{r['seed']}")
+    for option, names in sorted(removed.items()):
+        lines += [
+            f"Made with `{option}`, an option the package no longer has: {', '.join(sorted(names))}; their command runs "
+            f"on the commit before {REMOVED_OPTIONS[option]}, which removed it.",
+            "",
+        ]
     swfp_runs = [r for r in runs if r["method"] == "swfp" or variant_name(r["method"]) is not None]
     if folder == ARCHIVE:
         return lines  # made with earlier settings on purpose

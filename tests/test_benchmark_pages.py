@@ -1,5 +1,7 @@
 """The benchmark pages regenerate from the stored results: rendering ``docs/results/`` gives the committed pages byte for byte."""
 
+import inspect
+import json
 import shutil
 
 import pytest
@@ -9,6 +11,8 @@ pytest.importorskip("yaml")
 
 from benchmarks import CORE_RESULTS, DOCS, RESULTS  # noqa: E402
 from benchmarks.render import render_all  # noqa: E402
+from benchmarks.render_tasks import REMOVED_OPTIONS  # noqa: E402
+from sb3_swfp import SWFP  # noqa: E402
 
 PAGES = ("benchmarks.md", "ablations.md", "core_benchmarks.md")
 
@@ -25,3 +29,18 @@ def test_pages_render_from_the_stored_results_as_committed(tmp_path):
     # and draws the figures that are committed, no more, no fewer
     drawn = {path.relative_to(docs) for path in docs.rglob("*.png")}
     assert drawn == {path.relative_to(DOCS) for source in (RESULTS, CORE_RESULTS) for path in source.rglob("*.png")}
+
+
+def test_every_runs_swfp_arguments_exist_or_the_page_says_where_they_did():
+    """A run's command is on its page: an SWFP argument the package does not take needs a probe's patch or a removal commit."""
+    taken = set(inspect.signature(SWFP.__init__).parameters)
+    unexplained = {}
+    for path in RESULTS.rglob("*.json"):
+        run = json.loads(path.read_text())
+        if not isinstance(run, dict) or run.get("patch"):
+            continue
+        unknown = set(run.get("swfp_kwargs") or {}) - taken - set(REMOVED_OPTIONS)
+        if unknown:
+            unexplained[str(path.relative_to(RESULTS))] = sorted(unknown)
+    assert not unexplained, f"runs whose SWFP arguments the package no longer takes, with no note on their page: {unexplained}"
+    assert not set(REMOVED_OPTIONS) & taken, "an option said to be removed is an argument of SWFP again"
