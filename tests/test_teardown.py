@@ -46,12 +46,14 @@ def test_a_worker_finishes_its_garbage_collection_before_it_reports_finished(tmp
     # the same run with an empty conftest shows the interruption, so the check below can fail
     ours, without = run_in(tmp_path / "ours", Path(__file__).with_name("conftest.py").read_text()), run_in(tmp_path / "without", "")
     output, control = ours.communicate(timeout=120)[0], without.communicate(timeout=120)[0]
+    assert ours.returncode == 0, output
+    assert "KeyboardInterrupt" not in output and "Exception ignored" not in output, output
     # The control depends on timing (the 5 s start when the controller asks, some time after the collection
-    # began; on a loaded machine the collection can end first): it must show the interruption once in three
+    # began; on a loaded machine the collection can end first): tried three times, and where it never shows
+    # the interruption, this machine cannot tell our conftest from none, so the test says so instead of passing
     for _ in range(2):
         if "KeyboardInterrupt" in control or "Exception ignored" in control:
             break
         control = run_in(tmp_path / "without", "").communicate(timeout=120)[0]
-    assert "KeyboardInterrupt" in control or "Exception ignored" in control, control
-    assert ours.returncode == 0, output
-    assert "KeyboardInterrupt" not in output and "Exception ignored" not in output, output
+    if "KeyboardInterrupt" not in control and "Exception ignored" not in control:
+        pytest.skip(f"the run without our conftest was not interrupted in three tries on this machine:\n{control}")
