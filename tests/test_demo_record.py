@@ -135,6 +135,21 @@ def test_validate_reports_non_finite_values():
         validate(demos, DICT_SPACE, ACTION_SPACE)
 
 
+def test_validate_reports_values_the_cast_to_the_space_dtype_would_change():
+    demos = episodic_demos()
+    demos.rewards = demos.rewards.astype(np.float64)
+    demos.rewards[5] = 1e39  # finite as float64, inf as the float32 it is stored as
+    with pytest.raises(ValueError, match=r"rewards contain 1 non-finite values \(.*beyond float32's range\); .* transition 5: 1e\+39"):
+        validate(demos, OBS_SPACE, ACTION_SPACE)
+    images = spaces.Box(0, 255, shape=(3,), dtype=np.uint8)
+    demos = episodic_demos()
+    demos.observations = np.full((15, 3), 7, dtype=np.uint16)
+    demos.next_observations = demos.observations.copy()
+    demos.observations[2, 1] = 300  # would wrap to 44
+    with pytest.raises(ValueError, match=r"observations contain 1 values outside uint8's range \[0, 255\]; .* transition 2, element \(1,\): 300"):
+        validate(demos, images, ACTION_SPACE)
+
+
 def test_validate_actions_out_of_bounds_and_opt_in_clipping():
     demos = episodic_demos()
     demos.actions[4, 1] = 1.5  # dimension 1 lives in [0, 1]

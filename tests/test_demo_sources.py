@@ -97,6 +97,25 @@ def test_minari_from_collected_env_data(minari_root):
     assert loaded.metadata["env_id"] == "Pendulum-v1"
 
 
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_a_minari_episode_stored_unfinished_ends_where_it_stops(minari_root):
+    minari = pytest.importorskip("minari")
+    from minari.data_collector import EpisodeBuffer
+
+    unflagged = [
+        EpisodeBuffer(
+            id=i, observations=np.arange(15, dtype=np.float32).reshape(5, 3) + 100 * i, actions=np.zeros((4, 2), np.float32),
+            rewards=np.ones(4), terminations=np.zeros(4, bool), truncations=np.zeros(4, bool), infos={},
+        )  # fmt: skip
+        for i in range(2)
+    ]
+    minari.create_dataset_from_buffers("swfptest/unflagged-v0", buffer=unflagged, observation_space=OBS_SPACE, action_space=ACTION_SPACE)
+    demos = from_minari("swfptest/unflagged-v0")
+    assert demos.n_episodes == 2 and demos.episode_bounds() == [(0, 4), (4, 8)]  # not one episode of 8 steps
+    np.testing.assert_array_equal(np.flatnonzero(demos.truncations), [3, 7])
+    assert not demos.terminations.any()
+
+
 def test_minari_errors(minari_root):
     with pytest.raises(FileNotFoundError, match="no local Minari dataset 'swfptest/absent-v0'"):
         from_minari("swfptest/absent-v0")

@@ -32,7 +32,8 @@ def from_minari(dataset: str | os.PathLike | minari.MinariDataset) -> Demonstrat
     """Demonstrations from a local Minari dataset (nothing is downloaded).
 
     Each episode of ``T`` steps stores ``T + 1`` observations; they become ``T``
-    transitions with ``observations = obs[:-1]`` and ``next_observations = obs[1:]``.
+    transitions with ``observations = obs[:-1]`` and ``next_observations = obs[1:]``.  An
+    episode whose last step has neither flag (stored unfinished) is marked truncated there.
 
     :param dataset: A ``minari.MinariDataset``, the id of a dataset under
         ``MINARI_DATASETS_PATH`` (default ``~/.minari/datasets``), or the path of a
@@ -64,14 +65,18 @@ def from_minari(dataset: str | os.PathLike | minari.MinariDataset) -> Demonstrat
             )
         obs = _as_observations(obs, "observations")
         steps = len(episode.rewards)
+        terminations = np.asarray(episode.terminations, dtype=np.bool_)
+        truncations = np.array(episode.truncations, dtype=np.bool_)
+        if steps and not (terminations[-1] or truncations[-1]):
+            truncations[-1] = True  # an episode stored unfinished still ends here: never joined to the next one
         parts.append(
             Demonstrations(
                 observations=_map_obs(obs, lambda a: a[:steps]),
                 actions=np.asarray(episode.actions),
                 rewards=np.asarray(episode.rewards, dtype=np.float32),
                 next_observations=_map_obs(obs, lambda a: a[1 : steps + 1]),
-                terminations=np.asarray(episode.terminations, dtype=np.bool_),
-                truncations=np.asarray(episode.truncations, dtype=np.bool_),
+                terminations=terminations,
+                truncations=truncations,
             )
         )
     if not parts:

@@ -173,16 +173,21 @@ def _validate_array(
         array.dtype, dtype, casting="same_kind"
     ):
         raise ValueError(f"demonstration {name} have dtype {array.dtype}, which cannot be cast safely to {np.dtype(dtype)}")
-    if np.issubdtype(array.dtype, np.inexact):
-        bad = ~np.isfinite(array)
-        if bad.any():
-            first = np.unravel_index(int(np.flatnonzero(bad)[0]), array.shape)
-            where = f"transition {first[0]}" + (f", element {tuple(int(i) for i in first[1:])}" if len(first) > 1 else "")
-            raise ValueError(
-                f"demonstration {name} contain {int(bad.sum())} non-finite values (NaN or inf); "
-                f"the first is at {where}: {array[first]}"
-            )
-    return np.array(array, dtype=dtype, copy=True)
+    # Checked after the cast, which can make them: float64 beyond float32's range becomes inf, uint16 300 wraps to 44
+    with np.errstate(over="ignore", invalid="ignore"):
+        cast = np.array(array, dtype=dtype, copy=True)
+    if np.issubdtype(cast.dtype, np.inexact):
+        bad = ~np.isfinite(cast)
+        problem = f"non-finite values (NaN or inf, or beyond {cast.dtype}'s range)"
+    else:
+        bad = cast != array
+        info = np.iinfo(cast.dtype) if np.issubdtype(cast.dtype, np.integer) else None
+        problem = f"values outside {cast.dtype}'s range" + (f" [{info.min}, {info.max}]" if info else "")
+    if bad.any():
+        first = np.unravel_index(int(np.flatnonzero(bad)[0]), array.shape)
+        where = f"transition {first[0]}" + (f", element {tuple(int(i) for i in first[1:])}" if len(first) > 1 else "")
+        raise ValueError(f"demonstration {name} contain {int(bad.sum())} {problem}; the first is at {where}: {array[first]}")
+    return cast
 
 
 def _check_action_bounds(actions: np.ndarray, action_space: spaces.Box, clip_actions: bool) -> np.ndarray:
