@@ -22,14 +22,15 @@ ENV_ID = "Pendulum-v1"
 
 def pendulum_model(algo: str, seed: int, **overrides):
     """SWFP, SAC or TD3 on Pendulum-v1 from scratch: the zoo entry (``zoo_hyperparams/swfp.yml``, rl-zoo3's for
-    SAC and TD3) with ``overrides`` on top."""
+    SAC and TD3) with ``overrides`` on top, on the CPU unless they give a ``device`` (SB3's "auto" would
+    take a GPU where there is one, and the CPU numbers would be a GPU's)."""
     from stable_baselines3 import SAC, TD3
 
     from sb3_swfp import SWFP
     from sb3_swfp.hyperparams import load_hyperparams
 
     cls = {"swfp": SWFP, "sac": SAC, "td3": TD3}[algo]
-    kwargs = {**load_hyperparams(algo, ENV_ID, HYPERPARAMS), **overrides}
+    kwargs = {"device": "cpu", **load_hyperparams(algo, ENV_ID, HYPERPARAMS), **overrides}
     policy = kwargs.pop("policy")
     return cls(policy, ENV_ID, seed=seed, verbose=0, **kwargs)
 
@@ -112,8 +113,8 @@ def run_cost(device: str, results: Path = RESULTS) -> None:
     th.set_num_threads(1)
     load_average = os.getloadavg()[0]  # the ratios are in-process; the absolute times are not
     obs = gym.make(ENV_ID).reset(seed=0)[0]
-    speed = measure_speed({algo: dict(algo=algo) for algo in ("swfp", "sac", "td3")}, obs)
-    configs = {f"swfp_N{n}": dict(algo="swfp", n_blocks=n) for n in COST_N} | {"sac": dict(algo="sac")}
+    speed = measure_speed({algo: dict(algo=algo, device=device) for algo in ("swfp", "sac", "td3")}, obs)
+    configs = {f"swfp_N{n}": dict(algo="swfp", n_blocks=n, device=device) for n in COST_N} | {"sac": dict(algo="sac", device=device)}
     latency_rows = measure_speed(configs, obs, train=False)
     latency = {name: row["predict_ms_median"] for name, row in latency_rows.items()}
     updates = {n: actor_update_cost(n, device) for n in UPDATE_N}

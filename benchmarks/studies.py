@@ -100,7 +100,7 @@ def run_density(job: tuple[str, str, str, int], results: Path = RESULTS) -> str:
     result: dict[str, Any] = {"kind": kind, "name": name, "squash": squash, "seed": seed}
     if kind == "drift":
         # The toy's own settings; then a critic that says nothing (Q = 0) and actor updates only
-        model = SWFP("FlowPolicy", ToyBanditEnv(), seed=seed, squash=squash, **TOY_SWFP_KWARGS)
+        model = SWFP("FlowPolicy", ToyBanditEnv(), seed=seed, squash=squash, device="cpu", **TOY_SWFP_KWARGS)
         model.pretrain(toy_demonstrations(1000, seed=0), **TOY_BC_KWARGS)
         n_critics = len(model.critic.q_networks)
         model.critic.forward = lambda observations, actions: tuple(actions.new_zeros(len(actions), 1) for _ in range(n_critics))
@@ -116,7 +116,7 @@ def run_density(job: tuple[str, str, str, int], results: Path = RESULTS) -> str:
         result["checkpoints"] = checkpoints
     elif kind == "landscape":
         landscape = HELD_OUT_LANDSCAPES[name]
-        model = SWFP("FlowPolicy", ToyBanditEnv(**landscape), seed=seed, squash=squash, **TOY_SWFP_KWARGS)
+        model = SWFP("FlowPolicy", ToyBanditEnv(**landscape), seed=seed, squash=squash, device="cpu", **TOY_SWFP_KWARGS)
         model.pretrain(toy_demonstrations(1000, seed=0, **landscape), **TOY_BC_KWARGS)
         result["bc"] = toy_scores(model.predict(obs, deterministic=False)[0], landscape["high_reward_modes"])
         model.learn(TASKS["toy"].cpu_steps)

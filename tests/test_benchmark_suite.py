@@ -284,6 +284,23 @@ def test_speed_ratios_are_taken_round_by_round(monkeypatch):
     ) == ("0.50×", "2.00×")
 
 
+def test_speed_models_are_on_the_cpu_where_a_gpu_is_visible(monkeypatch):
+    """The core and cost numbers are CPU numbers: SB3's device "auto" would take the GPU and they would be a GPU's."""
+    monkeypatch.setattr(th.cuda, "is_available", lambda: True)
+    assert cost.pendulum_model("sac", 0, policy_kwargs=dict(net_arch=[8])).device == th.device("cpu")
+    configs = []
+
+    def measure_speed(named_configs, obs, train=True):
+        configs.extend(named_configs.values())
+        return {name: {"predict_ms_median": 1.0, "predict_ratio_to_sac": 1.0} for name in named_configs}
+
+    monkeypatch.setattr(cost, "measure_speed", measure_speed)
+    monkeypatch.setattr(cost, "actor_update_cost", lambda n_blocks, device: {})
+    monkeypatch.setattr(cost, "write_result", lambda path, result: None)
+    cost.run_cost("meta")
+    assert configs and all(config["device"] == "meta" for config in configs)  # the suite's --device reaches every model
+
+
 def test_goal_verdict_says_which_side_the_median_falls_and_whether_rounds_straddle():
     verdict = render_core.goal_verdict
     assert verdict(0.65, 0.6, [0.61, 0.7], at_least=True) == "met"

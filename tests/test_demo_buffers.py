@@ -276,6 +276,19 @@ def test_demonstration_buffers_pickle(observation_space):
     assert loaded.sample(8).actions.shape == (8, 2)
 
 
+@pytest.mark.parametrize("observation_space", [OBS_SPACE, DICT_SPACE], ids=["box", "dict"])
+def test_a_restored_buffer_samples_its_demonstrations_on_the_models_device(observation_space):
+    """SB3's load_replay_buffer sets the device of the buffer it unpickled: the demonstrations inside follow it."""
+    demos = episodic_demos(dict_obs=isinstance(observation_space, spaces.Dict))
+    buffer = DemoReplayBuffer(50, observation_space, ACTION_SPACE, device="cpu", demonstrations=demos, demo_ratio=0.5)
+    buffer.demo_buffer.device = th.device("meta")  # saved by a model on another device (meta stands in for cuda)
+    restored = pickle.loads(pickle.dumps(buffer))
+    restored.device = th.device("cpu")  # what OffPolicyAlgorithm.load_replay_buffer does
+    assert restored.demo_buffer.device == th.device("cpu")
+    batch = restored.sample(8)
+    assert th.device("cpu") == (batch.actions.device) == restored.sample_demonstrations(4).actions.device
+
+
 def test_demo_replay_buffer_batches_mix_online_and_demonstrations_by_demo_ratio():
     """round(demo_ratio * batch) demonstrations after the online ones; only demonstrations while nothing online is stored."""
     demos = episodic_demos()

@@ -38,7 +38,8 @@ def log_abs_det(jacobian: th.Tensor) -> th.Tensor:
     if jacobian.shape[-1] == 1:
         return th.log(th.abs(jacobian[:, 0, 0]) + FOLD_EPS)
     # log(|det| + FOLD_EPS), computed from slogdet without leaving log space
-    return th.logaddexp(th.linalg.slogdet(jacobian)[1], jacobian.new_tensor(math.log(FOLD_EPS)))
+    floor = th.full((), math.log(FOLD_EPS), dtype=jacobian.dtype, device=jacobian.device)  # a fill: no host-to-GPU copy
+    return th.logaddexp(th.linalg.slogdet(jacobian)[1], floor)
 
 
 def rademacher_like(x: th.Tensor) -> th.Tensor:

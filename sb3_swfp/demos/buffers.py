@@ -310,6 +310,12 @@ class DemoReplayBuffer(ReplayBuffer):
         )
         self.use_n_steps(self.n_steps, self.gamma)
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        super().__setattr__(name, value)
+        # SB3's load_replay_buffer sets the device of the buffer it unpickled: the demonstrations follow it
+        if name == "device" and getattr(self, "demo_buffer", None) is not None:
+            self.demo_buffer.device = value
+
     def check_env(self, env_id: str | None) -> None:
         """Raise unless the demonstrations were recorded on ``env_id`` (or ``allow_env_mismatch`` was given)."""
         if self.demo_buffer is not None:
