@@ -71,6 +71,22 @@ def test_load_foreign_npz_names_missing_keys(tmp_path):
         load_demonstrations(path)
 
 
+def test_load_names_the_file_and_what_is_wrong_in_a_hand_written_npz(tmp_path):
+    fields = {name: getattr(episodic_demos(), name) for name in ("actions", "rewards", "terminations", "truncations")}
+    obs = episodic_demos().observations
+    cases = [
+        (dict(observations=np.array([object()] * 15, dtype=object), next_observations=obs), r"'observations' holds Python objects"),
+        (dict(observations=obs, next_observations=obs, metadata=np.array("{not json")), "its metadata is not JSON"),
+        (dict(observations=obs, next_observations=obs, metadata=np.array("[1, 2]")), "its metadata is a JSON list, expected an object"),
+        (dict(observations=obs, **{"observations/goal": obs}, next_observations=obs), r"both 'observations' and observations/<key> arrays \['goal'\]"),
+    ]
+    for i, (arrays, message) in enumerate(cases):
+        path = tmp_path / f"hand_{i}.npz"
+        np.savez(path, **fields, **arrays)
+        with pytest.raises(ValueError, match=f"{path.name}'.*{message}"):
+            load_demonstrations(path)
+
+
 def test_load_non_npz_file(tmp_path):
     path = tmp_path / "notes.npz"
     path.write_text("these are not arrays")

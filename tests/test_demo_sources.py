@@ -170,6 +170,10 @@ def test_every_demonstration_source_is_read_wherever_demonstrations_are_taken(mi
     model.pretrain(sources["SB3 replay buffer"], gradient_steps=2, batch_size=8)
     buffer = DemoReplayBuffer(100, env.observation_space, env.action_space, demonstrations="minari:swfptest/pendulum/sources-v0")
     assert buffer.n_demonstrations == len(demos)
+    # A DemoReplayBuffer holds two sets: taking one of them silently would lose the other
+    with pytest.raises(ValueError, match=r"keeps its demonstrations apart .* from_replay_buffer\(buffer.demo_buffer\)"):
+        as_demonstrations(buffer)
+    assert_same(as_demonstrations(buffer.demo_buffer), demos)  # what the message proposes
     fresh = SWFP("FlowPolicy", "Pendulum-v1", learning_starts=1_000, batch_size=16, n_blocks=2, policy_kwargs=dict(net_arch=[16]))
     fresh.learn(2, callback=BCPretrainCallback("minari:swfptest/pendulum/sources-v0", gradient_steps=2, batch_size=8))
     assert fresh.n_bc_updates == 2

@@ -67,7 +67,9 @@ def collect_demonstrations(
     :param env: A single (non-vectorised) gymnasium environment, or an env id to ``gym.make``
         (the env made here is closed at the end).
     :param policy: SB3 model/policy (``.predict``) or callable ``obs -> action`` in the env's
-        action space (e.g. an expert from :mod:`sb3_swfp.experts`).
+        action space (e.g. an expert from :mod:`sb3_swfp.experts`).  It sees the env's raw
+        observations: for a model trained under ``VecNormalize``, give a callable that normalises
+        them with its statistics first (``examples/train_expert.py`` does).
     :param n_episodes: Number of whole episodes to record (exactly one of ``n_episodes``
         and ``n_steps``).
     :param n_steps: Number of transitions to record.

@@ -105,21 +105,33 @@ def load_demonstrations(path: str | os.PathLike) -> Demonstrations:
         raise ValueError(f"{str(path)!r} holds a single .npy array, expected an .npz archive of demonstration arrays")
     with archive:
         keys = set(archive.files)
-        if "__format__" in keys and str(archive["__format__"]) != FORMAT_NAME:
-            raise ValueError(f"{str(path)!r} has format {str(archive['__format__'])!r}, expected {FORMAT_NAME!r}")
-        if "__version__" in keys and int(archive["__version__"]) > FORMAT_VERSION:
+
+        def read(key: str) -> np.ndarray:
+            try:
+                return archive[key]
+            except ValueError as error:  # an object array, which would need pickle
+                raise ValueError(f"{str(path)!r}: {key!r} holds Python objects ({error}); expected a numeric array") from error
+
+        if "__format__" in keys and str(read("__format__")) != FORMAT_NAME:
+            raise ValueError(f"{str(path)!r} has format {str(read('__format__'))!r}, expected {FORMAT_NAME!r}")
+        if "__version__" in keys and int(read("__version__")) > FORMAT_VERSION:
             raise ValueError(
-                f"{str(path)!r} has format version {int(archive['__version__'])}, this sb3_swfp reads up to "
+                f"{str(path)!r} has format version {int(read('__version__'))}, this sb3_swfp reads up to "
                 f"version {FORMAT_VERSION}: upgrade sb3_swfp"
             )
         missing = [name for name in _FLAT_FIELDS if name not in keys]
         fields: dict[str, Any] = {}
         for name in _OBS_FIELDS:
             sub_keys = sorted(k[len(name) + 1 :] for k in keys if k.startswith(name + "/"))
+            if name in keys and sub_keys:
+                raise ValueError(
+                    f"{str(path)!r} has both {name!r} and {name}/<key> arrays {sub_keys}: expected one of the two "
+                    "(an array for Box observations, one array per key for Dict observations)"
+                )
             if name in keys:
-                fields[name] = archive[name]
+                fields[name] = read(name)
             elif sub_keys:
-                fields[name] = {key: archive[f"{name}/{key}"] for key in sub_keys}
+                fields[name] = {key: read(f"{name}/{key}") for key in sub_keys}
             else:
                 missing.append(f"{name} (or {name}/<key>)")
         if missing:
@@ -128,9 +140,19 @@ def load_demonstrations(path: str | os.PathLike) -> Demonstrations:
                 f"{list(_OBS_FIELDS) + list(_FLAT_FIELDS)} (see sb3_swfp.demos.npz)"
             )
         for name in _FLAT_FIELDS:
-            fields[name] = archive[name]
-        metadata = json.loads(str(archive["metadata"])) if "metadata" in keys else {}
+            fields[name] = read(name)
+        metadata = _metadata(str(read("metadata")), path) if "metadata" in keys else {}
     return Demonstrations(**fields, metadata=metadata)
+
+
+def _metadata(text: str, path: Path) -> dict[str, Any]:
+    try:
+        metadata = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{str(path)!r}: its metadata is not JSON ({error}): {text[:80]!r}") from error
+    if not isinstance(metadata, dict):
+        raise ValueError(f"{str(path)!r}: its metadata is a JSON {type(metadata).__name__}, expected an object (a dict)")
+    return metadata
 
 
 __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "load_demonstrations", "save_demonstrations"]

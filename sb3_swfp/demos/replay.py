@@ -164,7 +164,8 @@ def from_replay_buffer(replay_buffer: ReplayBuffer, actions_are_scaled: bool = T
     ``handle_timeout_termination=False`` has no timeouts, so all its dones come back as
     terminations.
 
-    :param replay_buffer: The buffer to read (it is not modified).
+    :param replay_buffer: The buffer to read (it is not modified); of a ``DemoReplayBuffer``, its online
+        transitions (its demonstrations are ``from_replay_buffer(buffer.demo_buffer)``).
     :param actions_are_scaled: The buffer holds actions scaled to [-1, 1] (what SB3's
         off-policy algorithms store for Box action spaces); they are unscaled to the
         buffer's action space. ``False`` takes the stored actions as they are.

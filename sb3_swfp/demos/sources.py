@@ -37,7 +37,9 @@ def as_demonstrations(demonstrations: DemonstrationsLike) -> Demonstrations:
     - the path of an ``.npz`` file (:func:`~sb3_swfp.demos.npz.load_demonstrations`), or of a
       Minari dataset folder;
     - an SB3 ``ReplayBuffer`` / ``DictReplayBuffer`` holding scaled actions, as SB3's off-policy
-      algorithms store them (``model.replay_buffer``; :func:`~sb3_swfp.demos.replay.from_replay_buffer`);
+      algorithms store them (``model.replay_buffer``; :func:`~sb3_swfp.demos.replay.from_replay_buffer`),
+      but not a ``DemoReplayBuffer``, whose online transitions and demonstrations are apart (a ValueError
+      says how to take either or both);
     - a Minari dataset object, or imitation ``Trajectory`` / ``Transitions`` objects
       (:func:`~sb3_swfp.demos.imitation_data.from_imitation`).
 
@@ -57,6 +59,12 @@ def as_demonstrations(demonstrations: DemonstrationsLike) -> Demonstrations:
             return from_minari(demonstrations)
         return load_demonstrations(demonstrations)
     if isinstance(demonstrations, ReplayBuffer):
+        if hasattr(demonstrations, "demo_buffer"):  # a DemoReplayBuffer (not imported: it imports this module)
+            raise ValueError(
+                "a DemoReplayBuffer keeps its demonstrations apart from its online transitions, so which of them to "
+                "take is yours to say: from_replay_buffer(buffer) for the online transitions, "
+                "from_replay_buffer(buffer.demo_buffer) for the demonstrations, Demonstrations.concatenate([...]) for both"
+            )
         return from_replay_buffer(demonstrations)
     if hasattr(demonstrations, "iterate_episodes"):  # a minari.MinariDataset, without importing minari
         return from_minari(demonstrations)

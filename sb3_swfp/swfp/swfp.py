@@ -433,7 +433,8 @@ class SWFP(OffPolicyAlgorithm):
         are first updated with the demonstration observations, then BC trains on observations
         normalised with them: at the start of ``learn()`` the statistics have seen one observation,
         and almost every demonstration observation would be clipped at ``clip_obs``.  Frozen
-        statistics (``training=False``) are used as they are.
+        statistics (``training=False``) are used as they are.  Each call adds the demonstrations:
+        a second call with the same ones counts them twice against the online observations to come.
 
         Logs go to the model's logger when it has one (inside ``learn()``: the run's), otherwise to a
         run of their own, ``tb_log_name``, closed at the end; the next ``learn()`` then starts its own.
