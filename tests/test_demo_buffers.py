@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch as th
 from gymnasium import spaces
+from stable_baselines3 import SAC
 from stable_baselines3.common.buffers import DictReplayBuffer, ReplayBuffer
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
@@ -17,12 +18,14 @@ from sb3_swfp.demos import (
     Demonstrations,
     DemoReplayBuffer,
     add_to_replay_buffer,
+    collect_demonstrations,
     from_replay_buffer,
     make_replay_buffer,
     scaled_actions,
     unscaled_actions,
     validate,
 )
+from sb3_swfp.experts import PendulumSwingUpExpert
 from sb3_swfp.swfp.pretrain import PretrainingNormalization
 
 from helpers import ACTION_SPACE, DICT_SPACE, OBS_SPACE, assert_same, episodic_demos
@@ -276,17 +279,17 @@ def test_demonstration_buffers_pickle(observation_space):
     assert loaded.sample(8).actions.shape == (8, 2)
 
 
-@pytest.mark.parametrize("observation_space", [OBS_SPACE, DICT_SPACE], ids=["box", "dict"])
-def test_a_restored_buffer_samples_its_demonstrations_on_the_models_device(observation_space):
-    """SB3's load_replay_buffer sets the device of the buffer it unpickled: the demonstrations inside follow it."""
-    demos = episodic_demos(dict_obs=isinstance(observation_space, spaces.Dict))
-    buffer = DemoReplayBuffer(50, observation_space, ACTION_SPACE, device="cpu", demonstrations=demos, demo_ratio=0.5)
-    buffer.demo_buffer.device = th.device("meta")  # saved by a model on another device (meta stands in for cuda)
-    restored = pickle.loads(pickle.dumps(buffer))
-    restored.device = th.device("cpu")  # what OffPolicyAlgorithm.load_replay_buffer does
-    assert restored.demo_buffer.device == th.device("cpu")
-    batch = restored.sample(8)
-    assert th.device("cpu") == (batch.actions.device) == restored.sample_demonstrations(4).actions.device
+def test_a_restored_buffer_samples_its_demonstrations_on_the_models_device(tmp_path):
+    """load_replay_buffer gives the buffer it unpickled the model's device: the demonstrations inside follow it."""
+    env = gym.make("Pendulum-v1")
+    demos = collect_demonstrations(env, PendulumSwingUpExpert(env), n_steps=20, seed=0)
+    model = SAC("MlpPolicy", env, buffer_size=100, policy_kwargs=dict(net_arch=[8]), device="cpu",
+                replay_buffer_class=DemoReplayBuffer, replay_buffer_kwargs=dict(demonstrations=demos))  # fmt: skip
+    model.replay_buffer.demo_buffer.device = th.device("meta")  # saved by a model on another device (meta stands in for cuda)
+    model.save_replay_buffer(tmp_path / "buffer")
+    model.load_replay_buffer(tmp_path / "buffer")
+    assert model.replay_buffer.demo_buffer.device == th.device("cpu")
+    assert model.replay_buffer.sample(8).actions.device == model.replay_buffer.sample_demonstrations(4).actions.device == th.device("cpu")
 
 
 def test_demo_replay_buffer_batches_mix_online_and_demonstrations_by_demo_ratio():

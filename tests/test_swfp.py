@@ -24,6 +24,9 @@ from helpers import TINY
 SOLVERS = [FlowSolver, TangentFlowSolver]
 
 
+TORCH_BEFORE_2_4 = tuple(int(part) for part in th.__version__.split("+")[0].split(".")[:2]) < (2, 4)
+
+
 def tiny(env="Pendulum-v1", **kwargs):
     return SWFP("FlowPolicy", env, **{**TINY, **kwargs})
 
@@ -444,7 +447,10 @@ def test_training_with_the_reference_solver_matches_the_fast_one(kwargs):
         (dict(optimizer_kwargs=dict(eps=1e-5)), {"foreach": True, "eps": 1e-5}),
         (dict(optimizer_kwargs=dict(foreach=False)), {"foreach": False}),
         (dict(optimizer_class=th.optim.SGD), {"foreach": None}),  # other optimizers: torch's own default
-        (dict(optimizer_kwargs=dict(fused=True)), {"foreach": None, "fused": True}),  # torch refuses both at once
+        pytest.param(
+            dict(optimizer_kwargs=dict(fused=True)), {"foreach": None, "fused": True},  # torch refuses both at once
+            marks=pytest.mark.skipif(TORCH_BEFORE_2_4, reason="fused Adam on the CPU needs torch 2.4"),
+        ),
     ],
 )
 def test_adam_steps_all_parameters_at_once_unless_told_otherwise(policy_kwargs, expected):
@@ -462,6 +468,16 @@ def test_a_models_policy_kwargs_build_the_same_policy():
     assert again.policy_kwargs == model.policy_kwargs
     with pytest.raises(ValueError, match="policy_kwargs has n_blocks=2 but SWFP.* has n_blocks=3: pass n_blocks to SWFP"):
         tiny(squash="tanh", policy_kwargs=model.policy_kwargs)
+    with pytest.raises(ValueError, match=r"log_prob_method='hutchinson' but SWFP\(...\) has log_prob_method='auto' \(here 'exact'\)"):
+        tiny(policy_kwargs=dict(log_prob_method="hutchinson"))
+
+
+def test_load_overrides_the_flows_arguments(tmp_path):
+    """As SB3's load does for any argument (rl-zoo3's -i passes the YAML entry's): the saved policy_kwargs do not stop it."""
+    tiny(n_substeps=1).save(tmp_path / "model")
+    loaded = SWFP.load(tmp_path / "model", n_substeps=2, ode_solver="euler")
+    assert loaded.n_substeps == 2 and loaded.policy_kwargs["n_substeps"] == 2 and loaded.policy_kwargs["ode_solver"] == "euler"
+    assert loaded.actor.solver.n_substeps == 2
 
 
 @pytest.mark.parametrize(

@@ -158,20 +158,22 @@ def check_swfp_arguments(
         check_int("policy_kwargs n_critics", policy_kwargs["n_critics"], 1)
 
 
-def check_policy_args_repeated(policy_kwargs: dict[str, Any], policy_args: dict[str, Any]) -> None:
+def check_policy_args_repeated(policy_kwargs: dict[str, Any], given: dict[str, Any], forwarded: dict[str, Any]) -> None:
     """
-    Raise a ValueError where ``policy_kwargs`` gives one of :data:`POLICY_ARGS` another value than SWFP's.
+    Raise a ValueError where the user's ``policy_kwargs`` give one of :data:`POLICY_ARGS` another value than SWFP's.
 
     SWFP writes them into its ``policy_kwargs`` (``log_prob_method`` resolved from ``"auto"``), so a
     model's ``policy_kwargs`` given to a new SWFP repeat them: repeating is fine, disagreeing is not.
 
     :param policy_kwargs: what the user gave as ``policy_kwargs``.
-    :param policy_args: the values SWFP forwards, by name.
+    :param given: SWFP's arguments of those names, as given.
+    :param forwarded: the values SWFP forwards to its policy (``"auto"`` resolved).
     """
     for name in POLICY_ARGS:
-        if name in policy_kwargs and policy_kwargs[name] != policy_args[name]:
+        if name in policy_kwargs and policy_kwargs[name] not in (given[name], forwarded[name]):
+            resolved = f" (here {forwarded[name]!r})" if forwarded[name] != given[name] else ""
             raise ValueError(
-                f"policy_kwargs has {name}={policy_kwargs[name]!r} but SWFP(...) has {name}={policy_args[name]!r}: "
+                f"policy_kwargs has {name}={policy_kwargs[name]!r} but SWFP(...) has {name}={given[name]!r}{resolved}: "
                 f"pass {name} to SWFP(...) directly (policy_kwargs may only repeat its value)"
             )
 

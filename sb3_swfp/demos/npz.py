@@ -109,8 +109,10 @@ def load_demonstrations(path: str | os.PathLike) -> Demonstrations:
         def read(key: str) -> np.ndarray:
             try:
                 return archive[key]
-            except ValueError as error:  # an object array, which would need pickle
-                raise ValueError(f"{str(path)!r}: {key!r} holds Python objects ({error}); expected a numeric array") from error
+            except ValueError as error:
+                if "allow_pickle" in str(error):  # NumPy's refusal of an object array
+                    raise ValueError(f"{str(path)!r}: {key!r} holds Python objects; expected a numeric array") from error
+                raise ValueError(f"{str(path)!r}: {key!r} cannot be read ({error})") from error
 
         if "__format__" in keys and str(read("__format__")) != FORMAT_NAME:
             raise ValueError(f"{str(path)!r} has format {str(read('__format__'))!r}, expected {FORMAT_NAME!r}")

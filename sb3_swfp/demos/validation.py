@@ -179,10 +179,17 @@ def _validate_array(
     if np.issubdtype(cast.dtype, np.inexact):
         bad = ~np.isfinite(cast)
         problem = f"non-finite values (NaN or inf, or beyond {cast.dtype}'s range)"
+    elif np.can_cast(array.dtype, cast.dtype, casting="safe"):
+        return cast  # no value can change (uint8 images into a uint8 space): no mask as large as the array
+    elif np.issubdtype(cast.dtype, np.integer):
+        info = np.iinfo(cast.dtype)
+        if array.size == 0 or (array.min() >= info.min and array.max() <= info.max):
+            return cast
+        bad = (array < info.min) | (array > info.max)
+        problem = f"values outside {cast.dtype}'s range [{info.min}, {info.max}]"
     else:
         bad = cast != array
-        info = np.iinfo(cast.dtype) if np.issubdtype(cast.dtype, np.integer) else None
-        problem = f"values outside {cast.dtype}'s range" + (f" [{info.min}, {info.max}]" if info else "")
+        problem = f"values that {cast.dtype} cannot hold"
     if bad.any():
         first = np.unravel_index(int(np.flatnonzero(bad)[0]), array.shape)
         where = f"transition {first[0]}" + (f", element {tuple(int(i) for i in first[1:])}" if len(first) > 1 else "")

@@ -222,24 +222,28 @@ class SWFP(OffPolicyAlgorithm):
         # does not clone again when a loaded model continues (learn() resets num_timesteps)
         self.n_bc_updates = 0
 
+        # The user's policy_kwargs only (load() gives none here, and its overrides of n_blocks, ... are SB3's to apply)
+        if self.policy_kwargs and getattr(self, "action_space", None) is not None:
+            given = dict(n_blocks=n_blocks, n_substeps=n_substeps, ode_solver=ode_solver, log_prob_method=log_prob_method, squash=squash)
+            check_policy_args_repeated(self.policy_kwargs, given, self._policy_args())
         if _init_setup_model:
             self._setup_model()
 
+    def _policy_args(self) -> dict[str, Any]:
+        """The arguments SWFP forwards to its policy, ``log_prob_method`` resolved from ``"auto"``."""
+        method = self.log_prob_method
+        if method == "auto":  # the exact log-determinant up to 32 action dimensions, Hutchinson's estimate beyond
+            method = "exact" if int(np.prod(self.action_space.shape)) <= 32 else "hutchinson"
+        return dict(n_blocks=self.n_blocks, n_substeps=self.n_substeps, ode_solver=self.ode_solver, log_prob_method=method, squash=self.squash)
+
     def _setup_model(self) -> None:
-        action_dim = int(np.prod(self.action_space.shape))
-        # "auto": the exact log-determinant up to 32 action dimensions, Hutchinson's estimate beyond
-        resolved_method = ("exact" if action_dim <= 32 else "hutchinson") if self.log_prob_method == "auto" else self.log_prob_method
         demonstrations = (self.replay_buffer_kwargs or {}).get("demonstrations")
         if demonstrations is not None and self.env is not None:  # the zoo's default entry names demos/{env_id}.npz
             self.replay_buffer_kwargs = {**self.replay_buffer_kwargs, "demonstrations": with_env_id(demonstrations, self.env)}
         demo_n_steps = self._demo_buffer_class()
         if demo_n_steps:
             _check_buffer_n_steps(self.replay_buffer_kwargs, self.n_steps, self.gamma)
-        policy_args = dict(
-            n_blocks=self.n_blocks, n_substeps=self.n_substeps, ode_solver=self.ode_solver, log_prob_method=resolved_method, squash=self.squash
-        )
-        check_policy_args_repeated(self.policy_kwargs, policy_args)
-        self.policy_kwargs.update(policy_args)
+        self.policy_kwargs.update(self._policy_args())
         with warnings.catch_warnings():
             if demo_n_steps:  # SB3 says n_steps is ignored with a custom buffer class: DemoReplayBuffer takes it below
                 warnings.filterwarnings("ignore", message=r"`n_steps=\d+` is ignored")
@@ -258,6 +262,7 @@ class SWFP(OffPolicyAlgorithm):
         self.batch_norm_stats_target = get_parameters_by_name(self.critic_target, ["running_"])
 
         # Learn log(alpha) as SAC does (https://arxiv.org/abs/1812.05905), towards the target entropy ("auto": -action_dim)
+        action_dim = int(np.prod(self.action_space.shape))
         self.target_entropy = float(-action_dim) if self.target_entropy == "auto" else float(self.target_entropy)
         init_value = initial_ent_coef(self.ent_coef)
         if init_value is not None:
