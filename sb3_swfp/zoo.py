@@ -14,6 +14,9 @@ folder would try to download an agent from the sb3 organisation of the Hugging F
 no SWFP agent), and the latest run folder without the requested model file (a run that failed or
 is still running) is skipped.
 
+``train --algo swfp -i`` continues with the saved flow (:class:`ContinuedSWFP`): rl-zoo3 keeps a
+continued agent's policy, and ``n_blocks`` and the other flow arguments belong to it.
+
 For ``train --algo swfp`` with ``--eval-freq``, rl-zoo3's evaluation callback is
 :class:`~sb3_swfp.common.callbacks.EvalFromStartCallback`: it also evaluates the policy ``learn()``
 starts from (after ``BCPretrainCallback``, the cloned one), so ``best_model.zip`` is never a policy
@@ -56,6 +59,7 @@ import sb3_swfp
 import sb3_swfp.envs  # noqa: F401  registers SWFPToyBandit-v0 with gymnasium
 from sb3_swfp import SWFP
 from sb3_swfp.common.callbacks import EvalFromStartCallback
+from sb3_swfp.common.checks import POLICY_ARGS
 from sb3_swfp.hyperparams import HYPERPARAMS_ENV_VAR, hyperparams_folder, read_entries
 
 ALGO_NAME = "swfp"
@@ -98,6 +102,28 @@ class ReplayOnlySWFP(SWFP):
             super()._setup_model()
         finally:
             self.__dict__.update(saved)
+
+
+class ContinuedSWFP(SWFP):
+    """
+    SWFP for rl-zoo3's ``train -i``: the continued model keeps its flow.
+
+    rl-zoo3 keeps a continued agent's policy (it drops the entry's ``policy`` and ``policy_kwargs``)
+    but passes the rest of the entry to ``load``, which would replace the flow's arguments that SWFP
+    takes beside ``policy_kwargs`` (``n_blocks``, ``n_substeps``, ``ode_solver``, ``log_prob_method``,
+    ``squash``) by the entry's: a model cloned with 2 blocks would go on with the entry's 6.  ``main``
+    puts this class in ``ALGOS["swfp"]`` for ``train -i``: the saved values stay, and where the entry
+    (or ``-params``) gives another, a line says so.
+    """
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        given = {name: kwargs.pop(name) for name in POLICY_ARGS if name in kwargs}
+        model = super().load(path, *args, **kwargs)
+        kept = [f"{name}={getattr(model, name)!r} (the entry's: {value!r})" for name, value in given.items() if value != getattr(model, name)]
+        if kept:
+            print(f"Continuing with the saved flow: {', '.join(kept)}")
+        return model
 
 
 def sample_swfp_params(trial: optuna.Trial, n_actions: int, n_envs: int, additional_args: dict) -> dict[str, Any]:
@@ -236,6 +262,7 @@ def _train_options(args: list[str]) -> argparse.Namespace | None:
     parser.add_argument("--algo", default="ppo")
     parser.add_argument("--env", default="CartPole-v1")
     parser.add_argument("-conf", "--conf-file", default=None)
+    parser.add_argument("-i", "--trained-agent", default="")
     try:
         return parser.parse_known_args(args)[0]
     except argparse.ArgumentError:
@@ -377,9 +404,12 @@ def main(argv: list[str] | None = None) -> None:
     try:
         if parsed.command in REPLAY_COMMANDS:
             ALGOS[ALGO_NAME] = ReplayOnlySWFP
-        if parsed.command == "train" and getattr(_train_options(script_args), "algo", None) == ALGO_NAME:
+        options = _train_options(script_args) if parsed.command == "train" else None
+        if options is not None and options.algo == ALGO_NAME:
             # rl-zoo3's EvalCallback first evaluates after --eval-freq steps: best_model.zip could never be the start
             zoo_exp_manager.EvalCallback = EvalFromStartCallback
+            if options.trained_agent:
+                ALGOS[ALGO_NAME] = ContinuedSWFP
         _script(parsed.command)()
     finally:
         sys.argv, zoo_exp_manager.EvalCallback = saved_argv, saved_eval_callback

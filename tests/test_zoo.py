@@ -198,6 +198,19 @@ def test_continue_training_from_a_zip(trained, tmp_path, capsys):
         "--eval-freq", -1, "--num-threads", 1, *TINY_PARAMS,
     )  # fmt: skip
     assert "Loading pretrained agent" in capsys.readouterr().out
+
+
+def test_continuing_keeps_the_saved_flow(trained, tmp_path, capsys):
+    """rl-zoo3 keeps a continued agent's policy (it drops policy_kwargs); SB3's load would apply n_blocks and the rest."""
+    model_path = run_dir(trained) / f"{ENV_ID}.zip"
+    run_zoo(
+        "train", "--algo", "swfp", "--env", ENV_ID, "-f", tmp_path, "-i", model_path, "-n", 60, "--eval-freq", -1, "--num-threads", 1,
+        "-params", "learning_starts:50", "batch_size:32", "n_blocks:4", "ode_solver:'euler'",
+    )  # fmt: skip
+    continued = SWFP.load(run_dir(tmp_path) / f"{ENV_ID}.zip")
+    assert continued.n_blocks == 2 and continued.policy_kwargs["n_blocks"] == 2 and continued.ode_solver == "midpoint"
+    assert "Continuing with the saved flow: n_blocks=2 (the entry's: 4), ode_solver='midpoint' (the entry's: 'euler')" in capsys.readouterr().out
+    assert zoo.ALGOS["swfp"] is SWFP  # restored
     assert SWFP.load(run_dir(tmp_path) / f"{ENV_ID}.zip").num_timesteps == 60
 
 
