@@ -8,16 +8,20 @@ evaluation (:class:`Checkpoint`).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-import functools
 import inspect
 import json
 import multiprocessing as mp
+import os
 import shutil
 import signal
+import threading
 import time
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -118,10 +122,46 @@ def evaluate(model, env, task: Task, seed: int) -> tuple[float, float, float | N
 
 
 def run_one(run: Run, results: Path = RESULTS) -> str:
-    """One run: evaluate at step 0 and every ``eval_every`` steps; write its JSON under ``results``."""
+    """One run: evaluate at step 0 and every ``eval_every`` steps; write its JSON under ``results``.
+
+    A run under way in another process (a rerun beside it, the same seed given twice) is skipped: two
+    processes would train from one checkpoint and write one file in turn.
+    """
     out = result_path(results, run.results_folder, run.task, run.method, run.seed)
     if out.exists():
         return f"skip {shown(out)}"
+    out.parent.mkdir(parents=True, exist_ok=True)  # a folder it cannot write to fails here, before any training
+    with _held(out.with_name(out.name + ".lock")) as held:
+        if not held:
+            return f"skip {shown(out)}: under way in another process"
+        if out.exists():  # finished while this process waited for the lock
+            return f"skip {shown(out)}"
+        return _run(run, out)
+
+
+@contextlib.contextmanager
+def _held(path: Path) -> Iterator[bool]:
+    """Whether this process holds ``path``'s lock (POSIX ``flock``, released by the kernel however the process ends)."""
+    try:
+        import fcntl
+    except ImportError:  # no POSIX locks (Windows): runs are not guarded
+        yield True
+        return
+    with open(path, "w") as file:
+        try:
+            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            held = False
+        else:
+            held = True
+        try:
+            yield held
+        finally:
+            if held:
+                path.unlink(missing_ok=True)  # while still held: a later process locks a new file
+
+
+def _run(run: Run, out: Path) -> str:
     import torch as th
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.monitor import Monitor
@@ -241,15 +281,32 @@ def run_jobs(function: Callable[..., str], jobs: Iterable[Any], n_jobs: int, **k
     """``function(job, **kwargs)`` for every job, in ``n_jobs`` spawned processes (one torch thread each); prints their messages.
 
     A SIGTERM (``kill``, a job scheduler) ends the workers with the suite, as Ctrl-C does: without it
-    they would go on and write results after the suite was stopped.  Runs resume from their checkpoints.
+    they would go on and write results after the suite was stopped; a worker also exits when the suite's
+    process is gone without a word (SIGKILL).  A worker that dies (the OOM killer) ends the suite with a
+    message instead of leaving it waiting for a result that will not come.  Runs resume from their checkpoints.
     """
     previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    executor = ProcessPoolExecutor(n_jobs, mp_context=mp.get_context("spawn"), initializer=_end_with_the_suite)
     try:
-        with mp.get_context("spawn").Pool(n_jobs) as pool:  # leaving the block terminates the workers
-            for message in pool.imap_unordered(functools.partial(function, **kwargs), jobs):
-                print(message, flush=True)
+        for done in as_completed([executor.submit(function, job, **kwargs) for job in jobs]):
+            print(done.result(), flush=True)
+    except BrokenProcessPool as error:  # a worker was killed (the OOM killer, kill -9): its runs would never come back
+        raise SystemExit(
+            "a worker process of the suite died (killed, or out of memory): run the same command again, and the runs "
+            "under way go on from their checkpoints"
+        ) from error
     finally:
         signal.signal(signal.SIGTERM, previous)
+        for process in list((executor._processes or {}).values()):  # the runs under way end with the suite
+            process.terminate()
+        executor.shutdown(wait=True, cancel_futures=True)
+
+
+def _end_with_the_suite() -> None:
+    """In a worker: exit when the suite's process is gone, however it ended (SIGKILL leaves no time to end the workers)."""
+    parent = mp.parent_process()
+    if parent is not None:
+        threading.Thread(target=lambda: (parent.join(), os._exit(1)), daemon=True).start()
 
 
 def _exit_on_sigterm(signum: int, frame: Any) -> None:

@@ -491,8 +491,10 @@ def slow(job, folder):
 '''
 
 
-def test_a_terminated_suite_takes_its_workers_with_it(tmp_path):
-    """kill (SIGTERM) on the suite ends its worker processes too, so that no run writes after it was stopped."""
+@pytest.mark.parametrize("ending", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
+def test_a_terminated_suite_takes_its_workers_with_it(tmp_path, ending):
+    """kill (SIGTERM) on the suite ends its worker processes too, so that no run writes after it was stopped; a
+    worker whose suite was killed outright (SIGKILL, no time to end anything) ends by itself."""
     (tmp_path / "slow_job.py").write_text(SLOW_JOB)
     root = Path(__file__).resolve().parents[1]
     script = f"import slow_job; from benchmarks.runner import run_jobs; run_jobs(slow_job.slow, [0], 1, folder={str(tmp_path)!r})"
@@ -503,12 +505,41 @@ def test_a_terminated_suite_takes_its_workers_with_it(tmp_path):
         time.sleep(0.1)
     (started,) = tmp_path.glob("started_*")
     worker = int(started.name.removeprefix("started_"))
-    suite.send_signal(signal.SIGTERM)
-    assert suite.wait(timeout=30) == 128 + signal.SIGTERM
-    time.sleep(1)
-    with pytest.raises(ProcessLookupError):
-        os.kill(worker, 0)  # the worker is gone (a zombie would still answer; the pool reaps its own)
+    suite.send_signal(ending)
+    assert suite.wait(timeout=30) == (128 + signal.SIGTERM if ending == signal.SIGTERM else -signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while _alive(worker) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(worker)
     assert not (tmp_path / "finished").exists()
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie, dead but not yet reaped by its new parent, counts as gone)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    status = Path(f"/proc/{pid}/stat")
+    return not (status.exists() and status.read_text().rsplit(")", 1)[1].split()[0] == "Z")
+
+
+def test_a_worker_that_dies_ends_the_suite_with_a_message():
+    """Killed by the OOM killer, a worker never returns its run: the suite says so instead of waiting for ever."""
+    root = Path(__file__).resolve().parents[1]
+    script = "import os; from benchmarks.runner import run_jobs; run_jobs(os._exit, [3], 1)"  # the worker exits mid-job
+    ended = subprocess.run([sys.executable, "-c", script], env={**os.environ, "PYTHONPATH": str(root)}, capture_output=True, text=True, timeout=60)
+    assert ended.returncode == 1 and "a worker process of the suite died" in ended.stderr
+
+
+def test_a_run_under_way_in_another_process_is_skipped(results):
+    """Two processes on one run would train from one checkpoint and write one file in turn."""
+    out = result_path(results, "cpu", "toy", "swfp", 0)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with runner._held(out.with_name(out.name + ".lock")) as held:  # another process's run, as far as the lock goes
+        assert held
+        assert run_one(Run("toy", "swfp", 0), results).endswith(": under way in another process")
+    assert not out.exists() and not list(out.parent.glob("*.lock"))
 
 
 def test_bc_drift_starts_from_the_runs_bc_policy_and_evaluates_after_each_round(results, monkeypatch):
