@@ -26,6 +26,7 @@ networks to a GPU).
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 from typing import Any
 
@@ -55,6 +56,25 @@ SUITE_OPTIONS = {
     "bc_drift": ("tasks", "seeds", "jobs", "eval_episodes"),
 }
 OPTIONS = tuple(dict.fromkeys(option for used in SUITE_OPTIONS.values() for option in used))
+
+
+def swfp_kwargs_problem(swfp_kwargs: dict[str, Any]) -> str | None:
+    """What is wrong with a variant's SWFP arguments (one the suite sets itself, a name SWFP or its policy does not
+    take), or None."""
+    from sb3_swfp import SWFP
+    from sb3_swfp.swfp.policies import FlowPolicy
+
+    set_by_the_suite = {"policy", "env", "seed", "device", "verbose", "tensorboard_log", "_init_setup_model"} & set(swfp_kwargs)
+    if set_by_the_suite:
+        return f"{', '.join(sorted(set_by_the_suite))} set by the suite itself (--seeds, --device), not a variant's"
+    unknown = sorted(set(swfp_kwargs) - set(inspect.signature(SWFP.__init__).parameters))
+    if unknown:
+        return f"SWFP takes no argument {', '.join(unknown)}"
+    policy_kwargs = swfp_kwargs.get("policy_kwargs") or {}
+    if not isinstance(policy_kwargs, dict):
+        return f"policy_kwargs must be a JSON object, got {policy_kwargs!r}"
+    unknown = sorted(set(policy_kwargs) - set(inspect.signature(FlowPolicy.__init__).parameters))
+    return f"FlowPolicy takes no argument {', '.join(unknown)} (policy_kwargs)" if unknown else None
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -103,6 +123,26 @@ def main(argv: list[str] | None = None) -> None:
             parser.error(f"--variant/--swfp-kwargs: {exc}")
         if not isinstance(variant[1], dict):
             parser.error(f"--swfp-kwargs must be a JSON object, got {args.swfp_kwargs!r}")
+        if problem := swfp_kwargs_problem(variant[1]):
+            parser.error(f"--swfp-kwargs: {problem}")
+    # Caught here, before any run starts, rather than in a worker after another run's training
+    if args.jobs < 1:
+        parser.error(f"--jobs is a number of processes, at least 1, got {args.jobs}")
+    if any(not 0 <= seed < 2**32 for seed in args.seeds):
+        parser.error(f"--seeds must be in [0, 2**32 - 1] (numpy's), got {' '.join(map(str, args.seeds))}")
+    # The same run twice would train twice from one checkpoint
+    args.seeds, args.tasks, args.methods = (list(dict.fromkeys(values)) for values in (args.seeds, args.tasks, args.methods))
+    if robustness and not set(args.seeds) <= set(ROBUSTNESS_SEEDS):
+        parser.error(
+            f"--suite robustness runs the fresh seeds {' '.join(map(str, ROBUSTNESS_SEEDS))}, which played no part in "
+            f"choosing the preset; its table would count seeds {' '.join(map(str, sorted(set(args.seeds) - set(ROBUSTNESS_SEEDS))))} as fresh"
+        )
+    if args.suite == "runs":
+        for task in args.tasks:
+            try:
+                TASKS[task].steps(args.budget)
+            except ValueError as exc:
+                parser.error(f"--budget {args.budget}: {exc}")
     if not args.render:
         if args.suite == "cost":
             run_cost(args.device, RESULTS)

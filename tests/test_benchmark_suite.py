@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -623,3 +624,35 @@ def test_suite_refuses_counts_of_episodes_below_one(capsys, monkeypatch):
         with pytest.raises(SystemExit):
             suite.main(["--suite", name, option, "0"])
         assert f"{option} is a positive count of episodes, got 0" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--seeds", "-1"], r"--seeds must be in \[0, 2\*\*32 - 1\]"),
+        (["--jobs", "0"], "--jobs is a number of processes, at least 1, got 0"),
+        (["--tasks", "toy", "--budget", "long"], "--budget long: SWFPToyBandit-v0 has no 'long' budget"),
+        (["--suite", "robustness", "--tasks", "toy", "--seeds", "0", "15"], "its table would count seeds 0 as fresh"),
+        (["--variant", "x", "--swfp-kwargs", '{"nosuch": 1}'], "SWFP takes no argument nosuch"),
+        (["--variant", "x", "--swfp-kwargs", '{"seed": 3}'], "seed set by the suite itself"),
+        (["--variant", "x", "--swfp-kwargs", '{"policy_kwargs": {"nosuch": 1}}'], r"FlowPolicy takes no argument nosuch \(policy_kwargs\)"),
+    ],
+)
+def test_suite_refuses_what_would_fail_in_a_worker_before_any_run_starts(argv, message, capsys, monkeypatch):
+    from benchmarks import suite
+
+    monkeypatch.setattr(suite, "run_jobs", lambda *args, **kwargs: pytest.fail("a run started"))
+    monkeypatch.setattr(suite, "render", lambda *args, **kwargs: None)
+    with pytest.raises(SystemExit):
+        suite.main(argv)
+    assert re.search(message, capsys.readouterr().err)
+
+
+def test_suite_runs_a_seed_given_twice_once(monkeypatch):
+    from benchmarks import suite
+
+    started = []
+    monkeypatch.setattr(suite, "run_jobs", lambda function, jobs, n_jobs, **kwargs: started.extend(jobs))
+    monkeypatch.setattr(suite, "render", lambda *args, **kwargs: None)
+    suite.main(["--tasks", "toy", "toy", "--methods", "swfp", "--seeds", "0", "0", "1"])
+    assert [(run.task, run.seed) for run in started] == [("toy", 0), ("toy", 1)]
