@@ -35,7 +35,7 @@ import numpy as np
 
 from benchmarks import CORE_COMMAND, CORE_RESULTS, DOCS, HYPERPARAMS, given_options, write_result
 from benchmarks.cost import ENV_ID, SPEED_PREDICT_CALLS, SPEED_ROUNDS, SPEED_TRAIN_CHUNK, measure_speed, pendulum_model
-from benchmarks.render_core import ALGOS, render_core, strip_paths
+from benchmarks.render_core import ALGOS, LEARNING_EVAL_EVERY, LEARNING_STEPS, render_core, strip_paths
 from benchmarks.runner import run_jobs
 from sb3_swfp.common.squash import SQUASHES
 from sb3_swfp.swfp.swfp import SWFP
@@ -51,7 +51,9 @@ def run_learning(job: tuple[str, int, int, int, str | None], results: Path = COR
     default, written to ``learning_swfp-<squash>_s<seed>.json``: the check a new default must pass.
     """
     algo, seed, total, eval_every, squash = job
-    out = results / f"learning_{algo}{f'-{squash}' if squash else ''}_s{seed}.json"
+    # Another budget or interval: its own file and command, left out of the page's 20k-step table
+    other = "" if (total, eval_every) == (LEARNING_STEPS, LEARNING_EVAL_EVERY) else f"_{total}steps_every{eval_every}"
+    out = results / f"learning_{algo}{f'-{squash}' if squash else ''}_s{seed}{other}.json"
     if out.exists():
         return f"skip {out.name}"
     import gymnasium as gym
@@ -88,11 +90,15 @@ def run_learning(job: tuple[str, int, int, int, str | None], results: Path = COR
         "env": ENV_ID,
         "seed": seed,
         "total_timesteps": total,
+        "eval_every": eval_every,
         "wall_s": time.perf_counter() - start,
         "curve": curve,
         "squash": squash,
         "hyperparams": {k: repr(v) for k, v in {**load_hyperparams(algo, ENV_ID, HYPERPARAMS), **overrides}.items()},
-        "command": f"{CORE_COMMAND} --suite learning --seeds {seed}" + (f" --algos swfp --squash {squash}" if squash else ""),
+        "command": f"{CORE_COMMAND} --suite learning --seeds {seed}"
+        + (f" --algos swfp --squash {squash}" if squash else "")
+        + (f" --algos {algo} --timesteps {total} --eval-every {eval_every}" if other and not squash else "")
+        + (f" --timesteps {total} --eval-every {eval_every}" if other and squash else ""),
     }
     write_result(out, result)
     return f"done {out.name} in {result['wall_s']:.0f}s"
@@ -154,8 +160,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--suite", choices=("learning", "speed"), help="which benchmark to run")
     parser.add_argument("--algos", nargs="+", default=list(ALGOS), choices=ALGOS)
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--timesteps", type=int, default=20_000)
-    parser.add_argument("--eval-every", type=int, default=1_000)
+    parser.add_argument("--timesteps", type=int, default=LEARNING_STEPS, help="runs with another budget stay out of the page")
+    parser.add_argument("--eval-every", type=int, default=LEARNING_EVAL_EVERY)
     parser.add_argument("--squash", choices=SQUASHES, help="learning suite, SWFP only: this squash instead of the class default")
     parser.add_argument("--jobs", type=int, default=1, help="independent processes, one torch thread each")
     parser.add_argument("--render", action="store_true", help="only re-render the docs page")

@@ -428,6 +428,9 @@ def test_core_learning_with_another_squash_writes_its_own_file_and_section(tmp_p
         return cost.pendulum_model(algo, seed, **overrides, learning_starts=50, batch_size=32, policy_kwargs=dict(net_arch=[32]))
 
     monkeypatch.setattr(core, "pendulum_model", small_model)
+    for module in (core, render_core):  # these 100 steps stand for the page's 20k
+        monkeypatch.setattr(module, "LEARNING_STEPS", 100)
+        monkeypatch.setattr(module, "LEARNING_EVAL_EVERY", 100)
     results, docs = tmp_path / "core", tmp_path / "docs"
     assert core.run_learning(("swfp", 0, 100, 100, "clip"), results).startswith("done learning_swfp-clip_s0.json")
     assert made == [{"squash": "clip"}]  # the zoo entry with the squash on top, nothing else changed
@@ -444,6 +447,20 @@ def test_core_learning_with_another_squash_writes_its_own_file_and_section(tmp_p
         core.main(["--suite", "learning", "--algos", "sac", "--squash", "tanh"])
     with pytest.raises(SystemExit):  # the class default's runs are the SWFP rows, not another squash's
         core.main(["--suite", "learning", "--algos", "swfp", "--squash", "soft_clip"])
+
+
+def test_a_core_learning_run_with_another_budget_stays_out_of_the_20k_table(tmp_path, monkeypatch):
+    from benchmarks import core
+
+    monkeypatch.setattr(core, "pendulum_model", lambda algo, seed, **overrides: cost.pendulum_model(algo, seed, learning_starts=50, policy_kwargs=dict(net_arch=[8])))
+    results, docs = tmp_path / "core", tmp_path / "docs"
+    assert core.run_learning(("sac", 9, 100, 50, None), results).startswith("done learning_sac_s9_100steps_every50.json")
+    result = json.loads((results / "learning_sac_s9_100steps_every50.json").read_text())
+    assert result["command"].endswith("--suite learning --seeds 9 --algos sac --timesteps 100 --eval-every 50")
+    docs.mkdir()
+    render_core.render_core(results, docs)
+    page = (docs / "core_benchmarks.md").read_text()
+    assert "| SAC |" not in page and f"not in this section: `{result['command']}`" in page
 
 
 def test_core_speed_suite_refuses_the_learning_suites_options(capsys, monkeypatch):
