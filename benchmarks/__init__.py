@@ -61,6 +61,14 @@ def write_result(out: Path, result: dict, indent: int | None = 1) -> None:
     os.replace(tmp, out)
 
 
+def read_result(path: Path) -> dict:
+    """One result file, or a ValueError that names it (a copy cut short, an edit gone wrong)."""
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path} is not a readable result ({error}): restore it from git, or delete it to run it again") from error
+
+
 def current_command(command: str) -> str:
     """A result's command in today's form: results made by the former scripts (``examples/benchmark_*.py``)
     record those; the pages show the command that makes the run now."""

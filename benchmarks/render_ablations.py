@@ -100,6 +100,10 @@ def _selection(results: Path) -> list[str]:
     return [*lines, ""]
 
 
+#: The commit that ended the settings of the archive's task folders (the density on the action box, one preset)
+ARCHIVE_SETTINGS_END = "2928f9e"
+
+
 def _archive(results: Path, docs: Path) -> list[str]:
     """SWFP runs made with the settings of earlier releases (``<results>/archive/``)."""
     tasks = by_task(load(results, f"{ARCHIVE}/*/*.json"))
@@ -110,6 +114,8 @@ def _archive(results: Path, docs: Path) -> list[str]:
         "",
         "SWFP runs made with the settings of earlier releases, kept for the record (`docs/results/benchmarks/archive/`):",
         "each JSON says what it ran with, [results.md](results.md#runs-of-earlier-settings) what changed since.",
+        f"Their commands are those of the code they ran on (release 0.1.0, before commit {ARCHIVE_SETTINGS_END}; a relabelled run's",
+        "note says what it ran as): run today, a command runs today's settings into `cpu/`, or skips a run of that name there.",
         "",
     ]
     for task_name, runs in tasks.items():

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks import CORE_COMMAND, CORE_RESULTS, DOCS, RENDER_COMMAND, ROOT, current_command, shown
+from benchmarks import CORE_COMMAND, CORE_RESULTS, DOCS, RENDER_COMMAND, ROOT, current_command, read_result, shown
 
 ALGOS = ("swfp", "sac", "td3")
 THRESHOLD = -200.0
@@ -72,7 +72,7 @@ LEARNING_STEPS, LEARNING_EVAL_EVERY = 20_000, 1_000
 def render_core(results: Path = CORE_RESULTS, docs: Path = DOCS) -> None:
     """Re-render ``<docs>/core_benchmarks.md`` (and the PNG, next to the results) from the JSON files in ``results``."""
     page = docs / "core_benchmarks.md"
-    loaded = [json.loads(p.read_text()) for p in sorted(results.glob("learning_*.json"))]
+    loaded = [read_result(path) for path in sorted(results.glob("learning_*.json"))]
     # The table and its goal are about 20k steps evaluated every 1000: a shorter run would be read as one of them
     every_run = [r for r in loaded if (r["total_timesteps"], r.get("eval_every", LEARNING_EVAL_EVERY)) == (LEARNING_STEPS, LEARNING_EVAL_EVERY)]
     runs = [run for run in every_run if not run.get("squash")]
@@ -223,7 +223,7 @@ def _plot(runs: list[dict], path: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for color, algo in zip(("C0", "C1", "C2"), ALGOS):
-        curves = [np.array(r["curve"]) for r in runs if r["algo"] == algo]
+        curves = [np.array(r["curve"]) for r in runs if r["algo"] == algo and r["curve"]]  # the NaN guard may leave none
         if not curves:
             continue
         n = min(len(c) for c in curves)

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks import current_command, methods
+from benchmarks import current_command, methods, read_result
 from benchmarks.methods import LABELS, METHODS, variant_name
 from benchmarks.tasks import TASKS, Task
 from sb3_swfp.presets import merge_kwargs
@@ -28,8 +28,8 @@ ARCHIVE = "archive"
 
 
 def load(results: Path, pattern: str) -> list[dict]:
-    """The results matching ``pattern`` under ``results``, in path order."""
-    return [json.loads(p.read_text()) for p in sorted(results.glob(pattern))]
+    """The results matching ``pattern`` under ``results``, in path order; a file that is not JSON is named."""
+    return [read_result(path) for path in sorted(results.glob(pattern))]
 
 
 def by_task(runs: list[dict]) -> dict[str, list[dict]]:
@@ -154,7 +154,8 @@ def plot_task(path: Path, task: Task, methods: dict[str, list[dict]], demo_retur
 
     fig, ax = plt.subplots(figsize=(6.5, 4))
     for color, method in enumerate(m for m in _ordered(methods) if m != "bc"):
-        curves = [np.array([c[:2] for c in r["curve"]]) for r in methods[method]]
+        complete = [r for r in methods[method] if not r.get("error")] or methods[method]  # as the table's columns
+        curves = [np.array([c[:2] for c in r["curve"]]) for r in complete]
         n = min(len(c) for c in curves)
         steps, means = curves[0][:n, 0], np.stack([c[:n, 1] for c in curves])
         style = "-" if variant_name(method) is None else ":"
@@ -205,9 +206,12 @@ def render_task(
     for method in _ordered(methods_runs):
         group = methods_runs[method]
         initial = [_initial(r)[0] for r in group]
-        final = initial if method == "bc" else [_final(r)[0] for r in group]
+        # Runs the NaN guard stopped stay out of the final, best and along-the-way columns (the row says so)
+        stopped = [] if method == "bc" else [r for r in group if r.get("error")]
+        complete = [r for r in group if r not in stopped] or group
+        final = initial if method == "bc" else [_final(r)[0] for r in complete]
         finals[method] = float(np.mean(final))
-        curves = [np.array([c[1] for c in r["curve"]]) for r in group]
+        curves = [np.array([c[1] for c in r["curve"]]) for r in complete]
         n = min(len(c) for c in curves)
         best = initial if method == "bc" else [float(np.stack([c[:n] for c in curves]).mean(0).max())]
         # The area under the learning curve, per evaluation: how good the policy was along the way
@@ -225,8 +229,11 @@ def render_task(
             kept = [r.get("toy_modes") for r in group]
             row += ("–" if method == "bc" or None in kept else ", ".join(f"{k['high_reward_share']:.2f} ({k['high_reward_modes_kept']}/{k['n_high_reward_modes']})" for k in kept)) + " | "
         wall = "–" if method == "bc" else f"{np.mean([r['online_wall_s'] for r in group]) / 60:.1f} min"
-        errors = [r["error"] for r in group if r.get("error")]
-        lines.append(row + wall + (f" ({len(errors)} stopped by the NaN guard)" if errors else "") + " |")
+        note = ""
+        if stopped:
+            at = ", ".join(str(r["curve"][-1][0]) for r in stopped)
+            note = f" ({len(stopped)} stopped by the NaN guard, last evaluated at step {at}; not in final, best or mean)"
+        lines.append(row + wall + note + " |")
     lines.append("")
     if "swfp" in finals and not ablation:
         lines += _verdict_lines(task, finals, alongs)
@@ -304,9 +311,11 @@ def robustness_row(run: dict) -> dict[str, Any]:
     """What the robustness suite checks in one SWFP run: final >= BC start, and no evaluation below
     ``BC - 10% |BC|`` (the start is the step-0 evaluation, after BC)."""
     evaluations = [point[1] for point in run["curve"]]
-    bc, final, lowest = evaluations[0], evaluations[-1], min(evaluations[1:])
+    # A run the NaN guard stopped before its first evaluation after the start has only the start
+    bc, final, lowest = evaluations[0], evaluations[-1], min(evaluations[1:], default=evaluations[0])
     floor = bc - 0.1 * abs(bc)
-    return {"bc": bc, "final": final, "lowest": lowest, "final_ge_bc": final >= bc, "no_dip": lowest >= floor}
+    diverged = bool(run.get("error"))  # stopped by the NaN guard: neither line holds, whatever it evaluated before
+    return {"bc": bc, "final": final, "lowest": lowest, "final_ge_bc": final >= bc and not diverged, "no_dip": lowest >= floor and not diverged}
 
 
 def toy_ok(toy_modes: dict[str, Any]) -> bool:

@@ -673,3 +673,32 @@ def test_suite_runs_a_seed_given_twice_once(monkeypatch):
     monkeypatch.setattr(suite, "render", lambda *args, **kwargs: None)
     suite.main(["--tasks", "toy", "toy", "--methods", "swfp", "--seeds", "0", "0", "1"])
     assert [(run.task, run.seed) for run in started] == [("toy", 0), ("toy", 1)]
+
+
+def test_a_run_the_nan_guard_stopped_fails_both_lines_and_does_not_cut_the_others_curves(tmp_path):
+    from benchmarks.render_tasks import render_task
+
+    stopped = {"curve": [[0, -150.0, 0.0, None]], "error": "NonFiniteLossError at env step 10: critic_loss"}
+    assert robustness_row(stopped) == {"bc": -150.0, "final": -150.0, "lowest": -150.0, "final_ge_bc": False, "no_dip": False}
+
+    def run(seed, curve, error=None):
+        return {
+            "task": "pendulum", "method": "sac", "seed": seed, "curve": [[step, value, 0.0, None] for step, value in curve], "error": error,
+            "online_steps": 8000, "online_wall_s": 60.0, "demos": {"transitions": 10, "episode_return_mean": -200.0}, "command": "c",
+        }  # fmt: skip
+
+    full = [(0, -1000.0), (4000, -500.0), (8000, -200.0)]
+    lines = render_task(tmp_path, tmp_path, "cpu", "pendulum", [run(0, full), run(1, full), run(2, full[:2], "NonFiniteLossError")])
+    (row,) = [line for line in lines if line.startswith("| SAC from scratch")]
+    # final and mean of all evaluations over the two complete runs, each over its three evaluations
+    assert "| -1000.0 ± 0.0 | -200.0 ± 0.0 | -200.0 | -566.7 ± 0.0 |" in row, row
+    assert "(1 stopped by the NaN guard, last evaluated at step 4000; not in final, best or mean)" in row
+
+
+def test_render_names_a_result_file_that_is_not_json(tmp_path):
+    from benchmarks import read_result
+
+    cut = tmp_path / "swfp_s0.json"
+    cut.write_text('{"task": "toy", "cur')
+    with pytest.raises(ValueError, match=r"swfp_s0.json is not a readable result .*restore it from git, or delete it"):
+        read_result(cut)
