@@ -135,7 +135,8 @@ def _archived_robustness(results: Path) -> list[str]:
         f"The suite's runs of the preset before it took ten critics (C3 of [robustness.md](robustness.md), seeds "
         f"{', '.join(map(str, seeds))}; `docs/results/benchmarks/archive/robustness/`), kept for the record: each JSON",
         "has the command and arguments it ran with.  Their seeds were the suite's fresh seeds then; the ten critics",
-        "were chosen after them, so the suite now runs on other seeds ([benchmarks.md](benchmarks.md#robustness-the-fine-tuning-preset-on-fresh-seeds)).",
+        "were chosen after them, so the suite now runs on other seeds ([benchmarks.md](benchmarks.md#robustness-the-fine-tuning-preset-on-fresh-seeds))",
+        "and refuses these: their commands ran with the earlier preset's code.",
         "",
     ]
     return lines + robustness_table(runs, len(TASKS) * len(seeds))

@@ -223,7 +223,7 @@ def render_task(
             f"{mean_std(along, d)} | "
         )
         if task.success_metric:
-            successes = [(_initial(r) if method == "bc" else _final(r))[1] for r in group]
+            successes = [(_initial(r) if method == "bc" else _final(r))[1] for r in (group if method == "bc" else complete)]
             row += f"{np.mean(successes):.2f} | "
         if task.demos == "toy":
             kept = [r.get("toy_modes") for r in group]
@@ -232,7 +232,8 @@ def render_task(
         note = ""
         if stopped:
             at = ", ".join(str(r["curve"][-1][0]) for r in stopped)
-            note = f" ({len(stopped)} stopped by the NaN guard, last evaluated at step {at}; not in final, best or mean)"
+            left_out = "not in final, best or mean" if len(stopped) < len(group) else "every seed: the columns are their last evaluations"
+            note = f" ({len(stopped)} stopped by the NaN guard, last evaluated at step {at}; {left_out})"
         lines.append(row + wall + note + " |")
     lines.append("")
     if "swfp" in finals and not ablation:
@@ -351,8 +352,14 @@ def robustness_table(runs: list[dict], planned: int) -> list[str]:
         bc_mean, final_mean = np.mean([r["bc"] for r in rows]), np.mean([r["final"] for r in rows])
         n_final, n_dip = sum(r["final_ge_bc"] for r in rows), sum(r["no_dip"] for r in rows)
         total, final_ok, dip_ok = total + len(rows), final_ok + n_final, dip_ok + n_dip
-        (tasks_above if final_mean > bc_mean else tasks_below).append(task.env_id)
-        per_seed = "; ".join(f"s{r['seed']}: {row['bc']:.{d}f} → {row['final']:.{d}f} ({row['lowest']:.{d}f})" for r, row in zip(group, rows))
+        # A task with a run the NaN guard stopped does not count as improving, whatever its mean
+        diverged = [r for r in group if r.get("error")]
+        (tasks_above if final_mean > bc_mean and not diverged else tasks_below).append(task.env_id)
+        per_seed = "; ".join(
+            f"s{r['seed']}: {row['bc']:.{d}f} → {row['final']:.{d}f} ({row['lowest']:.{d}f})"
+            + (f", stopped by the NaN guard after step {r['curve'][-1][0]}" if r.get("error") else "")
+            for r, row in zip(group, rows)
+        )
         lines.append(
             f"| {task.env_id} | {len(rows)} | {bc_mean:.{d}f} | {final_mean:.{d}f} | {n_final}/{len(rows)} | {n_dip}/{len(rows)} | {per_seed} |"
         )
@@ -364,7 +371,7 @@ def robustness_table(runs: list[dict], planned: int) -> list[str]:
             )
         if task.demos == "toy":
             modes = [r["toy_modes"] for r in group]
-            ok = [toy_ok(m) for m in modes]
+            ok = [toy_ok(m) and not r.get("error") for m, r in zip(modes, group)]
             toy_lines.append(
                 f"- Toy: ≥ 90% of the samples in the high-reward modes with each mode holding ≥ 10% of them in "
                 f"{sum(ok)} of {len(ok)} seeds (" + ", ".join(f"{m['high_reward_share']:.2f} ({m['high_reward_modes_kept']}/{m['n_high_reward_modes']})" for m in modes)

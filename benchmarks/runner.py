@@ -152,8 +152,8 @@ def _held(path: Path) -> Iterator[bool]:
             fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             held = False
-        else:
-            held = True
+        else:  # a file its holder unlinked after this process opened it is not the lock any more
+            held = path.exists() and os.fstat(file.fileno()).st_ino == os.stat(path).st_ino
         try:
             yield held
         finally:

@@ -62,6 +62,7 @@ def swfp_kwargs_problem(swfp_kwargs: dict[str, Any]) -> str | None:
     """What is wrong with a variant's SWFP arguments (one the suite sets itself, a name SWFP or its policy does not
     take), or None."""
     from sb3_swfp import SWFP
+    from sb3_swfp.common.checks import POLICY_ARGS
     from sb3_swfp.swfp.policies import FlowPolicy
 
     set_by_the_suite = {"policy", "env", "seed", "device", "verbose", "tensorboard_log", "_init_setup_model"} & set(swfp_kwargs)
@@ -73,8 +74,14 @@ def swfp_kwargs_problem(swfp_kwargs: dict[str, Any]) -> str | None:
     policy_kwargs = swfp_kwargs.get("policy_kwargs") or {}
     if not isinstance(policy_kwargs, dict):
         return f"policy_kwargs must be a JSON object, got {policy_kwargs!r}"
-    unknown = sorted(set(policy_kwargs) - set(inspect.signature(FlowPolicy.__init__).parameters))
-    return f"FlowPolicy takes no argument {', '.join(unknown)} (policy_kwargs)" if unknown else None
+    # SWFP passes the spaces and the schedule itself, and takes the flow's arguments as its own
+    taken = set(inspect.signature(FlowPolicy.__init__).parameters) - {"self", "observation_space", "action_space", "lr_schedule", *POLICY_ARGS}
+    unknown = sorted(set(policy_kwargs) - taken)
+    if unknown:
+        return f"policy_kwargs: {', '.join(unknown)} not FlowPolicy's to take here (n_blocks, squash, ...: give them to SWFP)"
+    if "demonstrations" in (swfp_kwargs.get("replay_buffer_kwargs") or {}):
+        return "replay_buffer_kwargs: the task gives the demonstrations"
+    return None
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -652,7 +652,9 @@ def test_suite_refuses_counts_of_episodes_below_one(capsys, monkeypatch):
         (["--suite", "robustness", "--tasks", "toy", "--seeds", "0", "15"], "its table would count seeds 0 as fresh"),
         (["--variant", "x", "--swfp-kwargs", '{"nosuch": 1}'], "SWFP takes no argument nosuch"),
         (["--variant", "x", "--swfp-kwargs", '{"seed": 3}'], "seed set by the suite itself"),
-        (["--variant", "x", "--swfp-kwargs", '{"policy_kwargs": {"nosuch": 1}}'], r"FlowPolicy takes no argument nosuch \(policy_kwargs\)"),
+        (["--variant", "x", "--swfp-kwargs", '{"policy_kwargs": {"nosuch": 1}}'], r"policy_kwargs: nosuch not FlowPolicy's to take here"),
+        (["--variant", "x", "--swfp-kwargs", '{"policy_kwargs": {"n_blocks": 3}}'], r"policy_kwargs: n_blocks not FlowPolicy's .* give them to SWFP"),
+        (["--variant", "x", "--swfp-kwargs", '{"replay_buffer_kwargs": {"demonstrations": "d.npz"}}'], "the task gives the demonstrations"),
     ],
 )
 def test_suite_refuses_what_would_fail_in_a_worker_before_any_run_starts(argv, message, capsys, monkeypatch):
@@ -693,6 +695,11 @@ def test_a_run_the_nan_guard_stopped_fails_both_lines_and_does_not_cut_the_other
     # final and mean of all evaluations over the two complete runs, each over its three evaluations
     assert "| -1000.0 ± 0.0 | -200.0 ± 0.0 | -200.0 | -566.7 ± 0.0 |" in row, row
     assert "(1 stopped by the NaN guard, last evaluated at step 4000; not in final, best or mean)" in row
+    # The robustness table marks it, and its task does not count as improving on the mean
+    rising = {"task": "pendulum", "seed": 15, "curve": [[0, -300.0, 0.0, None], [8000, -100.0, 0.0, None]], "demos": {}}
+    table = "\n".join(robustness_table([rising, {**rising, "seed": 16, **stopped}], planned=2))
+    assert "s16: -150.0 → -150.0 (-150.0), stopped by the NaN guard after step 0" in table
+    assert "Mean final above the mean BC start on every task: **not met**" in table
 
 
 def test_render_names_a_result_file_that_is_not_json(tmp_path):

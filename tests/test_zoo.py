@@ -198,6 +198,7 @@ def test_continue_training_from_a_zip(trained, tmp_path, capsys):
         "--eval-freq", -1, "--num-threads", 1, *TINY_PARAMS,
     )  # fmt: skip
     assert "Loading pretrained agent" in capsys.readouterr().out
+    assert SWFP.load(run_dir(tmp_path) / f"{ENV_ID}.zip").num_timesteps == 60
 
 
 def test_continuing_keeps_the_saved_flow(trained, tmp_path, capsys):
@@ -211,7 +212,6 @@ def test_continuing_keeps_the_saved_flow(trained, tmp_path, capsys):
     assert continued.n_blocks == 2 and continued.policy_kwargs["n_blocks"] == 2 and continued.ode_solver == "midpoint"
     assert "Continuing with the saved flow: n_blocks=2 (the entry's: 4), ode_solver='midpoint' (the entry's: 'euler')" in capsys.readouterr().out
     assert zoo.ALGOS["swfp"] is SWFP  # restored
-    assert SWFP.load(run_dir(tmp_path) / f"{ENV_ID}.zip").num_timesteps == 60
 
 
 def test_all_plots_and_plot_train_read_swfp_logs(trained, tmp_path, monkeypatch):
