@@ -31,8 +31,10 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
+import shutil
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -223,28 +225,68 @@ def json_object(text: str) -> dict:
     return value
 
 
+def count(least: int) -> Callable[[str], int]:
+    """An argparse type: an integer ``>= least``, or a clear usage error before any work starts."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from exc
+        if value < least:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {least}, got {value}")
+        return value
+
+    return parse
+
+
+#: What this script writes under --out; a second run there would replace a first one's
+OUTPUTS = ("results.json", "demos.npz", "learning_curve.png", "tb")
+#: SWFP arguments this script sets from its own flags
+SET_BY_FLAGS = {"seed": "--seed", "tensorboard_log": "--out", "policy": "(FlowPolicy)", "env": "(Pendulum-v1)"}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="runs/offline_to_online", help="folder for the demonstrations, PNG, JSON and TensorBoard logs")
-    parser.add_argument("--demo-episodes", type=int, default=10)
+    parser.add_argument("--overwrite", action="store_true", help="replace the results of an earlier run in --out")
+    parser.add_argument("--demo-episodes", type=count(1), default=10)
     parser.add_argument("--demo-noise", type=float, default=0.6, help="relative action-noise std of the expert")
-    parser.add_argument("--bc-steps", type=int, default=BC_KWARGS["gradient_steps"])
-    parser.add_argument("--online-steps", type=int, default=8000)
-    parser.add_argument("--eval-every", type=int, default=1000)
-    parser.add_argument("--eval-episodes", type=int, default=10)
+    parser.add_argument("--bc-steps", type=count(0), default=BC_KWARGS["gradient_steps"])
+    parser.add_argument("--online-steps", type=count(1), default=8000)
+    parser.add_argument("--eval-every", type=count(1), default=1000, help="env steps between evaluations; divides --online-steps")
+    parser.add_argument("--eval-episodes", type=count(1), default=10)
     parser.add_argument("--swfp-kwargs", type=json_object, default={}, help="JSON dict of SWFP arguments that replace FINETUNE_KWARGS'")
     parser.add_argument("--no-sac", action="store_true", help="skip the SAC-from-scratch baseline")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars (for log files)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--render", metavar="FOLDER", help="only print the Markdown tables of the results.json files in FOLDER")
     args = parser.parse_args(argv)
-    if args.render:
+    if args.render is not None:
         if not any(Path(args.render).glob("*.json")):
             parser.error(f"--render {args.render}: no results (*.json written by this script) in that folder")
         print(render(Path(args.render)))
         return
-    th.set_num_threads(1)
+    if args.online_steps % args.eval_every:
+        parser.error(f"--eval-every {args.eval_every} must divide --online-steps {args.online_steps}: the last evaluation is the final policy's")
+    if args.demo_noise < 0:
+        parser.error(f"--demo-noise is a standard deviation, >= 0, got {args.demo_noise}")
+    set_by_flags = sorted(set(args.swfp_kwargs) & set(SET_BY_FLAGS))
+    if set_by_flags:
+        parser.error(f"--swfp-kwargs: {', '.join(f'{name} is set by {SET_BY_FLAGS[name]}' for name in set_by_flags)}")
+    try:
+        presets.finetune_kwargs("unused.npz", **args.swfp_kwargs)  # the names, checked before any work
+    except TypeError as exc:
+        parser.error(f"--swfp-kwargs: {exc}")
     out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        parser.error(f"--out {args.out} is a file, expected a folder")
+    earlier = [name for name in OUTPUTS if (out / name).exists()]
+    if earlier and not args.overwrite:
+        parser.error(f"--out {args.out} holds an earlier run's {', '.join(earlier)}: give another --out (one per seed), or --overwrite")
+    if args.overwrite:
+        shutil.rmtree(out / "tb", ignore_errors=True)  # an earlier run's logs would sit beside this one's
+    th.set_num_threads(1)
     out.mkdir(parents=True, exist_ok=True)
     eval_env = Monitor(gym.make(ENV_ID))
     eval_env.reset(seed=10_000 + args.seed)
@@ -370,7 +412,8 @@ def render(folder: Path) -> str:
 
         bc = [run["swfp_curve"][0][1] for run in group]
         final = [run["swfp_curve"][-1][1] for run in group]
-        lowest = [min(mean for step, mean, _ in run["swfp_curve"] if step > _first_actor_step(run)) for run in group]
+        # A run shorter than the actor's first step has no such evaluation: its start stands in
+        lowest = [min((mean for step, mean, _ in run["swfp_curve"] if step > _first_actor_step(run)), default=run["swfp_curve"][0][1]) for run in group]
         sac = [run["sac_curve"][-1][1] for run in group if run["sac_curve"]]
         name = "`FINETUNE_KWARGS`" if key == "{}" else f"`FINETUNE_KWARGS` with `{key}`"
         seeds = ", ".join(str(run["args"]["seed"]) for run in group)

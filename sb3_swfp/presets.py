@@ -59,25 +59,30 @@ def finetune_kwargs(
     :param demonstrations: What ``DemoReplayBuffer`` accepts: a :class:`Demonstrations` or an ``.npz`` path.
     :param demo_ratio: Share of every batch drawn from the demonstrations.
     :param overrides: ``SWFP`` arguments that replace or add to the preset's (``seed``, ...);
-        ``policy_kwargs`` are merged key by key, so ``policy_kwargs=dict(net_arch=[64, 64])`` keeps the
-        preset's critics.
+        ``policy_kwargs`` and ``replay_buffer_kwargs`` are merged key by key, so
+        ``policy_kwargs=dict(net_arch=[64, 64])`` keeps the preset's critics and
+        ``replay_buffer_kwargs=dict(n_steps=3)`` the demonstrations.  ``policy`` and ``env`` are
+        ``SWFP``'s positional arguments, not the preset's.
     :return: A new dict; the preset itself is not modified.
     """
     from sb3_swfp.swfp import SWFP
 
-    unknown = sorted(set(overrides) - set(inspect.signature(SWFP.__init__).parameters) - {"self"})
+    taken = set(inspect.signature(SWFP.__init__).parameters) - {"self", "policy", "env"}
+    unknown = sorted(set(overrides) - taken)
     if unknown:
-        raise TypeError(f"finetune_kwargs: {', '.join(unknown)} {'is not an argument' if len(unknown) == 1 else 'are not arguments'} of SWFP")
+        raise TypeError(f"finetune_kwargs: {', '.join(unknown)} {'is not an argument' if len(unknown) == 1 else 'are not arguments'} of SWFP's preset")
     buffer = dict(replay_buffer_class=DemoReplayBuffer, replay_buffer_kwargs=dict(demonstrations=demonstrations, demo_ratio=demo_ratio))
     return merge_kwargs({**FINETUNE_KWARGS, **buffer}, overrides)
 
 
 def merge_kwargs(kwargs: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-    """``kwargs`` with ``overrides`` on top; ``policy_kwargs`` are merged key by key into a new dict (a
-    network size keeps the preset's critics, and the preset's own dict is never handed out)."""
+    """``kwargs`` with ``overrides`` on top; ``policy_kwargs`` and ``replay_buffer_kwargs`` are merged key by
+    key into new dicts (a network size keeps the preset's critics, a buffer setting the demonstrations, and
+    the preset's own dicts are never handed out)."""
     merged = {**kwargs, **overrides}
-    if "policy_kwargs" in merged:
-        merged["policy_kwargs"] = {**(kwargs.get("policy_kwargs") or {}), **(overrides.get("policy_kwargs") or {})}
+    for name in ("policy_kwargs", "replay_buffer_kwargs"):
+        if name in merged:
+            merged[name] = {**(kwargs.get(name) or {}), **(overrides.get(name) or {})}
     return merged
 
 

@@ -41,6 +41,32 @@ def test_offline_to_online_rejects_swfp_kwargs_that_are_not_a_json_object(text, 
         example.json_object(text)
 
 
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--eval-episodes", "0"], "--eval-episodes: expected an integer >= 1, got 0"),
+        (["--online-steps", "-5"], "--online-steps: expected an integer >= 1, got -5"),
+        (["--online-steps", "2500"], "--eval-every 1000 must divide --online-steps 2500"),
+        (["--swfp-kwargs", '{"seed": 3}'], "--swfp-kwargs: seed is set by --seed"),
+        (["--swfp-kwargs", '{"n_block": 3}'], "--swfp-kwargs: finetune_kwargs: n_block is not an argument"),
+        (["--out", "a_file"], "--out a_file is a file, expected a folder"),
+        (["--out", "earlier"], "--out earlier holds an earlier run's results.json, demos.npz: give another --out"),
+    ],
+)
+def test_offline_to_online_refuses_before_any_work_what_would_fail_or_overwrite(argv, message, tmp_path, monkeypatch, capsys):
+    example = load_example("offline_to_online")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a_file").write_text("mine")
+    (tmp_path / "earlier").mkdir()
+    for name in ("results.json", "demos.npz"):  # a first seed's results, which a second run must not replace
+        (tmp_path / "earlier" / name).write_text("mine")
+    monkeypatch.setattr(example, "collect_demonstrations", lambda *args, **kwargs: pytest.fail("work started"))
+    with pytest.raises(SystemExit):
+        example.main(argv)
+    assert message in capsys.readouterr().err
+    assert (tmp_path / "earlier" / "results.json").read_text() == (tmp_path / "a_file").read_text() == "mine"
+
+
 def test_offline_to_online_runs_and_reports(tmp_path, monkeypatch, capsys):
     """The main job end to end at a tiny budget, SAC process included: demos in --out, verdict, seed, std note, TensorBoard evaluations."""
     event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")

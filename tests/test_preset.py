@@ -118,6 +118,11 @@ def test_finetune_kwargs_put_the_demonstrations_in_the_buffer_and_take_overrides
     merged = finetune_kwargs("demos.npz", policy_kwargs=dict(net_arch=[16]))["policy_kwargs"]
     assert merged == {"n_critics": 10, "net_arch": [16]} and FINETUNE_KWARGS["policy_kwargs"] == {"n_critics": 10}
     assert finetune_kwargs("demos.npz", policy_kwargs=dict(n_critics=2))["policy_kwargs"] == {"n_critics": 2}
+    # and so do the buffer's: a buffer setting keeps the demonstrations (replaced whole, they were lost)
+    buffer = finetune_kwargs("demos.npz", replay_buffer_kwargs=dict(n_steps=3))["replay_buffer_kwargs"]
+    assert buffer == dict(demonstrations="demos.npz", demo_ratio=0.25, n_steps=3)
+    with pytest.raises(TypeError, match="policy is not an argument of SWFP's preset"):  # SWFP's first argument
+        finetune_kwargs("demos.npz", policy="MlpPolicy")
 
 
 def test_the_preset_builds_ten_critics_and_takes_their_minimum(bc_flow):
