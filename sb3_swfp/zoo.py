@@ -246,9 +246,14 @@ def default_config(algo: str, env_id: str) -> str | None:
     path = None if folder is None else folder / f"{algo}.yml"
     if path is None or not path.is_file():
         if algo == ALGO_NAME:
+            # The variable, when set, replaces the other places: say which were searched
+            where = (
+                f"in ${HYPERPARAMS_ENV_VAR}'s folder {str(folder)!r}, which replaces the other places"
+                if HYPERPARAMS_ENV_VAR in os.environ
+                else "in the installed package and the repository's zoo_hyperparams/"
+            )
             raise FileNotFoundError(
-                f"no {ALGO_NAME}.yml found (looked in ${HYPERPARAMS_ENV_VAR}, the installed package and the "
-                f"repository's zoo_hyperparams/): pass -conf path/to/{ALGO_NAME}.yml or set ${HYPERPARAMS_ENV_VAR}"
+                f"no {ALGO_NAME}.yml found {where}: pass -conf path/to/{ALGO_NAME}.yml or set ${HYPERPARAMS_ENV_VAR}"
             )
         return None
     if algo == ALGO_NAME:

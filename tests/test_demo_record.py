@@ -60,7 +60,9 @@ def test_load_missing_file_names_the_path(tmp_path):
     missing = tmp_path / "nowhere" / "demos.npz"
     with pytest.raises(FileNotFoundError, match="nowhere"):
         load_demonstrations(missing)
-    with pytest.raises(FileNotFoundError, match="no demonstrations file at '/'"):
+    with pytest.raises(FileNotFoundError, match=r"no demonstrations file at 'demos/x.npz' \(relative to the working directory '/"):
+        load_demonstrations("demos/x.npz")
+    with pytest.raises(FileNotFoundError, match="no demonstrations file at '/'$"):
         load_demonstrations("/")  # a path without a name: nothing to append .npz to
 
 

@@ -91,7 +91,7 @@ def test_default_config_picks_our_files_only_where_they_have_the_entry(tmp_path,
     # No sac.yml in that folder: rl-zoo3's
     assert zoo.default_config("sac", "Hopper-v5") is None
     (tmp_path / "swfp.yml").unlink()
-    with pytest.raises(FileNotFoundError, match="-conf"):
+    with pytest.raises(FileNotFoundError, match=f"in \\$SB3_SWFP_HYPERPARAMS's folder '{tmp_path}', which replaces the other places: pass -conf"):
         zoo.default_config("swfp", ENV_ID)
     monkeypatch.setenv(zoo.HYPERPARAMS_ENV_VAR, str(tmp_path / "missing"))
     with pytest.raises(NotADirectoryError):

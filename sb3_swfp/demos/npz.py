@@ -96,7 +96,8 @@ def load_demonstrations(path: str | os.PathLike) -> Demonstrations:
     if not path.is_file() and path.name and path.with_name(path.name + ".npz").is_file():
         path = path.with_name(path.name + ".npz")
     if not path.is_file():
-        raise FileNotFoundError(f"no demonstrations file at {str(path)!r}")
+        relative = "" if path.is_absolute() else f" (relative to the working directory {os.getcwd()!r})"
+        raise FileNotFoundError(f"no demonstrations file at {str(path)!r}{relative}")
     try:
         archive = np.load(path, allow_pickle=False)
     except Exception as error:  # np.load raises ValueError, OSError or pickle errors depending on the content
