@@ -96,9 +96,9 @@ def run_learning(job: tuple[str, int, int, int, str | None], results: Path = COR
         "squash": squash,
         "hyperparams": {k: repr(v) for k, v in {**load_hyperparams(algo, ENV_ID, HYPERPARAMS), **overrides}.items()},
         "command": f"{CORE_COMMAND} --suite learning --seeds {seed}"
-        + (f" --algos swfp --squash {squash}" if squash else "")
-        + (f" --algos {algo} --timesteps {total} --eval-every {eval_every}" if other and not squash else "")
-        + (f" --timesteps {total} --eval-every {eval_every}" if other and squash else ""),
+        + (f" --algos {algo}" if squash or other else "")
+        + (f" --squash {squash}" if squash else "")
+        + (f" --timesteps {total} --eval-every {eval_every}" if other else ""),
     }
     write_result(out, result)
     return f"done {out.name} in {result['wall_s']:.0f}s"

@@ -10,7 +10,16 @@ import numpy as np
 
 from benchmarks import DOCS, RENDER_COMMAND, RESULTS, SUITE_COMMAND
 from benchmarks.methods import variant_name
-from benchmarks.render_tasks import ARCHIVE, by_task, load, render_task, robustness_row, robustness_table, toy_ok
+from benchmarks.render_tasks import (
+    ARCHIVE,
+    SETTINGS_0_1_END,
+    by_task,
+    load,
+    render_task,
+    robustness_row,
+    robustness_table,
+    toy_ok,
+)
 from benchmarks.studies import DENSITY_BC_TASKS, DENSITY_SQUASHES, DRIFT_CHECKPOINTS, HELD_OUT_LANDSCAPES
 from benchmarks.tasks import TASKS
 
@@ -100,10 +109,6 @@ def _selection(results: Path) -> list[str]:
     return [*lines, ""]
 
 
-#: The commit that ended the settings of the archive's task folders (the density on the action box, one preset)
-ARCHIVE_SETTINGS_END = "2928f9e"
-
-
 def _archive(results: Path, docs: Path) -> list[str]:
     """SWFP runs made with the settings of earlier releases (``<results>/archive/``)."""
     tasks = by_task(load(results, f"{ARCHIVE}/*/*.json"))
@@ -114,7 +119,7 @@ def _archive(results: Path, docs: Path) -> list[str]:
         "",
         "SWFP runs made with the settings of earlier releases, kept for the record (`docs/results/benchmarks/archive/`):",
         "each JSON says what it ran with, [results.md](results.md#runs-of-earlier-settings) what changed since.",
-        f"Their commands are those of the code they ran on (release 0.1.0, before commit {ARCHIVE_SETTINGS_END}; a relabelled run's",
+        f"Their commands are those of the code they ran on (release 0.1.0, before commit {SETTINGS_0_1_END}; a relabelled run's",
         "note says what it ran as): run today, a command runs today's settings into `cpu/`, or skips a run of that name there.",
         "",
     ]

@@ -20,8 +20,10 @@ from benchmarks.tasks import TASKS, Task
 from sb3_swfp.presets import merge_kwargs
 from sb3_swfp.swfp.policies import FlowPolicy
 
+#: The commit that ended release 0.1.0's settings (the density on the action box; q_on removed)
+SETTINGS_0_1_END = "2928f9e"
 #: SWFP arguments that committed runs used and a later commit removed, with that commit
-REMOVED_OPTIONS = {"q_on": "2928f9e"}
+REMOVED_OPTIONS = {"q_on": SETTINGS_0_1_END}
 
 #: Results folder of runs made with settings of earlier releases, kept for the record (docs/ablations.md)
 ARCHIVE = "archive"
@@ -30,6 +32,12 @@ ARCHIVE = "archive"
 def load(results: Path, pattern: str) -> list[dict]:
     """The results matching ``pattern`` under ``results``, in path order; a file that is not JSON is named."""
     return [read_result(path) for path in sorted(results.glob(pattern))]
+
+
+def _complete(group: list[dict]) -> list[dict]:
+    """The runs of a method that the NaN guard did not stop (all of them, where it stopped every one): the
+    runs its table columns and curve are made of."""
+    return [r for r in group if not r.get("error")] or group
 
 
 def by_task(runs: list[dict]) -> dict[str, list[dict]]:
@@ -154,8 +162,7 @@ def plot_task(path: Path, task: Task, methods: dict[str, list[dict]], demo_retur
 
     fig, ax = plt.subplots(figsize=(6.5, 4))
     for color, method in enumerate(m for m in _ordered(methods) if m != "bc"):
-        complete = [r for r in methods[method] if not r.get("error")] or methods[method]  # as the table's columns
-        curves = [np.array([c[:2] for c in r["curve"]]) for r in complete]
+        curves = [np.array([c[:2] for c in r["curve"]]) for r in _complete(methods[method])]
         n = min(len(c) for c in curves)
         steps, means = curves[0][:n, 0], np.stack([c[:n, 1] for c in curves])
         style = "-" if variant_name(method) is None else ":"
@@ -208,7 +215,7 @@ def render_task(
         initial = [_initial(r)[0] for r in group]
         # Runs the NaN guard stopped stay out of the final, best and along-the-way columns (the row says so)
         stopped = [] if method == "bc" else [r for r in group if r.get("error")]
-        complete = [r for r in group if r not in stopped] or group
+        complete = _complete(group)
         final = initial if method == "bc" else [_final(r)[0] for r in complete]
         finals[method] = float(np.mean(final))
         curves = [np.array([c[1] for c in r["curve"]]) for r in complete]

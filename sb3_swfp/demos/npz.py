@@ -115,11 +115,11 @@ def load_demonstrations(path: str | os.PathLike) -> Demonstrations:
                     raise ValueError(f"{str(path)!r}: {key!r} holds Python objects; expected a numeric array") from error
                 raise ValueError(f"{str(path)!r}: {key!r} cannot be read ({error})") from error
 
-        if "__format__" in keys and str(read("__format__")) != FORMAT_NAME:
-            raise ValueError(f"{str(path)!r} has format {str(read('__format__'))!r}, expected {FORMAT_NAME!r}")
-        if "__version__" in keys and int(read("__version__")) > FORMAT_VERSION:
+        if "__format__" in keys and (found := str(read("__format__"))) != FORMAT_NAME:
+            raise ValueError(f"{str(path)!r} has format {found!r}, expected {FORMAT_NAME!r}")
+        if "__version__" in keys and (version := int(read("__version__"))) > FORMAT_VERSION:
             raise ValueError(
-                f"{str(path)!r} has format version {int(read('__version__'))}, this sb3_swfp reads up to "
+                f"{str(path)!r} has format version {version}, this sb3_swfp reads up to "
                 f"version {FORMAT_VERSION}: upgrade sb3_swfp"
             )
         missing = [name for name in _FLAT_FIELDS if name not in keys]

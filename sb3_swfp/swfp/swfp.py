@@ -19,7 +19,13 @@ from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, ReplayBufferSamples, Schedule
 from stable_baselines3.common.utils import FloatSchedule, get_parameters_by_name, polyak_update, update_learning_rate
 
-from sb3_swfp.common.checks import check_action_space, check_policy_args_repeated, check_swfp_arguments, initial_ent_coef
+from sb3_swfp.common.checks import (
+    POLICY_ARGS,
+    check_action_space,
+    check_policy_args_repeated,
+    check_swfp_arguments,
+    initial_ent_coef,
+)
 from sb3_swfp.common.losses import aggregate_q, check_finite, ent_coef_loss, jko_block_loss, soft_q_loss, soft_q_target
 from sb3_swfp.demos import (
     DemonstrationsLike,
@@ -224,7 +230,7 @@ class SWFP(OffPolicyAlgorithm):
 
         # The user's policy_kwargs only (load() gives none here, and its overrides of n_blocks, ... are SB3's to apply)
         if self.policy_kwargs and getattr(self, "action_space", None) is not None:
-            given = dict(n_blocks=n_blocks, n_substeps=n_substeps, ode_solver=ode_solver, log_prob_method=log_prob_method, squash=squash)
+            given = {name: getattr(self, name) for name in POLICY_ARGS}
             check_policy_args_repeated(self.policy_kwargs, given, self._policy_args())
         if _init_setup_model:
             self._setup_model()
