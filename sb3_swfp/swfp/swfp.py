@@ -13,6 +13,8 @@ from typing import Any, ClassVar, TypeVar
 import numpy as np
 import torch as th
 from stable_baselines3.common.buffers import ReplayBuffer
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.noise import ActionNoise
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.policies import BasePolicy
@@ -26,6 +28,7 @@ from sb3_swfp.common.checks import (
     check_swfp_arguments,
     initial_ent_coef,
 )
+from sb3_swfp.common.guard import ReturnGuard
 from sb3_swfp.common.losses import aggregate_q, check_finite, ent_coef_loss, jko_block_loss, soft_q_loss, soft_q_target
 from sb3_swfp.demos import (
     DemonstrationsLike,
@@ -110,6 +113,12 @@ class SWFP(OffPolicyAlgorithm):
         term that term pulls every block towards the identity map and undoes a pretrained flow.
     :param bc_coef: Weight of a flow-matching BC term on a demonstration batch in each actor update
         (ours, beyond the paper: see docs/algorithm.md; 0 by default).  Needs ``replay_buffer_class=DemoReplayBuffer``.
+    :param guard_steps: The return guard (ours, beyond the paper; 0, the default, is off): the actor alternates
+        between ``guard_steps`` env steps of updates and a test of at least ``guard_steps`` env steps of whole
+        episodes with the actor frozen and deterministic actions; a tested actor is kept only if its mean test
+        return is at or above the last kept one's, which comes back otherwise (the first test is the starting
+        actor's).  For fine-tuning a pretrained actor; needs Monitor-wrapped envs whose episodes end.  See
+        docs/algorithm.md.
     :param target_update_interval: Update the critic targets every ``target_update_interval`` steps.
     :param stats_window_size: Window size for the rollout logging.
     :param tensorboard_log: The log location for tensorboard (if None, no logging).
@@ -168,6 +177,7 @@ class SWFP(OffPolicyAlgorithm):
         q_normalization: bool = False,
         w2_prev_coef: float = 1.0,
         bc_coef: float = 0.0,
+        guard_steps: int = 0,
         target_update_interval: int = 1,
         stats_window_size: int = 100,
         tensorboard_log: str | None = None,
@@ -183,7 +193,7 @@ class SWFP(OffPolicyAlgorithm):
             actor_batch_size=actor_batch_size, jko_step_size=jko_step_size, bc_coef=bc_coef, w2_coef=w2_coef,
             w2_prev_coef=w2_prev_coef, actor_tau=actor_tau, ent_coef=ent_coef, policy_kwargs=policy_kwargs,
             batch_size=batch_size, tau=tau, gamma=gamma, train_freq=train_freq, target_update_interval=target_update_interval,
-            target_entropy=target_entropy,
+            target_entropy=target_entropy, guard_steps=guard_steps,
         )
         if getattr(env, "action_space", None) is not None:
             check_action_space(env.action_space)  # before SB3's own, less helpful, assertions
@@ -221,6 +231,8 @@ class SWFP(OffPolicyAlgorithm):
         self.q_normalization = q_normalization
         self.w2_prev_coef = w2_prev_coef
         self.bc_coef = bc_coef
+        self.guard_steps = guard_steps
+        self.guard: ReturnGuard | None = None
         self.target_update_interval = target_update_interval
         self.log_ent_coef: th.Tensor | None = None
         self.ent_coef_optimizer: th.optim.Adam | None = None
@@ -321,7 +333,8 @@ class SWFP(OffPolicyAlgorithm):
                 self.ent_coef_optimizer.step()
 
             # One JKO step of one flow block, Eq. (19-20), then the target actor follows (Alg. 1, line 15)
-            if self._n_updates % self.policy_delay == 0 and self._n_updates > self.actor_learning_starts:
+            actor_may_move = self.guard is None or self.guard.actor_may_move
+            if self._n_updates % self.policy_delay == 0 and self._n_updates > self.actor_learning_starts and actor_may_move:
                 if self.actor_batch_size is None or self.actor_batch_size == batch_size:
                     actor_obs = replay_data.observations
                 else:
@@ -335,6 +348,8 @@ class SWFP(OffPolicyAlgorithm):
                 polyak_update(self.batch_norm_stats, self.batch_norm_stats_target, 1.0)
 
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
+        if self.guard is not None:
+            self.guard.record(self.logger)
         for key, values in logs.items():
             self.logger.record(f"train/{key}", float(np.mean(values)))
 
@@ -492,6 +507,44 @@ class SWFP(OffPolicyAlgorithm):
             total_timesteps=total_timesteps, callback=callback, log_interval=log_interval, tb_log_name=tb_log_name,
             reset_num_timesteps=reset_num_timesteps, progress_bar=progress_bar,
         )  # fmt: skip
+
+    def _setup_learn(self, total_timesteps: int, callback: MaybeCallback = None, reset_num_timesteps: bool = True,
+                     tb_log_name: str = "run", progress_bar: bool = False) -> tuple[int, BaseCallback]:
+        restarts = reset_num_timesteps or self._last_obs is None  # SB3 resets the envs then
+        total_timesteps, callback = super()._setup_learn(total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar)
+        if self.guard_steps == 0:
+            self.guard = None  # load(..., guard_steps=0) ends a saved model's guard
+        else:
+            if self.env is not None and not all(self.env.env_is_wrapped(Monitor)):
+                raise ValueError(
+                    "guard_steps needs each episode's return: wrap every env in stable_baselines3.common.monitor.Monitor "
+                    "(make_vec_env does), or guard_steps=0"
+                )
+            if self.guard is None:
+                self.guard = ReturnGuard(self.guard_steps, self.n_envs)
+            self.guard.steps = self.guard_steps  # load(..., guard_steps=...) changes the phases' length from here on
+            if restarts or self.guard.fresh.size != self.n_envs:
+                self.guard.episodes_restarted(self.n_envs)
+        return total_timesteps, callback
+
+    def _sample_action(self, learning_starts: int, action_noise: ActionNoise | None = None, n_envs: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        if self.guard is None or not self.guard.testing:
+            return super()._sample_action(learning_starts, action_noise, n_envs)
+        # A test measures the actor as it is evaluated: deterministic actions, no action noise
+        assert self._last_obs is not None, "self._last_obs was not set"
+        action, _ = self.predict(self._last_obs, deterministic=True)
+        buffer_action = self.policy.scale_action(action)
+        return self.policy.unscale_action(buffer_action), buffer_action
+
+    def _update_info_buffer(self, infos: list[dict[str, Any]], dones: np.ndarray | None = None) -> None:
+        super()._update_info_buffer(infos, dones)
+        if self.guard is not None and dones is not None:
+            self.guard.observe(infos, dones)
+
+    def _on_step(self) -> None:
+        super()._on_step()
+        if self.guard is not None:
+            self.guard.step(self, self.n_envs)
 
     @classmethod
     def load(  # type: ignore[override]
