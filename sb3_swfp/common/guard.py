@@ -37,6 +37,7 @@ class ReturnGuard:
         self.phase = "test"
         self.phase_steps = 0  # env steps (all envs) since the phase began
         self.fresh = np.ones(n_envs, dtype=bool)  # whether each env's episode began in this phase
+        self.ended = np.zeros(n_envs, dtype=bool)  # whether each env's episode ended at the last step
         self.returns: list[float] = []
         self.lengths: list[int] = []
         self.reference: float | None = None  # mean test return of the kept actor
@@ -58,9 +59,11 @@ class ReturnGuard:
     def episodes_restarted(self, n_envs: int) -> None:
         """Every one of ``n_envs`` envs has just been reset: each episode begins now."""
         self.fresh = np.ones(n_envs, dtype=bool)
+        self.ended = np.zeros(n_envs, dtype=bool)
 
     def observe(self, infos: list[dict[str, Any]], dones: np.ndarray) -> None:
         """Record the return of each episode that ends now and began in this phase (Monitor's ``info["episode"]``)."""
+        self.ended = np.asarray(dones, dtype=bool).copy()
         for index, done in enumerate(dones):
             if not done:
                 continue
@@ -122,7 +125,7 @@ class ReturnGuard:
         self.phase = phase
         self.phase_steps = 0
         self.returns, self.lengths = [], []
-        self.fresh[:] = False
+        self.fresh = self.ended.copy()  # an episode that ended at this step is followed by one begun in the new phase
 
     def record(self, logger: Any) -> None:
         """Log the phase, the kept actor's test return and the counts (``guard/`` keys)."""
