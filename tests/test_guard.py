@@ -5,9 +5,9 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch as th
-from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.callbacks import BaseCallback, StopTrainingOnMaxEpisodes
 from stable_baselines3.common.env_util import make_vec_env
-from stable_baselines3.common.vec_env import DummyVecEnv
+from stable_baselines3.common.vec_env import DummyVecEnv, VecMonitor
 
 from sb3_swfp import SWFP
 from sb3_swfp.common.guard import ReturnGuard
@@ -57,7 +57,7 @@ def test_phases_in_closed_form():
     phases = drive(guard, model, lambda model: 10, bias)
     assert phases == [(20, "improve"), (40, "test"), (60, "improve"), (80, "test"), (100, "improve"), (120, "test"),
                       (140, "improve"), (160, "test"), (180, "hold")]  # fmt: skip
-    assert guard.n_kept + guard.n_restored == 5
+    assert guard.n_kept == 5 and guard.n_restored == 0  # an unchanged actor ties its own return: kept
 
 
 def test_a_test_waits_for_the_episodes_begun_in_it():
@@ -159,9 +159,9 @@ def test_swfp_tests_with_a_frozen_deterministic_actor_and_ends_with_the_kept_one
 def test_swfp_guard_counts_episodes_of_every_env():
     model = SWFP("FlowPolicy", short_pendulum(n_envs=2), **{**TINY, "learning_starts": 0}, guard_steps=20, seed=0)
     watch = Watch()
-    model.learn(40, callback=watch)  # 2 envs: the first test holds four 10-step episodes begun at the reset (20 steps)
+    model.learn(40, callback=watch)  # 2 envs, 10-step episodes: the first test ends with one episode of each (20 steps)
     phases = [phase for phase, _, _ in watch.seen]
-    assert phases[:10] == ["test"] * 10 and model.guard.n_kept == 1
+    assert phases == ["test"] * 10 + ["hold"] * 10 and model.guard.n_kept == 1 and model.guard.last_test_steps == 20
 
 
 def test_guard_survives_save_and_load(tmp_path):
@@ -174,6 +174,28 @@ def test_guard_survives_save_and_load(tmp_path):
     loaded.learn(100, reset_num_timesteps=False)  # hold until 20 + 2 x 20 steps are left
     assert loaded.guard.n_kept + loaded.guard.n_restored > model.guard.n_kept + model.guard.n_restored
     assert SWFP.load(tmp_path / "model", env=short_pendulum(), guard_steps=0).learn(10).guard is None
+
+
+def test_a_callback_that_stops_learning_leaves_the_kept_actor():
+    model = SWFP("FlowPolicy", short_pendulum(), **{**TINY, "learning_starts": 0}, guard_steps=20, seed=0)
+    model.learn(1000, callback=StopTrainingOnMaxEpisodes(5))  # stops at step 50, in the test of a changed actor
+    assert model.num_timesteps == 50 and model.guard.phase == "hold"
+    kept = model.guard.kept["actor"]
+    assert all(th.equal(value, kept[key]) for key, value in model.actor.state_dict().items())
+
+
+def test_a_learn_call_too_short_to_test_a_change_says_so():
+    model = SWFP("FlowPolicy", short_pendulum(), **{**TINY, "learning_starts": 0}, guard_steps=20, seed=0).learn(30)
+    with pytest.warns(UserWarning, match="this learn\\(\\) call's 30 steps cannot hold a change of the actor and its test"):
+        model.learn(30, reset_num_timesteps=False)
+    assert model.guard.n_kept == 1 and model.guard.phase == "hold"
+
+
+def test_long_episodes_are_waited_for_and_vec_monitor_counts():
+    """200-step episodes and guard_steps=5: a test begun mid-episode waits up to two episodes, no error."""
+    env = VecMonitor(DummyVecEnv([lambda: gym.make("Pendulum-v1", max_episode_steps=200)]))
+    model = SWFP("FlowPolicy", env, **{**TINY, "learning_starts": 0}, guard_steps=5, seed=0).learn(700)
+    assert model.guard.n_kept + model.guard.n_restored == 2 and model.guard.longest == 200  # decided at steps 200 and 600
 
 
 def test_swfp_guard_needs_monitored_envs_and_a_count():

@@ -21,7 +21,8 @@ import torch as th
 #: Phases of the guard: ``test`` (actor frozen, deterministic actions), ``improve`` (actor updates), ``hold``
 #: (actor frozen, the budget left cannot test another change)
 PHASES = ("test", "improve", "hold")
-#: A test without a whole episode after this many times ``steps`` env steps is an error: the env's episodes do not end
+#: A test in which no episode has ended after this many times ``steps``, the longest episode seen and the env's time
+#: limit (the largest of them) is an error: the env's episodes do not end
 MAX_TEST_FACTOR = 20
 
 
@@ -30,10 +31,16 @@ class ReturnGuard:
 
     :param steps: Env steps of each improve phase, and the least number of env steps (in whole episodes) of each test.
     :param n_envs: Number of envs stepping together.
+    :param time_limit: The env's ``max_episode_steps``, where it has one.
+
+    With several envs a test ends once the episodes that ended in it hold ``steps`` env steps; episodes still
+    under way in other envs then are not counted.
     """
 
-    def __init__(self, steps: int, n_envs: int):
+    def __init__(self, steps: int, n_envs: int, time_limit: int | None = None):
         self.steps = steps
+        self.longest = time_limit or 0  # the longest episode seen, or the env's time limit
+        self.quiet_steps = 0  # env steps since an episode last ended
         self.phase = "test"
         self.phase_steps = 0  # env steps (all envs) since the phase began
         self.fresh = np.ones(n_envs, dtype=bool)  # whether each env's episode began in this phase
@@ -68,11 +75,13 @@ class ReturnGuard:
             if not done:
                 continue
             episode = infos[index].get("episode")
+            self.quiet_steps = 0
             if episode is None:
                 raise ValueError(
                     "guard_steps needs each episode's return: wrap the env in stable_baselines3.common.monitor.Monitor "
                     "(make_vec_env and SB3's own wrapping of a single env do)"
                 )
+            self.longest = max(self.longest, int(episode["l"]))
             if self.fresh[index] and self.phase == "test":
                 self.returns.append(float(episode["r"]))
                 self.lengths.append(int(episode["l"]))
@@ -81,6 +90,7 @@ class ReturnGuard:
     def step(self, model: Any, n_envs: int) -> None:
         """Advance by one env step of ``n_envs`` envs; change phase, keep or restore the actor where one ends."""
         self.phase_steps += n_envs
+        self.quiet_steps += n_envs
         left = model._total_timesteps - model.num_timesteps
         if self.phase == "improve":
             if left <= n_envs:  # the budget ends before this change is tested
@@ -91,16 +101,16 @@ class ReturnGuard:
         elif self.phase == "test":
             if sum(self.lengths) >= self.steps:
                 self._decide(model)
-                self._begin("improve" if left >= self.steps + 2 * self.last_test_steps else "hold")
+                self._begin("improve" if self.can_improve(left) else "hold")
             elif left <= n_envs and self.kept is not None:
                 self._restore(model)
                 self._begin("hold")
-            elif self.phase_steps > MAX_TEST_FACTOR * self.steps and not self.lengths:
+            elif self.quiet_steps > MAX_TEST_FACTOR * max(self.steps, self.longest):
                 raise RuntimeError(
-                    f"guard_steps={self.steps}: no episode ended within {self.phase_steps} env steps of a test, so "
+                    f"guard_steps={self.steps}: no episode ended within {self.quiet_steps} env steps of a test, so "
                     "no return measures the actor.  Give the env a time limit (gymnasium's TimeLimit), or guard_steps=0"
                 )
-        elif left >= self.steps + 2 * self.last_test_steps and self.kept is not None:  # learn() was given more steps
+        elif self.can_improve(left) and self.kept is not None:  # learn() was given more steps
             self._begin("improve")
 
     def _decide(self, model: Any) -> None:
@@ -112,6 +122,16 @@ class ReturnGuard:
             self.n_kept += 1
         else:
             self._restore(model)
+
+    def can_improve(self, left: int) -> bool:
+        """Whether ``left`` env steps hold an improve phase and twice the last test."""
+        return left >= self.steps + 2 * self.last_test_steps
+
+    def end(self, model: Any) -> None:
+        """``learn()`` ends (its budget, a callback, an error): an actor changed since the last kept one is not kept."""
+        if self.phase != "hold" and self.kept is not None:
+            self._restore(model)
+            self._begin("hold")
 
     def _restore(self, model: Any) -> None:
         if self.kept is None:
@@ -137,13 +157,18 @@ class ReturnGuard:
 
 
 def _state(model: Any) -> dict[str, Any]:
-    """Copies of the actor's, its target's and its optimizer's states."""
-    clone = lambda state: {key: value.detach().clone() if isinstance(value, th.Tensor) else value for key, value in state.items()}  # noqa: E731
+    """Copies of the actor's, its target's and its optimizer's states, on the CPU: a model saved with its guard on a
+    GPU loads on a machine without one (``load_state_dict`` moves them back to the model's device)."""
+    optimizer = model.actor.optimizer.state_dict()
     return {
-        "actor": clone(model.actor.state_dict()),
-        "actor_target": clone(model.actor_target.state_dict()),
-        "optimizer": copy.deepcopy(model.actor.optimizer.state_dict()),
+        "actor": _on_cpu(model.actor.state_dict()),
+        "actor_target": _on_cpu(model.actor_target.state_dict()),
+        "optimizer": {**optimizer, "state": {key: _on_cpu(value) for key, value in optimizer["state"].items()}},
     }
+
+
+def _on_cpu(state: dict[str, Any]) -> dict[str, Any]:
+    return {key: value.detach().to("cpu", copy=True) if isinstance(value, th.Tensor) else copy.deepcopy(value) for key, value in state.items()}
 
 
 __all__ = ["ReturnGuard"]

@@ -20,6 +20,7 @@ from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, ReplayBufferSamples, Schedule
 from stable_baselines3.common.utils import FloatSchedule, get_parameters_by_name, polyak_update, update_learning_rate
+from stable_baselines3.common.vec_env import VecMonitor, is_vecenv_wrapped
 
 from sb3_swfp.common.checks import (
     POLICY_ARGS,
@@ -117,8 +118,9 @@ class SWFP(OffPolicyAlgorithm):
         between ``guard_steps`` env steps of updates and a test of at least ``guard_steps`` env steps of whole
         episodes with the actor frozen and deterministic actions; a tested actor is kept only if its mean test
         return is at or above the last kept one's, which comes back otherwise (the first test is the starting
-        actor's).  For fine-tuning a pretrained actor; needs Monitor-wrapped envs whose episodes end.  See
-        docs/algorithm.md.
+        actor's).  For fine-tuning a pretrained actor; needs Monitor-wrapped envs whose episodes end.  The
+        guard plans within each ``learn()`` call, and a call that ends early (a callback, an error) ends with
+        the kept actor.  See ``sb3_swfp/common/guard.py`` and docs/robustness.md §21.
     :param target_update_interval: Update the critic targets every ``target_update_interval`` steps.
     :param stats_window_size: Window size for the rollout logging.
     :param tensorboard_log: The log location for tensorboard (if None, no logging).
@@ -503,10 +505,14 @@ class SWFP(OffPolicyAlgorithm):
         progress_bar: bool = False,
     ) -> SelfSWFP:
         check_demonstrations_loaded(self.replay_buffer)  # before any env step
-        return super().learn(
-            total_timesteps=total_timesteps, callback=callback, log_interval=log_interval, tb_log_name=tb_log_name,
-            reset_num_timesteps=reset_num_timesteps, progress_bar=progress_bar,
-        )  # fmt: skip
+        try:
+            return super().learn(
+                total_timesteps=total_timesteps, callback=callback, log_interval=log_interval, tb_log_name=tb_log_name,
+                reset_num_timesteps=reset_num_timesteps, progress_bar=progress_bar,
+            )  # fmt: skip
+        finally:
+            if self.guard is not None:  # stopped by a callback or an error: the run ends with a tested actor
+                self.guard.end(self)
 
     def _setup_learn(self, total_timesteps: int, callback: MaybeCallback = None, reset_num_timesteps: bool = True,
                      tb_log_name: str = "run", progress_bar: bool = False) -> tuple[int, BaseCallback]:
@@ -515,16 +521,25 @@ class SWFP(OffPolicyAlgorithm):
         if self.guard_steps == 0:
             self.guard = None  # load(..., guard_steps=0) ends a saved model's guard
         else:
-            if self.env is not None and not all(self.env.env_is_wrapped(Monitor)):
+            monitored = self.env is None or all(self.env.env_is_wrapped(Monitor)) or is_vecenv_wrapped(self.env, VecMonitor)
+            if not monitored:
                 raise ValueError(
                     "guard_steps needs each episode's return: wrap every env in stable_baselines3.common.monitor.Monitor "
-                    "(make_vec_env does), or guard_steps=0"
+                    "(make_vec_env does) or the VecEnv in VecMonitor, or guard_steps=0"
                 )
             if self.guard is None:
-                self.guard = ReturnGuard(self.guard_steps, self.n_envs)
+                self.guard = ReturnGuard(self.guard_steps, self.n_envs, time_limit=_time_limit(self.env))
             self.guard.steps = self.guard_steps  # load(..., guard_steps=...) changes the phases' length from here on
             if restarts or self.guard.fresh.size != self.n_envs:
                 self.guard.episodes_restarted(self.n_envs)
+            if self.guard.kept is not None and not self.guard.can_improve(total_timesteps - self.num_timesteps):
+                warnings.warn(
+                    f"guard_steps={self.guard_steps}: this learn() call's {total_timesteps - self.num_timesteps} steps cannot "
+                    f"hold a change of the actor and its test (about {self.guard_steps + 2 * self.guard.last_test_steps} "
+                    "steps): the actor stays the kept one.  The guard plans within each learn() call; give it more steps "
+                    "or a smaller guard_steps",
+                    stacklevel=3,
+                )
         return total_timesteps, callback
 
     def _sample_action(self, learning_starts: int, action_noise: ActionNoise | None = None, n_envs: int = 1) -> tuple[np.ndarray, np.ndarray]:
@@ -645,6 +660,15 @@ class SWFP(OffPolicyAlgorithm):
             state_dicts.append("ent_coef_optimizer")
             return state_dicts, ["log_ent_coef"]
         return state_dicts, ["ent_coef_tensor"]
+
+
+def _time_limit(env: GymEnv | None) -> int | None:
+    """The ``max_episode_steps`` of the (first) env's spec, where it has one."""
+    try:
+        spec = env.get_attr("spec", indices=[0])[0] if env is not None else None
+    except (AttributeError, IndexError):
+        return None
+    return getattr(spec, "max_episode_steps", None)
 
 
 def _check_buffer_n_steps(buffer_kwargs: dict[str, Any], n_steps: int, gamma: float) -> None:
