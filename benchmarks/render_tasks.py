@@ -22,8 +22,9 @@ from sb3_swfp.swfp.policies import FlowPolicy
 
 #: The commit that ended release 0.1.0's settings (the density on the action box; q_on removed)
 SETTINGS_0_1_END = "2928f9e"
-#: SWFP arguments that committed runs used and a later commit removed, with that commit
-REMOVED_OPTIONS = {"q_on": SETTINGS_0_1_END}
+#: SWFP arguments that committed runs used and a later commit removed, with the last commit that has each
+#: (``q_on``: the one before SETTINGS_0_1_END; ``guard_steps``: probe G of robustness.md §21)
+REMOVED_OPTIONS = {"q_on": "cd7e742", "guard_steps": "f238807"}
 
 #: Results folder of runs made with settings of earlier releases, kept for the record (docs/ablations.md)
 ARCHIVE = "archive"
@@ -270,7 +271,7 @@ def render_task(
     for option, names in sorted(removed.items()):
         lines += [
             f"Made with `{option}`, an option the package no longer has: {', '.join(sorted(names))}; their command runs "
-            f"on the commit before {REMOVED_OPTIONS[option]}, which removed it.",
+            f"on commit {REMOVED_OPTIONS[option]}, the last with it.",
             "",
         ]
     swfp_runs = [r for r in runs if r["method"] == "swfp" or variant_name(r["method"]) is not None]

@@ -107,15 +107,12 @@ def check_swfp_arguments(
     train_freq: int | tuple[int, str] = 1,
     target_update_interval: int = 1,
     target_entropy: str | float = "auto",
-    guard_steps: int = 0,
 ) -> None:
     """Raise a ValueError for the first of ``SWFP``'s arguments that is out of its range (see ``SWFP``'s docstring),
     its own and those it shares with SAC (which SB3 does not check: ``target_update_interval=0`` divides by zero
     in ``train()``, ``n_critics=0`` leaves the critics' optimizer without parameters)."""
     # Imported here: these modules check their own arguments with the helpers above
     from sb3_swfp.common.flow import ODE_SOLVERS
-
-    check_int("guard_steps", guard_steps, 0)
     from sb3_swfp.common.log_prob import LOG_PROB_METHODS
     from sb3_swfp.common.losses import Q_AGGREGATIONS
     from sb3_swfp.common.squash import SQUASHES

@@ -13,14 +13,11 @@ from typing import Any, ClassVar, TypeVar
 import numpy as np
 import torch as th
 from stable_baselines3.common.buffers import ReplayBuffer
-from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.noise import ActionNoise
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, ReplayBufferSamples, Schedule
 from stable_baselines3.common.utils import FloatSchedule, get_parameters_by_name, polyak_update, update_learning_rate
-from stable_baselines3.common.vec_env import VecMonitor, is_vecenv_wrapped
 
 from sb3_swfp.common.checks import (
     POLICY_ARGS,
@@ -29,7 +26,6 @@ from sb3_swfp.common.checks import (
     check_swfp_arguments,
     initial_ent_coef,
 )
-from sb3_swfp.common.guard import ReturnGuard
 from sb3_swfp.common.losses import aggregate_q, check_finite, ent_coef_loss, jko_block_loss, soft_q_loss, soft_q_target
 from sb3_swfp.demos import (
     DemonstrationsLike,
@@ -114,13 +110,6 @@ class SWFP(OffPolicyAlgorithm):
         term that term pulls every block towards the identity map and undoes a pretrained flow.
     :param bc_coef: Weight of a flow-matching BC term on a demonstration batch in each actor update
         (ours, beyond the paper: see docs/algorithm.md; 0 by default).  Needs ``replay_buffer_class=DemoReplayBuffer``.
-    :param guard_steps: The return guard (ours, beyond the paper; 0, the default, is off): the actor alternates
-        between ``guard_steps`` env steps of updates and a test of at least ``guard_steps`` env steps of whole
-        episodes with the actor frozen and deterministic actions; a tested actor is kept only if its mean test
-        return is at or above the last kept one's, which comes back otherwise (the first test is the starting
-        actor's).  For fine-tuning a pretrained actor; needs Monitor-wrapped envs whose episodes end.  The
-        guard plans within each ``learn()`` call, and a call that ends early (a callback, an error) ends with
-        the kept actor.  See ``sb3_swfp/common/guard.py`` and docs/robustness.md §21.
     :param target_update_interval: Update the critic targets every ``target_update_interval`` steps.
     :param stats_window_size: Window size for the rollout logging.
     :param tensorboard_log: The log location for tensorboard (if None, no logging).
@@ -179,7 +168,6 @@ class SWFP(OffPolicyAlgorithm):
         q_normalization: bool = False,
         w2_prev_coef: float = 1.0,
         bc_coef: float = 0.0,
-        guard_steps: int = 0,
         target_update_interval: int = 1,
         stats_window_size: int = 100,
         tensorboard_log: str | None = None,
@@ -195,7 +183,7 @@ class SWFP(OffPolicyAlgorithm):
             actor_batch_size=actor_batch_size, jko_step_size=jko_step_size, bc_coef=bc_coef, w2_coef=w2_coef,
             w2_prev_coef=w2_prev_coef, actor_tau=actor_tau, ent_coef=ent_coef, policy_kwargs=policy_kwargs,
             batch_size=batch_size, tau=tau, gamma=gamma, train_freq=train_freq, target_update_interval=target_update_interval,
-            target_entropy=target_entropy, guard_steps=guard_steps,
+            target_entropy=target_entropy,
         )
         if getattr(env, "action_space", None) is not None:
             check_action_space(env.action_space)  # before SB3's own, less helpful, assertions
@@ -233,8 +221,6 @@ class SWFP(OffPolicyAlgorithm):
         self.q_normalization = q_normalization
         self.w2_prev_coef = w2_prev_coef
         self.bc_coef = bc_coef
-        self.guard_steps = guard_steps
-        self.guard: ReturnGuard | None = None
         self.target_update_interval = target_update_interval
         self.log_ent_coef: th.Tensor | None = None
         self.ent_coef_optimizer: th.optim.Adam | None = None
@@ -335,8 +321,7 @@ class SWFP(OffPolicyAlgorithm):
                 self.ent_coef_optimizer.step()
 
             # One JKO step of one flow block, Eq. (19-20), then the target actor follows (Alg. 1, line 15)
-            actor_may_move = self.guard is None or self.guard.actor_may_move
-            if self._n_updates % self.policy_delay == 0 and self._n_updates > self.actor_learning_starts and actor_may_move:
+            if self._n_updates % self.policy_delay == 0 and self._n_updates > self.actor_learning_starts:
                 if self.actor_batch_size is None or self.actor_batch_size == batch_size:
                     actor_obs = replay_data.observations
                 else:
@@ -350,8 +335,6 @@ class SWFP(OffPolicyAlgorithm):
                 polyak_update(self.batch_norm_stats, self.batch_norm_stats_target, 1.0)
 
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
-        if self.guard is not None:
-            self.guard.record(self.logger)
         for key, values in logs.items():
             self.logger.record(f"train/{key}", float(np.mean(values)))
 
@@ -505,61 +488,10 @@ class SWFP(OffPolicyAlgorithm):
         progress_bar: bool = False,
     ) -> SelfSWFP:
         check_demonstrations_loaded(self.replay_buffer)  # before any env step
-        try:
-            return super().learn(
-                total_timesteps=total_timesteps, callback=callback, log_interval=log_interval, tb_log_name=tb_log_name,
-                reset_num_timesteps=reset_num_timesteps, progress_bar=progress_bar,
-            )  # fmt: skip
-        finally:
-            if self.guard is not None:  # stopped by a callback or an error: the run ends with a tested actor
-                self.guard.end(self)
-
-    def _setup_learn(self, total_timesteps: int, callback: MaybeCallback = None, reset_num_timesteps: bool = True,
-                     tb_log_name: str = "run", progress_bar: bool = False) -> tuple[int, BaseCallback]:
-        restarts = reset_num_timesteps or self._last_obs is None  # SB3 resets the envs then
-        total_timesteps, callback = super()._setup_learn(total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar)
-        if self.guard_steps == 0:
-            self.guard = None  # load(..., guard_steps=0) ends a saved model's guard
-        else:
-            monitored = self.env is None or all(self.env.env_is_wrapped(Monitor)) or is_vecenv_wrapped(self.env, VecMonitor)
-            if not monitored:
-                raise ValueError(
-                    "guard_steps needs each episode's return: wrap every env in stable_baselines3.common.monitor.Monitor "
-                    "(make_vec_env does) or the VecEnv in VecMonitor, or guard_steps=0"
-                )
-            if self.guard is None:
-                self.guard = ReturnGuard(self.guard_steps, self.n_envs, time_limit=_time_limit(self.env))
-            self.guard.steps = self.guard_steps  # load(..., guard_steps=...) changes the phases' length from here on
-            if restarts or self.guard.fresh.size != self.n_envs:
-                self.guard.episodes_restarted(self.n_envs)
-            if self.guard.kept is not None and not self.guard.can_improve(total_timesteps - self.num_timesteps):
-                warnings.warn(
-                    f"guard_steps={self.guard_steps}: this learn() call's {total_timesteps - self.num_timesteps} steps cannot "
-                    f"hold a change of the actor and its test (about {self.guard_steps + 2 * self.guard.last_test_steps} "
-                    "steps): the actor stays the kept one.  The guard plans within each learn() call; give it more steps "
-                    "or a smaller guard_steps",
-                    stacklevel=3,
-                )
-        return total_timesteps, callback
-
-    def _sample_action(self, learning_starts: int, action_noise: ActionNoise | None = None, n_envs: int = 1) -> tuple[np.ndarray, np.ndarray]:
-        if self.guard is None or not self.guard.testing:
-            return super()._sample_action(learning_starts, action_noise, n_envs)
-        # A test measures the actor as it is evaluated: deterministic actions, no action noise
-        assert self._last_obs is not None, "self._last_obs was not set"
-        action, _ = self.predict(self._last_obs, deterministic=True)
-        buffer_action = self.policy.scale_action(action)
-        return self.policy.unscale_action(buffer_action), buffer_action
-
-    def _update_info_buffer(self, infos: list[dict[str, Any]], dones: np.ndarray | None = None) -> None:
-        super()._update_info_buffer(infos, dones)
-        if self.guard is not None and dones is not None:
-            self.guard.observe(infos, dones)
-
-    def _on_step(self) -> None:
-        super()._on_step()
-        if self.guard is not None:
-            self.guard.step(self, self.n_envs)
+        return super().learn(
+            total_timesteps=total_timesteps, callback=callback, log_interval=log_interval, tb_log_name=tb_log_name,
+            reset_num_timesteps=reset_num_timesteps, progress_bar=progress_bar,
+        )  # fmt: skip
 
     @classmethod
     def load(  # type: ignore[override]
@@ -660,15 +592,6 @@ class SWFP(OffPolicyAlgorithm):
             state_dicts.append("ent_coef_optimizer")
             return state_dicts, ["log_ent_coef"]
         return state_dicts, ["ent_coef_tensor"]
-
-
-def _time_limit(env: GymEnv | None) -> int | None:
-    """The ``max_episode_steps`` of the (first) env's spec, where it has one."""
-    try:
-        spec = env.get_attr("spec", indices=[0])[0] if env is not None else None
-    except (AttributeError, IndexError):
-        return None
-    return getattr(spec, "max_episode_steps", None)
 
 
 def _check_buffer_n_steps(buffer_kwargs: dict[str, Any], n_steps: int, gamma: float) -> None:
