@@ -103,6 +103,10 @@ def load_hyperparams(algo: str, env_id: str, folder: str | os.PathLike | None = 
 
     ``n_timesteps`` is dropped, the evaluated strings are evaluated and ``noise_type: normal`` with
     ``noise_std`` becomes a ``NormalActionNoise`` over the env's action dimension, as rl-zoo3 does.
+    What rl-zoo3 applies to the env rather than the model (``n_envs``, ``normalize``, ``env_wrapper``,
+    ``frame_stack``, ``env_kwargs``, ``callback``, ``monitor_kwargs``) is returned as it is, and so are
+    ``lin_<value>`` learning-rate schedules: pop or convert them before a constructor (the benchmarks pop
+    ``monitor_kwargs``).  Unlike rl-zoo3's ``train``, no ``default`` entry serves an env without one.
 
     :raises KeyError: Neither file has an entry for ``env_id``.
     """

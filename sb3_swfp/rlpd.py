@@ -19,6 +19,7 @@ update-to-data ratio defaults to 2 (RLPD: 20) to fit a CPU budget.
 from __future__ import annotations
 
 import inspect
+import numbers
 import os
 from typing import Any
 
@@ -66,13 +67,17 @@ def rlpd_sac_kwargs(
 
     :param demonstrations: What ``DemoReplayBuffer`` accepts (a :class:`Demonstrations`, an ``.npz`` path, ...).
     :param dict_observations: The env has ``Dict`` observations (PointMaze): the multi-input policy.
-    :param utd: Gradient steps per env step (``train_freq=1``, ``gradient_steps=utd``).
+    :param utd: Gradient steps per env step (``train_freq=1``, ``gradient_steps=utd``); SB3 counts a step of
+        a ``VecEnv`` as one, so with ``n_envs`` envs it is ``utd / n_envs`` per env's step.
     :param demo_ratio: Share of every batch drawn from the demonstrations.
-    :param overrides: Other ``SAC`` arguments, which win (``learning_rate``, ``policy_kwargs``, ``seed``, ...).
+    :param overrides: Other ``SAC`` arguments, which win (``learning_rate``, ``policy_kwargs``, ``seed``, ...);
+        ``replay_buffer_kwargs`` is merged key by key (``clip_actions=True`` keeps the demonstrations and
+        ``demo_ratio``).  SAC does not check where the demonstrations were recorded, as SWFP does: give
+        this env's.
     """
     from stable_baselines3 import SAC
 
-    if not isinstance(utd, int) or utd < 1:
+    if isinstance(utd, bool) or not isinstance(utd, numbers.Integral) or utd < 1:
         raise ValueError(f"utd must be an integer >= 1 (gradient steps per env step), got {utd!r}")
     unknown = sorted(set(overrides) - set(inspect.signature(SAC.__init__).parameters) - {"self"})
     if unknown:
@@ -80,10 +85,10 @@ def rlpd_sac_kwargs(
     return {
         "policy": LayerNormMultiInputSACPolicy if dict_observations else LayerNormSACPolicy,
         "replay_buffer_class": DemoReplayBuffer,
-        "replay_buffer_kwargs": dict(demonstrations=demonstrations, demo_ratio=demo_ratio),
+        "replay_buffer_kwargs": dict(demonstrations=demonstrations, demo_ratio=demo_ratio, **(overrides.pop("replay_buffer_kwargs", None) or {})),
         "learning_starts": 0,  # the demonstrations are there from the first step
         "train_freq": 1,
-        "gradient_steps": utd,
+        "gradient_steps": int(utd),
         **overrides,
     }
 

@@ -90,3 +90,5 @@ def test_toy_demonstrations_are_seeded():
     assert not np.array_equal(toy_demonstrations(50, seed=1).actions, toy_demonstrations(50, seed=2).actions)
     with pytest.raises(ValueError, match="positive number"):
         toy_demonstrations(0)
+    with pytest.raises(ValueError, match="high_reward_std must be > 0, got -0.25"):
+        toy_demonstrations(50, high_reward_std=-0.25)  # the env refuses it too; its demonstrations did not

@@ -119,3 +119,21 @@ def test_point_maze_demonstrations_validate():
 def test_make_expert_unknown_env():
     with pytest.raises(ValueError, match="no scripted expert for 'CartPole-v1'"):
         make_expert(gym.make("CartPole-v1"))
+
+
+def test_a_recording_with_a_seed_repeats_with_an_expert_made_without_one():
+    """The README's recipe: the expert's noise is seeded from the recording's seed when it has none of its own."""
+    from sb3_swfp.demos import collect_demonstrations
+    from sb3_swfp.experts import PendulumSwingUpExpert, evaluate_expert
+
+    first, second = (collect_demonstrations("Pendulum-v1", PendulumSwingUpExpert(noise_std=0.6), n_episodes=1, seed=0) for _ in range(2))
+    np.testing.assert_array_equal(first.actions, second.actions)
+    other = collect_demonstrations("Pendulum-v1", PendulumSwingUpExpert(noise_std=0.6), n_episodes=1, seed=1)
+    assert not np.array_equal(first.actions[:50], other.actions[:50])
+    env = gym.make("Pendulum-v1")
+    assert evaluate_expert(env, PendulumSwingUpExpert(noise_std=0.6), n_episodes=1).mean_return == evaluate_expert(env, PendulumSwingUpExpert(noise_std=0.6), n_episodes=1).mean_return
+    # an expert seeded by its maker keeps its own stream, whatever the recording's seed
+    seeded, twin = PendulumSwingUpExpert(noise_std=0.6, seed=5), PendulumSwingUpExpert(noise_std=0.6, seed=5)
+    collect_demonstrations("Pendulum-v1", seeded, n_steps=1, seed=0)
+    collect_demonstrations("Pendulum-v1", twin, n_steps=1, seed=1)
+    assert seeded.rng.bit_generator.state == twin.rng.bit_generator.state

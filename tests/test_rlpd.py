@@ -41,3 +41,13 @@ def test_rlpd_kwargs_are_checked(demos):
         rlpd_sac_kwargs(demos, utd=0)
     with pytest.raises(TypeError, match="n_critic is not an argument of SAC"):
         rlpd_sac_kwargs(demos, n_critic=10)
+    with pytest.raises(ValueError, match="utd must be an integer >= 1 .*got True"):
+        rlpd_sac_kwargs(demos, utd=True)
+    assert rlpd_sac_kwargs(demos, utd=np.int64(3))["gradient_steps"] == 3
+
+
+def test_a_buffer_override_keeps_the_demonstrations_and_their_share(demos):
+    kwargs = rlpd_sac_kwargs(demos, demo_ratio=0.25, replay_buffer_kwargs=dict(clip_actions=True))
+    assert kwargs["replay_buffer_kwargs"] == dict(demonstrations=demos, demo_ratio=0.25, clip_actions=True)
+    model = SAC(env="Pendulum-v1", batch_size=32, policy_kwargs=dict(net_arch=[32]), **kwargs)
+    assert model.replay_buffer.demo_ratio == 0.25

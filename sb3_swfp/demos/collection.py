@@ -75,7 +75,7 @@ def collect_demonstrations(
     :param n_steps: Number of transitions to record.
     :param action_noise_std: Relative std of the Gaussian action noise (0: none).
     :param deterministic: Passed to ``policy.predict``.
-    :param seed: Seed of the resets and of the noise.
+    :param seed: Seed of the resets and of the noise (and of a scripted expert's noise, where it has none of its own).
     :param env_kwargs: Keyword arguments of ``gym.make`` when ``env`` is an id.
     """
     if (n_episodes is None) == (n_steps is None):
@@ -96,6 +96,9 @@ def collect_demonstrations(
     bounded = bool(np.all(np.isfinite(action_space.low)) and np.all(np.isfinite(action_space.high)))
     noise_scale = action_noise_std * ((action_space.high - action_space.low) / 2.0 if bounded else 1.0)
     rng = np.random.default_rng(seed)
+    from sb3_swfp.experts.base import seed_unseeded  # here: the experts import this module's predict_action
+
+    seed_unseeded(policy, seed)
 
     observations, next_observations, actions, rewards, terminations, truncations = [], [], [], [], [], []
     episode = 0

@@ -58,8 +58,10 @@ def toy_reward(
 
     :param actions: Actions in ``[-1, 1]^2`` (not clipped here).
     :param high_reward_modes: The demonstration modes that carry a bump (another landscape than the paper's).
-    :param high_reward_std: Width of the bumps.
+    :param high_reward_std: Width of the bumps, > 0.
     """
+    if not high_reward_std > 0:  # the demonstrations' rewards as well as the env's
+        raise ValueError(f"high_reward_std must be > 0, got {high_reward_std}")
     actions = np.asarray(actions, dtype=np.float64)
     # (..., 1, 2) - (n_high, 2) -> (..., n_high) squared distances to the bump centres
     sq_dist = np.sum((actions[..., None, :] - DEMO_MODES[list(high_reward_modes)]) ** 2, axis=-1)

@@ -25,7 +25,8 @@ class ScriptedExpert(ABC):
     :param observation_space: Observation space the expert reads.
     :param action_space: ``Box`` action space it acts in (finite bounds).
     :param noise_std: Relative std of the action noise (0: the noiseless expert).
-    :param seed: Seed of the noise.
+    :param seed: Seed of the noise.  An expert made without one is seeded by ``collect_demonstrations`` and
+        ``evaluate_expert`` from their ``seed``, so that a seeded recording repeats.
     """
 
     def __init__(
@@ -42,11 +43,12 @@ class ScriptedExpert(ABC):
         self.observation_space = observation_space
         self.action_space = action_space
         self.noise_std = noise_std
-        self.rng = np.random.default_rng(seed)
+        self.seed(seed)
 
     def seed(self, seed: int | None) -> None:
         """Reset the noise generator."""
         self.rng = np.random.default_rng(seed)
+        self.seeded = seed is not None
 
     @abstractmethod
     def expert_action(self, observations: Any) -> np.ndarray:
@@ -73,6 +75,12 @@ class ScriptedExpert(ABC):
             actions = actions + self.noise_std * half_range * self.rng.standard_normal(actions.shape)
         actions = np.clip(actions, self.action_space.low, self.action_space.high).astype(self.action_space.dtype)
         return actions if batched else actions[0]
+
+
+def seed_unseeded(policy: Any, seed: int | None) -> None:
+    """Seed a :class:`ScriptedExpert` made without a seed from a recording's ``seed`` (a stream apart from the env's)."""
+    if seed is not None and isinstance(policy, ScriptedExpert) and not getattr(policy, "seeded", True):
+        policy.seed([seed, 1])
 
 
 @dataclass
@@ -112,9 +120,10 @@ def evaluate_expert(
     :param env: A single gymnasium environment.
     :param policy: Scripted expert, callable ``obs -> action`` or SB3 model/policy.
     :param n_episodes: Number of episodes.
-    :param seed: Seed of the first episode.
+    :param seed: Seed of the first episode (and of a scripted expert's noise, where it has none of its own).
     :param deterministic: Passed to ``policy.predict`` for SB3 models.
     """
+    seed_unseeded(policy, seed)
     returns, lengths, successes = [], [], []
     for episode in range(n_episodes):
         obs, _ = env.reset(seed=seed + episode)

@@ -44,8 +44,8 @@ def discrete_lqr_gain(
 class PendulumSwingUpExpert(ScriptedExpert):
     """Swing-up and balance controller for ``Pendulum-v1`` (observation ``[cos, sin, theta_dot]``).
 
-    Mean return about -137 over 20 episodes (seeds 0-19); the best possible is
-    around -140 +- a few, so this is an expert. Use ``noise_std`` for a suboptimal one.
+    Mean return about -137 over 20 episodes (seeds 0-19), the level of a well-trained RL agent, so this
+    is an expert.  Use ``noise_std`` for a suboptimal one.
 
     :param env: A Pendulum-v1 env to read ``g``, ``m``, ``l``, ``dt`` and ``max_torque``
         from (the gymnasium defaults when ``None``).
