@@ -23,8 +23,9 @@ import numbers
 import os
 from typing import Any
 
+from gymnasium import spaces
 from stable_baselines3.common.policies import ContinuousCritic
-from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, CombinedExtractor
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, CombinedExtractor, FlattenExtractor
 from stable_baselines3.sac.policies import SACPolicy
 
 from sb3_swfp.common.critics import LayerNormContinuousCritic
@@ -39,8 +40,14 @@ RLPD_UTD = 2
 class LayerNormSACPolicy(SACPolicy):
     """SB3's ``SACPolicy`` whose critics have LayerNorm after every hidden linear layer (RLPD, Sec. 3.2).
 
-    Same parameters as ``SACPolicy``; ``n_critics`` as there.
+    Same parameters as ``SACPolicy``; ``n_critics`` as there.  Dict observations get SB3's
+    ``CombinedExtractor`` unless another extractor is given (``FlattenExtractor`` cannot read them).
     """
+
+    def __init__(self, observation_space: spaces.Space, *args: Any, **kwargs: Any):
+        if isinstance(observation_space, spaces.Dict) and kwargs.get("features_extractor_class", FlattenExtractor) is FlattenExtractor:
+            kwargs["features_extractor_class"] = CombinedExtractor
+        super().__init__(observation_space, *args, **kwargs)
 
     def make_critic(self, features_extractor: BaseFeaturesExtractor | None = None) -> ContinuousCritic:
         critic_kwargs = self._update_features_extractor(self.critic_kwargs, features_extractor)
@@ -50,8 +57,15 @@ class LayerNormSACPolicy(SACPolicy):
 class LayerNormMultiInputSACPolicy(LayerNormSACPolicy):
     """:class:`LayerNormSACPolicy` for Dict observations (``CombinedExtractor`` by default)."""
 
-    def __init__(self, *args: Any, features_extractor_class: type[BaseFeaturesExtractor] = CombinedExtractor, **kwargs: Any):
-        super().__init__(*args, features_extractor_class=features_extractor_class, **kwargs)
+    def __init__(
+        self, observation_space: spaces.Space, *args: Any, features_extractor_class: type[BaseFeaturesExtractor] = CombinedExtractor, **kwargs: Any
+    ):
+        if not isinstance(observation_space, spaces.Dict) and features_extractor_class is CombinedExtractor:
+            raise ValueError(
+                f"the multi-input policy (rlpd_sac_kwargs(..., dict_observations=True)) reads Dict observations, and this "
+                f"env's are {observation_space}: leave dict_observations False"
+            )
+        super().__init__(observation_space, *args, features_extractor_class=features_extractor_class, **kwargs)
 
 
 def rlpd_sac_kwargs(
@@ -66,7 +80,8 @@ def rlpd_sac_kwargs(
     The result holds ``policy`` too (the LayerNorm policy class): ``SAC(env=env, **kwargs)``.
 
     :param demonstrations: What ``DemoReplayBuffer`` accepts (a :class:`Demonstrations`, an ``.npz`` path, ...).
-    :param dict_observations: The env has ``Dict`` observations (PointMaze): the multi-input policy.
+    :param dict_observations: The env has ``Dict`` observations (PointMaze): the multi-input policy (the
+        default policy reads them too, with the same extractor; a Box env with this flag is refused).
     :param utd: Gradient steps per env step (``train_freq=1``, ``gradient_steps=utd``); SB3 counts a step of
         a ``VecEnv`` as one, so with ``n_envs`` envs it is ``utd / n_envs`` per env's step.
     :param demo_ratio: Share of every batch drawn from the demonstrations.

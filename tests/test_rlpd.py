@@ -11,6 +11,8 @@ from sb3_swfp.demos import collect_demonstrations
 from sb3_swfp.experts import PendulumSwingUpExpert
 from sb3_swfp.rlpd import LayerNormSACPolicy, rlpd_sac_kwargs
 
+from helpers import ACTION_SPACE, DICT_SPACE, episodic_demos
+
 
 @pytest.fixture(scope="module")
 def demos():
@@ -51,3 +53,30 @@ def test_a_buffer_override_keeps_the_demonstrations_and_their_share(demos):
     assert kwargs["replay_buffer_kwargs"] == dict(demonstrations=demos, demo_ratio=0.25, clip_actions=True)
     model = SAC(env="Pendulum-v1", batch_size=32, policy_kwargs=dict(net_arch=[32]), **kwargs)
     assert model.replay_buffer.demo_ratio == 0.25
+
+
+class DictEnv(gym.Env):
+    """Dict observations of helpers.DICT_SPACE, helpers.ACTION_SPACE, 5-step episodes."""
+
+    observation_space, action_space = DICT_SPACE, ACTION_SPACE
+
+    def reset(self, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        return self.observation_space.sample(), {}
+
+    def step(self, action):
+        self.t += 1
+        return self.observation_space.sample(), 0.0, False, self.t >= 5, {}
+
+
+def test_dict_observations_are_read_with_or_without_the_flag_and_a_box_with_it_is_refused(demos):
+    from stable_baselines3.common.torch_layers import CombinedExtractor
+
+    for flag in (False, True):
+        kwargs = rlpd_sac_kwargs(episodic_demos(dict_obs=True), dict_observations=flag, replay_buffer_kwargs=dict(allow_env_mismatch=True))
+        model = SAC(env=DictEnv(), batch_size=4, policy_kwargs=dict(net_arch=[8]), **kwargs)
+        assert isinstance(model.policy.actor.features_extractor, CombinedExtractor)
+        model.learn(4)
+    with pytest.raises(ValueError, match="leave dict_observations False"):
+        SAC(env="Pendulum-v1", **rlpd_sac_kwargs(demos, dict_observations=True))
