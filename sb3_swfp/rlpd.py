@@ -100,7 +100,7 @@ def rlpd_sac_kwargs(
     return {
         "policy": LayerNormMultiInputSACPolicy if dict_observations else LayerNormSACPolicy,
         "replay_buffer_class": DemoReplayBuffer,
-        "replay_buffer_kwargs": dict(demonstrations=demonstrations, demo_ratio=demo_ratio, **(overrides.pop("replay_buffer_kwargs", None) or {})),
+        "replay_buffer_kwargs": {"demonstrations": demonstrations, "demo_ratio": demo_ratio, **(overrides.pop("replay_buffer_kwargs", None) or {})},
         "learning_starts": 0,  # the demonstrations are there from the first step
         "train_freq": 1,
         "gradient_steps": int(utd),

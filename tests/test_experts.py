@@ -126,12 +126,14 @@ def test_a_recording_with_a_seed_repeats_with_an_expert_made_without_one():
     from sb3_swfp.demos import collect_demonstrations
     from sb3_swfp.experts import PendulumSwingUpExpert, evaluate_expert
 
-    first, second = (collect_demonstrations("Pendulum-v1", PendulumSwingUpExpert(noise_std=0.6), n_episodes=1, seed=0) for _ in range(2))
+    expert = PendulumSwingUpExpert(noise_std=0.6)  # one expert, reused: each recording reseeds it
+    first, second = (collect_demonstrations("Pendulum-v1", expert, n_episodes=1, seed=0) for _ in range(2))
     np.testing.assert_array_equal(first.actions, second.actions)
+    np.testing.assert_array_equal(first.actions, collect_demonstrations("Pendulum-v1", PendulumSwingUpExpert(noise_std=0.6), n_episodes=1, seed=0).actions)
     other = collect_demonstrations("Pendulum-v1", PendulumSwingUpExpert(noise_std=0.6), n_episodes=1, seed=1)
     assert not np.array_equal(first.actions[:50], other.actions[:50])
     env = gym.make("Pendulum-v1")
-    assert evaluate_expert(env, PendulumSwingUpExpert(noise_std=0.6), n_episodes=1).mean_return == evaluate_expert(env, PendulumSwingUpExpert(noise_std=0.6), n_episodes=1).mean_return
+    assert evaluate_expert(env, expert, n_episodes=1).mean_return == evaluate_expert(env, expert, n_episodes=1).mean_return
     # an expert seeded by its maker keeps its own stream, whatever the recording's seed
     seeded, twin = PendulumSwingUpExpert(noise_std=0.6, seed=5), PendulumSwingUpExpert(noise_std=0.6, seed=5)
     collect_demonstrations("Pendulum-v1", seeded, n_steps=1, seed=0)

@@ -53,6 +53,8 @@ def test_a_buffer_override_keeps_the_demonstrations_and_their_share(demos):
     assert kwargs["replay_buffer_kwargs"] == dict(demonstrations=demos, demo_ratio=0.25, clip_actions=True)
     model = SAC(env="Pendulum-v1", batch_size=32, policy_kwargs=dict(net_arch=[32]), **kwargs)
     assert model.replay_buffer.demo_ratio == 0.25
+    repeated = rlpd_sac_kwargs(demos, replay_buffer_kwargs=dict(demonstrations=demos, demo_ratio=0.3))  # as before the merge
+    assert repeated["replay_buffer_kwargs"] == dict(demonstrations=demos, demo_ratio=0.3)
 
 
 class DictEnv(gym.Env):

@@ -80,7 +80,7 @@ class ScriptedExpert(ABC):
 def seed_unseeded(policy: Any, seed: int | None) -> None:
     """Seed a :class:`ScriptedExpert` made without a seed from a recording's ``seed`` (a stream apart from the env's)."""
     if seed is not None and isinstance(policy, ScriptedExpert) and not getattr(policy, "seeded", True):
-        policy.seed([seed, 1])
+        policy.rng = np.random.default_rng([seed, 1])  # not policy.seed(): the next recording reseeds it again
 
 
 @dataclass
