@@ -11,6 +11,10 @@ Here it is SB3's own SAC with::
     model = SAC(env=env, **rlpd_sac_kwargs("demos.npz"))  # the policy class comes with the arguments
     model.learn(10_000)
 
+``SAC.load`` reads a saved model back; where its demonstrations file is not found from the working
+directory, load it inside ``sb3_swfp.demos.defer_missing_demonstrations()`` (it then predicts, and
+asks for the demonstrations before it trains), as ``SWFP.load`` does by itself.
+
 What differs from RLPD's recipe, and why: SB3's SAC takes the minimum over *all* its critics in
 the target, so the ensemble stays SB3's two (RLPD: ten, with the minimum of a random two); the
 update-to-data ratio defaults to 2 (RLPD: 20) to fit a CPU budget.
