@@ -74,7 +74,8 @@ def render_core(results: Path = CORE_RESULTS, docs: Path = DOCS) -> None:
     page = docs / "core_benchmarks.md"
     loaded = [read_result(path) for path in sorted(results.glob("learning_*.json"))]
     # The table and its goal are about 20k steps evaluated every 1000: a shorter run would be read as one of them
-    every_run = [r for r in loaded if (r["total_timesteps"], r.get("eval_every", LEARNING_EVAL_EVERY)) == (LEARNING_STEPS, LEARNING_EVAL_EVERY)]
+    on_page = [(r["total_timesteps"], r.get("eval_every", LEARNING_EVAL_EVERY)) == (LEARNING_STEPS, LEARNING_EVAL_EVERY) for r in loaded]
+    every_run = [r for r, shown_here in zip(loaded, on_page) if shown_here]
     runs = [run for run in every_run if not run.get("squash")]
     squash_runs = [run for run in every_run if run.get("squash")]
     lines = [
@@ -89,7 +90,7 @@ def render_core(results: Path = CORE_RESULTS, docs: Path = DOCS) -> None:
         "1k steps, one torch thread per run.  SWFP: `zoo_hyperparams/swfp.yml`; SAC and TD3: rl-zoo3's entries.",
         "",
     ]
-    apart = sorted(f"`{r['command']}`" for r in loaded if r not in every_run)
+    apart = sorted(f"`{r['command']}`" for r, shown_here in zip(loaded, on_page) if not shown_here)
     if apart:
         lines += [f"Runs with another budget or evaluation interval, not in this section: {', '.join(apart)}.", ""]
     if runs:

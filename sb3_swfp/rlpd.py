@@ -34,6 +34,7 @@ from stable_baselines3.sac.policies import SACPolicy
 
 from sb3_swfp.common.critics import LayerNormContinuousCritic
 from sb3_swfp.demos import Demonstrations, DemoReplayBuffer
+from sb3_swfp.presets import merge_kwargs
 
 #: RLPD's share of offline data in every batch (symmetric sampling)
 RLPD_DEMO_RATIO = 0.5
@@ -101,15 +102,15 @@ def rlpd_sac_kwargs(
     unknown = sorted(set(overrides) - set(inspect.signature(SAC.__init__).parameters) - {"self"})
     if unknown:
         raise TypeError(f"rlpd_sac_kwargs: {', '.join(unknown)} {'is not an argument' if len(unknown) == 1 else 'are not arguments'} of SAC")
-    return {
+    rlpd = {
         "policy": LayerNormMultiInputSACPolicy if dict_observations else LayerNormSACPolicy,
         "replay_buffer_class": DemoReplayBuffer,
-        "replay_buffer_kwargs": {"demonstrations": demonstrations, "demo_ratio": demo_ratio, **(overrides.pop("replay_buffer_kwargs", None) or {})},
+        "replay_buffer_kwargs": dict(demonstrations=demonstrations, demo_ratio=demo_ratio),
         "learning_starts": 0,  # the demonstrations are there from the first step
         "train_freq": 1,
         "gradient_steps": int(utd),
-        **overrides,
     }
+    return merge_kwargs(rlpd, overrides)  # the preset's merge: replay_buffer_kwargs key by key
 
 
 __all__ = ["RLPD_DEMO_RATIO", "RLPD_UTD", "LayerNormMultiInputSACPolicy", "LayerNormSACPolicy", "rlpd_sac_kwargs"]
