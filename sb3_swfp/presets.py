@@ -61,7 +61,7 @@ def finetune_kwargs(
     :param overrides: ``SWFP`` arguments that replace or add to the preset's (``seed``, ...);
         ``policy_kwargs`` and ``replay_buffer_kwargs`` are merged key by key, so
         ``policy_kwargs=dict(net_arch=[64, 64])`` keeps the preset's critics and
-        ``replay_buffer_kwargs=dict(n_steps=3)`` the demonstrations.  ``policy`` and ``env`` are
+        ``replay_buffer_kwargs=dict(clip_actions=True)`` the demonstrations.  ``policy`` and ``env`` are
         ``SWFP``'s positional arguments, not the preset's.
     :return: A new dict; the preset itself is not modified.
     """

@@ -52,6 +52,11 @@ def test_collect_with_noise_and_step_budget():
     assert np.all(np.abs(noisy.actions) <= 2.0)
     with pytest.raises(ValueError, match="exactly one of n_episodes and n_steps"):
         collect_demonstrations(env, expert, n_episodes=1, n_steps=5)
+    # a budget that is not a whole number would never be reached: the recording ran until memory ran out
+    with pytest.raises(ValueError, match=r"n_steps must be an integer >= 1, got 10.5"):
+        collect_demonstrations(env, expert, n_steps=10.5)
+    with pytest.raises(ValueError, match=r"n_episodes must be an integer >= 1, got 1.5"):
+        collect_demonstrations(env, expert, n_episodes=1.5)
 
 
 def test_collect_from_sb3_model():

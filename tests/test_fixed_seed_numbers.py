@@ -9,7 +9,7 @@ on (same torch version, CPU capability, model name and flags); elsewhere the tes
 new kind of machine, record them again with the code of a commit whose check passed on the old one,
 and only then change code.  Record again (also after a change that is meant to change numbers) with::
 
-    python tests/test_fixed_seed_numbers.py --record
+    PYTHONPATH=. python tests/test_fixed_seed_numbers.py --record
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from sb3_swfp.common.fast_flow import (
     velocity_only,
 )
 from sb3_swfp.common.flow import FlowSolver, SinusoidalTimeEmbedding, VelocityMLP, linear_path_sample
-from sb3_swfp.common.log_prob import FOLD_EPS, standard_normal_log_prob
+from sb3_swfp.common.log_prob import FOLD_EPS, log_abs_det, standard_normal_log_prob
 
 SOLVERS = [FlowSolver, TangentFlowSolver]
 
@@ -74,7 +74,7 @@ def test_log_det_gradient_matches_autograd(solver_class, activation, layer_norm)
     def block_map(xx, ff, bb):
         return reference_solver.block(net, ff[None], xx[None], bb[None]).x[0]
 
-    reference = th.log(th.linalg.det(th.func.vmap(th.func.jacrev(block_map))(x, f, block)).abs() + FOLD_EPS).sum()
+    reference = th.log(th.linalg.det(th.func.vmap(th.func.jacrev(block_map))(x, f, block)).abs() + FOLD_EPS**2).sum()
     params = list(net.parameters())
     expected = th.autograd.grad(reference, params, allow_unused=True, materialize_grads=True)
     log_det = solver.block(net, f, x, block, "exact").log_det.sum()
@@ -125,8 +125,19 @@ def test_exact_log_det_matches_autograd_of_block_map(solver_class, ode_solver):
 
     jac = th.func.vmap(th.func.jacrev(block_map))(x, f)
     out = solver_class(4, 2, ode_solver).double().block(net, f, x, 1, "exact")
-    # log(|det| + FOLD_EPS): the fold floor, see FOLD_EPS
-    assert th.allclose(out.log_det, th.log(th.linalg.det(jac).abs() + FOLD_EPS), atol=1e-10)
+    # log(|det| + FOLD_EPS ** d): the fold floor, see FOLD_EPS
+    assert th.allclose(out.log_det, th.log(th.linalg.det(jac).abs() + FOLD_EPS**3), atol=1e-10)
+
+
+@pytest.mark.parametrize("d", [1, 3, 6])
+def test_the_fold_floor_binds_per_dimension_not_on_the_whole_determinant(d):
+    """A block contracting every dimension by 1e-2 has log|det| = -4.6 d; one 1e-6 on the whole determinant
+    floored it at -13.8 from d = 3 on, and cut the entropy term's gradient there."""
+    scale = th.full((1,), 1e-2, dtype=th.float64, requires_grad=True)
+    log_det = log_abs_det(th.eye(d, dtype=th.float64)[None] * scale)
+    assert log_det.item() == pytest.approx(d * math.log(1e-2 + (FOLD_EPS if d == 1 else 0.0)), rel=1e-6)
+    (gradient,) = th.autograd.grad(log_det.sum(), scale)
+    assert gradient.item() == pytest.approx(d / (1e-2 + (FOLD_EPS if d == 1 else 0.0)), rel=1e-6)  # d log s / ds
 
 
 @pytest.mark.parametrize("solver_class", SOLVERS)
@@ -247,11 +258,11 @@ def test_standard_normal_log_prob_matches_torch():
 @pytest.mark.parametrize("solver_class", SOLVERS)
 @pytest.mark.parametrize("dim", [1, 2])
 def test_folding_block_map_gives_a_finite_log_det(solver_class, dim):
-    """An Euler step with h A = -I maps everything to 0 (det = 0): the log-det is floored, not -inf."""
+    """An Euler step with h A = -I maps everything to 0 (det = 0): the log-det is floored at log(FOLD_EPS ** d), not -inf."""
     net = linear_velocity(-5.0 * th.eye(dim, dtype=th.float64))
     out = solver_class(5, 1, "euler").double().block(net, th.zeros(3, 2, dtype=th.float64), th.randn(3, dim, dtype=th.float64), 0, "exact")
     assert th.allclose(out.x, th.zeros_like(out.x))
-    assert th.allclose(out.log_det, th.full((3,), math.log(FOLD_EPS), dtype=th.float64))
+    assert th.allclose(out.log_det, th.full((3,), dim * math.log(FOLD_EPS), dtype=th.float64))
 
 
 @pytest.mark.parametrize("per_sample", [False, True])

@@ -10,7 +10,7 @@ from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import VecNormalize
 
 from sb3_swfp import SWFP, BCPretrainCallback, DemoReplayBuffer, EvalFromStartCallback
-from sb3_swfp.demos import collect_demonstrations
+from sb3_swfp.demos import Demonstrations, collect_demonstrations
 from sb3_swfp.experts import PendulumSwingUpExpert
 from sb3_swfp.swfp import swfp as swfp_module
 
@@ -99,13 +99,12 @@ def test_a_model_with_a_demonstration_buffer_loads_away_from_the_demonstrations_
     # Training needs the demonstrations: a clear error before the first step, and they can be given again
     with pytest.raises(FileNotFoundError, match="replay_buffer_kwargs"):
         loaded.learn(10)
-    again = SWFP.load(
-        trained_in / "model.zip",
-        env=gym.make(ENV_ID),
-        replay_buffer_kwargs=dict(demonstrations=trained_in / "demos.npz", demo_ratio=0.5),
-    )
+    again = SWFP.load(trained_in / "model.zip", env=gym.make(ENV_ID), replay_buffer_kwargs=dict(demonstrations=trained_in / "demos.npz"))
     assert again.replay_buffer.n_demonstrations == len(demos)
+    # merged over the saved arguments: the saved demo_ratio stays (replaced whole, it fell to the buffer's default)
+    assert again.replay_buffer.demo_ratio == 0.5 and model.replay_buffer.demo_ratio == 0.5
     again.learn(10)
+    assert SWFP.load(trained_in / "model.zip", replay_buffer_kwargs=dict(demonstrations=trained_in / "demos.npz", demo_ratio=0.25)).replay_buffer.demo_ratio == 0.25
 
 
 def test_a_saved_demonstration_buffer_restores_the_demonstrations(demos, tmp_path):
@@ -147,6 +146,13 @@ def test_demonstrations_recorded_on_another_env_are_refused_unless_asked(demos, 
         model.pretrain(other, **BC)
     with pytest.warns(UserWarning, match="allow_env_mismatch=True"):
         model.pretrain(other, allow_env_mismatch=True, **BC)
+    # another env's shapes too: the env is named first, not the shapes
+    wider = Demonstrations(
+        other.observations[:, :2], other.actions, other.rewards, other.next_observations[:, :2], other.terminations,
+        other.truncations, metadata={"env_id": "MountainCarContinuous-v0"},
+    )
+    with pytest.raises(ValueError, match="recorded on 'MountainCarContinuous-v0'"):
+        model.pretrain(wider, **BC)
     with pytest.raises(ValueError, match="recorded on 'Pendulum-v0'"):
         tiny(replay_buffer_class=DemoReplayBuffer, replay_buffer_kwargs=dict(demonstrations=other))
     with pytest.raises(ValueError, match="recorded on 'Pendulum-v0'"):
@@ -329,6 +335,10 @@ def test_load_checks_the_arguments_it_overrides(tmp_path):
     "option, message",
     [
         (dict(final_learning_rate=-0.01), "final_learning_rate must be >= 0"),
+        # a final rate above the first would make the cosine schedule rise (by 5000x here)
+        (dict(learning_rate=1e-4, final_learning_rate=0.5), r"final_learning_rate must be >= 0 and <= learning_rate .*got 0.5 with learning_rate=0.0001"),
+        (dict(learning_rate="1e-3"), r"learning_rate must be a number, got '1e-3' \(in YAML"),
+        (dict(final_learning_rate="1e-4"), r"final_learning_rate must be a number, got '1e-4'"),
         (dict(learning_rate=0.0), "learning_rate must be > 0"),
         (dict(weight_decay=-1e-6), "weight_decay must be >= 0"),
         (dict(critic_warmup_steps=-3), "critic_warmup_steps must be an integer >= 0"),

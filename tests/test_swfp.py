@@ -362,9 +362,24 @@ def test_values_sac_takes_are_taken(kwargs):
     assert model.target_entropy == -1.0 if "target_entropy" in kwargs else True
 
 
-def test_a_yaml_float_read_as_a_string_is_refused_with_how_to_write_it():
-    with pytest.raises(ValueError, match=r"tau must be a number, got '5e-3' \(in YAML a float needs its dot"):
-        SWFP("FlowPolicy", "Pendulum-v1", tau="5e-3")  # before: a TypeError from a comparison
+@pytest.mark.parametrize("name", ["tau", "actor_tau", "jko_step_size", "w2_coef", "w2_prev_coef", "bc_coef"])
+def test_a_yaml_float_read_as_a_string_is_refused_with_how_to_write_it(name):
+    with pytest.raises(ValueError, match=rf"^{name} must be a number, got '5e-3' \(in YAML a float needs its dot"):
+        SWFP("FlowPolicy", "Pendulum-v1", **{name: "5e-3"})  # before: a TypeError from a comparison, with no name
+
+
+def test_cnn_policy_takes_images_with_sb3s_image_extractor(tmp_path):
+    from stable_baselines3.common.envs import FakeImageEnv
+    from stable_baselines3.common.torch_layers import NatureCNN
+
+    env = FakeImageEnv(screen_height=36, screen_width=36, n_channels=1, discrete=False)
+    model = SWFP("CnnPolicy", env, **{**TINY, "learning_starts": 10, "seed": 0}).learn(20)
+    assert isinstance(model.actor.features_extractor, NatureCNN) and isinstance(model.critic.features_extractor, NatureCNN)
+    obs, _ = env.reset(seed=0)
+    action = model.predict(obs, deterministic=True)[0]
+    assert action.shape == env.action_space.shape
+    model.save(tmp_path / "cnn")
+    np.testing.assert_array_equal(SWFP.load(tmp_path / "cnn").predict(obs, deterministic=True)[0], action)
 
 
 def test_nan_guard_names_term_and_update():

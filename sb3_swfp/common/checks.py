@@ -54,11 +54,15 @@ def check_pretrain_arguments(
     check_int("batch_size", batch_size, 1)
     check_int("critic_warmup_steps", critic_warmup_steps, 0)
     check_int("log_interval", log_interval, 1)
-    if not learning_rate > 0:
+    if not _number("learning_rate", learning_rate) > 0:
         raise ValueError(f"learning_rate must be > 0 (BC's initial learning rate), got {learning_rate}")
-    if not final_learning_rate >= 0:
-        raise ValueError(f"final_learning_rate must be >= 0 (where BC's cosine schedule ends), got {final_learning_rate}")
-    if not weight_decay >= 0:
+    if not 0 <= _number("final_learning_rate", final_learning_rate) <= learning_rate:
+        raise ValueError(
+            f"final_learning_rate must be >= 0 and <= learning_rate (where BC's cosine schedule ends, from "
+            f"learning_rate down), got {final_learning_rate} with learning_rate={learning_rate}; with a lower "
+            "learning_rate, pass a final_learning_rate at or below it too"
+        )
+    if not _number("weight_decay", weight_decay) >= 0:
         raise ValueError(f"weight_decay must be >= 0 (AdamW's), got {weight_decay}")
 
 
@@ -128,15 +132,15 @@ def check_swfp_arguments(
     check_int("actor_learning_starts", actor_learning_starts, 0)
     if actor_batch_size is not None:
         check_int("actor_batch_size", actor_batch_size, 1)
-    if not jko_step_size > 0:
+    if not _number("jko_step_size", jko_step_size) > 0:
         raise ValueError(f"jko_step_size must be > 0 (it divides the W2 term of Eq. 20), got {jko_step_size}")
-    if not bc_coef >= 0:
+    if not _number("bc_coef", bc_coef) >= 0:
         raise ValueError(f"bc_coef must be >= 0, got {bc_coef}")
-    if not w2_coef >= 0:
+    if not _number("w2_coef", w2_coef) >= 0:
         raise ValueError(f"w2_coef must be >= 0, got {w2_coef}")
-    if not w2_prev_coef >= 0:
+    if not _number("w2_prev_coef", w2_prev_coef) >= 0:
         raise ValueError(f"w2_prev_coef must be >= 0, got {w2_prev_coef}")
-    if not 0 < actor_tau <= 1:
+    if not 0 < _number("actor_tau", actor_tau) <= 1:
         raise ValueError(f"actor_tau must be in (0, 1], got {actor_tau}")
     initial_ent_coef(ent_coef)
     check_int("batch_size", batch_size, 1)

@@ -3,7 +3,7 @@
 ``log pi(x_N | s) = log N(x_0; 0, I) - sum_n log|det dF_n/dx (x_{n-1})|``, with one term per flow
 block ``F_n`` (Eq. 10).  A block's term is either
 
-- ``"exact"``: ``log(|det J| + FOLD_EPS)`` of the Jacobian ``J = dF_n/dx`` (batch, d, d) of the
+- ``"exact"``: ``log(|det J| + FOLD_EPS ** d)`` of the Jacobian ``J = dF_n/dx`` (batch, d, d) of the
   discrete block map, the exact density of the discrete flow, with a floor where the map folds; or
 - ``"hutchinson"``: ``sum_steps dt * eps^T J_v eps``, one Rademacher probe ``eps`` per solver step,
   ``J_v = dv/dx`` taken where the solver evaluates the slope (the midpoint for ``"midpoint"``): an
@@ -23,8 +23,11 @@ from collections.abc import Callable
 import torch as th
 
 LOG_PROB_METHODS = ("exact", "hutchinson")
-#: Floor inside the log of |det dF/dx|, as SB3's SAC adds 1e-6 inside its tanh correction: a block map
-#: that folds (det -> 0) would otherwise give log pi = +inf and non-finite critic targets.
+#: Floor per action dimension inside the log of |det dF/dx| (the floor on the determinant is FOLD_EPS ** d),
+#: as SB3's SAC adds 1e-6 inside each dimension's tanh correction: a block map that folds (det -> 0) would
+#: otherwise give log pi = +inf and non-finite critic targets.  One FOLD_EPS on the whole determinant would
+#: bind a d-dimensional block that contracts each dimension by FOLD_EPS ** (1 / d) (0.1 for d = 6), well
+#: within what a block of a sharp BC flow does, and cut its entropy gradient.
 FOLD_EPS = 1e-6
 
 
@@ -34,11 +37,11 @@ def standard_normal_log_prob(x0: th.Tensor) -> th.Tensor:
 
 
 def log_abs_det(jacobian: th.Tensor) -> th.Tensor:
-    """``log(|det J| + FOLD_EPS)`` of Jacobians (batch, d, d) -> (batch,), differentiable."""
+    """``log(|det J| + FOLD_EPS ** d)`` of Jacobians (batch, d, d) -> (batch,), differentiable."""
     if jacobian.shape[-1] == 1:
         return th.log(th.abs(jacobian[:, 0, 0]) + FOLD_EPS)
-    # log(|det| + FOLD_EPS), computed from slogdet without leaving log space
-    floor = th.full((), math.log(FOLD_EPS), dtype=jacobian.dtype, device=jacobian.device)  # a fill: no host-to-GPU copy
+    # log(|det| + FOLD_EPS ** d), computed from slogdet without leaving log space
+    floor = th.full((), jacobian.shape[-1] * math.log(FOLD_EPS), dtype=jacobian.dtype, device=jacobian.device)  # a fill: no host-to-GPU copy
     return th.logaddexp(th.linalg.slogdet(jacobian)[1], floor)
 
 

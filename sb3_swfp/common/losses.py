@@ -88,14 +88,20 @@ def jko_block_loss(
 ) -> tuple[th.Tensor, JKOTerms]:
     """One JKO step for flow block n, Eq. (20) with the parallel-block term of Eq. (19)::
 
-        L = mean[ -Q(s, x_n) / (alpha * q_scale) - log|det dF_n/dx (x_{n-1}^old)| ]
+        L = mean[ -Q(s, S(x_n)) / (alpha * q_scale) - log|det dF_n/dx (x_{n-1}^old)| - log|det dS(x_n)| ]
             + (eps / 2 tau) * mean[ ||x_n - x_{n-1}^old||^2 + ||x_n - x_n^old||^2 ]
+
+    with ``S`` the policy's squash (identity in the paper's Eq. 20, which has no action box).  The
+    function takes Q and the log-determinant as the caller computed them: ``SWFP`` passes Q at the
+    squashed particles and the block's log-determinant plus the squash's, and the W2 terms are
+    measured on the particles before the squash, where the chain's blocks act.
 
     ``q_scale = 1`` is the paper's loss; ``SWFP(q_normalization=True)`` passes the batch mean of
     ``|Q|`` (detached), so that alpha, eps and tau weigh a Q of order 1 whatever the reward scale.
 
-    :param q_values: (batch, 1) aggregated critic value at the new particles ``x_n``
-    :param log_det: (batch,) log-determinant of the online block map at ``x_{n-1}^old``
+    :param q_values: (batch, 1) aggregated critic value at the new particles (``SWFP``: at ``S(x_n)``)
+    :param log_det: (batch,) log-determinant of the online block map at ``x_{n-1}^old`` (``SWFP``: plus
+        the squash's at ``x_n``, so that the entropy term is the squashed particles')
     :param x_new: (batch, d) ``x_n = F_n^theta(x_{n-1}^old)``, with gradient
     :param x_prev_old: (batch, d) ``x_{n-1}^old`` from the target actor
     :param x_old: (batch, d) ``x_n^old = F_n^thetabar(x_{n-1}^old)`` from the target actor

@@ -39,6 +39,23 @@ def with_added_arguments(data: dict[str, Any] | None, kwargs: dict[str, Any]) ->
     return {**kwargs, **missing}
 
 
+def with_saved_buffer_arguments(data: dict[str, Any] | None, kwargs: dict[str, Any], custom_objects: dict[str, Any] | None) -> dict[str, Any]:
+    """``load``'s keyword arguments, with a ``replay_buffer_kwargs`` override merged key by key over the saved model's
+    (its :func:`saved_data`) when the buffer's class stays the saved one: giving the demonstrations again keeps the
+    saved ``demo_ratio``, ``n_steps`` and checks instead of dropping them to the buffer's defaults (SB3's load
+    replaces the whole dict)."""
+    override = kwargs.get("replay_buffer_kwargs")
+    if not isinstance(override, dict) or "replay_buffer_class" in kwargs or not (data or {}).get("replay_buffer_kwargs"):
+        return kwargs
+    from stable_baselines3.common.save_util import json_to_data
+
+    saved = json_to_data(json.dumps({"replay_buffer_kwargs": data["replay_buffer_kwargs"]}), custom_objects)  # type: ignore[index]
+    saved_kwargs = saved.get("replay_buffer_kwargs")
+    if not isinstance(saved_kwargs, dict):  # could not be read back: SB3's load says so
+        return kwargs
+    return {**kwargs, "replay_buffer_kwargs": {**saved_kwargs, **override}}
+
+
 def check_load_overrides(data: dict[str, Any] | None, kwargs: dict[str, Any], defaults: dict[str, Any]) -> None:
     """Check the SWFP arguments that ``load`` is given to override (``kwargs``; ``defaults``: the constructor's),
     as the constructor checks them (SB3's load sets them without it), and refuse a switch between a learned and a
@@ -57,4 +74,4 @@ def check_load_overrides(data: dict[str, Any] | None, kwargs: dict[str, Any], de
             )
 
 
-__all__ = ["ADDED_ARGUMENTS", "check_load_overrides", "saved_data", "with_added_arguments"]
+__all__ = ["ADDED_ARGUMENTS", "check_load_overrides", "saved_data", "with_added_arguments", "with_saved_buffer_arguments"]

@@ -18,6 +18,7 @@ from stable_baselines3.common.torch_layers import (
     BaseFeaturesExtractor,
     CombinedExtractor,
     FlattenExtractor,
+    NatureCNN,
     get_actor_critic_arch,
 )
 from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
@@ -489,6 +490,21 @@ class MultiInputPolicy(FlowPolicy):
         lr_schedule: Schedule,
         *args: Any,
         features_extractor_class: type[BaseFeaturesExtractor] = CombinedExtractor,
+        **kwargs: Any,
+    ):
+        super().__init__(observation_space, action_space, lr_schedule, *args, features_extractor_class=features_extractor_class, **kwargs)
+
+
+class CnnPolicy(FlowPolicy):
+    """:class:`FlowPolicy` for image observations (``NatureCNN`` by default, as SB3's SAC ``CnnPolicy``); same parameters."""
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Box,
+        lr_schedule: Schedule,
+        *args: Any,
+        features_extractor_class: type[BaseFeaturesExtractor] = NatureCNN,
         **kwargs: Any,
     ):
         super().__init__(observation_space, action_space, lr_schedule, *args, features_extractor_class=features_extractor_class, **kwargs)

@@ -89,12 +89,13 @@ def pretrain(
         gradient_steps, batch_size, learning_rate, final_learning_rate, weight_decay, critic_warmup_steps, log_interval
     )
     demos = as_demonstrations(demonstrations)
+    # Demonstrations of another env are named as such before their shapes are compared
+    check_env_id(demos.metadata, vec_env_id(model.env), allow_env_mismatch)
     # Validated against the model's spaces, actions scaled to [-1, 1]
     demo_buffer = DemonstrationBuffer.from_demonstrations(
         demos, model.observation_space, model.action_space, device=model.device, clip_actions=clip_actions  # type: ignore[arg-type]
     )
     demo_buffer.n_steps, demo_buffer.gamma = model.n_steps, model.gamma  # the critic warm-up's targets, as online
-    check_env_id(demos.metadata, vec_env_id(model.env), allow_env_mismatch)
     if critic_warmup_steps > 0:
         check_rewards(demos, allow_missing_rewards, "the critic warm-up (critic_warmup_steps > 0)")
     update_observation_statistics(model._vec_normalize_env, demo_buffer)

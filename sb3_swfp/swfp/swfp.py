@@ -36,8 +36,8 @@ from sb3_swfp.demos import (
     with_env_id,
 )
 from sb3_swfp.demos.buffers import unsaved
-from sb3_swfp.swfp.persistence import check_load_overrides, saved_data, with_added_arguments
-from sb3_swfp.swfp.policies import FlowActor, FlowPolicy, MultiInputPolicy
+from sb3_swfp.swfp.persistence import check_load_overrides, saved_data, with_added_arguments, with_saved_buffer_arguments
+from sb3_swfp.swfp.policies import CnnPolicy, FlowActor, FlowPolicy, MultiInputPolicy
 from sb3_swfp.swfp.pretrain import pretrain
 
 SelfSWFP = TypeVar("SelfSWFP", bound="SWFP")
@@ -57,7 +57,8 @@ class SWFP(OffPolicyAlgorithm):
     Defaults marked (paper) are Table 2 of the paper; (ours) were chosen for learning from scratch
     and fine-tuning on the project's CPU benchmarks (see docs/).
 
-    :param policy: ``"FlowPolicy"`` (alias ``"MlpPolicy"``), ``"MultiInputPolicy"`` or a policy class.
+    :param policy: ``"FlowPolicy"`` (alias ``"MlpPolicy"``), ``"CnnPolicy"`` (images), ``"MultiInputPolicy"`` (Dict
+        observations) or a policy class.
     :param env: The environment to learn from (if registered in Gym, can be str).
     :param learning_rate: Adam learning rate of the critic (and entropy coefficient), or a schedule
         of the progress remaining (1 -> 0). (ours, 3e-4 as SAC)
@@ -95,7 +96,8 @@ class SWFP(OffPolicyAlgorithm):
     :param policy_delay: One actor update every ``policy_delay`` critic updates. (ours, 2 as TD3: halves the
         cost of the actor step, which dominates on CPU)
     :param actor_learning_starts: Critic-only gradient updates before the first actor update, so that
-        the critic fits before it moves a pretrained actor (ours, 0: none).
+        the critic fits before it moves a pretrained actor: the first actor update is the first critic
+        update after this many whose count is a multiple of ``policy_delay`` (ours, 0: none).
     :param actor_tau: Polyak coefficient of the target actor (Algorithm 1, line 15). (ours, 0.005)
     :param block_sampling: ``"per_sample"`` block index (default, lower variance) or ``"per_batch"``
         (Algorithm 1, line 12).
@@ -125,6 +127,7 @@ class SWFP(OffPolicyAlgorithm):
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
         "FlowPolicy": FlowPolicy,
         "MlpPolicy": FlowPolicy,
+        "CnnPolicy": CnnPolicy,
         "MultiInputPolicy": MultiInputPolicy,
     }
     policy: FlowPolicy
@@ -510,12 +513,15 @@ class SWFP(OffPolicyAlgorithm):
         The replay buffer is rebuilt from its saved arguments; when they name demonstrations that
         cannot be found from here (a relative path, another machine), the buffer is built without
         them and a warning says so: the model predicts as saved, and ``learn()`` raises until the
-        demonstrations are given again (``replay_buffer_kwargs=dict(demonstrations=..., demo_ratio=...)``
-        here, or :meth:`load_replay_buffer`).  Arguments as ``BaseAlgorithm.load``.
+        demonstrations are given again (``replay_buffer_kwargs=dict(demonstrations=...)`` here, or
+        :meth:`load_replay_buffer`).  Unlike SB3's load, ``replay_buffer_kwargs`` given here are merged key
+        by key over the saved ones (unless ``replay_buffer_class`` is given too), so the saved
+        ``demo_ratio`` and the other buffer settings stay.  Arguments as ``BaseAlgorithm.load``.
         """
         data = saved_data(path)  # read once, for both: SB3's load reads the file again
         check_load_overrides(data, kwargs, {name: param.default for name, param in inspect.signature(cls.__init__).parameters.items()})
         kwargs = with_added_arguments(data, kwargs)  # the squash a model saved before the option was trained with
+        kwargs = with_saved_buffer_arguments(data, kwargs, custom_objects)
         with defer_missing_demonstrations():
             model = super().load(path, env, device, custom_objects, print_system_info, force_reset, **kwargs)
         if "ent_coef" in kwargs and initial_ent_coef(kwargs["ent_coef"]) is None:
