@@ -312,6 +312,23 @@ def test_demo_replay_buffer_batches_mix_online_and_demonstrations_by_demo_ratio(
     assert th.all(mixed.actions[:24] == 0.5) and not th.any(th.all(mixed.actions[24:] == 0.5, dim=1))
 
 
+@pytest.mark.parametrize("demo_ratio", [-0.1, 1.5])
+def test_demo_replay_buffer_refuses_a_demo_ratio_outside_zero_to_one(demo_ratio):
+    with pytest.raises(ValueError, match=rf"demo_ratio must be in \[0, 1\] .*got {demo_ratio}"):
+        DemoReplayBuffer(50, OBS_SPACE, ACTION_SPACE, device="cpu", demonstrations=episodic_demos(), demo_ratio=demo_ratio)
+
+
+def test_demo_replay_buffer_clips_out_of_bounds_demonstration_actions_only_when_asked():
+    demos = episodic_demos()
+    demos.actions[0] = ACTION_SPACE.high + 1.0  # above both bounds
+    with pytest.raises(ValueError, match="demonstration action values lie outside the action space bounds"):
+        DemoReplayBuffer(50, OBS_SPACE, ACTION_SPACE, device="cpu", demonstrations=demos)
+    buffer = DemoReplayBuffer(50, OBS_SPACE, ACTION_SPACE, device="cpu", demonstrations=demos, clip_actions=True)
+    stored = buffer.demo_buffer.actions[: buffer.n_demonstrations, 0]  # SB3's scaled actions, in [-1, 1]
+    np.testing.assert_array_equal(stored[0], np.ones(2, dtype=np.float32))
+    np.testing.assert_allclose(stored[1:], scaled_actions(demos.subset(slice(1, None)), ACTION_SPACE), rtol=1e-6)
+
+
 def test_n_step_returns_stop_at_the_end_of_each_episode_for_demonstrations_and_online_data():
     """n_steps=3: rewards summed over up to 3 steps of the same episode, discounts gamma^k, the last step's next
     observation; a termination ends the return without bootstrapping, a truncation ends it and bootstraps."""

@@ -165,7 +165,10 @@ def test_every_demonstration_source_is_read_wherever_demonstrations_are_taken(mi
     }
     for name, source in sources.items():
         loaded = as_demonstrations(source)
-        assert_same(loaded, demos), name
+        try:
+            assert_same(loaded, demos)
+        except AssertionError as error:
+            raise AssertionError(f"from a {name}: {error}") from error
     assert len(as_demonstrations(_trajectories())) == 7  # imitation trajectories
     with pytest.raises(TypeError, match="cannot read demonstrations from a dict; expected .*'minari:<dataset id>'"):
         as_demonstrations({"observations": []})

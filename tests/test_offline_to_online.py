@@ -6,6 +6,7 @@ import pytest
 import torch as th
 from stable_baselines3.common.callbacks import BaseCallback, EvalCallback, StopTrainingOnRewardThreshold
 from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import VecNormalize
 
@@ -354,3 +355,97 @@ def test_pretrain_and_its_callback_refuse_numbers_out_of_range(demos, option, me
         BCPretrainCallback(demos, **{**BC, **option})  # at construction, not when learn() starts
     with pytest.raises(ValueError, match="log_interval must be an integer >= 1"):
         model.pretrain(demos, log_interval=0, **BC)
+
+
+@pytest.mark.parametrize("log_prob_method", ["exact", "hutchinson"])
+def test_the_actor_step_weighs_its_terms_with_the_models_coefficients(demos, monkeypatch, log_prob_method):
+    """The logged actor loss is the JKO terms and the BC term weighed as the model says (each coefficient a value
+    no default has), Q is divided by the batch's mean |Q|, the actor batch has actor_batch_size states, and the
+    block's log-determinant is computed as log_prob_method says."""
+    model = tiny(
+        seed=0, learning_starts=0, ent_coef=0.5, w2_coef=3.0, jko_step_size=0.2, w2_prev_coef=0.7, bc_coef=2.0,
+        q_normalization=True, log_prob_method=log_prob_method, actor_batch_size=24,
+        replay_buffer_class=DemoReplayBuffer, replay_buffer_kwargs=dict(demonstrations=demos, demo_ratio=0.5),
+    )
+    losses, methods, updates = [], [], []
+    real_loss, real_block, real_update = swfp_module.jko_block_loss, model.actor.block, model._actor_update
+
+    def loss_spy(**kwargs):
+        losses.append(kwargs)
+        return real_loss(**kwargs)
+
+    def block_spy(features, x, block, method):
+        methods.append(method)
+        return real_block(features, x, block, method)
+
+    def update_spy(observations, ent_coef):
+        updates.append((len(observations), real_update(observations, ent_coef)))
+        return updates[-1][1]
+
+    monkeypatch.setattr(swfp_module, "jko_block_loss", loss_spy)
+    monkeypatch.setattr(model.actor, "block", block_spy)
+    monkeypatch.setattr(model, "_actor_update", update_spy)
+    model.learn(10)  # policy_delay 2: five actor steps
+    assert len(updates) == len(losses) == 5 and methods == [log_prob_method] * 5
+    for (batch, logs), kwargs in zip(updates, losses):
+        q = kwargs["q_values"].detach()
+        assert batch == 24 and kwargs["w2_prev_coef"] == 0.7 and float(kwargs["ent_coef"]) == 0.5
+        assert float(kwargs["q_scale"]) == pytest.approx(q.abs().mean().item())
+        assert logs["actor_q_term"] == pytest.approx(-(q / (0.5 * q.abs().mean())).mean().item(), rel=1e-5)
+        w2 = 3.0 / (2 * 0.2) * (0.7 * logs["w2_prev"] + logs["w2_old"])
+        expected = logs["actor_q_term"] - logs["actor_log_det"] + w2 + 2.0 * logs["bc_loss"]
+        assert logs["actor_loss"] == pytest.approx(expected, rel=1e-5)
+
+
+class _RecordingLogger(Logger):
+    """A logger that keeps every recorded value, in order."""
+
+    def __init__(self):
+        super().__init__(folder=None, output_formats=[])
+        self.values: dict[str, list[float]] = {}
+
+    def record(self, key, value, exclude=None):
+        self.values.setdefault(key, []).append(value)
+        super().record(key, value, exclude)
+
+
+def test_pretrain_decays_to_its_final_rate_with_weight_decay_then_warms_the_critics_up(demos, monkeypatch):
+    model = tiny(seed=0)
+    model.set_logger(logger := _RecordingLogger())
+    optimizers = []
+    real_adamw = th.optim.AdamW
+
+    def adamw(*args, **kwargs):
+        optimizers.append(kwargs)
+        return real_adamw(*args, **kwargs)
+
+    monkeypatch.setattr(th.optim, "AdamW", adamw)
+    critic, target = ([param.detach().clone() for param in net.parameters()] for net in (model.critic, model.critic_target))
+    actor = actor_parameters(model)
+    model.pretrain(demos, gradient_steps=6, batch_size=16, learning_rate=2e-3, final_learning_rate=3e-5, weight_decay=0.01, critic_warmup_steps=3, log_interval=1)
+    assert [kwargs["weight_decay"] for kwargs in optimizers] == [0.01] and optimizers[0]["lr"] == 2e-3
+    assert logger.values["pretrain/learning_rate"][-1] == pytest.approx(3e-5)  # the cosine schedule's end
+    assert len(logger.values["pretrain/critic_loss"]) == 3 and model.n_bc_updates == 6
+    assert not same_parameters(actor, actor_parameters(model))
+    # the warm-up moved the critics and their targets
+    assert not all(th.equal(a, b) for a, b in zip(critic, model.critic.parameters()))
+    assert not all(th.equal(a, b) for a, b in zip(target, model.critic_target.parameters()))
+
+
+def test_the_callback_hands_its_arguments_to_pretrain_and_leaves_a_trained_model_alone(demos, monkeypatch):
+    options = dict(
+        gradient_steps=7, batch_size=9, learning_rate=2e-3, final_learning_rate=1e-5, weight_decay=1e-3, critic_warmup_steps=2,
+        clip_actions=True, progress_bar=False, allow_env_mismatch=True, allow_missing_rewards=True,
+    )
+    model, calls = tiny(seed=0, learning_starts=1_000), []
+    monkeypatch.setattr(model, "pretrain", lambda demonstrations, **kwargs: calls.append(kwargs))
+    model.learn(2, callback=BCPretrainCallback(demos, **options))
+    assert calls == [options]
+    # a model that has trained (no BC) is not cloned over when learn() goes on with the callback
+    trained = tiny(seed=0, learning_starts=0).learn(10)
+    trained.learn(5, callback=BCPretrainCallback(demos, **BC), reset_num_timesteps=False)
+    assert trained.n_bc_updates == 0
+    from stable_baselines3 import SAC
+
+    with pytest.raises(TypeError, match="BCPretrainCallback needs an SWFP model, got SAC"):
+        SAC("MlpPolicy", ENV_ID, learning_starts=1_000).learn(2, callback=BCPretrainCallback(demos, **BC))

@@ -100,7 +100,7 @@ def test_an_uninformative_critic_leaves_the_bc_flow_in_its_modes(bc_flow):
 def test_the_true_reward_moves_mass_into_every_high_reward_mode(bc_flow):
     fix_critic(bc_flow, toy_reward_torch)
     before = high_reward_mode_share(bc_flow.predict(OBS, deterministic=False)[0])
-    actor_updates(bc_flow, 1000)
+    actor_updates(bc_flow, 300)  # 93% in the high-reward modes (1000 updates took 20 s more)
     actions = bc_flow.predict(OBS, deterministic=False)[0]
     shares = mode_shares(actions)[list(HIGH_REWARD_MODES)]
     assert before < 0.5 and shares.sum() >= 0.8, (before, shares)

@@ -18,6 +18,7 @@ from sb3_swfp import SWFP, FlowPolicy
 from sb3_swfp.common.fast_flow import TangentFlowSolver
 from sb3_swfp.common.flow import FlowSolver
 from sb3_swfp.common.losses import NonFiniteLossError
+from sb3_swfp.swfp import swfp as swfp_module
 
 from helpers import TINY
 
@@ -359,7 +360,42 @@ def test_clear_errors(env, kwargs, match):
 def test_values_sac_takes_are_taken(kwargs):
     """The checks of the arguments SWFP shares with SAC refuse what would train wrongly, not numpy scalars or strings SAC reads."""
     model = SWFP("FlowPolicy", "Pendulum-v1", **TINY, **kwargs)
-    assert model.target_entropy == -1.0 if "target_entropy" in kwargs else True
+    ((name, value),) = kwargs.items()
+    assert float(getattr(model, name)) == pytest.approx(float(value))
+
+
+def test_the_critic_targets_follow_every_target_update_interval_updates():
+    model = tiny(seed=0, learning_starts=0, target_update_interval=3)
+    before = [param.detach().clone() for param in model.critic_target.parameters()]
+    model.learn(2)  # updates 1 and 2: the targets stay
+    assert all(th.equal(a, b) for a, b in zip(before, model.critic_target.parameters()))
+    model.learn(1, reset_num_timesteps=False)  # update 3
+    assert not all(th.equal(a, b) for a, b in zip(before, model.critic_target.parameters()))
+
+
+def test_the_actor_waits_for_actor_learning_starts_critic_updates():
+    model = tiny(seed=0, learning_starts=0, policy_delay=1, actor_learning_starts=20)
+    actor, critic = ([param.detach().clone() for param in net.parameters()] for net in (model.actor, model.critic))
+    model.learn(20)  # 20 critic updates, no actor update
+    assert all(th.equal(a, b) for a, b in zip(actor, model.actor.parameters()))
+    assert not all(th.equal(a, b) for a, b in zip(critic, model.critic.parameters()))
+    model.learn(10, reset_num_timesteps=False)  # updates 21-30: the actor steps in each
+    assert all(state["step"] == 10 for state in model.actor.optimizer.state.values())
+
+
+@pytest.mark.parametrize("ent_coef, critic_entropy", [("auto", False), ("auto", True), (0.2, True)])
+def test_critic_entropy_decides_whether_the_soft_target_has_the_entropy_term(monkeypatch, ent_coef, critic_entropy):
+    """critic_entropy=False drops the entropy bonus from the target also where ent_coef is learned (a log pi is computed then)."""
+    seen = []
+    real = swfp_module.soft_q_target
+
+    def spy(**kwargs):
+        seen.append(kwargs["next_log_prob"])
+        return real(**kwargs)
+
+    monkeypatch.setattr(swfp_module, "soft_q_target", spy)
+    tiny(seed=0, learning_starts=0, ent_coef=ent_coef, critic_entropy=critic_entropy).learn(3)
+    assert len(seen) == 3 and all((log_prob is not None) == critic_entropy for log_prob in seen)
 
 
 @pytest.mark.parametrize("name", ["tau", "actor_tau", "jko_step_size", "w2_coef", "w2_prev_coef", "bc_coef"])

@@ -312,8 +312,10 @@ def test_bad_algo_exits_as_rl_zoo3_does(tmp_path, capsys):
         run_zoo("train", "--algo", "not-an-algo", "--env", ENV_ID, "-f", tmp_path)
     assert exit_info.value.code == 2
     assert "invalid choice: 'not-an-algo'" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as exit_info:
         run_zoo("not-a-command")
+    assert exit_info.value.code == 2
+    assert "invalid choice: 'not-a-command' (choose from 'train', 'enjoy'" in capsys.readouterr().err
 
 
 def test_missing_yaml_entry_raises_rl_zoo3_error(tmp_path):
@@ -506,7 +508,7 @@ class FakeHub:
 
 
 @pytest.mark.filterwarnings("ignore:'rl_zoo3.load_from_hub' found in sys.modules:RuntimeWarning")  # enjoy imported it
-def test_push_to_hub_and_load_from_hub_round_trip_offline(trained, tmp_path, monkeypatch):
+def test_push_to_hub_and_load_from_hub_round_trip_offline(trained, tmp_path, monkeypatch, capsys):
     import huggingface_hub
     import huggingface_sb3
 
@@ -525,7 +527,9 @@ def test_push_to_hub_and_load_from_hub_round_trip_offline(trained, tmp_path, mon
     downloaded = run_dir(tmp_path / "downloaded") / f"{ENV_ID}.zip"
     obs = np.array([[1.0, 0.0, 0.5]], dtype=np.float32)
     np.testing.assert_array_equal(SWFP.load(downloaded).predict(obs, deterministic=True)[0], pushed.predict(obs, deterministic=True)[0])
+    capsys.readouterr()
     run_zoo("enjoy", "--algo", "swfp", "--env", ENV_ID, "-f", tmp_path / "downloaded", "--no-render", "-n", 5, "--num-threads", 1)
+    assert f"Loading {downloaded}" in capsys.readouterr().out  # enjoy plays the downloaded model
 
 
 def test_missing_zoo_extra_says_how_to_install(monkeypatch):
@@ -555,3 +559,32 @@ def test_every_o2o_entry_is_the_preset_plus_env_settings():
         assert set(bc_kwargs) - {"demonstrations"} <= {"gradient_steps"}, env_id  # the BC budget only; the rest is pretrain's
     ((_, default_bc),) = entries["default"]["callback"][0].items()
     assert default_bc["gradient_steps"] == PRETRAIN_KWARGS["gradient_steps"]
+
+
+def test_load_hyperparams_takes_rl_zoo3s_v4_entry_for_a_v5_id_and_makes_its_action_noise(tmp_path):
+    from stable_baselines3.common.noise import NormalActionNoise
+
+    from sb3_swfp.hyperparams import evaluate_strings, load_hyperparams, read_entries, rl_zoo3_file
+
+    td3 = load_hyperparams("td3", "HalfCheetah-v5", HYPERPARAMS)  # ours: noise_type normal, noise_std 0.1
+    assert isinstance(td3["action_noise"], NormalActionNoise) and "noise_type" not in td3 and "noise_std" not in td3
+    np.testing.assert_array_equal(td3["action_noise"]._sigma, 0.1 * np.ones(6))  # HalfCheetah's six joints
+    (tmp_path / "sac.yml").write_text("Other-v0:\n  policy: 'MlpPolicy'\n")  # our file has no Swimmer entry
+    expected = evaluate_strings(dict(read_entries(rl_zoo3_file("sac"))["Swimmer-v4"]))
+    expected.pop("n_timesteps")
+    assert load_hyperparams("sac", "Swimmer-v5", tmp_path) == expected and expected["gamma"] == 0.999  # Swimmer's, not the default 0.99
+    (tmp_path / "td3.yml").write_text("Pendulum-v1:\n  policy: 'MlpPolicy'\n  noise_type: 'ornstein-uhlenbeck'\n  noise_std: 0.1\n")
+    with pytest.raises(ValueError, match="unsupported noise_type 'ornstein-uhlenbeck' in the td3 entry of Pendulum-v1"):
+        load_hyperparams("td3", "Pendulum-v1", tmp_path)
+    with pytest.raises(KeyError, match="no sac hyperparameters for 'Nope-v0'"):
+        load_hyperparams("sac", "Nope-v0", tmp_path)
+
+
+def test_read_entry_serves_an_env_without_an_entry_from_the_default_one(tmp_path):
+    from sb3_swfp.hyperparams import read_entry
+
+    assert read_entry(HYPERPARAMS / "swfp_o2o.yml", "Nope-v0") == read_entry(HYPERPARAMS / "swfp_o2o.yml", "default")
+    assert read_entry(HYPERPARAMS / "swfp_o2o.yml", "Pendulum-v1")["n_timesteps"] == 8000  # its own where it has one
+    (tmp_path / "swfp.yml").write_text("Other-v0:\n  policy: 'FlowPolicy'\n")
+    with pytest.raises(KeyError, match=r"no entry for 'Nope-v0' \(nor a default one\)"):
+        read_entry(tmp_path / "swfp.yml", "Nope-v0")
