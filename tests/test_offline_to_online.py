@@ -74,6 +74,17 @@ def test_bc_under_vec_normalize_sees_demonstrations_inside_the_clipping_range(de
     np.testing.assert_allclose(env.obs_rms.mean, demos.observations.mean(axis=0), atol=0.05)
 
 
+def test_a_critic_warm_up_under_normalised_rewards_is_warned_about(demos, recwarn):
+    """The warm-up's targets use the recorded rewards, learn()'s the normalised ones: two scales for one critic."""
+    model = tiny(env=VecNormalize(make_vec_env(ENV_ID, n_envs=1, seed=0)), seed=0)
+    with pytest.warns(UserWarning, match=r"critic warm-up trains on the demonstrations' rewards as recorded.*norm_reward=False"):
+        model.pretrain(demos, critic_warmup_steps=2, **BC)
+    recwarn.clear()
+    tiny(env=VecNormalize(make_vec_env(ENV_ID, n_envs=1, seed=0), norm_reward=False), seed=0).pretrain(demos, critic_warmup_steps=2, **BC)
+    model.pretrain(demos, **BC)  # no warm-up: nothing to warn about
+    assert not [warning for warning in recwarn if "critic warm-up" in str(warning.message)]
+
+
 def test_bc_leaves_frozen_vec_normalize_statistics_alone(demos):
     env = VecNormalize(make_vec_env(ENV_ID, n_envs=1, seed=0), norm_reward=False, training=False)
     model = tiny(env=env, seed=0)

@@ -6,6 +6,7 @@ batches from one :class:`~sb3_swfp.demos.DemonstrationBuffer`, with ``sample(bat
 
 from __future__ import annotations
 
+import warnings
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -98,6 +99,13 @@ def pretrain(
     demo_buffer.n_steps, demo_buffer.gamma = model.n_steps, model.gamma  # the critic warm-up's targets, as online
     if critic_warmup_steps > 0:
         check_rewards(demos, allow_missing_rewards, "the critic warm-up (critic_warmup_steps > 0)")
+        if model._vec_normalize_env is not None and model._vec_normalize_env.norm_reward:
+            warnings.warn(
+                "the critic warm-up trains on the demonstrations' rewards as recorded (VecNormalize's return "
+                "statistics have seen no online return yet), while learn() trains on normalised rewards: the critics "
+                "would learn two reward scales. Use VecNormalize(norm_reward=False) or critic_warmup_steps=0",
+                stacklevel=3,
+            )
     update_observation_statistics(model._vec_normalize_env, demo_buffer)
     # Passed as sample()'s env: SB3's sampling calls only its normalize_obs and normalize_reward
     normalization: Any = PretrainingNormalization(model._vec_normalize_env)
