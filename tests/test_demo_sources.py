@@ -53,10 +53,11 @@ def test_collect_with_noise_and_step_budget():
     with pytest.raises(ValueError, match="exactly one of n_episodes and n_steps"):
         collect_demonstrations(env, expert, n_episodes=1, n_steps=5)
     # a budget that is not a whole number would never be reached: the recording ran until memory ran out
-    with pytest.raises(ValueError, match=r"n_steps must be an integer >= 1, got 10.5"):
+    with pytest.raises(ValueError, match=r"n_steps must be a whole number >= 1, got 10.5"):
         collect_demonstrations(env, expert, n_steps=10.5)
-    with pytest.raises(ValueError, match=r"n_episodes must be an integer >= 1, got 1.5"):
+    with pytest.raises(ValueError, match=r"n_episodes must be a whole number >= 1, got 1.5"):
         collect_demonstrations(env, expert, n_episodes=1.5)
+    assert len(collect_demonstrations(env, expert, n_steps=5.0, seed=0)) == 5  # a whole float, as 1e4 is written
 
 
 def test_collect_from_sb3_model():

@@ -99,7 +99,7 @@ def test_a_model_with_a_demonstration_buffer_loads_away_from_the_demonstrations_
     trained_in.mkdir(), elsewhere.mkdir()
     monkeypatch.chdir(trained_in)
     demos.save("demos.npz")
-    model = tiny(seed=0, replay_buffer_class=DemoReplayBuffer, replay_buffer_kwargs=dict(demonstrations="demos.npz", demo_ratio=0.5))
+    model = tiny(seed=0, replay_buffer_class=DemoReplayBuffer, replay_buffer_kwargs=dict(demonstrations="demos.npz", demo_ratio=0.25))
     model.learn(60)
     model.save("model")
 
@@ -113,10 +113,13 @@ def test_a_model_with_a_demonstration_buffer_loads_away_from_the_demonstrations_
         loaded.learn(10)
     again = SWFP.load(trained_in / "model.zip", env=gym.make(ENV_ID), replay_buffer_kwargs=dict(demonstrations=trained_in / "demos.npz"))
     assert again.replay_buffer.n_demonstrations == len(demos)
-    # merged over the saved arguments: the saved demo_ratio stays (replaced whole, it fell to the buffer's default)
-    assert again.replay_buffer.demo_ratio == 0.5 and model.replay_buffer.demo_ratio == 0.5
+    # merged over the saved arguments: the saved demo_ratio stays (replaced whole, it fell to the buffer's default 0.5)
+    assert again.replay_buffer.demo_ratio == 0.25
     again.learn(10)
-    assert SWFP.load(trained_in / "model.zip", replay_buffer_kwargs=dict(demonstrations=trained_in / "demos.npz", demo_ratio=0.25)).replay_buffer.demo_ratio == 0.25
+    given = dict(demonstrations=trained_in / "demos.npz", demo_ratio=0.75)
+    assert SWFP.load(trained_in / "model.zip", replay_buffer_kwargs=given).replay_buffer.demo_ratio == 0.75  # what is given wins
+    with pytest.warns(UserWarning, match="'demos.npz'"):  # None keeps the saved arguments, as if not given
+        assert SWFP.load(trained_in / "model.zip", replay_buffer_kwargs=None).replay_buffer.demo_ratio == 0.25
 
 
 def test_a_saved_demonstration_buffer_restores_the_demonstrations(demos, tmp_path):

@@ -3,6 +3,7 @@ check; SWFP's own argument checks (:func:`check_swfp_arguments`) and the parsing
 
 from __future__ import annotations
 
+import math
 import numbers
 from typing import Any
 
@@ -14,6 +15,14 @@ def check_choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
     """Raise ``ValueError("unknown <name> <value>, expected one of 'a', 'b'")`` unless ``value`` is in ``allowed``."""
     if value not in allowed:
         raise ValueError(f"unknown {name} {value!r}, expected one of {', '.join(repr(a) for a in allowed)}")
+
+
+def whole_number(name: str, value: Any, minimum: int) -> int:
+    """``value`` as an int if it is a whole number >= ``minimum`` (``1e4`` included), else a ValueError that says so."""
+    real = not isinstance(value, bool) and isinstance(value, (numbers.Real, np.number)) and math.isfinite(value)
+    if not real or value != int(value) or value < minimum:
+        raise ValueError(f"{name} must be a whole number >= {minimum}, got {value!r}")
+    return int(value)
 
 
 def check_int(name: str, value: Any, minimum: int) -> None:
@@ -39,9 +48,14 @@ def check_action_space(action_space: spaces.Space) -> None:
 def _number(name: str, value: Any) -> float:
     """``value`` as a float, or a ValueError that says it is not a number, Python's or numpy's (YAML reads ``5e-3``
     as a string)."""
-    if isinstance(value, bool) or not isinstance(value, (numbers.Real, np.number)):
+    if isinstance(value, (str, bytes)):
         raise ValueError(f"{name} must be a number, got {value!r} (in YAML a float needs its dot: 5.0e-3, or !!float 5e-3)")
-    return float(value)
+    try:  # numpy and torch scalars (and one-element arrays) are numbers too; bools are not
+        if isinstance(value, bool):
+            raise TypeError
+        return float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number, got {value!r}") from None
 
 
 def check_pretrain_arguments(

@@ -3,8 +3,8 @@
 ``log pi(x_N | s) = log N(x_0; 0, I) - sum_n log|det dF_n/dx (x_{n-1})|``, with one term per flow
 block ``F_n`` (Eq. 10).  A block's term is either
 
-- ``"exact"``: ``log(|det J| + FOLD_EPS ** d)`` of the Jacobian ``J = dF_n/dx`` (batch, d, d) of the
-  discrete block map, the exact density of the discrete flow, with a floor where the map folds; or
+- ``"exact"``: ``log|det J|`` of the Jacobian ``J = dF_n/dx`` (batch, d, d) of the discrete block map,
+  the exact density of the discrete flow, with a floor where the map folds (:func:`log_abs_det`); or
 - ``"hutchinson"``: ``sum_steps dt * eps^T J_v eps``, one Rademacher probe ``eps`` per solver step,
   ``J_v = dv/dx`` taken where the solver evaluates the slope (the midpoint for ``"midpoint"``): an
   unbiased estimate of the continuous-time ``integral of div v`` over the block.
@@ -23,11 +23,9 @@ from collections.abc import Callable
 import torch as th
 
 LOG_PROB_METHODS = ("exact", "hutchinson")
-#: Floor per action dimension inside the log of |det dF/dx| (the floor on the determinant is FOLD_EPS ** d),
-#: as SB3's SAC adds 1e-6 inside each dimension's tanh correction: a block map that folds (det -> 0) would
-#: otherwise give log pi = +inf and non-finite critic targets.  One FOLD_EPS on the whole determinant would
-#: bind a d-dimensional block that contracts each dimension by FOLD_EPS ** (1 / d) (0.1 for d = 6), well
-#: within what a block of a sharp BC flow does, and cut its entropy gradient.
+#: Floor of one direction of a block map that folds (det -> 0), which would otherwise give log pi = +inf,
+#: non-finite critic targets and unbounded gradients; SB3's SAC adds 1e-6 inside each dimension's tanh
+#: correction for the same reason.  See :func:`log_abs_det` for how it applies to d dimensions.
 FOLD_EPS = 1e-6
 
 
@@ -37,11 +35,22 @@ def standard_normal_log_prob(x0: th.Tensor) -> th.Tensor:
 
 
 def log_abs_det(jacobian: th.Tensor) -> th.Tensor:
-    """``log(|det J| + FOLD_EPS ** d)`` of Jacobians (batch, d, d) -> (batch,), differentiable."""
+    """``log(|det J| + FOLD_EPS * r ** (d - 1))`` of Jacobians (batch, d, d) -> (batch,), differentiable.
+
+    ``r = ||J||_F / sqrt(d)`` (no gradient, at least FOLD_EPS) is the block's root-mean-square singular
+    value: a map that folds one direction and keeps the others at scale ``r`` has ``|det J| ~ s_min r^(d-1)``,
+    and the floor gives that direction FOLD_EPS, as SAC's per-dimension floor does; a map that contracts
+    every direction by ``s`` is floored only where ``s`` < FOLD_EPS.  A floor of FOLD_EPS on the whole
+    determinant (0.1.0) bound wherever a block contracted each direction by FOLD_EPS ** (1 / d) (0.1 for
+    d = 6), as blocks of sharp BC flows do, and cut their entropy gradient; one of FOLD_EPS ** d let a
+    folded direction through in float32 (slogdet's rounding, about -25, with gradients of 1e12).
+    """
     if jacobian.shape[-1] == 1:
         return th.log(th.abs(jacobian[:, 0, 0]) + FOLD_EPS)
-    # log(|det| + FOLD_EPS ** d), computed from slogdet without leaving log space
-    floor = th.full((), jacobian.shape[-1] * math.log(FOLD_EPS), dtype=jacobian.dtype, device=jacobian.device)  # a fill: no host-to-GPU copy
+    d = jacobian.shape[-1]
+    log_rms = 0.5 * th.log(jacobian.detach().pow(2).sum(dim=(-2, -1)) / d)  # (batch,) log r
+    floor = math.log(FOLD_EPS) + (d - 1) * log_rms.clamp_min(math.log(FOLD_EPS))
+    # log(|det| + floor), computed from slogdet without leaving log space
     return th.logaddexp(th.linalg.slogdet(jacobian)[1], floor)
 
 

@@ -193,8 +193,9 @@ def check_demonstrations_loaded(replay_buffer: Any) -> None:
     if missing is not None:
         raise FileNotFoundError(
             f"this model's demonstration buffer was loaded without its demonstrations ({missing}), and "
-            "training draws from them: load the model with replay_buffer_kwargs=dict(demonstrations=<path>, "
-            "demo_ratio=...), or restore a buffer saved with save_replay_buffer() with load_replay_buffer()"
+            "training draws from them: load the model with replay_buffer_kwargs=dict(demonstrations=<path>) (SWFP "
+            "keeps the saved demo_ratio; SAC and TD3 need it again), or restore a buffer saved with save_replay_buffer() "
+            "with load_replay_buffer()"
         )
 
 
@@ -292,7 +293,7 @@ class DemoReplayBuffer(ReplayBuffer):
             warnings.warn(
                 f"the demonstrations of this model's replay buffer are missing ({self.missing_demonstrations}): the "
                 "model is loaded without them. It predicts as saved; to train it, load it with "
-                "replay_buffer_kwargs=dict(demonstrations=<path>, demo_ratio=...), or call load_replay_buffer()",
+                "replay_buffer_kwargs=dict(demonstrations=<path>) (SWFP keeps the saved demo_ratio), or call load_replay_buffer()",
                 stacklevel=2,
             )
             return

@@ -10,7 +10,7 @@ import numpy as np
 from gymnasium import spaces
 from stable_baselines3.common.vec_env import VecEnv
 
-from sb3_swfp.common.checks import check_int
+from sb3_swfp.common.checks import whole_number
 from sb3_swfp.demos.record import Demonstrations, Observations
 
 #: An SB3 model or policy (anything with ``.predict``), or a callable ``obs -> action``.
@@ -81,8 +81,11 @@ def collect_demonstrations(
     """
     if (n_episodes is None) == (n_steps is None):
         raise ValueError(f"pass exactly one of n_episodes and n_steps, got n_episodes={n_episodes}, n_steps={n_steps}")
-    # A float budget would never equal the recorded count that ends the loop
-    check_int("n_episodes" if n_episodes is not None else "n_steps", n_episodes if n_episodes is not None else n_steps, 1)
+    # The loop ends when the recorded count equals the budget: 10.5 would never be reached (1e4 is taken)
+    if n_episodes is not None:
+        n_episodes = whole_number("n_episodes", n_episodes, 1)
+    else:
+        n_steps = whole_number("n_steps", n_steps, 1)
     if action_noise_std < 0:
         raise ValueError(f"action_noise_std must be >= 0, got {action_noise_std}")
     if isinstance(env, VecEnv):

@@ -7,6 +7,7 @@ import inspect
 import io
 import json
 import os
+import warnings
 import zipfile
 from typing import Any
 
@@ -42,14 +43,18 @@ def with_added_arguments(data: dict[str, Any] | None, kwargs: dict[str, Any]) ->
 def with_saved_buffer_arguments(data: dict[str, Any] | None, kwargs: dict[str, Any], custom_objects: dict[str, Any] | None) -> dict[str, Any]:
     """``load``'s keyword arguments, with a ``replay_buffer_kwargs`` override merged key by key over the saved model's
     (its :func:`saved_data`) when the buffer's class stays the saved one: giving the demonstrations again keeps the
-    saved ``demo_ratio``, ``n_steps`` and checks instead of dropping them to the buffer's defaults (SB3's load
-    replaces the whole dict)."""
-    override = kwargs.get("replay_buffer_kwargs")
-    if not isinstance(override, dict) or "replay_buffer_class" in kwargs or not (data or {}).get("replay_buffer_kwargs"):
+    saved ``demo_ratio`` and checks instead of dropping them to the buffer's defaults (SB3's load replaces the
+    whole dict; ``None`` keeps the saved ones)."""
+    if "replay_buffer_kwargs" not in kwargs or not (data or {}).get("replay_buffer_kwargs"):
         return kwargs
+    override = kwargs["replay_buffer_kwargs"] or {}
+    if not isinstance(override, dict) or "replay_buffer_class" in kwargs or "replay_buffer_class" in (custom_objects or {}):
+        return kwargs  # another buffer class takes the arguments it is given
     from stable_baselines3.common.save_util import json_to_data
 
-    saved = json_to_data(json.dumps({"replay_buffer_kwargs": data["replay_buffer_kwargs"]}), custom_objects)  # type: ignore[index]
+    with warnings.catch_warnings():  # what cannot be read back, SB3's load warns about itself
+        warnings.simplefilter("ignore")
+        saved = json_to_data(json.dumps({"replay_buffer_kwargs": data["replay_buffer_kwargs"]}), custom_objects)  # type: ignore[index]
     saved_kwargs = saved.get("replay_buffer_kwargs")
     if not isinstance(saved_kwargs, dict):  # could not be read back: SB3's load says so
         return kwargs
