@@ -159,8 +159,9 @@ def test_demonstrations_recorded_on_another_env_are_refused_unless_asked(demos, 
     model = tiny(seed=0)
     with pytest.raises(ValueError, match=r"recorded on 'Pendulum-v0' .* the env is 'Pendulum-v1'; pass allow_env_mismatch=True"):
         model.pretrain(other, **BC)
-    with pytest.warns(UserWarning, match="allow_env_mismatch=True"):
+    with pytest.warns(UserWarning, match="allow_env_mismatch=True") as warned:
         model.pretrain(other, allow_env_mismatch=True, **BC)
+    assert warned[0].filename == __file__  # the warning points at the user's line
     # another env's shapes too: the env is named first, not the shapes
     wider = Demonstrations(
         other.observations[:, :2], other.actions, other.rewards, other.next_observations[:, :2], other.terminations,

@@ -26,7 +26,7 @@ def vec_env_id(env: Any) -> str | None:
     return getattr(spec, "id", None)
 
 
-def check_env_id(metadata: Mapping[str, Any], env_id: str | None, allow_env_mismatch: bool = False) -> None:
+def check_env_id(metadata: Mapping[str, Any], env_id: str | None, allow_env_mismatch: bool = False, stacklevel: int = 3) -> None:
     """Raise unless demonstrations with this ``metadata`` were recorded on ``env_id`` (``metadata["env_id"]``).
 
     Nothing is checked when either id is unknown (no ``env_id`` in the metadata, an env without a
@@ -36,6 +36,7 @@ def check_env_id(metadata: Mapping[str, Any], env_id: str | None, allow_env_mism
     :param metadata: ``Demonstrations.metadata``.
     :param env_id: Id of the env they are used on.
     :param allow_env_mismatch: Warn instead of raising (data from a related env, on purpose).
+    :param stacklevel: The warning's, so that it points at the user's line (3: the caller's caller).
     :raises ValueError: the ids differ and ``allow_env_mismatch`` is False.
     """
     recorded_on = metadata.get("env_id")
@@ -44,7 +45,7 @@ def check_env_id(metadata: Mapping[str, Any], env_id: str | None, allow_env_mism
     message = f"the demonstrations were recorded on {recorded_on!r} (metadata['env_id']) but the env is {env_id!r}"
     if not allow_env_mismatch:
         raise ValueError(f"{message}; pass allow_env_mismatch=True to use them anyway")
-    warnings.warn(f"{message}; using them anyway (allow_env_mismatch=True)", stacklevel=3)
+    warnings.warn(f"{message}; using them anyway (allow_env_mismatch=True)", stacklevel=stacklevel)
 
 
 def check_rewards(demos: Demonstrations, allow_missing_rewards: bool, used_by: str) -> None:

@@ -91,7 +91,7 @@ def pretrain(
     )
     demos = as_demonstrations(demonstrations)
     # Demonstrations of another env are named as such before their shapes are compared
-    check_env_id(demos.metadata, vec_env_id(model.env), allow_env_mismatch)
+    check_env_id(demos.metadata, vec_env_id(model.env), allow_env_mismatch, stacklevel=4)  # the line that called SWFP.pretrain
     # Validated against the model's spaces, actions scaled to [-1, 1]
     demo_buffer = DemonstrationBuffer.from_demonstrations(
         demos, model.observation_space, model.action_space, device=model.device, clip_actions=clip_actions  # type: ignore[arg-type]
