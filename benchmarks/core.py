@@ -33,10 +33,11 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks import CORE_COMMAND, CORE_RESULTS, DOCS, HYPERPARAMS, given_options, write_result
+from benchmarks import BENCHMARK_MODULES, CORE_COMMAND, CORE_RESULTS, DOCS, HYPERPARAMS, given_options, write_result
 from benchmarks.cost import ENV_ID, SPEED_PREDICT_CALLS, SPEED_ROUNDS, SPEED_TRAIN_CHUNK, measure_speed, pendulum_model
 from benchmarks.render_core import ALGOS, LEARNING_EVAL_EVERY, LEARNING_STEPS, render_core, strip_paths
 from benchmarks.runner import run_jobs
+from sb3_swfp.common.checks import require
 from sb3_swfp.common.squash import SQUASHES
 from sb3_swfp.swfp.swfp import SWFP
 
@@ -166,6 +167,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--jobs", type=int, default=1, help="independent processes, one torch thread each")
     parser.add_argument("--render", action="store_true", help="only re-render the docs page")
     args = parser.parse_args(argv)
+    require(BENCHMARK_MODULES, "running the benchmarks", "zoo")  # before any run: a missing one would end a run, or its page
     if args.suite == "speed":  # its settings are fixed: an option here would be dropped silently
         given = given_options(parser, args, SPEED_IGNORES)
         if given:

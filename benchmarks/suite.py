@@ -30,7 +30,7 @@ import inspect
 import json
 from typing import Any
 
-from benchmarks import DOCS, RESULTS, SUITE_COMMAND, flag, given_options
+from benchmarks import BENCHMARK_MODULES, DOCS, RESULTS, SUITE_COMMAND, flag, given_options
 from benchmarks.cost import run_cost
 from benchmarks.methods import DEFAULT_METHODS, RUN_METHODS, variant_method
 from benchmarks.render import render
@@ -45,6 +45,7 @@ from benchmarks.studies import (
     sensitivity_jobs,
 )
 from benchmarks.tasks import TASKS
+from sb3_swfp.common.checks import require
 
 #: The options each suite reads (besides --suite and --render); it refuses the others'
 SUITE_OPTIONS = {
@@ -107,6 +108,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--render", action="store_true", help="only re-render docs/benchmarks.md and docs/ablations.md")
     args = parser.parse_args(argv)
+    require(BENCHMARK_MODULES, "running the benchmarks", "zoo")  # before any run: a missing one would end a run, or its page
     if not args.render:
         # An option a suite does not read would be dropped silently (a variant run as the preset, a GPU run on the CPU)
         used = SUITE_OPTIONS[args.suite]

@@ -15,11 +15,12 @@ the demonstrations are the paper's 8-mode Gaussian mixture and ``--noise`` is ig
 from __future__ import annotations
 
 import argparse
+import math
 import os
 
 import torch as th
 
-from sb3_swfp.demos import collect_demonstrations, to_minari
+from sb3_swfp.demos import check_new_dataset_id, check_new_demonstrations_file, collect_demonstrations, to_minari
 from sb3_swfp.envs import TOY_BANDIT_ID, toy_demonstrations  # importing sb3_swfp.envs registers the toy
 from sb3_swfp.experts import EXPERT_ENV_IDS, make_expert, make_expert_env
 
@@ -34,7 +35,11 @@ def main() -> None:
     parser.add_argument("--minari-id", default=None, help="also write a local Minari dataset with this id")
     parser.add_argument("--max-episode-steps", type=int, default=None, help="override the env's time limit")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     args = parser.parse_args()
+    check_recording_arguments(parser, args)
+    if args.max_episode_steps is not None and args.max_episode_steps < 1:
+        parser.error(f"--max-episode-steps must be >= 1, got {args.max_episode_steps}")
     th.set_num_threads(1)
 
     env_kwargs = {} if args.max_episode_steps is None else {"max_episode_steps": args.max_episode_steps}
@@ -52,6 +57,23 @@ def main() -> None:
         to_minari(demos, args.minari_id, env=env, algorithm_name=demos.metadata.get("expert", demos.metadata["source"]))
         root = os.environ.get("MINARI_DATASETS_PATH", "~/.minari/datasets")
         print(f"Minari dataset {args.minari_id!r} written under {root}")
+
+
+def check_recording_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Refuse, before any recording (or training), what would fail or overwrite at the end."""
+    if args.episodes < 1:
+        parser.error(f"--episodes must be >= 1, got {args.episodes}")
+    if not (math.isfinite(args.noise) and args.noise >= 0):
+        parser.error(f"--noise is a relative standard deviation, a finite number >= 0, got {args.noise}")
+    try:
+        check_new_demonstrations_file(args.out, overwrite=args.overwrite)
+    except ValueError as error:
+        parser.error(f"--out: {error} (--overwrite)")
+    if args.minari_id:
+        try:
+            check_new_dataset_id(args.minari_id)
+        except (ImportError, ValueError) as error:
+            parser.error(f"--minari-id: {error}")
 
 
 if __name__ == "__main__":

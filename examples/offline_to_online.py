@@ -47,6 +47,7 @@ from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.monitor import Monitor
 
 from sb3_swfp import SWFP, presets
+from sb3_swfp.common.checks import require
 from sb3_swfp.demos import collect_demonstrations
 from sb3_swfp.experts.pendulum import PendulumSwingUpExpert
 
@@ -267,6 +268,8 @@ def main(argv: list[str] | None = None) -> None:
             parser.error(f"--render {args.render}: no results (*.json written by this script) in that folder")
         print(render(Path(args.render)))
         return
+    # Before any work: a missing one would end the run after its demonstrations were written (or after training)
+    require(("tensorboard", "matplotlib", *(() if args.no_progress else ("tqdm", "rich"))), "examples/offline_to_online.py", "examples")
     if args.online_steps % args.eval_every:
         parser.error(f"--eval-every {args.eval_every} must divide --online-steps {args.online_steps}: the last evaluation is the final policy's")
     if args.demo_noise < 0:

@@ -2,7 +2,7 @@
 
 Writes a 4-panel PNG over the reward landscape and prints the share of samples per mode::
 
-    python examples/toy_figure.py --out docs/results/toy/toy_figure.png
+    python examples/toy_figure.py --out docs/results/toy/toy_figure.png --overwrite   # this page's figure
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import torch as th
 from stable_baselines3 import SAC
 
 from sb3_swfp import SWFP
+from sb3_swfp.common.checks import require
 from sb3_swfp.common.gaussian_bc import gaussian_behaviour_cloning
 from sb3_swfp.envs.toy import (
     DEMO_MODES,
@@ -32,13 +33,22 @@ from sb3_swfp.envs.toy import (
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", default="docs/results/toy/toy_figure.png")
-    parser.add_argument("--online-steps", type=int, default=4000)
-    parser.add_argument("--samples", type=int, default=2000)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default="runs/toy_figure.png", help="the PNG; its numbers go to the same name with .json")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out (and its .json)")
+    parser.add_argument("--online-steps", type=int, default=4000, help="SWFP fine-tuning steps after behaviour cloning")
+    parser.add_argument("--samples", type=int, default=2000, help="samples drawn from each policy (its panel and shares)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the demonstrations and of every model")
     args = parser.parse_args()
-    th.set_num_threads(1)
+    require(("matplotlib",), "examples/toy_figure.py", "examples")  # before the runs: the figure comes last
     out = Path(args.out)
+    if out.suffix != ".png":
+        parser.error(f"--out {args.out}: expected a .png file")
+    if args.online_steps < 0 or args.samples < 1:
+        parser.error(f"--online-steps must be >= 0 and --samples >= 1, got {args.online_steps} and {args.samples}")
+    existing = [str(path) for path in (out, out.with_suffix(".json")) if path.exists()]
+    if existing and not args.overwrite:
+        parser.error(f"--out: {', '.join(existing)} exist: give another --out, or --overwrite to replace them")
+    th.set_num_threads(1)
     out.parent.mkdir(parents=True, exist_ok=True)
     obs = np.zeros((args.samples, 1), np.float32)
 

@@ -17,6 +17,7 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import shlex
 import sys
@@ -24,10 +25,18 @@ import tempfile
 
 import numpy as np
 import torch as th
-import yaml
-from rl_zoo3.exp_manager import ExperimentManager
 
-from sb3_swfp.demos import collect_demonstrations, to_minari
+try:
+    import yaml
+    from rl_zoo3.exp_manager import ExperimentManager
+except ModuleNotFoundError as error:
+    raise ModuleNotFoundError(
+        f"examples/train_expert.py needs the zoo extra, {error.name!r} is missing: pip install \"sb3-swfp[zoo]\" "
+        "(or pip install -e \".[zoo]\" in a checkout)",
+        name=error.name,
+    ) from error
+
+from sb3_swfp.demos import check_new_dataset_id, check_new_demonstrations_file, collect_demonstrations, to_minari
 from sb3_swfp.experts import make_expert_env
 from sb3_swfp.hyperparams import read_entries, rl_zoo3_file
 
@@ -64,7 +73,25 @@ def main() -> None:
     parser.add_argument("--out", required=True, help="output .npz file")
     parser.add_argument("--minari-id", default=None, help="also write a local Minari dataset with this id")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     args = parser.parse_args()
+    if args.n_timesteps < 0:  # rl-zoo3 takes any value <= 0 as its own budget
+        parser.error(f"--n-timesteps must be >= 0 (0: the zoo's n_timesteps), got {args.n_timesteps}")
+    # Before training: the recording, and its checks, come after it
+    if args.episodes < 1:
+        parser.error(f"--episodes must be >= 1, got {args.episodes}")
+    if not (math.isfinite(args.noise) and args.noise >= 0):
+        parser.error(f"--noise is a relative standard deviation, a finite number >= 0, got {args.noise}")
+    try:
+        check_new_demonstrations_file(args.out, overwrite=args.overwrite)
+    except ValueError as error:
+        parser.error(f"--out: {error} (--overwrite)")
+    if args.minari_id:
+        try:
+            check_new_dataset_id(args.minari_id)
+        except (ImportError, ValueError) as error:
+            parser.error(f"--minari-id: {error}")
+    args.env_kwargs = None  # saved in args.yml, where the zoo's enjoy looks for it
     th.set_num_threads(1)
 
     # gymnasium-robotics ids (PointMaze_*) must be registered before the zoo makes the env

@@ -18,6 +18,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from sb3_swfp.common.checks import require
+
 #: Environment variable naming the folder with our swfp.yml, sac.yml and td3.yml; overrides the lookup of hyperparams_folder()
 HYPERPARAMS_ENV_VAR = "SB3_SWFP_HYPERPARAMS"
 #: The keys whose string values rl-zoo3's ``train`` evaluates as Python (``rl_zoo3.exp_manager``)
@@ -49,6 +51,7 @@ def hyperparams_folder() -> Path | None:
 
 def rl_zoo3_file(algo: str) -> Path:
     """rl-zoo3's own hyperparameter file of ``algo`` (``rl_zoo3/hyperparams/<algo>.yml``; it may not exist)."""
+    require(("rl_zoo3",), "reading rl-zoo3's hyperparameters", "zoo")
     import rl_zoo3
 
     return Path(rl_zoo3.__file__).parent / "hyperparams" / f"{algo}.yml"
@@ -57,6 +60,7 @@ def rl_zoo3_file(algo: str) -> Path:
 def read_entries(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
     """The entries of a hyperparameter file by env id, YAML merges (``<<: *defaults``) resolved, strings as written;
     an empty dict for a missing or empty file."""
+    require(("yaml",), "reading a hyperparameter file", "zoo")
     import yaml
 
     path = Path(path)

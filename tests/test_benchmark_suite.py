@@ -709,3 +709,20 @@ def test_render_names_a_result_file_that_is_not_json(tmp_path):
     cut.write_text('{"task": "toy", "cur')
     with pytest.raises(ValueError, match=r"swfp_s0.json is not a readable result .*restore it from git, or delete it"):
         read_result(cut)
+
+
+@pytest.mark.parametrize("missing", ["matplotlib", "rl_zoo3"])
+def test_the_benchmarks_name_a_missing_package_and_its_extra_before_any_run(missing, monkeypatch):
+    """A suite ran to its end, then failed to render its page (matplotlib), or failed in a worker (yaml, rl_zoo3)."""
+    import importlib.util
+
+    from benchmarks import __main__ as render_command
+    from benchmarks import core, suite
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *args: None if name == missing else real_find_spec(name, *args))
+    monkeypatch.setattr(suite, "run_jobs", lambda *args, **kwargs: pytest.fail("a run started"))
+    message = rf"running the benchmarks needs '{missing}', which is not installed: pip install \"sb3-swfp\[zoo\]\""
+    for main, argv in ((suite.main, ["--tasks", "pendulum", "--seeds", "99"]), (core.main, ["--suite", "speed"]), (render_command.main, ["--render"])):
+        with pytest.raises(ModuleNotFoundError, match=message):
+            main(argv)

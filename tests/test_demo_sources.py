@@ -60,6 +60,13 @@ def test_collect_with_noise_and_step_budget():
     assert len(collect_demonstrations(env, expert, n_steps=5.0, seed=0)) == 5  # a whole float, as 1e4 is written
 
 
+def test_collect_from_a_point_maze_id():
+    """gym.make alone does not know PointMaze ids: gymnasium-robotics registers them when imported."""
+    pytest.importorskip("gymnasium_robotics")
+    demos = collect_demonstrations("PointMaze_UMaze-v3", lambda obs: np.zeros(2), n_steps=3, seed=0)
+    assert len(demos) == 3 and demos.metadata["env_id"] == "PointMaze_UMaze-v3"
+
+
 def test_collect_from_sb3_model():
     model = SAC("MlpPolicy", "Pendulum-v1", policy_kwargs=dict(net_arch=[8]), seed=0, device="cpu")
     demos = collect_demonstrations("Pendulum-v1", model, n_steps=20, seed=0)

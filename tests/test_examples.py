@@ -67,6 +67,18 @@ def test_offline_to_online_refuses_before_any_work_what_would_fail_or_overwrite(
     assert (tmp_path / "earlier" / "results.json").read_text() == (tmp_path / "a_file").read_text() == "mine"
 
 
+@pytest.mark.parametrize("missing, argv", [("matplotlib", []), ("tensorboard", []), ("rich", []), ("matplotlib", ["--no-progress"])])
+def test_offline_to_online_names_a_missing_package_and_its_extra_before_any_work(missing, argv, tmp_path, monkeypatch):
+    """It failed at its end (matplotlib), or after writing the demonstrations that then blocked a rerun (tensorboard)."""
+    example = load_example("offline_to_online")
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *args: None if name == missing else real_find_spec(name, *args))
+    monkeypatch.setattr(example, "collect_demonstrations", lambda *args, **kwargs: pytest.fail("work started"))
+    with pytest.raises(ModuleNotFoundError, match=rf"examples/offline_to_online.py needs '{missing}'.*pip install \"sb3-swfp\[examples\]\""):
+        example.main(["--out", str(tmp_path / "out"), *argv])
+    assert not (tmp_path / "out").exists()
+
+
 def test_offline_to_online_runs_and_reports(tmp_path, monkeypatch, capsys):
     """The main job end to end at a tiny budget, SAC process included: demos in --out, verdict, seed, std note, TensorBoard evaluations."""
     event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
@@ -165,3 +177,46 @@ def test_offline_to_online_verdict_and_plot_range():
     sac = [(0, -1500.0, 100.0), (1000, -160.0, 30.0)]
     bottom, top = example.y_range(swfp, sac, -180.0)
     assert -330.0 < bottom < -290.0 and -130.0 < top < -100.0
+
+
+@pytest.mark.parametrize(
+    "script, argv, message",
+    [
+        ("collect_demos", ["--out", "kept.npz"], "--out: kept.npz exists"),
+        ("collect_demos", ["--out", "kept"], "--out: kept.npz exists"),  # .npz is appended, as save does
+        ("collect_demos", ["--out", "new.npz", "--episodes", "0"], "--episodes must be >= 1, got 0"),
+        ("collect_demos", ["--out", "new.npz", "--noise", "nan"], "--noise is a relative standard deviation, a finite number >= 0, got nan"),
+        ("collect_demos", ["--out", "kept.npz/x.npz"], "a folder on the way is a file"),
+        ("train_expert", ["--out", "kept.npz"], "--out: kept.npz exists"),
+        ("train_expert", ["--out", "new.npz", "--episodes", "0"], "--episodes must be >= 1, got 0"),
+        ("train_expert", ["--out", "new.npz", "--n-timesteps", "-5"], "--n-timesteps must be >= 0"),
+        ("toy_figure", ["--out", "kept.npz"], "--out kept.npz: expected a .png file"),
+        ("toy_figure", ["--out", "fig.png"], "--out: fig.png exist"),
+        ("toy_figure", ["--out", "new.png", "--samples", "0"], "--samples >= 1"),
+    ],
+)
+def test_the_recording_scripts_refuse_before_any_work_what_would_fail_or_overwrite(script, argv, message, tmp_path, monkeypatch, capsys):
+    """They overwrote an existing file without asking, or trained for hours and then refused the budget or the path."""
+    example = load_example(script)
+    monkeypatch.chdir(tmp_path)
+    for name in ("kept.npz", "fig.png"):
+        (tmp_path / name).write_text("mine")
+    for work in ("make_expert_env", "ExperimentManager", "toy_demonstrations"):
+        if hasattr(example, work):
+            monkeypatch.setattr(example, work, lambda *args, **kwargs: pytest.fail("work started"))
+    monkeypatch.setattr(sys, "argv", [script, *argv])
+    with pytest.raises(SystemExit):
+        example.main()
+    assert message in capsys.readouterr().err
+    assert (tmp_path / "kept.npz").read_text() == (tmp_path / "fig.png").read_text() == "mine"
+
+
+def test_collect_demos_replaces_a_file_when_asked(tmp_path, monkeypatch):
+    from sb3_swfp.demos import load_demonstrations
+
+    example = load_example("collect_demos")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "kept.npz").write_text("mine")
+    monkeypatch.setattr(sys, "argv", ["collect_demos", "--out", "kept.npz", "--episodes", "1", "--overwrite"])
+    example.main()
+    assert load_demonstrations(tmp_path / "kept.npz").metadata["env_id"] == "Pendulum-v1"

@@ -464,3 +464,21 @@ def test_the_callback_hands_its_arguments_to_pretrain_and_leaves_a_trained_model
 
     with pytest.raises(TypeError, match="BCPretrainCallback needs an SWFP model, got SAC"):
         SAC("MlpPolicy", ENV_ID, learning_starts=1_000).learn(2, callback=BCPretrainCallback(demos, **BC))
+
+
+def test_a_progress_bar_without_tqdm_is_refused_before_any_work_with_what_to_install(demos, monkeypatch):
+    """pretrain updated the VecNormalize statistics with the demonstrations, then failed: a retry counted them twice."""
+    import importlib.util
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *args: None if name == "tqdm" else real_find_spec(name, *args))
+    env = VecNormalize(make_vec_env(ENV_ID, n_envs=1, seed=0), norm_reward=False)
+    model = tiny(env=env, seed=0)
+    count, before = env.obs_rms.count, actor_parameters(model)
+    message = r"progress_bar=True needs 'tqdm', which is not installed: pip install \"sb3-swfp\[examples\]\""
+    with pytest.raises(ModuleNotFoundError, match=message):
+        model.pretrain(demos, progress_bar=True, **BC)
+    assert env.obs_rms.count == count and same_parameters(before, actor_parameters(model))
+    with pytest.raises(ModuleNotFoundError, match=message):
+        model.learn(10, progress_bar=True)
+    assert model.num_timesteps == 0

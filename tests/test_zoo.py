@@ -590,3 +590,14 @@ def test_read_entry_serves_an_env_without_an_entry_from_the_default_one(tmp_path
     (tmp_path / "swfp.yml").write_text("Other-v0:\n  policy: 'FlowPolicy'\n")
     with pytest.raises(KeyError, match=r"no entry for 'Nope-v0' \(nor a default one\)"):
         read_entry(tmp_path / "swfp.yml", "Nope-v0")
+
+
+def test_reading_hyperparameters_without_the_zoo_extra_says_which_extra(tmp_path, monkeypatch):
+    from sb3_swfp.hyperparams import read_entries, rl_zoo3_file
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *args: None if name in ("yaml", "rl_zoo3") else real_find_spec(name, *args))
+    with pytest.raises(ModuleNotFoundError, match=r"reading a hyperparameter file needs 'yaml'.*sb3-swfp\[zoo\]"):
+        read_entries(HYPERPARAMS / "swfp.yml")
+    with pytest.raises(ModuleNotFoundError, match=r"reading rl-zoo3's hyperparameters needs 'rl_zoo3'.*sb3-swfp\[zoo\]"):
+        rl_zoo3_file("sac")

@@ -17,6 +17,20 @@ def check_choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
         raise ValueError(f"unknown {name} {value!r}, expected one of {', '.join(repr(a) for a in allowed)}")
 
 
+def require(modules: tuple[str, ...] | list[str], needed_by: str, extra: str) -> None:
+    """Raise ``ModuleNotFoundError`` naming the first of ``modules`` that is not installed, what needs it and the
+    package extra that brings it, before any work is done (a bare import error after a run would lose the run)."""
+    import importlib.util
+
+    for module in modules:
+        if importlib.util.find_spec(module) is None:
+            raise ModuleNotFoundError(
+                f"{needed_by} needs {module!r}, which is not installed: pip install \"sb3-swfp[{extra}]\" "
+                f"(or pip install -e \".[{extra}]\" in a checkout)",
+                name=module,
+            )
+
+
 def whole_number(name: str, value: Any, minimum: int) -> int:
     """``value`` as an int if it is a whole number >= ``minimum`` (``1e4`` included), else a ValueError that says so."""
     real = not isinstance(value, bool) and isinstance(value, (numbers.Real, np.number)) and math.isfinite(value)

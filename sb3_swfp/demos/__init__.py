@@ -29,8 +29,15 @@ from sb3_swfp.demos.buffers import (
 )
 from sb3_swfp.demos.collection import PolicyLike, collect_demonstrations, predict_action
 from sb3_swfp.demos.imitation_data import from_imitation
-from sb3_swfp.demos.minari_datasets import from_minari, to_minari
-from sb3_swfp.demos.npz import FORMAT_NAME, FORMAT_VERSION, load_demonstrations, save_demonstrations
+from sb3_swfp.demos.minari_datasets import check_new_dataset_id, from_minari, to_minari
+from sb3_swfp.demos.npz import (
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    check_new_demonstrations_file,
+    demonstrations_path,
+    load_demonstrations,
+    save_demonstrations,
+)
 from sb3_swfp.demos.record import Demonstrations, Observations
 from sb3_swfp.demos.replay import add_to_replay_buffer, from_replay_buffer, make_replay_buffer, scaled_actions, unscaled_actions
 from sb3_swfp.demos.sources import ENV_ID_FIELD, MINARI_PREFIX, DemonstrationsLike, as_demonstrations, with_env_id
@@ -54,9 +61,12 @@ __all__ = [
     "as_demonstrations",
     "check_demonstrations_loaded",
     "check_env_id",
+    "check_new_dataset_id",
+    "check_new_demonstrations_file",
     "check_rewards",
     "collect_demonstrations",
     "defer_missing_demonstrations",
+    "demonstrations_path",
     "from_imitation",
     "from_minari",
     "from_replay_buffer",

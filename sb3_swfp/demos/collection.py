@@ -92,7 +92,9 @@ def collect_demonstrations(
         raise TypeError("collect_demonstrations needs a single gymnasium.Env, got a VecEnv; pass one unwrapped env")
     owns_env = isinstance(env, str)
     if owns_env:
-        env = gym.make(env, **(env_kwargs or {}))
+        from sb3_swfp.experts import make_expert_env  # here: the experts import this module's predict_action
+
+        env = make_expert_env(env, **(env_kwargs or {}))  # gym.make, registering gymnasium-robotics for PointMaze ids
     action_space = env.action_space
     if not isinstance(action_space, spaces.Box):
         raise TypeError(f"collect_demonstrations needs a Box action space, got {action_space}")

@@ -28,6 +28,15 @@ def _import_minari() -> Any:
     return minari
 
 
+def check_new_dataset_id(dataset_id: str) -> None:
+    """Raise before any recording where :func:`to_minari` could not write ``dataset_id``: Minari is not installed
+    (ImportError, with what to install), or a local dataset has that id (ValueError; Minari does not overwrite)."""
+    minari = _import_minari()
+    if dataset_id in minari.list_local_datasets():
+        root = os.environ.get("MINARI_DATASETS_PATH", "~/.minari/datasets")
+        raise ValueError(f"a local Minari dataset {dataset_id!r} exists (under {root}): give another id, or delete it first")
+
+
 def from_minari(dataset: str | os.PathLike | minari.MinariDataset) -> Demonstrations:
     """Demonstrations from a local Minari dataset (nothing is downloaded).
 
@@ -175,4 +184,4 @@ def to_minari(
     )
 
 
-__all__ = ["from_minari", "to_minari"]
+__all__ = ["check_new_dataset_id", "from_minari", "to_minari"]

@@ -34,6 +34,26 @@ FORMAT_NAME = "sb3_swfp.demonstrations"
 FORMAT_VERSION = 1
 
 
+def demonstrations_path(path: str | os.PathLike) -> Path:
+    """The file :func:`save_demonstrations` writes for ``path``: ``.npz`` appended when missing."""
+    path = Path(path)
+    return path if path.suffix == ".npz" else path.with_name(path.name + ".npz")
+
+
+def check_new_demonstrations_file(path: str | os.PathLike, overwrite: bool = False) -> Path:
+    """The file :func:`save_demonstrations` would write for ``path``, or a ValueError where it exists (unless
+    ``overwrite``) or its folder is a file: what a recording script checks before it records.
+
+    :raises ValueError: what is wrong, and what to do.
+    """
+    path = demonstrations_path(path)
+    if path.exists() and not overwrite:
+        raise ValueError(f"{path} exists: give another path, or overwrite it on purpose")
+    if any(parent.exists() and not parent.is_dir() for parent in path.parents):
+        raise ValueError(f"{path}: a folder on the way is a file")
+    return path
+
+
 def save_demonstrations(demos: Demonstrations, path: str | os.PathLike, compressed: bool = True) -> Path:
     """Write ``demos`` to ``path`` in the ``.npz`` format described in the module docstring.
 
@@ -45,9 +65,7 @@ def save_demonstrations(demos: Demonstrations, path: str | os.PathLike, compress
     :param compressed: Use ``np.savez_compressed``.
     :return: The path written.
     """
-    path = Path(path)
-    if path.suffix != ".npz":
-        path = path.with_name(path.name + ".npz")
+    path = demonstrations_path(path)
     try:
         metadata = json.dumps(demos.metadata)
     except TypeError as error:
@@ -158,4 +176,4 @@ def _metadata(text: str, path: Path) -> dict[str, Any]:
     return metadata
 
 
-__all__ = ["FORMAT_NAME", "FORMAT_VERSION", "load_demonstrations", "save_demonstrations"]
+__all__ = ["FORMAT_NAME", "FORMAT_VERSION", "check_new_demonstrations_file", "demonstrations_path", "load_demonstrations", "save_demonstrations"]

@@ -44,7 +44,7 @@ def make_maze_env(env_id: str, **kwargs: Any) -> gym.Env:
     try:
         import gymnasium_robotics
     except ImportError as error:
-        raise ImportError(f"{env_id} needs gymnasium-robotics: pip install gymnasium-robotics") from error
+        raise ImportError(f"{env_id} needs gymnasium-robotics: pip install \"sb3-swfp[robotics]\" (gymnasium-robotics>=1.4)") from error
     gym.register_envs(gymnasium_robotics)
     return gym.make(env_id, **kwargs)
 

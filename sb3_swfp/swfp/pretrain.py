@@ -14,7 +14,7 @@ import torch as th
 from stable_baselines3.common.utils import configure_logger, polyak_update
 from stable_baselines3.common.vec_env import VecNormalize
 
-from sb3_swfp.common.checks import check_pretrain_arguments
+from sb3_swfp.common.checks import check_pretrain_arguments, require
 from sb3_swfp.common.losses import check_finite
 from sb3_swfp.demos import DemonstrationBuffer, DemonstrationsLike, as_demonstrations, check_env_id, check_rewards, vec_env_id
 
@@ -89,6 +89,8 @@ def pretrain(
     check_pretrain_arguments(
         gradient_steps, batch_size, learning_rate, final_learning_rate, weight_decay, critic_warmup_steps, log_interval
     )
+    if progress_bar:  # before any work: the observation statistics below would count the demonstrations twice on a retry
+        require(("tqdm", "rich"), "progress_bar=True", "examples")
     demos = as_demonstrations(demonstrations)
     # Demonstrations of another env are named as such before their shapes are compared
     check_env_id(demos.metadata, vec_env_id(model.env), allow_env_mismatch, stacklevel=4)  # the line that called SWFP.pretrain
@@ -156,10 +158,8 @@ def _progress(iterable: Any, enabled: bool, description: str) -> Any:
     """Wrap ``iterable`` in a progress bar (tqdm's rich bar when available) if ``enabled``."""
     if not enabled:
         return iterable
-    try:
-        from tqdm.rich import tqdm
-    except ImportError as error:
-        raise ImportError("progress_bar=True needs tqdm and rich: pip install tqdm rich") from error
+    from tqdm.rich import tqdm  # installed: pretrain checked
+
     return tqdm(iterable, desc=description)
 
 

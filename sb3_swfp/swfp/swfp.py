@@ -25,6 +25,7 @@ from sb3_swfp.common.checks import (
     check_policy_args_repeated,
     check_swfp_arguments,
     initial_ent_coef,
+    require,
 )
 from sb3_swfp.common.losses import aggregate_q, check_finite, ent_coef_loss, jko_block_loss, soft_q_loss, soft_q_target
 from sb3_swfp.demos import (
@@ -491,6 +492,8 @@ class SWFP(OffPolicyAlgorithm):
         progress_bar: bool = False,
     ) -> SelfSWFP:
         check_demonstrations_loaded(self.replay_buffer)  # before any env step
+        if progress_bar:  # SB3's message asks for all of stable-baselines3[extra]
+            require(("tqdm", "rich"), "progress_bar=True", "examples")
         return super().learn(
             total_timesteps=total_timesteps, callback=callback, log_interval=log_interval, tb_log_name=tb_log_name,
             reset_num_timesteps=reset_num_timesteps, progress_bar=progress_bar,
