@@ -96,7 +96,8 @@ def _shipped_demos() -> list[str]:
             f"| {name}.npz | {len(demos)} | {len(returns)} | {returns.mean():.1f} ± {returns.std():.1f} | "
             f"{how}{'; `' + command + '`' if command else ''} |"
         )
-    return [*lines, ""]
+    # The recording scripts refuse to replace an existing file: remaking a shipped one is on purpose
+    return [*lines, "", "The commands write the shipped files themselves: add `--overwrite` to make one again.", ""]
 
 
 def _sensitivity(results: Path, docs: Path) -> list[str]:

@@ -44,7 +44,7 @@ from benchmarks.studies import (
     run_sensitivity,
     sensitivity_jobs,
 )
-from benchmarks.tasks import TASKS
+from benchmarks.tasks import EXTRA_MODULES, TASKS
 from sb3_swfp.common.checks import require
 
 #: The options each suite reads (besides --suite and --render); it refuses the others'
@@ -108,7 +108,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--render", action="store_true", help="only re-render docs/benchmarks.md and docs/ablations.md")
     args = parser.parse_args(argv)
-    require(BENCHMARK_MODULES, "running the benchmarks", "zoo")  # before any run: a missing one would end a run, or its page
+    # Before any run: a missing package would end a run in its worker, or the suite at its page
+    require(("matplotlib",) if args.render else BENCHMARK_MODULES, "running the benchmarks", "zoo")
     if not args.render:
         # An option a suite does not read would be dropped silently (a variant run as the preset, a GPU run on the CPU)
         used = SUITE_OPTIONS[args.suite]
@@ -118,6 +119,9 @@ def main(argv: list[str] | None = None) -> None:
     robustness = args.suite == "robustness"
     args.tasks = args.tasks or {"robustness": list(TASKS), "bc_drift": list(BC_DRIFT_TASKS)}.get(args.suite, ["toy", "pendulum"])
     args.seeds = args.seeds or (list(ROBUSTNESS_SEEDS) if robustness else [0, 1, 2])
+    for task in dict.fromkeys(args.tasks) if not args.render else ():
+        if TASKS[task].extra is not None:
+            require(EXTRA_MODULES[TASKS[task].extra], f"the {task} task", TASKS[task].extra)
     if (args.variant is None) != (args.swfp_kwargs is None):
         parser.error("--variant and --swfp-kwargs go together")
     if args.variant is not None and args.methods != parser.get_default("methods"):

@@ -21,6 +21,7 @@ class Task:
     :param learning_starts_cap: Under the ``cpu`` and ``long`` budgets, from-scratch methods start learning
         after at most this many steps (rl-zoo3's MuJoCo value of 10,000 would leave nothing of a short run).
     :param long_steps: Online env steps under the ``long`` budget (None: the task has none).
+    :param extra: The package extra its env needs (a key of ``EXTRA_MODULES``; None: the base install).
     """
 
     env_id: str
@@ -32,6 +33,7 @@ class Task:
     deterministic_eval: bool = True
     learning_starts_cap: int = 1000
     long_steps: int | None = None
+    extra: str | None = None
 
     def steps(self, budget: str) -> int:
         """Online env steps under ``budget``: ``cpu``, ``long`` (MuJoCo: whether fine-tuning keeps improving) or ``full``."""
@@ -54,12 +56,15 @@ class Task:
 TASKS: dict[str, Task] = {
     "toy": Task("SWFPToyBandit-v0", "toy", 4000, 20_000, 500, 500, deterministic_eval=False),
     "pendulum": Task("Pendulum-v1", "scripted:0.6:10", 8000, 20_000, 1000, 10),
-    "umaze": Task("PointMaze_UMaze-v3", "scripted:3.0:20", 10_000, 100_000, 2000, 10),
-    "medium": Task("PointMaze_Medium-v3", "scripted:3.0:20", 15_000, 300_000, 3000, 10),
-    "hopper": Task("Hopper-v5", "file:Hopper-v5", 10_000, 1_000_000, 2000, 5, learning_starts_cap=2000, long_steps=30_000),
-    "walker": Task("Walker2d-v5", "file:Walker2d-v5", 10_000, 1_000_000, 2000, 5, learning_starts_cap=2000, long_steps=30_000),
-    "halfcheetah": Task("HalfCheetah-v5", "file:HalfCheetah-v5", 10_000, 1_000_000, 2000, 5, learning_starts_cap=2000, long_steps=30_000),
+    "umaze": Task("PointMaze_UMaze-v3", "scripted:3.0:20", 10_000, 100_000, 2000, 10, extra="robotics"),
+    "medium": Task("PointMaze_Medium-v3", "scripted:3.0:20", 15_000, 300_000, 3000, 10, extra="robotics"),
+    "hopper": Task("Hopper-v5", "file:Hopper-v5", 10_000, 1_000_000, 2000, 5, learning_starts_cap=2000, long_steps=30_000, extra="mujoco"),
+    "walker": Task("Walker2d-v5", "file:Walker2d-v5", 10_000, 1_000_000, 2000, 5, learning_starts_cap=2000, long_steps=30_000, extra="mujoco"),
+    "halfcheetah": Task("HalfCheetah-v5", "file:HalfCheetah-v5", 10_000, 1_000_000, 2000, 5, learning_starts_cap=2000, long_steps=30_000, extra="mujoco"),
 }
+
+#: What each task extra brings that the task's env imports
+EXTRA_MODULES: dict[str, tuple[str, ...]] = {"robotics": ("gymnasium_robotics",), "mujoco": ("mujoco",)}
 
 #: Demonstration seed: every method and every seed of a task sees the same demonstrations
 DEMO_SEED = 0

@@ -50,6 +50,7 @@ def main() -> None:
         expert = make_expert(env, noise_std=args.noise, seed=args.seed)
         demos = collect_demonstrations(env, expert, n_episodes=args.episodes, seed=args.seed)
         demos.metadata.update(expert=type(expert).__name__, expert_noise_std=args.noise)
+    check_new_demonstrations_file(args.out, overwrite=args.overwrite)  # again: another run may have written it since
     path = demos.save(args.out)
     returns = demos.episode_returns()
     print(f"{len(demos)} transitions, {len(returns)} episodes, return {returns.mean():.2f} +- {returns.std():.2f} -> {path}")
@@ -67,8 +68,10 @@ def check_recording_arguments(parser: argparse.ArgumentParser, args: argparse.Na
         parser.error(f"--noise is a relative standard deviation, a finite number >= 0, got {args.noise}")
     try:
         check_new_demonstrations_file(args.out, overwrite=args.overwrite)
-    except ValueError as error:
+    except FileExistsError as error:
         parser.error(f"--out: {error} (--overwrite)")
+    except ValueError as error:
+        parser.error(f"--out: {error}")
     if args.minari_id:
         try:
             check_new_dataset_id(args.minari_id)

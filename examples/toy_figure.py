@@ -47,7 +47,7 @@ def main() -> None:
         parser.error(f"--online-steps must be >= 0 and --samples >= 1, got {args.online_steps} and {args.samples}")
     existing = [str(path) for path in (out, out.with_suffix(".json")) if path.exists()]
     if existing and not args.overwrite:
-        parser.error(f"--out: {', '.join(existing)} exist: give another --out, or --overwrite to replace them")
+        parser.error(f"--out: {' and '.join(existing)} already there: give another --out, or --overwrite to replace")
     th.set_num_threads(1)
     out.parent.mkdir(parents=True, exist_ok=True)
     obs = np.zeros((args.samples, 1), np.float32)

@@ -84,8 +84,10 @@ def main() -> None:
         parser.error(f"--noise is a relative standard deviation, a finite number >= 0, got {args.noise}")
     try:
         check_new_demonstrations_file(args.out, overwrite=args.overwrite)
-    except ValueError as error:
+    except FileExistsError as error:
         parser.error(f"--out: {error} (--overwrite)")
+    except ValueError as error:
+        parser.error(f"--out: {error}")
     if args.minari_id:
         try:
             check_new_dataset_id(args.minari_id)
@@ -134,6 +136,7 @@ def main() -> None:
     )
     # The command that made the file (shown by docs/benchmarks.md for shipped files); the model stays local
     demos.metadata.update(algo=args.algo, command=shlex.join(["python", "examples/train_expert.py", *sys.argv[1:]]))
+    check_new_demonstrations_file(args.out, overwrite=args.overwrite)  # again: another run may have written it since
     path = demos.save(args.out)
     returns = demos.episode_returns()
     print(f"{len(demos)} transitions, {len(returns)} episodes, return {returns.mean():.1f} +- {returns.std():.1f} -> {path}")

@@ -711,9 +711,9 @@ def test_render_names_a_result_file_that_is_not_json(tmp_path):
         read_result(cut)
 
 
-@pytest.mark.parametrize("missing", ["matplotlib", "rl_zoo3"])
+@pytest.mark.parametrize("missing", ["matplotlib", "rl_zoo3", "mujoco"])
 def test_the_benchmarks_name_a_missing_package_and_its_extra_before_any_run(missing, monkeypatch):
-    """A suite ran to its end, then failed to render its page (matplotlib), or failed in a worker (yaml, rl_zoo3)."""
+    """A suite ran to its end, then failed to render its page (matplotlib), or failed in a worker (yaml, rl_zoo3, an env)."""
     import importlib.util
 
     from benchmarks import __main__ as render_command
@@ -721,8 +721,17 @@ def test_the_benchmarks_name_a_missing_package_and_its_extra_before_any_run(miss
 
     real_find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *args: None if name == missing else real_find_spec(name, *args))
-    monkeypatch.setattr(suite, "run_jobs", lambda *args, **kwargs: pytest.fail("a run started"))
-    message = rf"running the benchmarks needs '{missing}', which is not installed: pip install \"sb3-swfp\[zoo\]\""
-    for main, argv in ((suite.main, ["--tasks", "pendulum", "--seeds", "99"]), (core.main, ["--suite", "speed"]), (render_command.main, ["--render"])):
+    for module, work in ((suite, "run_jobs"), (suite, "render"), (core, "run_jobs"), (core, "run_speed"), (core, "render_core"), (render_command, "render_all")):
+        if hasattr(module, work):
+            monkeypatch.setattr(module, work, lambda *args, **kwargs: pytest.fail("work started"))
+    extra = {"mujoco": "mujoco"}.get(missing, "zoo")
+    needed_by = {"mujoco": "the hopper task"}.get(missing, "running the benchmarks")
+    message = rf"{needed_by} needs '{missing}', which is not installed: pip install \"sb3-swfp\[{extra}\]\""
+    with pytest.raises(ModuleNotFoundError, match=message):
+        suite.main(["--tasks", "pendulum", "hopper", "--seeds", "99"])
+    if missing != "mujoco":
         with pytest.raises(ModuleNotFoundError, match=message):
-            main(argv)
+            core.main(["--suite", "speed"])
+    if missing == "matplotlib":  # the pages need matplotlib alone
+        with pytest.raises(ModuleNotFoundError, match=r"rendering the benchmark pages needs 'matplotlib'"):
+            render_command.main(["--render"])

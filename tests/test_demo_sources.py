@@ -1,5 +1,7 @@
 """Sources of demonstrations: collection, Minari, imitation, the dispatch that reads any of them, shipped files."""
 
+import os
+import subprocess
 import sys
 from types import SimpleNamespace
 
@@ -135,6 +137,51 @@ def test_minari_errors(minari_root):
     shuffled = episodic_demos().subset([1, 0, 2, 3, 4])
     with pytest.raises(ValueError, match="transition 0 is not followed by its successor"):
         to_minari(shuffled, "swfptest/shuffled-v0", observation_space=OBS_SPACE, action_space=ACTION_SPACE)
+
+
+def test_a_dataset_id_is_checked_before_anything_is_written(minari_root):
+    """Minari read "mydata" with a TypeError after creating its folder, which then broke every listing."""
+    from sb3_swfp.demos import check_new_dataset_id
+
+    demos = episodic_demos()
+    with pytest.raises(ValueError, match=r"'mydata' is not a Minari dataset id: expected \(namespace/\)name-v<version>"):
+        to_minari(demos, "mydata", observation_space=OBS_SPACE, action_space=ACTION_SPACE)
+    assert not minari_root.exists() or not any(minari_root.iterdir())
+    check_new_dataset_id("swfptest/kept-v0")  # free: nothing raised
+    to_minari(demos, "swfptest/kept-v0", observation_space=OBS_SPACE, action_space=ACTION_SPACE)
+    with pytest.raises(ValueError, match=r"a local Minari dataset 'swfptest/kept-v0' exists"):
+        check_new_dataset_id("swfptest/kept-v0")
+    (minari_root / "broken" / "data").mkdir(parents=True)  # what a failed write of Minari's leaves
+    with pytest.raises(ValueError, match=r"Minari cannot list the local datasets under .*: a folder there is not a dataset"):
+        check_new_dataset_id("swfptest/other-v0")
+
+
+def test_to_minari_makes_a_point_maze_id_it_is_given(minari_root, tmp_path):
+    """In a fresh process gym.make alone does not know PointMaze ids (gymnasium-robotics registers them when imported)."""
+    pytest.importorskip("gymnasium_robotics")
+    collect_demonstrations("PointMaze_UMaze-v3", lambda obs: np.zeros(2), n_steps=3, seed=0).save(tmp_path / "umaze.npz")
+    code = (
+        "from sb3_swfp.demos import load_demonstrations, to_minari; "
+        f"to_minari(load_demonstrations({str(tmp_path / 'umaze.npz')!r}), 'swfptest/umaze-v0', env='PointMaze_UMaze-v3')"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, "MINARI_DATASETS_PATH": str(minari_root)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert len(from_minari("swfptest/umaze-v0")) == 3
+
+
+def test_new_demonstrations_files_are_checked_before_recording(tmp_path):
+    from sb3_swfp.demos import check_new_demonstrations_file
+
+    assert check_new_demonstrations_file(tmp_path / "new" / "demos") == tmp_path / "new" / "demos.npz"  # save makes the folder
+    (tmp_path / "kept.npz").write_text("mine")
+    with pytest.raises(FileExistsError, match="kept.npz exists"):
+        check_new_demonstrations_file(tmp_path / "kept")
+    assert check_new_demonstrations_file(tmp_path / "kept", overwrite=True) == tmp_path / "kept.npz"
+    with pytest.raises(ValueError, match=r"kept.npz is a file, expected a folder"):
+        check_new_demonstrations_file(tmp_path / "kept.npz" / "inner.npz", overwrite=True)
+    (tmp_path / "folder.npz").mkdir()
+    with pytest.raises(ValueError, match=r"folder.npz is a folder, expected a file"):
+        check_new_demonstrations_file(tmp_path / "folder.npz", overwrite=True)
 
 
 def test_to_minari_refuses_demonstrations_that_do_not_fit_the_env(minari_root):

@@ -186,12 +186,13 @@ def test_offline_to_online_verdict_and_plot_range():
         ("collect_demos", ["--out", "kept"], "--out: kept.npz exists"),  # .npz is appended, as save does
         ("collect_demos", ["--out", "new.npz", "--episodes", "0"], "--episodes must be >= 1, got 0"),
         ("collect_demos", ["--out", "new.npz", "--noise", "nan"], "--noise is a relative standard deviation, a finite number >= 0, got nan"),
-        ("collect_demos", ["--out", "kept.npz/x.npz"], "a folder on the way is a file"),
+        ("collect_demos", ["--out", "kept.npz/x.npz"], "--out: kept.npz/x.npz: kept.npz is a file, expected a folder"),
+        ("collect_demos", ["--out", "folder.npz"], "--out: folder.npz is a folder, expected a file"),
         ("train_expert", ["--out", "kept.npz"], "--out: kept.npz exists"),
         ("train_expert", ["--out", "new.npz", "--episodes", "0"], "--episodes must be >= 1, got 0"),
         ("train_expert", ["--out", "new.npz", "--n-timesteps", "-5"], "--n-timesteps must be >= 0"),
         ("toy_figure", ["--out", "kept.npz"], "--out kept.npz: expected a .png file"),
-        ("toy_figure", ["--out", "fig.png"], "--out: fig.png exist"),
+        ("toy_figure", ["--out", "fig.png"], "--out: fig.png already there"),
         ("toy_figure", ["--out", "new.png", "--samples", "0"], "--samples >= 1"),
     ],
 )
@@ -201,6 +202,7 @@ def test_the_recording_scripts_refuse_before_any_work_what_would_fail_or_overwri
     monkeypatch.chdir(tmp_path)
     for name in ("kept.npz", "fig.png"):
         (tmp_path / name).write_text("mine")
+    (tmp_path / "folder.npz").mkdir()
     for work in ("make_expert_env", "ExperimentManager", "toy_demonstrations"):
         if hasattr(example, work):
             monkeypatch.setattr(example, work, lambda *args, **kwargs: pytest.fail("work started"))

@@ -23,7 +23,11 @@ def require(modules: tuple[str, ...] | list[str], needed_by: str, extra: str) ->
     import importlib.util
 
     for module in modules:
-        if importlib.util.find_spec(module) is None:
+        try:
+            missing = importlib.util.find_spec(module) is None
+        except (ImportError, ValueError):  # a missing parent package ("a" of "a.b"), or a module without a spec
+            missing = True
+        if missing:
             raise ModuleNotFoundError(
                 f"{needed_by} needs {module!r}, which is not installed: pip install \"sb3-swfp[{extra}]\" "
                 f"(or pip install -e \".[{extra}]\" in a checkout)",

@@ -30,10 +30,23 @@ def _import_minari() -> Any:
 
 def check_new_dataset_id(dataset_id: str) -> None:
     """Raise before any recording where :func:`to_minari` could not write ``dataset_id``: Minari is not installed
-    (ImportError, with what to install), or a local dataset has that id (ValueError; Minari does not overwrite)."""
+    (ImportError, with what to install), the id is not one Minari reads, or a local dataset has it (ValueError;
+    Minari does not overwrite)."""
     minari = _import_minari()
-    if dataset_id in minari.list_local_datasets():
-        root = os.environ.get("MINARI_DATASETS_PATH", "~/.minari/datasets")
+    from minari.dataset.minari_dataset import parse_dataset_id
+
+    try:  # Minari's own reading of an id; "mydata" gets a TypeError from it, after which its writer leaves a folder
+        parse_dataset_id(dataset_id)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"{dataset_id!r} is not a Minari dataset id: expected (namespace/)name-v<version>, e.g. swfp/pointmaze-umaze/noisy-v0"
+        ) from None
+    root = os.environ.get("MINARI_DATASETS_PATH", "~/.minari/datasets")
+    try:
+        local = minari.list_local_datasets()
+    except Exception as error:  # a folder Minari cannot read (one a failed write left) breaks every listing
+        raise ValueError(f"Minari cannot list the local datasets under {root} ({type(error).__name__}: {error}): a folder there is not a dataset") from error
+    if dataset_id in local:
         raise ValueError(f"a local Minari dataset {dataset_id!r} exists (under {root}): give another id, or delete it first")
 
 
@@ -135,12 +148,16 @@ def to_minari(
     minari = _import_minari()
     from minari.data_collector import EpisodeBuffer
 
+    check_new_dataset_id(dataset_id)  # before Minari writes anything: a malformed id left a folder that broke every listing
+
     if env is None and (observation_space is None or action_space is None):
         raise ValueError("to_minari needs env, or both observation_space and action_space, to describe the dataset")
     if len(demos) == 0:
         raise ValueError("demonstrations are empty (0 transitions); expected at least one transition")
     if observation_space is None or action_space is None:
-        env_spaces = gym.make(env) if isinstance(env, str) else env
+        from sb3_swfp.experts import make_expert_env  # here: the experts import the demos package
+
+        env_spaces = make_expert_env(env) if isinstance(env, str) else env  # registers gymnasium-robotics for PointMaze ids
         observation_space = observation_space or env_spaces.observation_space  # type: ignore[union-attr]
         action_space = action_space or env_spaces.action_space  # type: ignore[union-attr]
         if isinstance(env, str):

@@ -41,16 +41,19 @@ def demonstrations_path(path: str | os.PathLike) -> Path:
 
 
 def check_new_demonstrations_file(path: str | os.PathLike, overwrite: bool = False) -> Path:
-    """The file :func:`save_demonstrations` would write for ``path``, or a ValueError where it exists (unless
-    ``overwrite``) or its folder is a file: what a recording script checks before it records.
+    """The file :func:`save_demonstrations` would write for ``path``: what a recording script checks before it records.
 
-    :raises ValueError: what is wrong, and what to do.
+    :raises FileExistsError: the file exists and ``overwrite`` is False.
+    :raises ValueError: the path is a folder, or a folder on its way is a file.
     """
     path = demonstrations_path(path)
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder, expected a file")
+    blocking = [parent for parent in path.parents if parent.exists() and not parent.is_dir()]
+    if blocking:
+        raise ValueError(f"{path}: {blocking[0]} is a file, expected a folder")
     if path.exists() and not overwrite:
-        raise ValueError(f"{path} exists: give another path, or overwrite it on purpose")
-    if any(parent.exists() and not parent.is_dir() for parent in path.parents):
-        raise ValueError(f"{path}: a folder on the way is a file")
+        raise FileExistsError(f"{path} exists: give another path, or overwrite it on purpose")
     return path
 
 

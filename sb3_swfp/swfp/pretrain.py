@@ -89,8 +89,11 @@ def pretrain(
     check_pretrain_arguments(
         gradient_steps, batch_size, learning_rate, final_learning_rate, weight_decay, critic_warmup_steps, log_interval
     )
-    if progress_bar:  # before any work: the observation statistics below would count the demonstrations twice on a retry
+    # Before any work: the observation statistics below would count the demonstrations twice on a retry
+    if progress_bar:
         require(("tqdm", "rich"), "progress_bar=True", "examples")
+    if model.tensorboard_log is not None and not hasattr(model, "_logger"):  # the logger pretraining makes writes there
+        require(("tensorboard",), "tensorboard_log", "examples")
     demos = as_demonstrations(demonstrations)
     # Demonstrations of another env are named as such before their shapes are compared
     check_env_id(demos.metadata, vec_env_id(model.env), allow_env_mismatch, stacklevel=4)  # the line that called SWFP.pretrain

@@ -494,6 +494,8 @@ class SWFP(OffPolicyAlgorithm):
         check_demonstrations_loaded(self.replay_buffer)  # before any env step
         if progress_bar:  # SB3's message asks for all of stable-baselines3[extra]
             require(("tqdm", "rich"), "progress_bar=True", "examples")
+        if self.tensorboard_log is not None:
+            require(("tensorboard",), "tensorboard_log", "examples")
         return super().learn(
             total_timesteps=total_timesteps, callback=callback, log_interval=log_interval, tb_log_name=tb_log_name,
             reset_num_timesteps=reset_num_timesteps, progress_bar=progress_bar,
