@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 #: The suite's raw results (one JSON per run) and their figures
 RESULTS = ROOT / "docs" / "results" / "benchmarks"
 #: What the runs and pages import beyond the package's own requirements (the zoo extra has them all);
-#: the tasks' envs need theirs too (``tasks.TASK_MODULES``), the pages matplotlib alone
+#: the tasks' envs need theirs too (``tasks.EXTRA_MODULES``), the pages matplotlib alone
 BENCHMARK_MODULES = ("yaml", "rl_zoo3", "sb3_contrib", "matplotlib")
 #: The core benchmarks' raw results and figure
 CORE_RESULTS = ROOT / "docs" / "results" / "core"

@@ -499,11 +499,21 @@ def test_a_tensorboard_log_without_tensorboard_is_refused_before_any_work(demos,
     with pytest.raises(ModuleNotFoundError, match=message):
         model.learn(10)
     assert model.num_timesteps == 0
+    # a logger of one's own: SB3 makes no writer then, and nothing is asked for
+    model.set_logger(Logger(folder=None, output_formats=[]))
+    model.learn(10)
+    assert model.num_timesteps == 10
 
 
-def test_require_takes_a_missing_parent_package_as_missing():
+def test_require_takes_a_missing_parent_package_as_missing(monkeypatch):
     from sb3_swfp.common.checks import require
 
     require(("numpy", "torch.nn"), "this test", "tests")  # installed: nothing raised
     with pytest.raises(ModuleNotFoundError, match=r"this test needs 'no_such_package.sub', which is not installed"):
         require(("no_such_package.sub",), "this test", "tests")
+    import sys
+    import types
+
+    stub = types.ModuleType("a_stub_without_a_spec")  # as a test or a plugin puts one in sys.modules
+    monkeypatch.setitem(sys.modules, "a_stub_without_a_spec", stub)
+    require(("a_stub_without_a_spec",), "this test", "tests")  # there to import: nothing raised

@@ -35,7 +35,7 @@ class BCPretrainCallback(BaseCallback):
 
     :param batch_size: BC minibatch size (paper 128).
     :param learning_rate: Initial BC learning rate, cosine-decayed to ``final_learning_rate`` (paper 1e-4).
-    :param final_learning_rate: Final BC learning rate (paper 1e-5).
+    :param final_learning_rate: Final BC learning rate, at most ``learning_rate`` (paper 1e-5; the preset's 1e-4).
     :param weight_decay: AdamW weight decay (paper 1e-6).
     :param critic_warmup_steps: Critic steps on demonstration transitions after BC (0: none).
     :param clip_actions: Clip out-of-bounds demonstration actions instead of raising.

@@ -1,10 +1,12 @@
-"""Argument checks with one message format, shared by the algorithm and the modules it builds; the action-space
-check; SWFP's own argument checks (:func:`check_swfp_arguments`) and the parsing of a learned ``ent_coef``."""
+"""Argument checks with one message format, shared by the algorithm and the modules it builds (whole numbers
+included); the action-space check; SWFP's own argument checks (:func:`check_swfp_arguments`) and the parsing of
+a learned ``ent_coef``; :func:`require`, which names a missing optional package and its extra before any work."""
 
 from __future__ import annotations
 
 import math
 import numbers
+import sys
 from typing import Any
 
 import numpy as np
@@ -25,8 +27,10 @@ def require(modules: tuple[str, ...] | list[str], needed_by: str, extra: str) ->
     for module in modules:
         try:
             missing = importlib.util.find_spec(module) is None
-        except (ImportError, ValueError):  # a missing parent package ("a" of "a.b"), or a module without a spec
+        except ImportError:  # a missing parent package ("a" of "a.b")
             missing = True
+        except ValueError:  # loaded without a spec (a stub put in sys.modules): there to import
+            missing = module not in sys.modules
         if missing:
             raise ModuleNotFoundError(
                 f"{needed_by} needs {module!r}, which is not installed: pip install \"sb3-swfp[{extra}]\" "
@@ -68,7 +72,7 @@ def _number(name: str, value: Any) -> float:
     as a string)."""
     if isinstance(value, (str, bytes)):
         raise ValueError(f"{name} must be a number, got {value!r} (in YAML a float needs its dot: 5.0e-3, or !!float 5e-3)")
-    try:  # numpy and torch scalars (and one-element arrays) are numbers too; bools are not
+    try:  # numpy and torch scalars are numbers too; bools are not
         if isinstance(value, bool):
             raise TypeError
         return float(value)
@@ -214,4 +218,13 @@ def check_policy_args_repeated(policy_kwargs: dict[str, Any], given: dict[str, A
             )
 
 
-__all__ = ["check_action_space", "check_choice", "check_int", "check_policy_args_repeated", "check_swfp_arguments", "initial_ent_coef"]
+__all__ = [
+    "check_action_space",
+    "check_choice",
+    "check_int",
+    "check_policy_args_repeated",
+    "check_swfp_arguments",
+    "initial_ent_coef",
+    "require",
+    "whole_number",
+]

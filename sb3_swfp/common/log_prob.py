@@ -40,10 +40,7 @@ def log_abs_det(jacobian: th.Tensor) -> th.Tensor:
     ``r = ||J||_F / sqrt(d)`` (no gradient, at least FOLD_EPS) is the block's root-mean-square singular
     value: a map that folds one direction and keeps the others at scale ``r`` has ``|det J| ~ s_min r^(d-1)``,
     and the floor gives that direction FOLD_EPS, as SAC's per-dimension floor does; a map that contracts
-    every direction by ``s`` is floored only where ``s`` < FOLD_EPS.  A floor of FOLD_EPS on the whole
-    determinant (0.1.0) bound wherever a block contracted each direction by FOLD_EPS ** (1 / d) (0.1 for
-    d = 6), as blocks of sharp BC flows do, and cut their entropy gradient; one of FOLD_EPS ** d let a
-    folded direction through in float32 (slogdet's rounding, about -25, with gradients of 1e12).
+    every direction by ``s`` is floored only where ``s`` < FOLD_EPS (docs/algorithm.md says why this form).
     """
     if jacobian.shape[-1] == 1:
         return th.log(th.abs(jacobian[:, 0, 0]) + FOLD_EPS)

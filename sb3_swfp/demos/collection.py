@@ -65,9 +65,8 @@ def collect_demonstrations(
     action is recorded. Episode ``i`` is reset with ``seed + i`` when ``seed`` is given.
     With ``n_steps``, a last episode that is cut by the step budget is marked truncated.
 
-    :param env: A single (non-vectorised) gymnasium environment, or an env id to ``gym.make`` (PointMaze ids
-        registered first)
-        (the env made here is closed at the end).
+    :param env: A single (non-vectorised) gymnasium environment, or an env id to make (``gym.make``, with
+        gymnasium-robotics registered first for PointMaze ids); an env made here is closed at the end.
     :param policy: SB3 model/policy (``.predict``) or callable ``obs -> action`` in the env's
         action space (e.g. an expert from :mod:`sb3_swfp.experts`).  It sees the env's raw
         observations: for a model trained under ``VecNormalize``, give a callable that normalises

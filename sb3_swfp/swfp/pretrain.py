@@ -158,7 +158,7 @@ def pretrain(
 
 
 def _progress(iterable: Any, enabled: bool, description: str) -> Any:
-    """Wrap ``iterable`` in a progress bar (tqdm's rich bar when available) if ``enabled``."""
+    """Wrap ``iterable`` in tqdm's rich progress bar if ``enabled``."""
     if not enabled:
         return iterable
     from tqdm.rich import tqdm  # installed: pretrain checked

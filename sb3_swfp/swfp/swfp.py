@@ -460,7 +460,7 @@ class SWFP(OffPolicyAlgorithm):
         :param gradient_steps: Number of BC gradient steps.
         :param batch_size: BC minibatch size.
         :param learning_rate: Initial learning rate.
-        :param final_learning_rate: Learning rate at the end of the cosine schedule.
+        :param final_learning_rate: Learning rate at the end of the cosine schedule, at most ``learning_rate``.
         :param weight_decay: AdamW weight decay.
         :param critic_warmup_steps: Then this many soft-Q critic steps on demonstration transitions
             (next actions from the pretrained actor); 0 skips the warm-up.
@@ -494,7 +494,7 @@ class SWFP(OffPolicyAlgorithm):
         check_demonstrations_loaded(self.replay_buffer)  # before any env step
         if progress_bar:  # SB3's message asks for all of stable-baselines3[extra]
             require(("tqdm", "rich"), "progress_bar=True", "examples")
-        if self.tensorboard_log is not None:
+        if self.tensorboard_log is not None and not self._custom_logger:  # SB3 makes its writer only then
             require(("tensorboard",), "tensorboard_log", "examples")
         return super().learn(
             total_timesteps=total_timesteps, callback=callback, log_interval=log_interval, tb_log_name=tb_log_name,
