@@ -5,6 +5,11 @@ The zoo's ``ExperimentManager`` reads ``rl_zoo3/hyperparams/<algo>.yml`` (schedu
 under ``--log-folder`` exactly as ``python -m rl_zoo3.train`` would. The trained model then
 acts in a fresh env (with the zoo's env wrapper, if the entry has one) and
 :func:`sb3_swfp.demos.collect_demonstrations` records it to our ``.npz`` format.
+An env without an entry of its own (and without ``--hyperparams-from``) gets rl-zoo3's untuned
+``default`` entry, as ``python -m rl_zoo3.train`` gives it (a budget of 1e6 steps unless
+``--n-timesteps`` says otherwise).  The recording, and its checks, come after training: ``--out``,
+``--episodes``, ``--noise`` and ``--minari-id`` are checked before it starts, and an existing
+``--out`` is replaced only with ``--overwrite``.
 
 Examples::
 
