@@ -22,7 +22,6 @@ Examples::
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import shlex
 import sys
@@ -41,7 +40,10 @@ except ModuleNotFoundError as error:
         name=error.name,
     ) from error
 
-from sb3_swfp.demos import check_new_dataset_id, check_new_demonstrations_file, collect_demonstrations, to_minari
+# The same arguments as collect_demos.py, checked as it checks them (examples/ is on sys.path when this runs)
+from collect_demos import check_recording_arguments
+
+from sb3_swfp.demos import check_new_demonstrations_file, collect_demonstrations, to_minari
 from sb3_swfp.experts import make_expert_env
 from sb3_swfp.hyperparams import read_entries, rl_zoo3_file
 
@@ -82,22 +84,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.n_timesteps < 0:  # rl-zoo3 takes any value <= 0 as its own budget
         parser.error(f"--n-timesteps must be >= 0 (0: the zoo's n_timesteps), got {args.n_timesteps}")
-    # Before training: the recording, and its checks, come after it
-    if args.episodes < 1:
-        parser.error(f"--episodes must be >= 1, got {args.episodes}")
-    if not (math.isfinite(args.noise) and args.noise >= 0):
-        parser.error(f"--noise is a relative standard deviation, a finite number >= 0, got {args.noise}")
-    try:
-        check_new_demonstrations_file(args.out, overwrite=args.overwrite)
-    except FileExistsError as error:
-        parser.error(f"--out: {error} (--overwrite)")
-    except ValueError as error:
-        parser.error(f"--out: {error}")
-    if args.minari_id:
-        try:
-            check_new_dataset_id(args.minari_id)
-        except (ImportError, ValueError) as error:
-            parser.error(f"--minari-id: {error}")
+    check_recording_arguments(parser, args)  # before training: the recording comes after it
     args.env_kwargs = None  # saved in args.yml, where the zoo's enjoy looks for it
     th.set_num_threads(1)
 
