@@ -11,8 +11,13 @@ ours, so SWFP runs through this module (or the ``swfp-zoo`` command), or after :
 For the scripts that replay a saved agent (``enjoy``, ``record_video``, ``push_to_hub``) with
 ``--algo swfp``: without ``-f`` they read ``logs/`` (where ``train`` writes; rl-zoo3's default
 folder would try to download an agent from the sb3 organisation of the Hugging Face Hub, which has
-no SWFP agent), and the latest run folder without the requested model file (a run that failed or
-is still running) is skipped.
+no SWFP agent), and the latest run folder without a final model (a run that failed or is still
+running) is skipped.  ``push_to_hub``'s model card names SWFP and gives this module's commands.
+
+``train --algo swfp`` refuses the Optuna options rl-zoo3 would ignore (``--trial-id 0``, a study
+without ``-optimize`` or ``--trial-id``), keeps an entry's ``policy_kwargs`` beside a trial's
+``net_arch`` (:func:`entry_policy_kwargs_kept`), and reads a ``-conf zoo_hyperparams/<name>.yml``
+that is not in the working directory from the installed folder.
 
 ``train --algo swfp -i`` continues with the saved flow (:class:`ContinuedSWFP`): rl-zoo3 keeps a
 continued agent's policy, and ``n_blocks`` and the other flow arguments belong to it.
@@ -39,7 +44,7 @@ import io
 import os
 import runpy
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -262,12 +267,17 @@ def default_config(algo: str, env_id: str) -> str | None:
 
 
 def _train_options(args: list[str]) -> argparse.Namespace | None:
-    """``--algo``, ``--env`` and ``--conf-file`` of rl-zoo3's train arguments (its defaults); None if malformed."""
+    """The options of rl-zoo3's train arguments that ``main`` acts on (rl-zoo3's defaults); None if malformed."""
     parser = argparse.ArgumentParser(add_help=False, exit_on_error=False)
     parser.add_argument("--algo", default="ppo")
     parser.add_argument("--env", default="CartPole-v1")
     parser.add_argument("-conf", "--conf-file", default=None)
     parser.add_argument("-i", "--trained-agent", default="")
+    parser.add_argument("-optimize", "--optimize-hyperparameters", action="store_true")
+    parser.add_argument("--storage", default=None)
+    parser.add_argument("--study-name", default=None)
+    parser.add_argument("--trial-id", type=int, default=None)
+    parser.add_argument("-params", "--hyperparams", nargs="+", default=None)
     try:
         return parser.parse_known_args(args)[0]
     except argparse.ArgumentError:
@@ -275,12 +285,148 @@ def _train_options(args: list[str]) -> argparse.Namespace | None:
 
 
 def _with_default_config(args: list[str]) -> list[str]:
-    """``args`` with ``--conf-file <default_config>`` appended when they name no config file."""
+    """``args`` with ``--conf-file <default_config>`` appended when they name no config file, and a YAML file
+    that is not where they say but is one of ours (``-conf zoo_hyperparams/swfp_o2o.yml`` outside a checkout)
+    replaced by the copy in :func:`~sb3_swfp.hyperparams.hyperparams_folder`."""
     known = _train_options(args)
-    if known is None or known.conf_file is not None:
+    if known is None:
         return args
+    if known.conf_file is not None:
+        return _with_installed_config(args, known.conf_file)
     config = default_config(known.algo, known.env)
     return args if config is None else [*args, "--conf-file", relative_to_cwd(config)]
+
+
+def _with_installed_config(args: list[str], conf_file: str) -> list[str]:
+    """``args`` with ``conf_file`` replaced by our file of the same name where it names a YAML file that does not
+    exist and that file does (the docs' ``-conf zoo_hyperparams/swfp_o2o.yml``, run outside a checkout)."""
+    folder = hyperparams_folder()
+    installed = None if folder is None else folder / Path(conf_file).name
+    if os.path.exists(conf_file) or not conf_file.endswith((".yml", ".yaml")) or installed is None or not installed.is_file():
+        return args  # rl-zoo3 reads it, or says that it cannot
+    print(f"No {conf_file} here: using {installed}, the installed copy of {installed.name}")
+    replaced = []
+    for arg in args:
+        if arg == conf_file:
+            arg = str(installed)
+        elif arg.startswith(("--conf-file=", "-conf=")) and arg.split("=", 1)[1] == conf_file:
+            arg = f"{arg.split('=', 1)[0]}={installed}"
+        replaced.append(arg)
+    return replaced
+
+
+def check_study_options(options: argparse.Namespace) -> None:
+    """Refuse the Optuna options that rl-zoo3's ``train`` would ignore without a word.
+
+    rl-zoo3 applies a stored trial only when ``--trial-id`` is not 0 (its test is the id's truth), and
+    reads ``--storage`` and ``--study-name`` only with ``-optimize`` or a trial id: the run would train
+    the plain entry instead of the trial the user named.
+
+    :raises SystemExit: With the reason and what to do instead.
+    """
+    if options.optimize_hyperparameters:
+        return
+    if options.trial_id == 0:
+        raise SystemExit(
+            "python -m sb3_swfp.zoo train: error: rl-zoo3 ignores --trial-id 0 (it loads a stored trial only for a "
+            "non-zero id) and would train the entry as it is; pass trial 0's values with -params instead"
+        )
+    if (options.storage or options.study_name) and options.trial_id is None:
+        raise SystemExit(
+            "python -m sb3_swfp.zoo train: error: --storage/--study-name without -optimize or --trial-id are ignored by "
+            "rl-zoo3 (the entry would train as it is): add --trial-id N to train trial N of the study, or -optimize to search"
+        )
+    if options.trial_id is not None and not (options.storage and options.study_name):
+        raise SystemExit(
+            f"python -m sb3_swfp.zoo train: error: --trial-id {options.trial_id} needs --storage and --study-name "
+            "(the study the trial is read from); without them rl-zoo3 trains the entry as it is"
+        )
+
+
+@contextlib.contextmanager
+def entry_policy_kwargs_kept(options: argparse.Namespace) -> Iterator[None]:
+    """While ``train`` runs: a trial's ``policy_kwargs`` (rl-zoo3's samplers give ``net_arch`` alone) are merged
+    key by key over the entry's instead of replacing them, so that a search or a ``--trial-id`` run of a
+    ``swfp_o2o.yml`` entry keeps the preset's ``n_critics=10``.
+
+    For ``-optimize`` the sampler's ``policy_kwargs`` go over the entry's evaluated ones; for ``--trial-id``
+    the stored trial's ``net_arch`` goes into the entry's (a string rl-zoo3 evaluates later, or a dict),
+    unless ``-params`` gives ``policy_kwargs`` (rl-zoo3 applies those last, whole).
+    """
+    manager = zoo_exp_manager.ExperimentManager
+    real_objective, real_load_trial, real_read = manager.objective, manager.load_trial, manager.read_hyperparameters
+    custom_policy_kwargs = any(item.startswith("policy_kwargs:") for item in options.hyperparams or [])
+
+    def objective(self: Any, trial: Any) -> float:
+        sampler = HYPERPARAMS_SAMPLER[ALGO_NAME]
+        entry = self._hyperparams.get("policy_kwargs")
+
+        def merged(*args: Any) -> dict[str, Any]:
+            sampled = sampler(*args)
+            if isinstance(entry, dict) and "policy_kwargs" in sampled:
+                sampled = {**sampled, "policy_kwargs": {**entry, **sampled["policy_kwargs"]}}
+            return sampled
+
+        HYPERPARAMS_SAMPLER[ALGO_NAME] = merged
+        try:
+            return real_objective(self, trial)
+        finally:
+            HYPERPARAMS_SAMPLER[ALGO_NAME] = sampler
+
+    def load_trial(self: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        params = real_load_trial(self, *args, **kwargs)
+        if isinstance(params.get("policy_kwargs"), dict) and not custom_policy_kwargs:
+            self._swfp_trial_policy_kwargs = params.pop("policy_kwargs")  # merged into the entry's below
+        return params
+
+    def read_hyperparameters(self: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+        hyperparams, saved = real_read(self)
+        trial = self.__dict__.pop("_swfp_trial_policy_kwargs", None)
+        if trial is not None:
+            entry = hyperparams.get("policy_kwargs")
+            if isinstance(entry, str):  # evaluated by rl-zoo3 later: dict(mapping, **kw) lets the trial's keys win
+                merged: Any = f"dict({entry}, **{trial!r})"
+            else:
+                merged = {**(entry or {}), **trial}
+            hyperparams["policy_kwargs"] = saved["policy_kwargs"] = merged
+            print(f"policy_kwargs: the trial's {trial} merged into the entry's: {merged}")
+        return hyperparams, saved
+
+    manager.objective, manager.load_trial, manager.read_hyperparameters = objective, load_trial, read_hyperparameters
+    try:
+        yield
+    finally:
+        manager.objective, manager.load_trial, manager.read_hyperparameters = real_objective, real_load_trial, real_read
+
+
+#: rl-zoo3's model card tells its readers to run rl-zoo3's scripts, which refuse ``--algo swfp``: ours take it
+MODEL_CARD_COMMANDS = {"pip install rl_zoo3": 'pip install "sb3-swfp[zoo]"', "python -m rl_zoo3.": "python -m sb3_swfp.zoo "}
+
+
+@contextlib.contextmanager
+def swfp_model_card() -> Iterator[None]:
+    """While ``push_to_hub`` runs: the model card it writes names the algorithm ``SWFP`` (not the replay-only class
+    it loads with) and gives ``python -m sb3_swfp.zoo`` commands (:data:`MODEL_CARD_COMMANDS`).
+
+    rl-zoo3 names the card's algorithm by ``ALGOS[algo].__name__`` and writes the card's text just before
+    ``huggingface_hub.repocard.metadata_save`` adds its metadata: the text is rewritten there.
+    """
+    repocard = importlib.import_module("huggingface_hub.repocard")
+    real_save = repocard.metadata_save
+
+    def metadata_save(local_path: str | os.PathLike, data: dict[str, Any]) -> Any:
+        card = Path(local_path)
+        text = card.read_text(encoding="utf-8")
+        for old, new in MODEL_CARD_COMMANDS.items():
+            text = text.replace(old, new)
+        card.write_text(text, encoding="utf-8")
+        return real_save(local_path, data)
+
+    repocard.metadata_save = metadata_save
+    try:
+        yield
+    finally:
+        repocard.metadata_save = real_save
 
 
 def relative_to_cwd(path: str | os.PathLike) -> str:
@@ -301,10 +447,11 @@ def replay_defaults(args: list[str]) -> list[str]:
     """``args`` of a replay command with our defaults for ``--algo swfp``: ``-f logs`` and the latest complete run.
 
     Without ``-f`` the folder is ``logs/``, where ``train`` writes.  With the default ``--exp-id 0``
-    (the latest run), run folders that lack the model file the command would load (``<env>.zip``,
-    ``best_model.zip`` with ``--load-best``, a checkpoint) are skipped, newest first, and the
-    latest run that has it is passed as ``--exp-id``: a run that failed or is still running leaves a
-    folder without a model.  Other algorithms, and explicit ``--exp-id``, are left to rl-zoo3.
+    (the latest run), run folders without the final model ``<env>.zip`` (a run that failed or is still
+    running) are skipped, newest first, and the latest run that has it is passed as ``--exp-id``.  Where
+    that run lacks the file the command asks for (``best_model.zip`` with ``--load-best``, a
+    checkpoint), a line says so and rl-zoo3 stops with its "No model found": an earlier run's file is
+    not played in its place.  Other algorithms, and explicit ``--exp-id``, are left to rl-zoo3.
     """
     parser = argparse.ArgumentParser(add_help=False, exit_on_error=False)
     parser.add_argument("--algo")
@@ -332,10 +479,16 @@ def replay_defaults(args: list[str]) -> list[str]:
     for exp_id in range(get_latest_run_id(os.path.join(known.folder, ALGO_NAME), env_name), 0, -1):
         try:
             with contextlib.redirect_stdout(io.StringIO()):
-                get_model_path(exp_id, known.folder, ALGO_NAME, env_name, known.load_best, known.load_checkpoint, known.load_last_checkpoint)
+                get_model_path(exp_id, known.folder, ALGO_NAME, env_name)
         except (AssertionError, ValueError) as error:
             print(f"Skipping run {exp_id}: {error} (a run that failed or is still running)")
             continue
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):
+                get_model_path(exp_id, known.folder, ALGO_NAME, env_name, known.load_best, known.load_checkpoint, known.load_last_checkpoint)
+        except (AssertionError, ValueError):
+            wanted = "best_model.zip (saved only with --eval-freq)" if known.load_best else "the checkpoint asked for (saved only with --save-freq)"
+            print(f"Run {exp_id}, the latest complete run, has no {wanted}: pass --exp-id N to load an earlier run's")
         return [*args, "--exp-id", str(exp_id)]
     return args  # no complete run: rl-zoo3 says what it looked for
 
@@ -407,15 +560,22 @@ def main(argv: list[str] | None = None) -> None:
     saved_argv, saved_eval_callback = sys.argv, zoo_exp_manager.EvalCallback
     sys.argv = [f"{parser.prog} {parsed.command}", *script_args]
     try:
+        context: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
         if parsed.command in REPLAY_COMMANDS:
             ALGOS[ALGO_NAME] = ReplayOnlySWFP
+        if parsed.command == "push_to_hub":
+            ALGOS[ALGO_NAME] = type("SWFP", (ReplayOnlySWFP,), {})  # the model card's name for the algorithm
+            context = swfp_model_card()
         options = _train_options(script_args) if parsed.command == "train" else None
         if options is not None and options.algo == ALGO_NAME:
+            check_study_options(options)
             # rl-zoo3's EvalCallback first evaluates after --eval-freq steps: best_model.zip could never be the start
             zoo_exp_manager.EvalCallback = EvalFromStartCallback
             if options.trained_agent:
                 ALGOS[ALGO_NAME] = ContinuedSWFP
-        _script(parsed.command)()
+            context = entry_policy_kwargs_kept(options)
+        with context:
+            _script(parsed.command)()
     finally:
         sys.argv, zoo_exp_manager.EvalCallback = saved_argv, saved_eval_callback
         ALGOS[ALGO_NAME] = SWFP

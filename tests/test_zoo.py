@@ -25,6 +25,7 @@ from stable_baselines3.common.callbacks import EvalCallback
 
 from sb3_swfp import SWFP, DemoReplayBuffer
 from sb3_swfp.common.callbacks import EvalFromStartCallback
+from sb3_swfp.hyperparams import read_entries
 
 # The zoo extra (rl-zoo3, optuna, pyyaml); without it this file is skipped
 optuna = pytest.importorskip("optuna")
@@ -295,17 +296,24 @@ def test_two_optimisation_workers_share_a_study_then_reload_a_trial(tmp_path):
     )
     assert [trial.state for trial in study.trials] == [optuna.trial.TrialState.COMPLETE] * 2
 
-    # Reload trial 1 (rl-zoo3 2.9 ignores --trial-id 0: it tests the id for truth)
+    # Reload trial 1 (rl-zoo3 2.9 ignores --trial-id 0: it tests the id for truth), into an entry with critics of its
+    # own: the trial's net_arch goes into the entry's policy_kwargs instead of replacing them
+    import yaml
+
+    entry = {**read_entries(HYPERPARAMS / "swfp.yml")[ENV_ID], "policy_kwargs": "dict(n_critics=3, net_arch=[8])"}
+    (tmp_path / "entry.yml").write_text(yaml.safe_dump({ENV_ID: entry}))
     reload_folder = tmp_path / "reload"
     run_zoo(
         "train", "--algo", "swfp", "--env", ENV_ID, "-f", reload_folder, "-n", 60, "--eval-freq", -1, "--num-threads", 1,
-        "--storage", storage, "--study-name", study_name, "--trial-id", 1, "-params", "learning_starts:50", "buffer_size:1000",
+        "-conf", tmp_path / "entry.yml", "--storage", storage, "--study-name", study_name, "--trial-id", 1,
+        "-params", "learning_starts:50", "buffer_size:1000",
     )  # fmt: skip
     expected = zoo.convert_swfp_params(study.trials[1].params)
     model = SWFP.load(run_dir(reload_folder) / f"{ENV_ID}.zip")
     for key in ("n_blocks", "jko_step_size", "w2_coef", "policy_delay", "actor_tau", "tau", "batch_size", "gamma"):
         assert getattr(model, key) == expected[key], key
-    assert model.policy_kwargs["net_arch"] == expected["policy_kwargs"]["net_arch"]
+    assert model.policy_kwargs["net_arch"] == expected["policy_kwargs"]["net_arch"] != [8]
+    assert model.policy_kwargs["n_critics"] == len(model.critic.q_networks) == 3
 
 
 def test_bad_algo_exits_as_rl_zoo3_does(tmp_path, capsys):
@@ -446,6 +454,56 @@ def test_a_diverging_trial_is_pruned_and_the_search_goes_on(tmp_path, monkeypatc
     assert [trial.state for trial in study.trials] == [optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.COMPLETE]
 
 
+def test_a_search_keeps_the_entrys_policy_kwargs_beside_the_sampled_net_arch(tmp_path, monkeypatch):
+    """rl-zoo3 replaces the entry's policy_kwargs by the sampler's (net_arch alone): the preset's critics would go."""
+    built = []
+
+    class Recorded(SWFP):
+        def __init__(self, *args, **kwargs):
+            built.append(kwargs.get("policy_kwargs"))
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(zoo, "SWFP", Recorded)  # what register() puts in ALGOS
+    monkeypatch.setitem(ALGOS, "swfp", SWFP)
+    monkeypatch.setattr(zoo, "sample_swfp_params", lambda trial, *args: {"policy_kwargs": {"net_arch": [16]}})
+    monkeypatch.setitem(HYPERPARAMS_SAMPLER, "swfp", zoo.sample_swfp_params)
+    params = [*TINY_PARAMS[:-1], "policy_kwargs:dict(n_critics=3, net_arch=[32, 32])"]
+    run_zoo(
+        "train", "--algo", "swfp", "--env", ENV_ID, "-f", tmp_path / "logs", "-optimize", "--n-trials", 1,
+        "--n-evaluations", 1, "-n", 60, "--eval-episodes", 1, "--num-threads", 1, "--no-optim-plots", "--seed", 0, *params,
+    )  # fmt: skip
+    assert built == [{"n_critics": 3, "net_arch": [16]}]
+    assert HYPERPARAMS_SAMPLER["swfp"] is zoo.sample_swfp_params  # the merging sampler was for the search only
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (["--storage", "s.log", "--study-name", "x", "--trial-id", 0], "ignores --trial-id 0"),
+        (["--storage", "s.log", "--study-name", "x"], "without -optimize or --trial-id are ignored"),
+        (["--trial-id", 2], "--trial-id 2 needs --storage and --study-name"),
+    ],
+)
+def test_study_options_that_rl_zoo3_would_ignore_are_refused(tmp_path, options, message):
+    with pytest.raises(SystemExit, match=message):
+        run_zoo("train", "--algo", "swfp", "--env", ENV_ID, "-f", tmp_path / "logs", "-n", 60, *options)
+    assert not (tmp_path / "logs").exists()  # refused before rl-zoo3 made a run folder
+
+
+def test_a_missing_conf_file_of_ours_is_read_from_the_installed_folder(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv(zoo.HYPERPARAMS_ENV_VAR, raising=False)
+    monkeypatch.chdir(tmp_path)  # no zoo_hyperparams/ here, as after a pip install
+    installed = str(HYPERPARAMS / "swfp_o2o.yml")
+    assert zoo._with_default_config(["--algo", "swfp", "-conf", "zoo_hyperparams/swfp_o2o.yml"]) == ["--algo", "swfp", "-conf", installed]
+    assert zoo._with_default_config(["--conf-file=zoo_hyperparams/swfp_o2o.yml"]) == [f"--conf-file={installed}"]
+    assert "the installed copy of swfp_o2o.yml" in capsys.readouterr().out
+    (tmp_path / "zoo_hyperparams").mkdir()
+    (tmp_path / "zoo_hyperparams" / "swfp_o2o.yml").write_text("{}")  # the user's own file is read, not ours
+    args = ["-conf", "zoo_hyperparams/swfp_o2o.yml"]
+    assert zoo._with_default_config(args) == args
+    assert zoo._with_default_config(["-conf", "mine.yml"]) == ["-conf", "mine.yml"]  # not ours: rl-zoo3 says it is missing
+
+
 def test_default_config_is_recorded_relative_to_the_working_directory(tmp_path, monkeypatch):
     monkeypatch.delenv(zoo.HYPERPARAMS_ENV_VAR, raising=False)
     monkeypatch.chdir(ROOT)  # a run started in the checkout records the path a user would type
@@ -466,6 +524,18 @@ def test_replay_commands_default_to_logs_and_skip_a_run_without_a_model(trained,
     assert loaded == [Path("logs") / "swfp" / f"{ENV_ID}_1" / f"{ENV_ID}.zip"]
     out = capsys.readouterr().out
     assert "No -f given" in out and "Skipping run 2" in out
+
+
+def test_load_best_does_not_play_an_earlier_runs_best_model(trained, tmp_path, monkeypatch, capsys):
+    shutil.copytree(trained, tmp_path / "logs")
+    # A newer run that finished without --eval-freq: its final model, no best_model.zip
+    shutil.copytree(run_dir(tmp_path / "logs"), run_dir(tmp_path / "logs", 2))
+    (run_dir(tmp_path / "logs", 2) / "best_model.zip").unlink()
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match=f"No model found .*{ENV_ID}_2"):
+        run_zoo("enjoy", "--algo", "swfp", "--env", ENV_ID, "--no-render", "-n", 5, "--num-threads", 1, "--load-best")
+    out = capsys.readouterr().out
+    assert "Run 2, the latest complete run, has no best_model.zip" in out and "Skipping" not in out
 
 
 def test_a_model_with_a_demonstration_buffer_and_bc_term_replays_and_keeps_its_settings(tmp_path):
@@ -524,6 +594,11 @@ def test_push_to_hub_and_load_from_hub_round_trip_offline(trained, tmp_path, mon
     assert {"README.md", "config.yml", "args.yml", "results.json", f"swfp-{ENV_ID}.zip"} <= {path.name for path in repo.iterdir()}
     pushed = SWFP.load(repo / f"swfp-{ENV_ID}.zip")
     assert pushed.buffer_size == 1000  # the model as trained, not the replay-only one push_to_hub loaded
+    card = (repo / "README.md").read_text()
+    assert f"# **SWFP** Agent playing **{ENV_ID}**" in card and "name: SWFP" in card and "ReplayOnly" not in card
+    # rl-zoo3's own scripts refuse --algo swfp: the card gives ours
+    assert f"python -m sb3_swfp.zoo load_from_hub --algo swfp --env {ENV_ID} -orga someone" in card and "rl_zoo3." not in card
+    assert 'pip install "sb3-swfp[zoo]"' in card and "pip install rl_zoo3" not in card
 
     run_zoo("load_from_hub", "--algo", "swfp", "--env", ENV_ID, "-f", tmp_path / "downloaded", "-orga", "someone")
     downloaded = run_dir(tmp_path / "downloaded") / f"{ENV_ID}.zip"
