@@ -11,7 +11,6 @@ from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import VecNormalize
 
 from sb3_swfp import SWFP, BCPretrainCallback, DemoReplayBuffer, EvalFromStartCallback
-from sb3_swfp.common.losses import flow_matching_loss
 from sb3_swfp.demos import Demonstrations, collect_demonstrations
 from sb3_swfp.experts import PendulumSwingUpExpert
 from sb3_swfp.swfp import swfp as swfp_module
@@ -411,54 +410,6 @@ def test_the_actor_step_weighs_its_terms_with_the_models_coefficients(demos, mon
         w2 = 3.0 / (2 * 0.2) * (0.7 * logs["w2_prev"] + logs["w2_old"])
         expected = logs["actor_q_term"] - logs["actor_log_det"] + w2 + 2.0 * logs["bc_loss"]
         assert logs["actor_loss"] == pytest.approx(expected, rel=1e-5)
-
-
-def test_the_q_filter_keeps_the_demonstrations_the_critics_value_above_the_policys_action(demos, monkeypatch):
-    """bc_q_filter: weight 1 exactly where min-Q at the demonstration's action >= min-Q at the acting policy's
-    deterministic action (a critic whose values are known), and the BC term is the per-sample mean with those weights."""
-    model = tiny(
-        seed=0, learning_starts=0, bc_coef=1.0, bc_q_filter=True, policy_kwargs=dict(n_critics=3),
-        replay_buffer_class=DemoReplayBuffer, replay_buffer_kwargs=dict(demonstrations=demos, demo_ratio=0.5),
-    )
-    obs = th.as_tensor(demos.observations[:64], dtype=th.float32)
-    demo_actions = th.as_tensor(demos.actions[:64] / 2.0, dtype=th.float32)  # Pendulum's box is [-2, 2]
-    policy_actions = model.actor_target(obs, deterministic=True)
-    # Three critics Q = s, -s, s + 1 (s the action's sum): their minimum is -|s| (their mean would keep every one)
-    monkeypatch.setattr(model, "critic", lambda o, a: (a.sum(dim=1, keepdim=True), -a.sum(dim=1, keepdim=True), a.sum(dim=1, keepdim=True) + 1))
-    kept = model._q_filter(obs, demo_actions)
-    expected = (demo_actions.sum(dim=1).abs() <= policy_actions.sum(dim=1).abs()).float()
-    assert th.equal(kept, expected) and 0 < kept.sum() < 64  # both outcomes occur
-
-    velocity, target = th.randn(5, 2), th.randn(5, 2)
-    weights = th.tensor([1.0, 0.0, 1.0, 0.0, 0.0])
-    per_sample = (velocity - target).pow(2).sum(dim=1)
-    assert flow_matching_loss(predicted_velocity=velocity, target_velocity=target, weights=weights).item() == pytest.approx(
-        (per_sample[0] + per_sample[2]).item() / 5
-    )
-
-
-def test_a_q_filter_that_keeps_no_demonstration_leaves_no_bc_term(demos, monkeypatch):
-    model = tiny(
-        seed=0, learning_starts=0, bc_coef=2.0, bc_q_filter=True,
-        replay_buffer_class=DemoReplayBuffer, replay_buffer_kwargs=dict(demonstrations=demos, demo_ratio=0.5),
-    )
-    logs = []
-    real_update = model._actor_update
-    monkeypatch.setattr(model, "_q_filter", lambda obs, actions: th.zeros(len(actions)))
-    monkeypatch.setattr(model, "_actor_update", lambda obs, ent: logs.append(real_update(obs, ent)) or logs[-1])
-    model.learn(6)
-    assert len(logs) == 3
-    for entry in logs:
-        assert entry["bc_loss"] == 0.0 and entry["bc_q_filter_kept"] == 0.0
-
-
-@pytest.mark.parametrize(
-    "option, message",
-    [(dict(bc_q_filter=True), "bc_q_filter=True filters the bc_coef term"), (dict(bc_q_filter="yes", bc_coef=1.0), "bc_q_filter must be True or False")],
-)
-def test_the_q_filter_is_refused_without_a_bc_term_or_as_a_non_bool(option, message):
-    with pytest.raises(ValueError, match=message):
-        tiny(seed=0, **option)
 
 
 class _RecordingLogger(Logger):

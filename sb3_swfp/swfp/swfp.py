@@ -113,10 +113,6 @@ class SWFP(OffPolicyAlgorithm):
         term that term pulls every block towards the identity map and undoes a pretrained flow.
     :param bc_coef: Weight of a flow-matching BC term on a demonstration batch in each actor update
         (ours, beyond the paper: see docs/algorithm.md; 0 by default).  Needs ``replay_buffer_class=DemoReplayBuffer``.
-    :param bc_q_filter: Keep a demonstration in the ``bc_coef`` term only where the critics value its action
-        at least as high as the policy's deterministic action (the Q-filter of Nair et al., 2018,
-        arXiv 1709.10089): the term then stops pulling towards demonstrations the policy already
-        does better than.  Needs ``bc_coef > 0``.
     :param target_update_interval: Update the critic targets every ``target_update_interval`` steps.
     :param stats_window_size: Window size for the rollout logging.
     :param tensorboard_log: The log location for tensorboard (if None, no logging).
@@ -176,7 +172,6 @@ class SWFP(OffPolicyAlgorithm):
         q_normalization: bool = False,
         w2_prev_coef: float = 1.0,
         bc_coef: float = 0.0,
-        bc_q_filter: bool = False,
         target_update_interval: int = 1,
         stats_window_size: int = 100,
         tensorboard_log: str | None = None,
@@ -192,7 +187,7 @@ class SWFP(OffPolicyAlgorithm):
             actor_batch_size=actor_batch_size, jko_step_size=jko_step_size, bc_coef=bc_coef, w2_coef=w2_coef,
             w2_prev_coef=w2_prev_coef, actor_tau=actor_tau, ent_coef=ent_coef, policy_kwargs=policy_kwargs,
             batch_size=batch_size, tau=tau, gamma=gamma, train_freq=train_freq, target_update_interval=target_update_interval,
-            target_entropy=target_entropy, bc_q_filter=bc_q_filter,
+            target_entropy=target_entropy,
         )
         if getattr(env, "action_space", None) is not None:
             check_action_space(env.action_space)  # before SB3's own, less helpful, assertions
@@ -230,7 +225,6 @@ class SWFP(OffPolicyAlgorithm):
         self.q_normalization = q_normalization
         self.w2_prev_coef = w2_prev_coef
         self.bc_coef = bc_coef
-        self.bc_q_filter = bc_q_filter
         self.target_update_interval = target_update_interval
         self.log_ent_coef: th.Tensor | None = None
         self.ent_coef_optimizer: th.optim.Adam | None = None
@@ -408,11 +402,7 @@ class SWFP(OffPolicyAlgorithm):
         if self.bc_coef > 0:
             # Flow-matching BC on demonstrations keeps the policy near them (Eq. 7; ours, beyond the paper)
             demo = self.replay_buffer.sample_demonstrations(batch, env=self._vec_normalize_env)  # type: ignore[union-attr]
-            weights = None
-            if self.bc_q_filter:
-                weights = self._q_filter(demo.observations, demo.actions)
-                logs["bc_q_filter_kept"] = weights.mean().item()
-            bc_loss = actor.flow_matching_loss(demo.observations, demo.actions, weights)
+            bc_loss = actor.flow_matching_loss(demo.observations, demo.actions)
             logs["bc_loss"] = check_finite("bc_loss", bc_loss, self._n_updates)
             actor_loss = actor_loss + self.bc_coef * bc_loss
         logs["actor_loss"] = check_finite("actor_loss", actor_loss, self._n_updates)
@@ -428,15 +418,6 @@ class SWFP(OffPolicyAlgorithm):
         actor_loss.backward(inputs=[param for param in actor.parameters() if param.requires_grad])
         self.actor.optimizer.step()
         return logs
-
-    def _q_filter(self, observations: Any, actions: th.Tensor) -> th.Tensor:
-        """(batch,) 1 where the critics value the demonstration's action at least as high as the deterministic
-        action of the policy that acts (the target actor), 0 elsewhere (``bc_q_filter``)."""
-        with th.no_grad():
-            policy_actions = self.actor_target(observations, deterministic=True)
-            q_demo = aggregate_q(th.cat(self.critic(observations, actions), dim=1), self.q_agg)
-            q_policy = aggregate_q(th.cat(self.critic(observations, policy_actions), dim=1), self.q_agg)
-        return (q_demo >= q_policy).to(q_demo.dtype).reshape(-1)
 
     def pretrain(
         self: SelfSWFP,
