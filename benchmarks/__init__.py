@@ -26,6 +26,7 @@ import json
 import os
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 #: The suite's raw results (one JSON per run) and their figures
@@ -110,6 +111,22 @@ def machine() -> dict[str, str]:
         "cpu_flags": hashlib.sha256(" ".join(sorted(flags.split())).encode()).hexdigest()[:12] if flags else "",
         **{package: installed(package) for package in ("numpy", "mujoco", "gymnasium", "stable_baselines3")},
     }
+
+
+def code_version() -> dict[str, Any] | None:
+    """The commit the run's code is at and whether the package, the benchmarks or the zoo files differ from it
+    (a run made with uncommitted changes cannot be made again from the commit alone); None outside a git checkout."""
+    import subprocess
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True, timeout=30).stdout.strip()
+
+    try:
+        commit = git("rev-parse", "HEAD")
+        modified = bool(git("status", "--porcelain", "--", "sb3_swfp", "benchmarks", "zoo_hyperparams"))
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return {"commit": commit, "modified": modified}
 
 
 def flag(name: str) -> str:

@@ -99,9 +99,11 @@ def render_core(results: Path = CORE_RESULTS, docs: Path = DOCS) -> None:
         for run in sorted(runs, key=lambda r: (ALGOS.index(r["algo"]), r["seed"])):
             curve = run["curve"]
             crossed = first_crossing(curve)
-            summary.setdefault(run["algo"], []).append(crossed is not None)
+            # A run the NaN guard stopped is a miss, whatever it reached before, and has one row
+            summary.setdefault(run["algo"], []).append(crossed is not None and not run.get("error"))
             if run.get("error"):
                 lines.append(f"| {run['algo'].upper()} | {run['seed']} | stopped: {run['error'][:160]} | | | |")
+                continue
             if not curve:
                 continue
             final = curve[-1]

@@ -235,7 +235,8 @@ def render_task(
             row += f"{np.mean(successes):.2f} | "
         if task.demos == "toy":
             kept = [r.get("toy_modes") for r in group]
-            row += ("–" if method == "bc" or None in kept else ", ".join(f"{k['high_reward_share']:.2f} ({k['high_reward_modes_kept']}/{k['n_high_reward_modes']})" for k in kept)) + " | "
+            # three decimals: the line is at 0.90, and 0.896 must not read as meeting it
+            row += ("–" if method == "bc" or None in kept else ", ".join(f"{k['high_reward_share']:.3f} ({k['high_reward_modes_kept']}/{k['n_high_reward_modes']})" for k in kept)) + " | "
         wall = "–" if method == "bc" else f"{np.mean([r['online_wall_s'] for r in group]) / 60:.1f} min"
         note = ""
         if stopped:
@@ -274,6 +275,15 @@ def render_task(
             f"on commit {REMOVED_OPTIONS[option]}, the last with it.",
             "",
         ]
+    older = sorted({_label(r["method"], [r]) for r in runs if not r.get("eval_protocol")})
+    if older:  # their best and mean-of-evaluations columns measure the start states as well as the policy
+        lines += [
+            "Evaluated with new start states at each evaluation (made before the suite played the same ones every "
+            f"time): {', '.join(older)}.  Their evaluations differ by their start states as well as by the policy, so "
+            "their best-evaluation column, the highest of them, leans high.",
+            "",
+        ]
+    lines += mixed_variants(runs)
     swfp_runs = [r for r in runs if r["method"] == "swfp" or variant_name(r["method"]) is not None]
     if folder == ARCHIVE:
         return lines  # made with earlier settings on purpose
@@ -287,6 +297,21 @@ def render_task(
             "now; delete their JSON and rerun: " + ", ".join(stale) + ".",
             "",
         ]
+    return lines
+
+
+def mixed_variants(runs: list[dict]) -> list[str]:
+    """A line for each variant whose runs were made with different ``swfp_kwargs`` (its row would average them
+    under the first run's label)."""
+    kwargs: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+    for r in runs:
+        if variant_name(r["method"]) is not None:
+            kwargs[r["method"]][json.dumps(r.get("swfp_kwargs"), sort_keys=True)].append(f"s{r['seed']}")
+    lines = []
+    for method, settings in sorted(kwargs.items()):
+        if len(settings) > 1:
+            described = "; ".join(f"{', '.join(seeds)}: `{setting}`" for setting, seeds in settings.items())
+            lines += [f"**Mixed runs**: variant `{variant_name(method)}` holds runs of different settings ({described}): its row averages them; rename or delete the odd ones.", ""]
     return lines
 
 
@@ -336,9 +361,11 @@ def _verdict(ok: bool) -> str:
     return "**met**" if ok else "**not met**"
 
 
-def robustness_table(runs: list[dict], planned: int) -> list[str]:
+def robustness_table(runs: list[dict], planned: int, check_stale: bool = True) -> list[str]:
     """The table of robustness runs (per task: BC, final, dips) and the issue's acceptance lines, the goals
-    scaled to the runs that have finished out of ``planned``."""
+    scaled to the runs that have finished out of ``planned``.  ``check_stale``: name the runs made with other
+    arguments than today's ``swfp_o2o.yml`` entry (the suite skips finished runs: a changed preset would keep
+    them); off for the archived suite of an earlier preset."""
     tasks: dict[str, list[dict]] = defaultdict(list)
     for run in runs:
         tasks[run["task"]].append(run)
@@ -382,7 +409,7 @@ def robustness_table(runs: list[dict], planned: int) -> list[str]:
             ok = [toy_ok(m) and not r.get("error") for m, r in zip(modes, group)]
             toy_lines.append(
                 f"- Toy: ≥ 90% of the samples in the high-reward modes with each mode holding ≥ 10% of them in "
-                f"{sum(ok)} of {len(ok)} seeds (" + ", ".join(f"{m['high_reward_share']:.2f} ({m['high_reward_modes_kept']}/{m['n_high_reward_modes']})" for m in modes)
+                f"{sum(ok)} of {len(ok)} seeds (" + ", ".join(f"{m['high_reward_share']:.3f} ({m['high_reward_modes_kept']}/{m['n_high_reward_modes']})" for m in modes)
                 + f"): {_verdict(all(ok))}."
             )
         else:
@@ -402,6 +429,21 @@ def robustness_table(runs: list[dict], planned: int) -> list[str]:
         *toy_lines,
         "",
     ]
+    if check_stale:
+        stale = []
+        for task_name in [t for t in TASKS if t in tasks]:
+            entry, _, demo_ratio = methods.swfp_o2o_entry(TASKS[task_name].env_id)
+            stale += [
+                f"`{task_name}` s{r['seed']} ({'; '.join(d)})"
+                for r in tasks[task_name]
+                if "hyperparams" in r and (d := stale_arguments(r, entry, demo_ratio))
+            ]
+        if stale:
+            lines += [
+                "**Stale runs**: made with other SWFP arguments than `swfp_o2o.yml` gives now, so not the preset these "
+                "lines are about; delete their JSON and rerun: " + ", ".join(stale) + ".",
+                "",
+            ]
     if success_lines:  # not an acceptance line: the mazes' returns also count how soon the goal is reached
         lines += ["Beside the returns, where the task reports success:", "", *success_lines, ""]
     if versus_demos[True] and versus_demos[False]:

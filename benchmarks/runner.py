@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks import RESULTS, SUITE_COMMAND, machine, shown, write_result
+from benchmarks import RESULTS, SUITE_COMMAND, code_version, machine, read_result, shown, write_result
 from benchmarks.methods import make_model, model_class, variant_name
 from benchmarks.tasks import TASKS, Task, make_demonstrations, make_env
 
@@ -130,6 +130,8 @@ def run_one(run: Run, results: Path = RESULTS) -> str:
     out = result_path(results, run.results_folder, run.task, run.method, run.seed)
     if out.exists():
         return f"skip {shown(out)}"
+    if run.swfp_kwargs is not None:  # a variant's row averages its seeds: they must be one setting
+        check_variant_settings(out.parent, run)
     out.parent.mkdir(parents=True, exist_ok=True)  # a folder it cannot write to fails here, before any training
     with _held(out.with_name(out.name + ".lock")) as held:
         if not held:
@@ -185,22 +187,21 @@ def _run(run: Run, out: Path) -> str:
         if sampled_task is not None:  # its own reseeding and forked generator: the deterministic curve is unchanged
             state["curve_stochastic"].append((step, *evaluate(model, eval_env, sampled_task, run.seed)))
 
+    settings = run_settings(run, task)
+    segment = {"machine": machine(), "code": code_version()}
     if state is None:
         method = "swfp" if run.swfp_kwargs is not None else run.method
         model = make_model(method, task, demos, run.seed, run.budget, run.device, run.swfp_kwargs)
         state = {
             "curve": [], "curve_stochastic": [], "stochastic_eval_episodes": run.stochastic_eval_episodes,
-            "online_wall_s": 0.0, "resumed_at": [],
+            "online_wall_s": 0.0, "resumed_at": [], "settings": settings, "segments": [{"from_step": 0, **segment}],
         }  # fmt: skip
         evaluations(model, 0)
     else:  # a run stopped before its end goes on from its last evaluation
-        if state.get("stochastic_eval_episodes") != run.stochastic_eval_episodes:  # its two curves would not line up
-            raise ValueError(
-                f"{checkpoint.folder} was made with --stochastic-eval {state.get('stochastic_eval_episodes')}, not "
-                f"{run.stochastic_eval_episodes}: resume it with the same option, or delete the checkpoint to start the run again"
-            )
+        check_resumable(checkpoint.folder, state, settings)
         model = checkpoint.load_model(run.method, make_env(task.env_id), run.device)
         state["resumed_at"].append(model.num_timesteps)
+        state.setdefault("segments", []).append({"from_step": model.num_timesteps, **segment})
     curve = state["curve"]
 
     class Evaluate(BaseCallback):
@@ -232,17 +233,55 @@ def _run(run: Run, out: Path) -> str:
         # env steps at which a stopped run went on from its checkpoint (its random numbers differ from then on)
         "resumed_at": state["resumed_at"],
         "demos": {"transitions": len(demos), "episode_return_mean": _demo_return(demos)},
-        "hyperparams": {key: repr(value) for key, value in _describe(model).items()},
+        "hyperparams": {key: repr(value) for key, value in describe(model).items()},
         "swfp_kwargs": run.swfp_kwargs,
         "command": run.command(),
         "device": str(model.device),
         "torch_threads": th.get_num_threads(),
         "machine": machine(),  # per-seed numbers reproduce on this kind of machine only (robustness.md §12)
+        "code": segment["code"],
+        # the machine and code of each part of a resumed run (the first: where it started)
+        **({"segments": state["segments"]} if state["resumed_at"] else {}),
         "eval_protocol": EVAL_PROTOCOL,
     }
     write_result(out, result)
     checkpoint.remove()
     return f"done {shown(out)} in {result['wall_s']:.0f}s"
+
+
+def check_variant_settings(folder: Path, run: Run) -> None:
+    """Refuse a variant's run whose ``swfp_kwargs`` differ from those of the variant's runs already in ``folder``."""
+    others = {path.stem.rpartition("_s")[2]: read_result(path).get("swfp_kwargs") for path in sorted(folder.glob(f"{run.method}_s*.json"))}
+    differ = sorted(f"s{seed}" for seed, kwargs in others.items() if kwargs != run.swfp_kwargs)
+    if differ:
+        raise ValueError(
+            f"variant {variant_name(run.method)!r} of {run.task} already has runs made with other settings ({', '.join(differ)}: "
+            f"{json.dumps(others[differ[0][1:]])}, not {json.dumps(run.swfp_kwargs)}): its row would average them; give "
+            "these settings another --variant name"
+        )
+
+
+def run_settings(run: Run, task: Task) -> dict[str, Any]:
+    """What a run's checkpoint must have been made with to be resumed by ``run``: another value would finish, under
+    this run's name and command, a run that began as another one."""
+    return {
+        "swfp_kwargs": run.swfp_kwargs, "budget": run.budget, "device": run.device,
+        "stochastic_eval_episodes": run.stochastic_eval_episodes, "task_spec": json.loads(json.dumps(asdict(task))),
+    }  # fmt: skip
+
+
+def check_resumable(folder: Path, state: dict[str, Any], settings: dict[str, Any]) -> None:
+    """Refuse to resume a checkpoint made with other settings than ``settings`` (:func:`run_settings`).
+
+    Checkpoints written before the settings were recorded hold ``stochastic_eval_episodes`` alone: that is checked.
+    """
+    saved = state.get("settings") or {"stochastic_eval_episodes": state.get("stochastic_eval_episodes")}
+    differ = [f"{key}: {saved[key]!r} there, {settings[key]!r} now" for key in saved if saved[key] != settings.get(key)]
+    if differ:
+        raise ValueError(
+            f"{folder} was made with other settings than this run ({'; '.join(differ)}): resume it with the same "
+            "options, or delete the checkpoint to start the run again"
+        )
 
 
 class Checkpoint:
@@ -352,7 +391,7 @@ _NOT_DESCRIBED = frozenset(
 )
 
 
-def _describe(model) -> dict[str, Any]:
+def describe(model) -> dict[str, Any]:
     """The hyperparameters that tell runs apart: every constructor argument of the model's class (SWFP's
     ``actor_tau``, ``q_agg``, ...; SAC's), the policy class and the buffer's share of demonstrations."""
     keys = [name for name in inspect.signature(type(model).__init__).parameters if name not in _NOT_DESCRIBED]

@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks import RESULTS, SUITE_COMMAND, machine, methods, shown, write_result
+from benchmarks import RESULTS, SUITE_COMMAND, code_version, machine, methods, shown, write_result
 from benchmarks.methods import make_model
-from benchmarks.runner import evaluate, toy_scores
+from benchmarks.runner import describe, evaluate, toy_scores
 from benchmarks.tasks import TASKS, make_demonstrations, make_env
 
 # --- Sensitivity (Fig. 5): the toy, score vs N and vs W2 scale --------------------------------------
@@ -53,7 +53,12 @@ def run_sensitivity(job: tuple[str, float, int], results: Path = RESULTS) -> str
 
     before = score()
     model.learn(task.cpu_steps)
-    result = {"parameter": name, "value": value, "seed": seed, "bc": before, "final": score(), "wall_s": time.perf_counter() - start}
+    result = {
+        "parameter": name, "value": value, "seed": seed, "bc": before, "final": score(), "wall_s": time.perf_counter() - start,
+        # what the toy's entry was when the run was made (the page's table mixes nothing else)
+        "hyperparams": {key: repr(v) for key, v in describe(model).items()},
+        "command": f"{SUITE_COMMAND} --suite sensitivity --seeds {seed}", "machine": machine(), "code": code_version(),
+    }  # fmt: skip
     write_result(out, result)
     return f"done {shown(out)}"
 

@@ -15,7 +15,7 @@ import torch as th
 
 from benchmarks import cost, machine, methods, render_core, runner, tasks
 from benchmarks.render import render
-from benchmarks.render_tasks import command_lines, robustness_row, robustness_table, stale_arguments
+from benchmarks.render_tasks import command_lines, mixed_variants, robustness_row, robustness_table, stale_arguments
 from benchmarks.runner import Run, result_path, run_one
 from benchmarks.tasks import TASKS
 
@@ -169,7 +169,7 @@ def test_a_stopped_run_resumes_only_with_the_stochastic_eval_it_was_started_with
         run_one(Run("toy", "swfp", 0, stochastic_eval_episodes=7), results)
     monkeypatch.setattr(runner, "evaluate", evaluate)
     for other in (None, 8):  # its curves would not line up: refused, the checkpoint kept
-        with pytest.raises(ValueError, match="was made with --stochastic-eval 7, not"):
+        with pytest.raises(ValueError, match=f"other settings than this run \\(stochastic_eval_episodes: 7 there, {other} now\\)"):
             run_one(Run("toy", "swfp", 0, stochastic_eval_episodes=other), results)
     assert run_one(Run("toy", "swfp", 0, stochastic_eval_episodes=7), results).startswith("done")
     result = json.loads(result_path(results, "cpu", "toy", "swfp", 0).read_text())
@@ -251,6 +251,33 @@ def test_render_flags_runs_made_with_other_arguments_than_the_entry(results):
     entry_w2_coef = methods.swfp_o2o_entry("SWFPToyBandit-v0")[0]["w2_coef"]
     assert "**Stale runs**" in page and f"`swfp_s0` (w2_coef ran 99.0, entry now {entry_w2_coef!r})" in page
     assert "Relabelled after `swfp_o2o.yml` changed" in page and "swfp_s0." in page
+    assert "Evaluated with new start states" not in page
+    del run["eval_protocol"]  # as the runs made before every evaluation played the same start states
+    path.write_text(json.dumps(run))
+    page, _ = pages(results)
+    assert "Evaluated with new start states at each evaluation (made before the suite played the same ones every time): SWFP (BC + online)." in page
+
+
+def test_a_variant_run_with_other_settings_than_its_seeds_before_is_refused(results):
+    method = methods.variant_method("lr")
+    assert run_one(Run("toy", method, 0, swfp_kwargs={"actor_learning_rate": 3e-4}), results).startswith("done")
+    with pytest.raises(ValueError, match=r"variant 'lr' of toy already has runs made with other settings \(s0: \{\"actor_learning_rate\": 0.0003\}"):
+        run_one(Run("toy", method, 1, swfp_kwargs={"actor_learning_rate": 1e-3}), results)
+    assert not result_path(results, "cpu", "toy", method, 1).exists()
+
+
+def test_a_variant_whose_runs_differ_in_their_settings_is_named():
+    def run(seed, kwargs):
+        return {"method": "swfp-lr", "seed": seed, "swfp_kwargs": kwargs}
+
+    same = [run(0, {"actor_learning_rate": 1e-3}), run(1, {"actor_learning_rate": 1e-3}), {"method": "swfp", "seed": 0}]
+    assert mixed_variants(same) == []
+    lines = mixed_variants([*same, run(2, {"actor_learning_rate": 3e-4})])
+    assert lines == [
+        '**Mixed runs**: variant `lr` holds runs of different settings (s0, s1: `{"actor_learning_rate": 0.001}`; '
+        's2: `{"actor_learning_rate": 0.0003}`): its row averages them; rename or delete the odd ones.',
+        "",
+    ]
 
 
 def test_speed_ratios_are_taken_round_by_round(monkeypatch):
@@ -352,8 +379,15 @@ def test_robustness_suite_checks_the_acceptance_lines_per_run(results, monkeypat
     assert "- Final ≥ BC start in 1 of 1 runs (goal ≥ 1 of 1): **met**." in page
     assert "- No evaluation below BC − 10% of |BC| in 0 of 1 runs (goal ≥ 1 of 1): **not met**." in page
     assert "- Mean final above the mean BC start on every task: **met**." in page
-    assert "in 1 of 1 seeds (0.95 (3/3)): **met**." in page
+    assert "in 1 of 1 seeds (0.950 (3/3)): **met**." in page
     assert "Beside the returns" not in page  # a task that reports no success
+    assert "Stale runs" not in page
+    run["hyperparams"]["w2_coef"] = "99.0"  # as if the preset changed after this run: the suite would skip it
+    path.write_text(json.dumps(run))
+    page, _ = pages(results)
+    entry_w2_coef = methods.swfp_o2o_entry("SWFPToyBandit-v0")[0]["w2_coef"]
+    assert f"so not the preset these lines are about; delete their JSON and rerun: `toy` s10 (w2_coef ran 99.0, entry now {entry_w2_coef!r})." in page
+    run["hyperparams"]["w2_coef"] = repr(entry_w2_coef)
     run["curve"] = [[0, 0.5, 0.0, 0.5], [60, 0.44, 0.0, 0.4], [120, 0.6, 0.0, 1.0]]
     path.write_text(json.dumps(run))
     page, _ = pages(results)
@@ -398,6 +432,36 @@ def test_a_stopped_run_goes_on_from_its_last_evaluation(results, monkeypatch, me
     result = json.loads(path.read_text())
     assert [point[0] for point in result["curve"]] == [0, 60, 120] and result["resumed_at"] == [60]
     assert not checkpoint.exists()
+    # each part of the run says on what machine and code it ran
+    assert [segment["from_step"] for segment in result["segments"]] == [0, 60]
+    assert result["segments"][1]["machine"] == result["machine"] and result["segments"][1]["code"] == result["code"]
+
+
+def test_a_stopped_variant_resumes_only_with_its_own_settings(results, monkeypatch):
+    """A checkpoint is finished only by the run it began as: another --swfp-kwargs (or budget, task, device) would
+    put a run that changed settings halfway under the new command."""
+    evaluate, calls = runner.evaluate, []
+
+    def stop_at_the_third_evaluation(*args):
+        calls.append(1)
+        if len(calls) == 3:
+            raise Stop
+        return evaluate(*args)
+
+    method = methods.variant_method("lr")
+    monkeypatch.setattr(runner, "evaluate", stop_at_the_third_evaluation)
+    with pytest.raises(Stop):
+        run_one(Run("toy", method, 0, swfp_kwargs={"actor_learning_rate": 3e-4}), results)
+    monkeypatch.setattr(runner, "evaluate", evaluate)
+    with pytest.raises(ValueError, match=r"swfp_kwargs: \{'actor_learning_rate': 0.0003\} there, \{'actor_learning_rate': 0.001\} now"):
+        run_one(Run("toy", method, 0, swfp_kwargs={"actor_learning_rate": 1e-3}), results)
+    # a checkpoint from before the settings were recorded is checked on what it holds
+    state_path = result_path(results, "cpu", "toy", method, 0).with_suffix(".checkpoint") / "state.json"
+    state = json.loads(state_path.read_text())
+    state_path.write_text(json.dumps({key: value for key, value in state.items() if key not in ("settings", "segments")}))
+    assert run_one(Run("toy", method, 0, swfp_kwargs={"actor_learning_rate": 1e-3}), results).startswith("done")
+    result = json.loads(result_path(results, "cpu", "toy", method, 0).read_text())
+    assert [segment["from_step"] for segment in result["segments"]] == [60]
 
 
 def test_a_run_killed_while_writing_its_result_leaves_no_file_the_suite_would_skip(results, monkeypatch):
@@ -447,6 +511,21 @@ def test_core_learning_with_another_squash_writes_its_own_file_and_section(tmp_p
         core.main(["--suite", "learning", "--algos", "sac", "--squash", "tanh"])
     with pytest.raises(SystemExit):  # the class default's runs are the SWFP rows, not another squash's
         core.main(["--suite", "learning", "--algos", "swfp", "--squash", "soft_clip"])
+
+
+def test_a_core_run_the_nan_guard_stopped_has_one_row_and_counts_as_a_miss(tmp_path):
+    results, docs = tmp_path / "core", tmp_path / "docs"
+    results.mkdir()
+    docs.mkdir()
+    curve = [[1000 * i, -1000.0 + 60 * i, 10.0] for i in range(1, 21)]  # reaches -200 at step 14000
+    base = {"algo": "swfp", "total_timesteps": 20_000, "eval_every": 1000, "wall_s": 60.0, "command": "c"}
+    (results / "learning_swfp_s0.json").write_text(json.dumps({**base, "seed": 0, "curve": curve}))
+    stopped = {**base, "seed": 1, "curve": curve[:16], "error": "NonFiniteLossError at env step 16000"}
+    (results / "learning_swfp_s1.json").write_text(json.dumps(stopped))
+    render_core.render_core(results, docs)
+    page = (docs / "core_benchmarks.md").read_text()
+    assert [line for line in page.splitlines() if line.startswith("| SWFP | 1 |")] == ["| SWFP | 1 | stopped: NonFiniteLossError at env step 16000 | | | |"]
+    assert "- SWFP: 1 of 2" in page
 
 
 def test_a_core_learning_run_with_another_budget_stays_out_of_the_20k_table(tmp_path, monkeypatch):
@@ -735,3 +814,13 @@ def test_the_benchmarks_name_a_missing_package_and_its_extra_before_any_run(miss
     if missing == "matplotlib":  # the pages need matplotlib alone
         with pytest.raises(ModuleNotFoundError, match=r"rendering the benchmark pages needs 'matplotlib'"):
             render_command.main(["--render"])
+
+
+def test_a_sensitivity_run_records_the_settings_it_was_made_with(results):
+    from benchmarks.studies import run_sensitivity
+
+    assert run_sensitivity(("w2_coef", 2.0, 0), results).startswith("done")
+    result = json.loads((results / "sensitivity" / "w2_coef2_s0.json").read_text())
+    assert result["hyperparams"]["w2_coef"] == "2.0" and result["hyperparams"]["n_blocks"] == repr(methods.swfp_o2o_entry("SWFPToyBandit-v0")[0].get("n_blocks", 5))
+    assert result["command"] == "python -m benchmarks.suite --suite sensitivity --seeds 0" and result["machine"] == machine()
+    assert re.fullmatch("[0-9a-f]{40}", result["code"]["commit"])
