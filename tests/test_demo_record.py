@@ -1,5 +1,8 @@
 """The demonstration record: container, ``.npz`` file format, validation (sb3_swfp.demos.record, .npz, .validation)."""
 
+import dataclasses
+import warnings
+
 import numpy as np
 import pytest
 from gymnasium import spaces
@@ -193,3 +196,35 @@ def test_validate_empty_and_bad_flags():
 def test_validate_rejects_non_box_action_space():
     with pytest.raises(TypeError, match="Box action space"):
         validate(episodic_demos(), OBS_SPACE, spaces.Discrete(3))
+
+
+def test_channel_last_images_are_transposed_for_a_channel_first_space_as_sb3_transposes_the_env():
+    """SB3 wraps an env with (H, W, C) images in VecTransposeImage for CNN policies: the model's space is (C, H, W),
+    and demonstrations recorded on the env are transposed the same way, with a warning."""
+    rng = np.random.default_rng(0)
+    demos = episodic_demos()
+    demos.observations = rng.integers(0, 256, (15, 6, 5, 3), dtype=np.uint8)  # H 6, W 5, C 3
+    demos.next_observations = rng.integers(0, 256, (15, 6, 5, 3), dtype=np.uint8)
+    channel_first = spaces.Box(0, 255, (3, 6, 5), np.uint8)
+    with pytest.warns(UserWarning, match=r"observations are channel-last images \(6, 5, 3\) and the observation space is channel-first \(3, 6, 5\)"):
+        checked = validate(demos, channel_first, ACTION_SPACE)
+    np.testing.assert_array_equal(checked.observations, np.transpose(demos.observations, (0, 3, 1, 2)))
+    np.testing.assert_array_equal(checked.next_observations[4, 2], demos.next_observations[4, :, :, 2])
+    # in a Dict space too; already channel-first: unchanged, without a warning
+    vector = rng.standard_normal((15, 2)).astype(np.float32)
+    in_dicts = dataclasses.replace(
+        demos, observations={"img": demos.observations, "vec": vector}, next_observations={"img": demos.next_observations, "vec": vector}
+    )
+    dict_space = spaces.Dict({"img": channel_first, "vec": spaces.Box(-5, 5, (2,), np.float32)})
+    with pytest.warns(UserWarning, match=r"observations\['img'\] are channel-last"):
+        dict_checked = validate(in_dicts, dict_space, ACTION_SPACE)
+    np.testing.assert_array_equal(dict_checked.observations["img"], checked.observations)
+    np.testing.assert_array_equal(dict_checked.observations["vec"], vector)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        same = validate(checked, channel_first, ACTION_SPACE)
+    np.testing.assert_array_equal(same.observations, checked.observations)
+    # a shape that is not the transposition is still refused, with the expected shape
+    with pytest.raises(ValueError, match=r"have shape \(15, 6, 3, 5\), expected \(15, 3, 6, 5\)"):
+        validate(dataclasses.replace(demos, observations=np.transpose(demos.observations, (0, 1, 3, 2))), channel_first, ACTION_SPACE)

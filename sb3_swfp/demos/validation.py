@@ -147,7 +147,7 @@ def _validate_observations(obs: Observations, space: spaces.Space, name: str, n:
                     f"observation key {key!r} is a nested {type(sub_space).__name__} space; SB3 needs flat Dict spaces"
                 )
         return {
-            key: _validate_array(obs[key], sub_space.shape, sub_space.dtype, f"{name}[{key!r}]", n, "observation space")
+            key: _validate_array(_channels_first(obs[key], sub_space, f"{name}[{key!r}]"), sub_space.shape, sub_space.dtype, f"{name}[{key!r}]", n, "observation space")
             for key, sub_space in space.spaces.items()
         }
     if isinstance(obs, dict):
@@ -157,7 +157,27 @@ def _validate_observations(obs: Observations, space: spaces.Space, name: str, n:
         )
     if space.shape is None or space.dtype is None:
         raise TypeError(f"observation space {space} has no fixed shape and dtype; demonstrations need one")
-    return _validate_array(obs, space.shape, space.dtype, name, n, "observation space")
+    return _validate_array(_channels_first(obs, space, name), space.shape, space.dtype, name, n, "observation space")
+
+
+def _channels_first(array: np.ndarray, space: spaces.Space, name: str) -> np.ndarray:
+    """``array`` (n, H, W, C) as (n, C, H, W) where ``space`` is a channel-first image space (C, H, W) and the array is
+    not already of its shape: SB3 wraps an env with channel-last images in ``VecTransposeImage`` for its CNN
+    policies, so the model's space is the transpose of the env's, and demonstrations recorded on the env need the
+    same transposition (with a warning that says so); anything else is returned as it is, for the shape check."""
+    from stable_baselines3.common.preprocessing import is_image_space, is_image_space_channels_first
+
+    if not isinstance(space, spaces.Box) or not is_image_space(space) or not is_image_space_channels_first(space):
+        return array
+    channels, height, width = space.shape
+    if not isinstance(array, np.ndarray) or array.ndim != 4 or array.shape[1:] != (height, width, channels) or array.shape[1:] == space.shape:
+        return array
+    warnings.warn(  # one message for observations and next_observations: shown once
+        f"demonstration {name.replace('next_observations', 'observations')} are channel-last images {array.shape[1:]} and the observation space is channel-first "
+        f"{space.shape} (SB3's VecTransposeImage transposes an env's images for CNN policies): they are transposed the same way",
+        stacklevel=5,
+    )
+    return np.transpose(array, (0, 3, 1, 2))  # (n, H, W, C) -> (n, C, H, W)
 
 
 def _validate_array(
