@@ -25,6 +25,10 @@ def test_episode_structure():
     assert len(part) == 7 and part.n_episodes == 1 and part.episode_bounds() == [(0, 5), (5, 7)]
     joined = Demonstrations.concatenate([demos.subset(slice(0, 5)), demos.subset(slice(5, 15))])
     assert_same(joined, demos)
+    # a part that leaves its episode running ends it at the join: no episode runs into the next part
+    cut = Demonstrations.concatenate([demos.subset(slice(0, 3)), demos.subset(slice(5, 15))])
+    assert cut.episode_bounds() == [(0, 3), (3, 8), (8, 13)] and cut.truncations[2] and not cut.terminations[2]
+    assert not demos.subset(slice(0, 3)).truncations[-1]  # the part itself is left as it was
 
 
 @pytest.mark.parametrize("dict_obs", [False, True])
@@ -39,6 +43,28 @@ def test_save_load_round_trip(tmp_path, dict_obs, compressed):
     assert loaded.metadata == demos.metadata
     assert_same(Demonstrations.load(path), demos)
     assert_same(load_demonstrations(tmp_path / "demos"), demos)  # the name save() was given: .npz appended, as save did
+
+
+def test_a_save_of_python_objects_is_refused_and_leaves_the_existing_file(tmp_path):
+    demos = episodic_demos()
+    path = demos.save(tmp_path / "demos")
+    before = path.read_bytes()
+    broken = dataclasses.replace(demos, rewards=np.array([1.0, None] + [0.0] * 13, dtype=object))
+    with pytest.raises(ValueError, match=r"demonstration rewards hold Python objects \(None, mixed types\); expected a numeric array"):
+        broken.save(path)
+    assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["demos.npz"]
+
+
+def test_validate_takes_in_range_signed_integers_for_an_unsigned_space():
+    space = spaces.Box(0, 255, shape=(2,), dtype=np.uint8)
+    demos = episodic_demos()
+    demos.observations = np.tile(np.array([[1, 200]], dtype=np.int64), (15, 1))  # np.asarray of Python ints
+    demos.next_observations = demos.observations.copy()
+    checked = validate(demos, space, ACTION_SPACE)
+    assert checked.observations.dtype == np.uint8 and checked.observations[0].tolist() == [1, 200]
+    demos.observations[3, 0] = -1
+    with pytest.raises(ValueError, match=r"observations contain 1 values outside uint8's range \[0, 255\]; .* transition 3, element \(0,\): -1"):
+        validate(demos, space, ACTION_SPACE)
 
 
 def test_a_save_that_fails_midway_leaves_the_existing_file_intact(tmp_path, monkeypatch):

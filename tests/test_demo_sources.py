@@ -12,6 +12,7 @@ from stable_baselines3 import SAC
 
 from sb3_swfp.demos import (
     Demonstrations,
+    as_demonstrations,
     collect_demonstrations,
     from_imitation,
     from_minari,
@@ -41,6 +42,33 @@ def test_collect_episodes_from_callable():
     again = collect_demonstrations(env, expert, n_episodes=2, seed=3)
     assert_same(again, demos)
     validate(demos, env.observation_space, env.action_space)
+
+
+def test_collect_records_the_observation_before_an_env_updates_it_in_place():
+    class InPlace(gym.Env):
+        """Returns its own state array and changes it in place at every step."""
+
+        observation_space = gym.spaces.Box(-10, 10, (1,), np.float32)
+        action_space = gym.spaces.Box(-1, 1, (1,), np.float32)
+
+        def reset(self, seed=None, options=None):
+            self.state = np.zeros(1, np.float32)
+            return self.state, {}
+
+        def step(self, action):
+            self.state += 1
+            return self.state, 0.0, False, bool(self.state[0] >= 3), {}
+
+    demos = collect_demonstrations(InPlace(), lambda obs: np.zeros(1), n_episodes=1)
+    assert demos.observations[:, 0].tolist() == [0, 1, 2] and demos.next_observations[:, 0].tolist() == [1, 2, 3]
+
+
+def test_a_path_that_looks_like_a_minari_id_suggests_the_prefix():
+    with pytest.raises(FileNotFoundError, match=r"if it is a Minari dataset id, write 'minari:mujoco/hopper/expert-v0'"):
+        as_demonstrations("mujoco/hopper/expert-v0")
+    with pytest.raises(FileNotFoundError) as info:
+        as_demonstrations("no_such_file.npz")
+    assert "minari" not in str(info.value)
 
 
 def test_collect_with_noise_and_step_budget():
@@ -290,6 +318,10 @@ def test_from_imitation_trajectories():
     assert demos.metadata["has_rewards"]
     unrewarded = from_imitation(_trajectories(with_rewards=False))
     assert not unrewarded.metadata["has_rewards"] and not unrewarded.rewards.any()
+    mixed = [_trajectories()[0], _trajectories(with_rewards=False)[1]]
+    with pytest.warns(UserWarning, match=r"1 of 2 trajectories have no rewards \(rews is None\): every reward is stored as 0"):
+        partly = from_imitation(mixed)
+    assert not partly.metadata["has_rewards"] and not partly.rewards.any()
 
 
 @pytest.mark.parametrize("dict_obs", [True, False], ids=["dict", "box"])

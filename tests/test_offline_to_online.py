@@ -85,6 +85,21 @@ def test_a_critic_warm_up_under_normalised_rewards_is_warned_about(demos, recwar
     assert not [warning for warning in recwarn if "critic warm-up" in str(warning.message)]
 
 
+def test_the_critic_warm_up_takes_the_online_buffers_n_step_returns(demos, monkeypatch, recwarn):
+    """SB3 ignores n_steps beside a buffer class of one's own without n-step returns (its ReplayBuffer): the online
+    targets are then one-step, and so are the warm-up's."""
+    from stable_baselines3.common.buffers import ReplayBuffer
+
+    seen = []
+    real = swfp_module.soft_q_target
+    monkeypatch.setattr(swfp_module, "soft_q_target", lambda **kwargs: seen.append(kwargs["discounts"]) or real(**kwargs))
+    tiny(seed=0, n_steps=3, replay_buffer_class=ReplayBuffer).pretrain(demos, critic_warmup_steps=2, **BC)
+    assert len(seen) == 2 and all(isinstance(discounts, float) for discounts in seen)  # gamma: one-step targets
+    seen.clear()
+    tiny(seed=0, n_steps=3).pretrain(demos, critic_warmup_steps=2, **BC)  # SB3's n-step buffer: per-sample discounts
+    assert len(seen) == 2 and all(isinstance(discounts, th.Tensor) for discounts in seen)
+
+
 def test_bc_leaves_frozen_vec_normalize_statistics_alone(demos):
     env = VecNormalize(make_vec_env(ENV_ID, n_envs=1, seed=0), norm_reward=False, training=False)
     model = tiny(env=env, seed=0)

@@ -117,8 +117,8 @@ def collect_demonstrations(
             if action_noise_std > 0:
                 action = action + noise_scale * rng.standard_normal(action_space.shape)
             action = np.clip(action, action_space.low, action_space.high).astype(action_space.dtype)
+            observations.append(_copy_obs(obs))  # before the step: an env may update the array it returned in place
             next_obs, reward, terminated, truncated, _ = env.step(action)
-            observations.append(_copy_obs(obs))
             next_observations.append(_copy_obs(next_obs))
             actions.append(action)
             rewards.append(float(reward))

@@ -7,6 +7,7 @@ reads the ``obs`` / ``acts`` / ``rews`` / ``terminal`` attributes of its ``Traje
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -53,7 +54,15 @@ def from_imitation(data: Any) -> Demonstrations:
     trajectories = [data] if hasattr(data, "terminal") else list(data)
     if len(trajectories) == 0:
         raise ValueError("from_imitation got no trajectories; expected at least one")
-    has_rewards = all(getattr(traj, "rews", None) is not None for traj in trajectories)
+    with_rewards = sum(getattr(traj, "rews", None) is not None for traj in trajectories)
+    has_rewards = with_rewards == len(trajectories)
+    if 0 < with_rewards < len(trajectories):
+        warnings.warn(
+            f"{len(trajectories) - with_rewards} of {len(trajectories)} trajectories have no rewards (rews is None): every "
+            "reward is stored as 0 and the set is marked reward-free (metadata has_rewards=False); give rewards for all "
+            "of them to keep theirs",
+            stacklevel=3,
+        )
     parts = []
     for i, traj in enumerate(trajectories):
         if not (hasattr(traj, "obs") and hasattr(traj, "acts") and hasattr(traj, "terminal")):

@@ -5,8 +5,8 @@ read by :func:`load_demonstrations`.  Keys, with ``n`` the number of transitions
 
 - ``__format__``: 0-d string ``"sb3_swfp.demonstrations"``; ``__version__``: 0-d int ``1``.
 - ``actions``: ``(n, *action_shape)``, in the environment's action space (not scaled).
-- ``rewards``: ``(n,)`` float32.
-- ``terminations``, ``truncations``: ``(n,)`` bool.
+- ``rewards``: ``(n,)`` float (float32 in a set that ``validate`` returned; ``save`` writes the dtype it is given).
+- ``terminations``, ``truncations``: ``(n,)`` bool (as above).
 - Array observations: ``observations`` and ``next_observations``, ``(n, *obs_shape)``.
 - ``Dict`` observations: one array per key, ``observations/<key>`` and
   ``next_observations/<key>``, each ``(n, *obs_shape[key])``.
@@ -89,6 +89,9 @@ def save_demonstrations(demos: Demonstrations, path: str | os.PathLike, compress
             arrays[name] = obs
     for name in _FLAT_FIELDS:
         arrays[name] = getattr(demos, name)
+    for key, value in arrays.items():  # np.savez would pickle them, and load reads no pickle: refused before writing
+        if np.asarray(value).dtype == object:
+            raise ValueError(f"demonstration {key} hold Python objects (None, mixed types); expected a numeric array to save")
     path.parent.mkdir(parents=True, exist_ok=True)
     # Same folder, so that os.replace is a rename on one file system; O_EXCL: never another file
     temporary = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")

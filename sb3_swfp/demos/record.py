@@ -122,7 +122,9 @@ class Demonstrations:
     def concatenate(cls, parts: Sequence[Demonstrations]) -> Demonstrations:
         """Join demonstration sets end to end; observations must have the same layout (same dict keys).
 
-        The metadata of the first part is kept.
+        The metadata of the first part is kept.  Each part's last transition ends an episode: one that a part
+        leaves running (neither terminated nor truncated) is marked truncated in the result, so that no
+        episode, and no n-step return, runs on into the next part's first transition.
         """
         if len(parts) == 0:
             raise ValueError("Demonstrations.concatenate needs at least one demonstration set, got none")
@@ -145,7 +147,7 @@ class Demonstrations:
             rewards=np.concatenate([p.rewards for p in parts]),
             next_observations=cat_obs("next_observations"),
             terminations=np.concatenate([p.terminations for p in parts]),
-            truncations=np.concatenate([p.truncations for p in parts]),
+            truncations=np.concatenate([_ended(p) for p in parts]),
             metadata=dict(first.metadata),
         )
 
@@ -178,6 +180,14 @@ def _as_observations(obs: Any, name: str) -> Observations:
             raise ValueError(f"demonstration {name} is an empty dict; expected one array per observation key")
         return {str(key): np.asarray(value) for key, value in obs.items()}
     return np.asarray(obs)
+
+
+def _ended(part: Demonstrations) -> np.ndarray:
+    """``part``'s truncation flags, with its last transition marked truncated where it ends no episode."""
+    truncations = np.array(part.truncations, dtype=bool)  # a copy: the part's own flags stay as they are
+    if len(truncations) and not (truncations[-1] or bool(part.terminations[-1])):
+        truncations[-1] = True
+    return truncations
 
 
 def _obs_keys(obs: Observations) -> list[str] | None:

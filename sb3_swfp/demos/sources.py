@@ -9,6 +9,7 @@ SB3 replay buffers (:mod:`sb3_swfp.demos.replay`) and recordings of a policy
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,9 @@ def as_demonstrations(demonstrations: DemonstrationsLike) -> Demonstrations:
       (:func:`~sb3_swfp.demos.imitation_data.from_imitation`).
 
     :raises TypeError: anything else; the message lists what is accepted.
+    :raises ValueError: None (demonstrations are required where this is called).
+    :raises FileNotFoundError: a path that does not exist (with the ``minari:`` prefix to use if it looks like a
+        Minari dataset id).
     """
     if demonstrations is None:
         raise ValueError(
@@ -57,7 +61,12 @@ def as_demonstrations(demonstrations: DemonstrationsLike) -> Demonstrations:
     if isinstance(demonstrations, (str, os.PathLike)):
         if Path(demonstrations).is_dir():
             return from_minari(demonstrations)
-        return load_demonstrations(demonstrations)
+        try:
+            return load_demonstrations(demonstrations)
+        except FileNotFoundError as error:
+            if isinstance(demonstrations, str) and re.fullmatch(r"[\w.-]+(/[\w.-]+)*-v\d+", demonstrations):  # a Minari id's shape
+                raise FileNotFoundError(f"{error}; if it is a Minari dataset id, write 'minari:{demonstrations}'") from error
+            raise
     if isinstance(demonstrations, ReplayBuffer):
         if hasattr(demonstrations, "demo_buffer"):  # a DemoReplayBuffer (not imported: it imports this module)
             raise ValueError(

@@ -190,8 +190,11 @@ def _validate_array(
             f"demonstration {name} have shape {array.shape}, expected {expected} "
             f"(n={n} transitions of the {what} shape {tuple(item_shape)})"
         )
-    if not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_) or not np.can_cast(
-        array.dtype, dtype, casting="same_kind"
+    # Any integer into any integer type (signed into unsigned too: np.asarray of Python ints is int64): the range
+    # check below refuses the values the cast would change
+    integers = np.issubdtype(array.dtype, np.integer) and np.issubdtype(dtype, np.integer)
+    if not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_) or not (
+        integers or np.can_cast(array.dtype, dtype, casting="same_kind")
     ):
         raise ValueError(f"demonstration {name} have dtype {array.dtype}, which cannot be cast safely to {np.dtype(dtype)}")
     # Checked after the cast, which can make them: float64 beyond float32's range becomes inf, uint16 300 wraps to 44

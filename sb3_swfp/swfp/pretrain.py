@@ -101,7 +101,10 @@ def pretrain(
     demo_buffer = DemonstrationBuffer.from_demonstrations(
         demos, model.observation_space, model.action_space, device=model.device, clip_actions=clip_actions  # type: ignore[arg-type]
     )
-    demo_buffer.n_steps, demo_buffer.gamma = model.n_steps, model.gamma  # the critic warm-up's targets, as online
+    # The critic warm-up's targets, as online: the buffer's n-step returns (SB3 ignores n_steps with a buffer class
+    # of one's own that has none, and the online targets are then one-step)
+    demo_buffer.n_steps = getattr(model.replay_buffer, "n_steps", 1)
+    demo_buffer.gamma = model.gamma
     if critic_warmup_steps > 0:
         check_rewards(demos, allow_missing_rewards, "the critic warm-up (critic_warmup_steps > 0)")
         if model._vec_normalize_env is not None and model._vec_normalize_env.norm_reward:

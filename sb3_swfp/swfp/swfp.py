@@ -50,9 +50,10 @@ class SWFP(OffPolicyAlgorithm):
 
     Paper: "Iterative Refinement of Flow Policies in Probability Space for Online Reinforcement
     Learning", arXiv 2510.15388.  The flow from noise to action is cut into ``n_blocks`` flow blocks;
-    each actor update trains one block as one Jordan–Kinderlehrer–Otto step towards
-    ``pi* ∝ exp(Q/alpha)`` (Eq. 19–20), with a Wasserstein-2 trust region, and back-propagates through
-    that block only.  A twin soft-Q critic (Eq. 16–18) gives Q.  The behaviour policy and ``predict``
+    each block is trained as one Jordan–Kinderlehrer–Otto step towards ``pi* ∝ exp(Q/alpha)`` (Eq. 19–20),
+    with a Wasserstein-2 trust region: in an actor update each sample back-propagates through one block
+    only (a block drawn per sample by default; one for the whole batch with ``block_sampling="per_batch"``,
+    Algorithm 1).  A twin soft-Q critic (Eq. 16–18) gives Q.  The behaviour policy and ``predict``
     use the polyak-averaged target ("prior") actor (Algorithm 1).
 
     Defaults marked (paper) are Table 2 of the paper; (ours) were chosen for learning from scratch
