@@ -122,9 +122,9 @@ class Demonstrations:
     def concatenate(cls, parts: Sequence[Demonstrations]) -> Demonstrations:
         """Join demonstration sets end to end; observations must have the same layout (same dict keys).
 
-        The metadata of the first part is kept.  Each part's last transition ends an episode: one that a part
-        leaves running (neither terminated nor truncated) is marked truncated in the result, so that no
-        episode, and no n-step return, runs on into the next part's first transition.
+        The metadata of the first part is kept.  Each join ends an episode: where a part (but the last) leaves
+        one running (its last transition neither terminated nor truncated), that transition is marked truncated
+        in the result, so that no episode, and no n-step return, runs on into the next part's first transition.
         """
         if len(parts) == 0:
             raise ValueError("Demonstrations.concatenate needs at least one demonstration set, got none")
@@ -147,7 +147,7 @@ class Demonstrations:
             rewards=np.concatenate([p.rewards for p in parts]),
             next_observations=cat_obs("next_observations"),
             terminations=np.concatenate([p.terminations for p in parts]),
-            truncations=np.concatenate([_ended(p) for p in parts]),
+            truncations=np.concatenate([_ended(p) for p in parts[:-1]] + [parts[-1].truncations]),
             metadata=dict(first.metadata),
         )
 
