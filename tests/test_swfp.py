@@ -1,6 +1,7 @@
 """SWFP behaves like an SB3 algorithm: learn, predict, save/load, envs, callbacks, logging, errors."""
 
 import os
+import warnings
 
 import gymnasium as gym
 import numpy as np
@@ -325,7 +326,7 @@ class NaNRewardPendulum(gym.Wrapper):
     "env, kwargs, match",
     [
         (DiscreteEnv(), {}, "continuous gymnasium.spaces.Box action space, got Discrete"),
-        (UnboundedEnv(), {}, "bounded Box action space"),
+        (UnboundedEnv(), {}, "bounded Box action space.*TransformAction"),
         ("Pendulum-v1", dict(n_blocks=0), "n_blocks must be an integer >= 1, got 0"),
         ("Pendulum-v1", dict(jko_step_size=0.0), "jko_step_size must be > 0"),
         ("Pendulum-v1", dict(ode_solver="rk4"), "unknown ode_solver 'rk4', expected one of 'midpoint', 'euler'"),
@@ -524,11 +525,45 @@ def test_a_models_policy_kwargs_build_the_same_policy():
 
 
 def test_load_overrides_the_flows_arguments(tmp_path):
-    """As SB3's load does for any argument (rl-zoo3's -i passes the YAML entry's): the saved policy_kwargs do not stop it."""
+    """As SB3's load does for any argument (rl-zoo3's -i passes the YAML entry's): the saved policy_kwargs do not stop it;
+    one that makes the saved flow act otherwise is warned about."""
     tiny(n_substeps=1).save(tmp_path / "model")
-    loaded = SWFP.load(tmp_path / "model", n_substeps=2, ode_solver="euler")
+    with pytest.warns(UserWarning, match=r"loading with ode_solver='euler' \(trained with 'midpoint'\): the saved flow maps noise to other actions"):
+        loaded = SWFP.load(tmp_path / "model", n_substeps=2, ode_solver="euler")
     assert loaded.n_substeps == 2 and loaded.policy_kwargs["n_substeps"] == 2 and loaded.policy_kwargs["ode_solver"] == "euler"
     assert loaded.actor.solver.n_substeps == 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        SWFP.load(tmp_path / "model", n_substeps=3)  # a finer integration of the same flow: no warning
+
+
+def test_load_refuses_another_n_blocks_for_independent_blocks_and_a_file_of_another_algorithm(tmp_path):
+    from stable_baselines3 import SAC
+
+    tiny(policy_kwargs=dict(share_velocity=False)).save(tmp_path / "independent")
+    with pytest.raises(ValueError, match=r"has 3 flow blocks with a velocity network each \(share_velocity=False\): it cannot load with n_blocks=4"):
+        SWFP.load(tmp_path / "independent", n_blocks=4)
+    SAC("MlpPolicy", "Pendulum-v1", policy_kwargs=dict(net_arch=[8])).save(tmp_path / "sac")
+    with pytest.raises(ValueError, match=r"holds a SACPolicy model \(stable_baselines3.sac.policies\), not an SWFP flow policy: load it"):
+        SWFP.load(tmp_path / "sac")
+
+
+def test_policy_kwargs_that_went_through_sac_are_taken_and_gsde_is_refused():
+    from stable_baselines3 import SAC
+
+    shared = dict(net_arch=[8])
+    SAC("MlpPolicy", "Pendulum-v1", policy_kwargs=shared)  # writes use_sde=False into the dict
+    assert shared == {"net_arch": [8], "use_sde": False}
+    assert "use_sde" not in tiny(policy_kwargs=shared).policy_kwargs
+    with pytest.raises(ValueError, match="use_sde=True: SWFP has no gSDE"):
+        tiny(policy_kwargs=dict(use_sde=True))
+
+
+@pytest.mark.parametrize("value", [-1e-3, float("inf")])
+def test_a_negative_or_infinite_actor_learning_rate_is_refused(value):
+    with pytest.raises(ValueError, match=rf"actor_learning_rate must be a finite number >= 0 \(or a schedule, or None: the critic's\), got {value}"):
+        tiny(actor_learning_rate=value)
+    assert tiny(actor_learning_rate=0.0).actor_learning_rate == 0.0  # freezes the actor, as torch's lr 0
 
 
 @pytest.mark.parametrize(

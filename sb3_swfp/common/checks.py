@@ -63,7 +63,9 @@ def check_action_space(action_space: spaces.Space) -> None:
     if not (np.all(np.isfinite(action_space.low)) and np.all(np.isfinite(action_space.high))):
         raise ValueError(
             f"SWFP needs a bounded Box action space (finite low and high), got low={action_space.low}, "
-            f"high={action_space.high}. Wrap the env with gymnasium.wrappers.RescaleAction or ClipAction."
+            f"high={action_space.high}. Give the env finite action bounds (in its definition, or with "
+            "gymnasium.wrappers.TransformAction(env, func, Box(low, high)) mapping bounded actions to the env's); "
+            "RescaleAction refuses infinite bounds and ClipAction makes every bound infinite."
         )
 
 
@@ -147,6 +149,7 @@ def check_swfp_arguments(
     train_freq: int | tuple[int, str] = 1,
     target_update_interval: int = 1,
     target_entropy: str | float = "auto",
+    actor_learning_rate: Any = None,
 ) -> None:
     """Raise a ValueError for the first of ``SWFP``'s arguments that is out of its range (see ``SWFP``'s docstring),
     its own and those it shares with SAC (which SB3 does not check: ``target_update_interval=0`` divides by zero
@@ -168,6 +171,9 @@ def check_swfp_arguments(
     check_int("actor_learning_starts", actor_learning_starts, 0)
     if actor_batch_size is not None:
         check_int("actor_batch_size", actor_batch_size, 1)
+    if actor_learning_rate is not None and not callable(actor_learning_rate):  # a schedule is SB3's to trust
+        if not 0 <= _number("actor_learning_rate", actor_learning_rate) < math.inf:  # 0 freezes the actor, as in torch
+            raise ValueError(f"actor_learning_rate must be a finite number >= 0 (or a schedule, or None: the critic's), got {actor_learning_rate}")
     if not _number("jko_step_size", jko_step_size) > 0:
         raise ValueError(f"jko_step_size must be > 0 (it divides the W2 term of Eq. 20), got {jko_step_size}")
     if not _number("bc_coef", bc_coef) >= 0:

@@ -61,6 +61,49 @@ def with_saved_buffer_arguments(data: dict[str, Any] | None, kwargs: dict[str, A
     return {**kwargs, "replay_buffer_kwargs": {**saved_kwargs, **override}}
 
 
+def check_saved_policy(data: dict[str, Any] | None, path: Any) -> None:
+    """Refuse a file whose model is not a flow policy's (a SAC model, say) with what to load it with; SB3's load would
+    build the saved policy class with SWFP's arguments and fail on the first one it does not take."""
+    if not data or not isinstance(data.get("policy_class"), dict):
+        return
+    from stable_baselines3.common.save_util import json_to_data
+
+    from sb3_swfp.swfp.policies import FlowPolicy
+
+    with warnings.catch_warnings():  # what cannot be read back, SB3's load warns about itself
+        warnings.simplefilter("ignore")
+        policy_class = json_to_data(json.dumps({"policy_class": data["policy_class"]})).get("policy_class")
+    if isinstance(policy_class, type) and not issubclass(policy_class, FlowPolicy):
+        shown = os.fspath(path) if isinstance(path, (str, os.PathLike)) else "the file object"
+        raise ValueError(
+            f"{shown!r} holds a {policy_class.__name__} model ({policy_class.__module__}), not an SWFP flow policy: load it "
+            "with the algorithm that saved it (SAC.load for a SACPolicy)"
+        )
+
+
+#: Flow arguments whose change on load makes the saved flow act otherwise (n_substeps refines the integration,
+#: log_prob_method only how the density is computed)
+FLOW_MAPS = ("n_blocks", "ode_solver", "squash")
+
+
+def check_flow_overrides(data: dict[str, Any] | None, kwargs: dict[str, Any], stacklevel: int = 3) -> None:
+    """Refuse ``load(..., n_blocks=k)`` for a model with one velocity network per block (its weights could not load),
+    and warn where another ``n_blocks``, ``ode_solver`` or ``squash`` makes the saved flow act otherwise."""
+    saved = data or {}
+    changed = {name: (saved[name], kwargs[name]) for name in FLOW_MAPS if name in kwargs and name in saved and kwargs[name] != saved[name]}
+    if not changed:
+        return
+    policy_kwargs = saved.get("policy_kwargs") if isinstance(saved.get("policy_kwargs"), dict) else {}
+    if "n_blocks" in changed and policy_kwargs.get("share_velocity") is False:
+        was, asked = changed["n_blocks"]
+        raise ValueError(
+            f"this model has {was} flow blocks with a velocity network each (share_velocity=False): it cannot load with "
+            f"n_blocks={asked}; load it without n_blocks"
+        )
+    described = ", ".join(f"{name}={asked!r} (trained with {was!r})" for name, (was, asked) in changed.items())
+    warnings.warn(f"loading with {described}: the saved flow maps noise to other actions than it was trained to", stacklevel=stacklevel)
+
+
 def check_load_overrides(data: dict[str, Any] | None, kwargs: dict[str, Any], defaults: dict[str, Any]) -> None:
     """Check the SWFP arguments that ``load`` is given to override (``kwargs``; ``defaults``: the constructor's),
     as the constructor checks them (SB3's load sets them without it), and refuse a switch between a learned and a
@@ -79,4 +122,4 @@ def check_load_overrides(data: dict[str, Any] | None, kwargs: dict[str, Any], de
             )
 
 
-__all__ = ["ADDED_ARGUMENTS", "check_load_overrides", "saved_data", "with_added_arguments", "with_saved_buffer_arguments"]
+__all__ = ["ADDED_ARGUMENTS", "FLOW_MAPS", "check_flow_overrides", "check_load_overrides", "check_saved_policy", "saved_data", "with_added_arguments", "with_saved_buffer_arguments"]

@@ -37,7 +37,14 @@ from sb3_swfp.demos import (
     with_env_id,
 )
 from sb3_swfp.demos.buffers import unsaved
-from sb3_swfp.swfp.persistence import check_load_overrides, saved_data, with_added_arguments, with_saved_buffer_arguments
+from sb3_swfp.swfp.persistence import (
+    check_flow_overrides,
+    check_load_overrides,
+    check_saved_policy,
+    saved_data,
+    with_added_arguments,
+    with_saved_buffer_arguments,
+)
 from sb3_swfp.swfp.policies import CnnPolicy, FlowActor, FlowPolicy, MultiInputPolicy
 from sb3_swfp.swfp.pretrain import pretrain
 
@@ -188,10 +195,14 @@ class SWFP(OffPolicyAlgorithm):
             actor_batch_size=actor_batch_size, jko_step_size=jko_step_size, bc_coef=bc_coef, w2_coef=w2_coef,
             w2_prev_coef=w2_prev_coef, actor_tau=actor_tau, ent_coef=ent_coef, policy_kwargs=policy_kwargs,
             batch_size=batch_size, tau=tau, gamma=gamma, train_freq=train_freq, target_update_interval=target_update_interval,
-            target_entropy=target_entropy,
+            target_entropy=target_entropy, actor_learning_rate=actor_learning_rate,
         )
         if getattr(env, "action_space", None) is not None:
             check_action_space(env.action_space)  # before SB3's own, less helpful, assertions
+        if policy_kwargs and "use_sde" in policy_kwargs:  # SAC writes use_sde=False into the dict it is given
+            if policy_kwargs["use_sde"]:
+                raise ValueError("policy_kwargs has use_sde=True: SWFP has no gSDE exploration (its policy samples the flow's noise)")
+            policy_kwargs = {key: value for key, value in policy_kwargs.items() if key != "use_sde"}
         super().__init__(
             policy, env, learning_rate, buffer_size, learning_starts, batch_size, tau, gamma, train_freq, gradient_steps, action_noise,
             replay_buffer_class=replay_buffer_class, replay_buffer_kwargs=replay_buffer_kwargs,
@@ -522,10 +533,15 @@ class SWFP(OffPolicyAlgorithm):
         demonstrations are given again (``replay_buffer_kwargs=dict(demonstrations=...)`` here, or
         :meth:`load_replay_buffer`).  Unlike SB3's load, ``replay_buffer_kwargs`` given here are merged key
         by key over the saved ones (unless ``replay_buffer_class`` is given too), so the saved
-        ``demo_ratio`` and the other buffer settings stay.  Arguments as ``BaseAlgorithm.load``.
+        ``demo_ratio`` and the other buffer settings stay.  A file of another algorithm's model (SAC's) is refused
+        with what to load it with; so is another ``n_blocks`` for a model with a velocity network per block, and
+        another ``n_blocks``, ``ode_solver`` or ``squash`` otherwise loads with a warning that the flow acts
+        otherwise than it was trained.  Arguments as ``BaseAlgorithm.load``.
         """
-        data = saved_data(path)  # read once, for both: SB3's load reads the file again
+        data = saved_data(path)  # read once, for all: SB3's load reads the file again
+        check_saved_policy(data, path)
         check_load_overrides(data, kwargs, {name: param.default for name, param in inspect.signature(cls.__init__).parameters.items()})
+        check_flow_overrides(data, kwargs)
         kwargs = with_added_arguments(data, kwargs)  # the squash a model saved before the option was trained with
         kwargs = with_saved_buffer_arguments(data, kwargs, custom_objects)
         with defer_missing_demonstrations():
