@@ -85,8 +85,9 @@ def current_command(command: str) -> str:
 def machine() -> dict[str, str]:
     """What a run's numbers depend on besides the code and the seed: the CPU whose kernels torch and MKL
     choose (capability, model name, a digest of the flags) and the versions of the libraries that
-    compute.  On a MuJoCo task a difference in the last bits becomes another BC start
-    (docs/robustness.md §12).  ``cpu_flags`` is empty where there is no ``/proc/cpuinfo``."""
+    compute, and the GPU with its CUDA and cuDNN versions where there is one.  On a MuJoCo task a difference
+    in the last bits becomes another BC start (docs/robustness.md §12).  ``cpu_flags`` is empty where there is
+    no ``/proc/cpuinfo``."""
     import hashlib
     import platform
     from importlib.metadata import PackageNotFoundError, version
@@ -104,7 +105,11 @@ def machine() -> dict[str, str]:
     if cpuinfo.exists():
         fields = {key.strip(): value.strip() for key, _, value in (line.partition(":") for line in cpuinfo.read_text().splitlines())}
         model, flags = fields.get("model name", model), fields.get("flags", "")
+    gpu = {}
+    if th.cuda.is_available():  # a run on it computes other last bits again: which GPU, which CUDA
+        gpu = {"gpu": th.cuda.get_device_name(), "cuda": str(th.version.cuda), "cudnn": str(th.backends.cudnn.version())}
     return {
+        **gpu,
         "torch": th.__version__,
         "cpu_capability": th.backends.cpu.get_cpu_capability(),
         "cpu": model,

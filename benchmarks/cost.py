@@ -173,6 +173,8 @@ def actor_update_cost(n_blocks: int, device: str, batch_size: int = 256, repeats
             update()  # warm-up
         times = []
         for _ in range(repeats):
+            if model.device.type == "cuda":
+                th.cuda.synchronize(model.device)  # the warm-up's (or the last call's) queued kernels are not this call's
             t0 = time.perf_counter()
             update()
             if model.device.type == "cuda":
@@ -207,10 +209,10 @@ def _peak_memory_mib(update, device) -> float:
     import torch as th
 
     if device.type == "cuda":
-        th.cuda.reset_peak_memory_stats()
-        base = th.cuda.memory_allocated()
+        th.cuda.reset_peak_memory_stats(device)
+        base = th.cuda.memory_allocated(device)
         update()
-        return (th.cuda.max_memory_allocated() - base) / 2**20
+        return (th.cuda.max_memory_allocated(device) - base) / 2**20
     from torch.profiler import ProfilerActivity, profile
 
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:

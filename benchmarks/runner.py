@@ -111,7 +111,8 @@ def evaluate(model, env, task: Task, seed: int) -> tuple[float, float, float | N
     from stable_baselines3.common.evaluation import evaluate_policy
 
     env.reset(seed=EVAL_SEED + seed)
-    devices = [model.device.index or 0] if model.device.type == "cuda" else []
+    # SB3's "auto"/"cuda" has no index: its tensors live on the current GPU, whose generator the fork must restore
+    devices = [th.cuda.current_device() if model.device.index is None else model.device.index] if model.device.type == "cuda" else []
     with th.random.fork_rng(devices=devices):
         th.manual_seed(EVAL_SEED + seed)
         returns, _ = evaluate_policy(

@@ -53,12 +53,13 @@ def main() -> None:
     obs = np.zeros((args.samples, 1), np.float32)
 
     demos = toy_demonstrations(1000, seed=args.seed)
-    model = SWFP("FlowPolicy", ToyBanditEnv(), seed=args.seed, **TOY_SWFP_KWARGS)
+    # On the CPU wherever it runs: the page quotes this figure's numbers, and a GPU computes other last bits
+    model = SWFP("FlowPolicy", ToyBanditEnv(), seed=args.seed, device="cpu", **TOY_SWFP_KWARGS)
     model.pretrain(demos, **TOY_BC_KWARGS)
     bc_samples = model.predict(obs)[0]
     model.learn(args.online_steps)
     swfp_samples = model.predict(obs)[0]
-    gaussian = SAC("MlpPolicy", ToyBanditEnv(), seed=args.seed)
+    gaussian = SAC("MlpPolicy", ToyBanditEnv(), seed=args.seed, device="cpu")
     gaussian_behaviour_cloning(gaussian, demos, gradient_steps=TOY_BC_KWARGS["gradient_steps"], seed=args.seed)
     gaussian_samples = gaussian.predict(obs)[0]
 

@@ -63,6 +63,13 @@ def test_collect_records_the_observation_before_an_env_updates_it_in_place():
     assert demos.observations[:, 0].tolist() == [0, 1, 2] and demos.next_observations[:, 0].tolist() == [1, 2, 3]
 
 
+def test_collect_takes_a_callable_that_returns_a_torch_tensor():
+    import torch as th
+
+    demos = collect_demonstrations("Pendulum-v1", lambda obs: th.full((1,), 0.5, requires_grad=True), n_steps=5, seed=0)
+    assert demos.actions.tolist() == [[0.5]] * 5  # a tensor with a graph (or on a GPU) is read through the host
+
+
 def test_a_path_that_looks_like_a_minari_id_suggests_the_prefix():
     with pytest.raises(FileNotFoundError, match=r"if it is a Minari dataset id, write 'minari:mujoco/hopper/expert-v0'"):
         as_demonstrations("mujoco/hopper/expert-v0")

@@ -30,7 +30,7 @@ def __getattr__(name: str) -> Any:
     if name == "sample_batch":
         raise ImportError(
             "sample_batch was removed: demonstrations are sampled from a buffer, "
-            "sb3_swfp.demos.DemonstrationBuffer.from_demonstrations(demos, observation_space, action_space)"
+            "sb3_swfp.demos.DemonstrationBuffer.from_demonstrations(demos, observation_space, action_space, device=model.device)"
             ".sample(batch_size, env=vec_normalize, rng=np.random.default_rng(seed))"
         )
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -29,7 +29,10 @@ def predict_action(policy: PolicyLike, observation: Any, deterministic: bool = T
         action, _ = policy.predict(observation, deterministic=deterministic)
         return np.asarray(action)
     if callable(policy):
-        return np.asarray(policy(observation))
+        action = policy(observation)
+        if hasattr(action, "detach"):  # a torch tensor, maybe on a GPU: numpy reads host memory only
+            action = action.detach().cpu().numpy()
+        return np.asarray(action)
     raise TypeError(
         f"policy must be an SB3 model or policy (with .predict) or a callable obs -> action, got {type(policy).__name__}"
     )
