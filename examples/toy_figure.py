@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import platform
 from pathlib import Path
 
 import numpy as np
@@ -75,7 +76,9 @@ def main() -> None:
     }
     for name, row in summary.items():
         print(f"{name:40s} high-reward share {row['high_reward_share']:.3f}  per mode {row['mode_shares']}")
-    out.with_suffix(".json").write_text(json.dumps({"args": vars(args), "summary": summary}, indent=1))
+    # The same command gives other numbers on another processor (its kernels compute other last bits): say which
+    machine = {"torch": th.__version__, "cpu_capability": th.backends.cpu.get_cpu_capability(), "cpu": platform.processor() or platform.machine()}
+    out.with_suffix(".json").write_text(json.dumps({"args": vars(args), "summary": summary, "machine": machine}, indent=1))
     plot(out, panels)
     print(f"wrote {out}")
 

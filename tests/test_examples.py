@@ -224,3 +224,15 @@ def test_collect_demos_replaces_a_file_when_asked(tmp_path, monkeypatch):
     monkeypatch.setattr(sys, "argv", ["collect_demos", "--out", "kept.npz", "--episodes", "1", "--overwrite"])
     example.main()
     assert load_demonstrations(tmp_path / "kept.npz").metadata["env_id"] == "Pendulum-v1"
+
+
+def test_the_toy_pages_table_is_the_figures_json():
+    """docs/toy.md's table copies docs/results/toy/toy_figure.json (what toy_figure.py wrote), row by row in its order."""
+    summary = json.loads((ROOT / "docs" / "results" / "toy" / "toy_figure.json").read_text())["summary"]
+    page = (ROOT / "docs" / "toy.md").read_text()
+    rows = [line for line in page.splitlines() if line.startswith("| ") and not line.startswith(("| samples", "|---"))]
+    assert len(rows) == len(summary)
+    for row, (name, numbers) in zip(rows, summary.items()):
+        cells = [cell.strip() for cell in row.strip("|").split("|")]
+        assert cells[1] == f"{numbers['high_reward_share']:.3f}", (name, row)
+        assert cells[2] == ", ".join(f"{share:.3f}" for share in numbers["mode_shares"]), (name, row)
