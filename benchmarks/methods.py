@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch as th
 from stable_baselines3 import SAC
 
 from benchmarks import HYPERPARAMS
@@ -134,7 +135,9 @@ def make_model(method: str, task: Task, demos, seed: int, budget: str, device: s
         from sb3_swfp.presets import PRETRAIN_KWARGS
 
         model = CriticFirstSAC(env=env, seed=seed, device=device, **kwargs)
+        # SWFP's BC budget for the task (its entry's steps), at the preset's batch and first learning rate
         bc = {key: PRETRAIN_KWARGS[key] for key in ("gradient_steps", "batch_size", "learning_rate")}
+        bc["gradient_steps"] = swfp_o2o_entry(task.env_id)[1].get("gradient_steps", bc["gradient_steps"])
         gaussian_behaviour_cloning(model, demos, seed=seed, **bc)
         model.behaviour_cloning = bc  # recorded with the run's hyperparameters
         return model
@@ -179,7 +182,9 @@ def model_class(method: str):
 
 class CriticFirstSAC(SAC):
     """SAC whose actor waits ``actor_learning_starts`` gradient steps while the critics fit, as the
-    fine-tuning preset's does: a cloned actor is not moved by critics that have seen no data."""
+    fine-tuning preset's does: a cloned actor is not moved by critics that have seen no data.  Its learned
+    temperature waits too: a frozen actor cannot answer it, so it would wind up (a cloned actor's entropy lies
+    far below SAC's target) and then throw the actor's entropy far past the target in its first steps."""
 
     actor_learning_starts = FINETUNE_KWARGS["actor_learning_starts"]
 
@@ -189,7 +194,12 @@ class CriticFirstSAC(SAC):
             return
         # SAC's actor step leaves parameters without a gradient as they are (Adam skips them)
         self.actor.requires_grad_(False)
+        log_ent_coef = None if self.log_ent_coef is None else self.log_ent_coef.detach().clone()
         try:
             super().train(gradient_steps, batch_size)
         finally:  # nothing else (a later behaviour cloning, a user's loss) finds the actor frozen
             self.actor.requires_grad_(True)
+            if log_ent_coef is not None and self.ent_coef_optimizer is not None:  # the temperature as it was, no momentum
+                with th.no_grad():
+                    self.log_ent_coef.copy_(log_ent_coef)
+                self.ent_coef_optimizer.state.clear()

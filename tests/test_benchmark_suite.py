@@ -70,9 +70,13 @@ def test_runs_resume_and_render(results):
 
 
 def test_rlpd_from_a_bc_actor_starts_cloned_and_its_actor_waits_for_the_critics(results, monkeypatch):
-    from sb3_swfp.presets import PRETRAIN_KWARGS
+    entry = methods.swfp_o2o_entry  # the fixture's: 20 BC steps
 
-    monkeypatch.setitem(PRETRAIN_KWARGS, "gradient_steps", 300)
+    def entry_with_300_bc_steps(env_id):
+        kwargs, bc_kwargs, demo_ratio = entry(env_id)
+        return kwargs, {**bc_kwargs, "gradient_steps": 300}, demo_ratio
+
+    monkeypatch.setattr(methods, "swfp_o2o_entry", entry_with_300_bc_steps)
     task = tasks.TASKS["toy"]
     demos = tasks.make_demonstrations(task)
     obs, actions = th.as_tensor(demos.observations, dtype=th.float32), th.as_tensor(demos.actions, dtype=th.float32)
@@ -87,11 +91,14 @@ def test_rlpd_from_a_bc_actor_starts_cloned_and_its_actor_waits_for_the_critics(
             return dist.log_prob(th.as_tensor(model.policy.scale_action(actions.numpy())).clamp(-0.999, 0.999)).mean().item()
 
     assert log_likelihood(cloned) > log_likelihood(fresh) + 0.3  # the toy is multimodal: a Gaussian fits it only so far
+    assert cloned.behaviour_cloning["gradient_steps"] == 300  # SWFP's BC budget for the task (its entry's)
     cloned.actor_learning_starts = 6  # gradient steps while the actor waits (UTD 2: three env steps)
     before = [p.detach().clone() for p in cloned.actor.parameters()]
     critic_before = [p.detach().clone() for p in cloned.critic.parameters()]
+    temperature = cloned.log_ent_coef.detach().clone()
     cloned.learn(3)
     assert all(th.equal(a, b) for a, b in zip(before, cloned.actor.parameters()))
+    assert th.equal(cloned.log_ent_coef, temperature)  # the temperature waits with the actor
     assert all(p.requires_grad for p in cloned.actor.parameters())  # not left frozen between learn() calls
     assert not all(th.equal(a, b) for a, b in zip(critic_before, cloned.critic.parameters()))
     cloned.learn(3, reset_num_timesteps=False)
