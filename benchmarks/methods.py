@@ -145,6 +145,8 @@ def make_model(method: str, task: Task, demos, seed: int, budget: str, device: s
     if algo in ("tqc", "crossq"):
         from sb3_contrib import TQC, CrossQ
 
+        if algo == "crossq" and task.success_metric:  # sb3-contrib's CrossQ has no policy for Dict observations
+            raise ValueError(f"crossq cannot run {task.env_id}: sb3-contrib's CrossQ has no MultiInputPolicy for its Dict observations")
         cls = {"tqc": TQC, "crossq": CrossQ}[algo]
     else:
         cls = {"sac": SAC, "td3": TD3}[algo]

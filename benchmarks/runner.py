@@ -388,7 +388,7 @@ def _demo_return(demos) -> float | None:
 
 #: Constructor arguments a result does not record: the env, objects, and what does not change learning
 _NOT_DESCRIBED = frozenset(
-    {"self", "policy", "env", "replay_buffer_kwargs", "action_noise", "tensorboard_log", "stats_window_size", "verbose", "seed", "device", "_init_setup_model"}
+    {"self", "policy", "env", "replay_buffer_kwargs", "tensorboard_log", "stats_window_size", "verbose", "seed", "device", "_init_setup_model"}
 )
 
 

@@ -15,9 +15,17 @@ Here it is SB3's own SAC with::
 directory, load it inside ``sb3_swfp.demos.defer_missing_demonstrations()`` (it then predicts, and
 asks for the demonstrations before it trains), as ``SWFP.load`` does by itself.
 
-What differs from RLPD's recipe, and why: SB3's SAC takes the minimum over *all* its critics in
-the target, so the ensemble stays SB3's two (RLPD: ten, with the minimum of a random two); the
-update-to-data ratio defaults to 2 (RLPD: 20) to fit a CPU budget.
+What differs from RLPD's recipe (its reference code, ikostrikov/rlpd), and why:
+
+- the critics: SB3's SAC takes the minimum over *all* its critics in the target, so the ensemble stays
+  SB3's two (RLPD: ten, the target's minimum over a random two, the actor's Q their mean).  A weaker
+  baseline than the recipe in this respect: SWFP's fine-tuning preset trains ten critics;
+- the update-to-data ratio defaults to 2 (RLPD: 20), to keep runs within a CPU budget; SB3 updates the
+  actor and the temperature at every gradient step (RLPD: once per env step, after the critics');
+- the temperature's target entropy is SB3's ``-dim(A)`` (RLPD: ``-dim(A)/2``), and nothing waits for
+  random warm-up steps (RLPD: 5000): the demonstrations are in the buffer from the first step;
+- everything else (learning rates, network sizes) is what the caller gives: the benchmarks take
+  rl-zoo3's SAC entry of the task (a learning rate of 1e-3 on Pendulum-v1 and the PointMazes, RLPD: 3e-4).
 """
 
 from __future__ import annotations

@@ -831,3 +831,19 @@ def test_a_sensitivity_run_records_the_settings_it_was_made_with(results):
     assert result["hyperparams"]["w2_coef"] == "2.0" and result["hyperparams"]["n_blocks"] == repr(methods.swfp_o2o_entry("SWFPToyBandit-v0")[0].get("n_blocks", 5))
     assert result["command"] == "python -m benchmarks.suite --suite sensitivity --seeds 0" and result["machine"] == machine()
     assert re.fullmatch("[0-9a-f]{40}", result["code"]["commit"])
+
+
+def test_crossq_on_a_dict_observation_task_is_refused_with_why():
+    pytest.importorskip("gymnasium_robotics")
+    pytest.importorskip("sb3_contrib")
+    task = tasks.TASKS["umaze"]
+    with pytest.raises(ValueError, match="crossq cannot run PointMaze_UMaze-v3: sb3-contrib's CrossQ has no MultiInputPolicy"):
+        methods.make_model("crossq", task, None, seed=0, budget="cpu", device="cpu")
+
+
+def test_a_result_records_the_action_noise_it_ran_with():
+    from benchmarks.runner import describe
+
+    task = tasks.TASKS["pendulum"]
+    td3 = methods.make_model("td3", task, None, seed=0, budget="cpu", device="cpu")
+    assert repr(describe(td3)["action_noise"]).startswith("NormalActionNoise(")
