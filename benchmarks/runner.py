@@ -200,6 +200,7 @@ def _run(run: Run, out: Path) -> str:
         evaluations(model, 0)
     else:  # a run stopped before its end goes on from its last evaluation
         check_resumable(checkpoint.folder, state, settings)
+        state.setdefault("settings", settings)  # an older checkpoint: checked in full from its next resume on
         model = checkpoint.load_model(run.method, make_env(task.env_id), run.device)
         state["resumed_at"].append(model.num_timesteps)
         state.setdefault("segments", []).append({"from_step": model.num_timesteps, **segment})
@@ -252,7 +253,8 @@ def _run(run: Run, out: Path) -> str:
 
 def check_variant_settings(folder: Path, run: Run) -> None:
     """Refuse a variant's run whose ``swfp_kwargs`` differ from those of the variant's runs already in ``folder``."""
-    others = {path.stem.rpartition("_s")[2]: read_result(path).get("swfp_kwargs") for path in sorted(folder.glob(f"{run.method}_s*.json"))}
+    paths = [path for path in sorted(folder.glob(f"{run.method}_s*.json")) if path.stem.rpartition("_s")[0] == run.method]  # not swfp-lr_small's
+    others = {path.stem.rpartition("_s")[2]: read_result(path).get("swfp_kwargs") for path in paths}
     differ = sorted(f"s{seed}" for seed, kwargs in others.items() if kwargs != run.swfp_kwargs)
     if differ:
         raise ValueError(

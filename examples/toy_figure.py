@@ -32,6 +32,16 @@ from sb3_swfp.envs.toy import (
 )
 
 
+def cpu_name() -> str:
+    """The processor's model name (Linux's /proc/cpuinfo; elsewhere what platform says)."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.partition(":")[2].strip()
+    return platform.processor() or platform.machine()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="runs/toy_figure.png", help="the PNG; its numbers go to the same name with .json")
@@ -77,7 +87,7 @@ def main() -> None:
     for name, row in summary.items():
         print(f"{name:40s} high-reward share {row['high_reward_share']:.3f}  per mode {row['mode_shares']}")
     # The same command gives other numbers on another processor (its kernels compute other last bits): say which
-    machine = {"torch": th.__version__, "cpu_capability": th.backends.cpu.get_cpu_capability(), "cpu": platform.processor() or platform.machine()}
+    machine = {"torch": th.__version__, "cpu_capability": th.backends.cpu.get_cpu_capability(), "cpu": cpu_name()}
     out.with_suffix(".json").write_text(json.dumps({"args": vars(args), "summary": summary, "machine": machine}, indent=1))
     plot(out, panels)
     print(f"wrote {out}")

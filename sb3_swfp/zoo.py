@@ -302,7 +302,8 @@ def _with_installed_config(args: list[str], conf_file: str) -> list[str]:
     exist and that file does (the docs' ``-conf zoo_hyperparams/swfp_o2o.yml``, run outside a checkout)."""
     folder = hyperparams_folder()
     installed = None if folder is None else folder / Path(conf_file).name
-    if os.path.exists(conf_file) or not conf_file.endswith((".yml", ".yaml")) or installed is None or not installed.is_file():
+    ours = Path(conf_file).parent == Path("zoo_hyperparams")  # the docs' relative path, not a file of the user's
+    if os.path.exists(conf_file) or not ours or not conf_file.endswith((".yml", ".yaml")) or installed is None or not installed.is_file():
         return args  # rl-zoo3 reads it, or says that it cannot
     print(f"No {conf_file} here: using {installed}, the installed copy of {installed.name}")
     replaced = []
@@ -357,21 +358,17 @@ def entry_policy_kwargs_kept(options: argparse.Namespace) -> Iterator[None]:
     real_objective, real_load_trial, real_read = manager.objective, manager.load_trial, manager.read_hyperparameters
     custom_policy_kwargs = any(item.startswith("policy_kwargs:") for item in options.hyperparams or [])
 
+    sampler, entry = HYPERPARAMS_SAMPLER.get(ALGO_NAME), {}
+
     def objective(self: Any, trial: Any) -> float:
-        sampler = HYPERPARAMS_SAMPLER[ALGO_NAME]
-        entry = self._hyperparams.get("policy_kwargs")
+        entry["policy_kwargs"] = self._hyperparams.get("policy_kwargs")  # one manager (one entry) per train
+        return real_objective(self, trial)
 
-        def merged(*args: Any) -> dict[str, Any]:
-            sampled = sampler(*args)
-            if isinstance(entry, dict) and "policy_kwargs" in sampled:
-                sampled = {**sampled, "policy_kwargs": {**entry, **sampled["policy_kwargs"]}}
-            return sampled
-
-        HYPERPARAMS_SAMPLER[ALGO_NAME] = merged
-        try:
-            return real_objective(self, trial)
-        finally:
-            HYPERPARAMS_SAMPLER[ALGO_NAME] = sampler
+    def merged(*args: Any) -> dict[str, Any]:  # one sampler for the whole search: --n-jobs trials run in threads
+        sampled = sampler(*args)  # type: ignore[misc]
+        if isinstance(entry.get("policy_kwargs"), dict) and "policy_kwargs" in sampled:
+            sampled = {**sampled, "policy_kwargs": {**entry["policy_kwargs"], **sampled["policy_kwargs"]}}
+        return sampled
 
     def load_trial(self: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
         params = real_load_trial(self, *args, **kwargs)
@@ -393,10 +390,14 @@ def entry_policy_kwargs_kept(options: argparse.Namespace) -> Iterator[None]:
         return hyperparams, saved
 
     manager.objective, manager.load_trial, manager.read_hyperparameters = objective, load_trial, read_hyperparameters
+    if sampler is not None:
+        HYPERPARAMS_SAMPLER[ALGO_NAME] = merged
     try:
         yield
     finally:
         manager.objective, manager.load_trial, manager.read_hyperparameters = real_objective, real_load_trial, real_read
+        if sampler is not None:
+            HYPERPARAMS_SAMPLER[ALGO_NAME] = sampler
 
 
 #: rl-zoo3's model card tells its readers to run rl-zoo3's scripts, which refuse ``--algo swfp``: ours take it
@@ -448,10 +449,10 @@ def replay_defaults(args: list[str]) -> list[str]:
 
     Without ``-f`` the folder is ``logs/``, where ``train`` writes.  With the default ``--exp-id 0``
     (the latest run), run folders without the final model ``<env>.zip`` (a run that failed or is still
-    running) are skipped, newest first, and the latest run that has it is passed as ``--exp-id``.  Where
-    that run lacks the file the command asks for (``best_model.zip`` with ``--load-best``, a
-    checkpoint), a line says so and rl-zoo3 stops with its "No model found": an earlier run's file is
-    not played in its place.  Other algorithms, and explicit ``--exp-id``, are left to rl-zoo3.
+    running) are skipped, newest first, and the latest run that has it is passed as ``--exp-id``.  With
+    ``--load-best`` or a checkpoint the latest run folder is taken, finished or not (a run under way has
+    them); where it lacks the file, a line says so and rl-zoo3 stops with its "No model found": an earlier
+    run's file is not played in its place.  Other algorithms, and explicit ``--exp-id``, are left to rl-zoo3.
     """
     parser = argparse.ArgumentParser(add_help=False, exit_on_error=False)
     parser.add_argument("--algo")
@@ -476,19 +477,22 @@ def replay_defaults(args: list[str]) -> list[str]:
     from huggingface_sb3 import EnvironmentName
 
     env_name = EnvironmentName(known.env)
-    for exp_id in range(get_latest_run_id(os.path.join(known.folder, ALGO_NAME), env_name), 0, -1):
+    latest = get_latest_run_id(os.path.join(known.folder, ALGO_NAME), env_name)
+    if latest and (known.load_best or known.load_checkpoint is not None or known.load_last_checkpoint):
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):
+                get_model_path(latest, known.folder, ALGO_NAME, env_name, known.load_best, known.load_checkpoint, known.load_last_checkpoint)
+        except (AssertionError, ValueError):
+            wanted = "best_model.zip (saved only with --eval-freq)" if known.load_best else "the checkpoint it asks for (saved only with --save-freq)"
+            print(f"Run {latest}, the latest run, has no {wanted}: pass --exp-id N to load an earlier run's")
+        return [*args, "--exp-id", str(latest)]
+    for exp_id in range(latest, 0, -1):
         try:
             with contextlib.redirect_stdout(io.StringIO()):
                 get_model_path(exp_id, known.folder, ALGO_NAME, env_name)
         except (AssertionError, ValueError) as error:
             print(f"Skipping run {exp_id}: {error} (a run that failed or is still running)")
             continue
-        try:
-            with contextlib.redirect_stdout(io.StringIO()):
-                get_model_path(exp_id, known.folder, ALGO_NAME, env_name, known.load_best, known.load_checkpoint, known.load_last_checkpoint)
-        except (AssertionError, ValueError):
-            wanted = "best_model.zip (saved only with --eval-freq)" if known.load_best else "the checkpoint asked for (saved only with --save-freq)"
-            print(f"Run {exp_id}, the latest complete run, has no {wanted}: pass --exp-id N to load an earlier run's")
         return [*args, "--exp-id", str(exp_id)]
     return args  # no complete run: rl-zoo3 says what it looked for
 

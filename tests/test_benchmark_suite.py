@@ -273,6 +273,16 @@ def test_a_variant_run_with_other_settings_than_its_seeds_before_is_refused(resu
     assert not result_path(results, "cpu", "toy", method, 1).exists()
 
 
+def test_a_variant_is_not_compared_with_another_variant_whose_name_it_begins(tmp_path):
+    from benchmarks.runner import check_variant_settings
+
+    (tmp_path / "swfp-lr_small_s0.json").write_text(json.dumps({"swfp_kwargs": {"actor_learning_rate": 1e-5}}))
+    check_variant_settings(tmp_path, Run("toy", methods.variant_method("lr"), 1, swfp_kwargs={"actor_learning_rate": 1e-3}))
+    (tmp_path / "swfp-lr_s0.json").write_text(json.dumps({"swfp_kwargs": {"actor_learning_rate": 3e-4}}))
+    with pytest.raises(ValueError, match=r"already has runs made with other settings \(s0: "):
+        check_variant_settings(tmp_path, Run("toy", methods.variant_method("lr"), 1, swfp_kwargs={"actor_learning_rate": 1e-3}))
+
+
 def test_a_variant_whose_runs_differ_in_their_settings_is_named():
     def run(seed, kwargs):
         return {"method": "swfp-lr", "seed": seed, "swfp_kwargs": kwargs}

@@ -138,3 +138,5 @@ def test_squash_is_saved_and_a_model_saved_before_it_loads_with_the_clip(tmp_pat
             archive.writestr(name, content)
     old = SWFP.load(tmp_path / "old")
     assert old.squash == "clip" and old.actor.squash.name == "clip"
+    with pytest.warns(UserWarning, match=r"loading with squash='tanh' \(trained with 'clip'\)"):  # the clip it ran with
+        SWFP.load(tmp_path / "old", squash="tanh")

@@ -548,6 +548,19 @@ def test_load_refuses_another_n_blocks_for_independent_blocks_and_a_file_of_anot
         SWFP.load(tmp_path / "sac")
 
 
+def test_a_policy_class_that_cannot_be_imported_any_more_loads_through_custom_objects(tmp_path, monkeypatch):
+    import importlib
+    import sys
+
+    (tmp_path / "gone_policies.py").write_text("from sb3_swfp import FlowPolicy\n\nclass MyFlowPolicy(FlowPolicy):\n    pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    module = importlib.import_module("gone_policies")
+    SWFP(module.MyFlowPolicy, "Pendulum-v1", **TINY).save(tmp_path / "model")
+    (tmp_path / "gone_policies.py").unlink()
+    monkeypatch.delitem(sys.modules, "gone_policies")
+    assert isinstance(SWFP.load(tmp_path / "model", custom_objects={"policy_class": FlowPolicy}).policy, FlowPolicy)
+
+
 def test_policy_kwargs_that_went_through_sac_are_taken_and_gsde_is_refused():
     from stable_baselines3 import SAC
 

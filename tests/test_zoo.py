@@ -502,6 +502,8 @@ def test_a_missing_conf_file_of_ours_is_read_from_the_installed_folder(tmp_path,
     args = ["-conf", "zoo_hyperparams/swfp_o2o.yml"]
     assert zoo._with_default_config(args) == args
     assert zoo._with_default_config(["-conf", "mine.yml"]) == ["-conf", "mine.yml"]  # not ours: rl-zoo3 says it is missing
+    # a file of the user's that has our name, mistyped or gone: rl-zoo3 says it is missing, ours does not stand in
+    assert zoo._with_default_config(["-conf", "my_configs/swfp.yml"]) == ["-conf", "my_configs/swfp.yml"]
 
 
 def test_default_config_is_recorded_relative_to_the_working_directory(tmp_path, monkeypatch):
@@ -535,7 +537,11 @@ def test_load_best_does_not_play_an_earlier_runs_best_model(trained, tmp_path, m
     with pytest.raises(ValueError, match=f"No model found .*{ENV_ID}_2"):
         run_zoo("enjoy", "--algo", "swfp", "--env", ENV_ID, "--no-render", "-n", 5, "--num-threads", 1, "--load-best")
     out = capsys.readouterr().out
-    assert "Run 2, the latest complete run, has no best_model.zip" in out and "Skipping" not in out
+    assert "Run 2, the latest run, has no best_model.zip" in out and "Skipping" not in out
+    # a run under way (no final model yet) has its best model: that one is played, not the finished run's before it
+    shutil.copytree(run_dir(tmp_path / "logs"), run_dir(tmp_path / "logs", 3))
+    (run_dir(tmp_path / "logs", 3) / f"{ENV_ID}.zip").unlink()
+    assert zoo.replay_defaults(["--algo", "swfp", "--env", ENV_ID, "--load-best"])[-2:] == ["--exp-id", "3"]
 
 
 def test_a_model_with_a_demonstration_buffer_and_bc_term_replays_and_keeps_its_settings(tmp_path):

@@ -61,18 +61,22 @@ def with_saved_buffer_arguments(data: dict[str, Any] | None, kwargs: dict[str, A
     return {**kwargs, "replay_buffer_kwargs": {**saved_kwargs, **override}}
 
 
-def check_saved_policy(data: dict[str, Any] | None, path: Any) -> None:
+def check_saved_policy(data: dict[str, Any] | None, path: Any, custom_objects: dict[str, Any] | None = None) -> None:
     """Refuse a file whose model is not a flow policy's (a SAC model, say) with what to load it with; SB3's load would
-    build the saved policy class with SWFP's arguments and fail on the first one it does not take."""
-    if not data or not isinstance(data.get("policy_class"), dict):
+    build the saved policy class with SWFP's arguments and fail on the first one it does not take.  A class given in
+    ``custom_objects`` is SB3's load's to use, and one that cannot be read back is SB3's load's to report."""
+    if not data or not isinstance(data.get("policy_class"), dict) or "policy_class" in (custom_objects or {}):
         return
     from stable_baselines3.common.save_util import json_to_data
 
     from sb3_swfp.swfp.policies import FlowPolicy
 
-    with warnings.catch_warnings():  # what cannot be read back, SB3's load warns about itself
-        warnings.simplefilter("ignore")
-        policy_class = json_to_data(json.dumps({"policy_class": data["policy_class"]})).get("policy_class")
+    try:
+        with warnings.catch_warnings():  # what cannot be read back, SB3's load warns about itself
+            warnings.simplefilter("ignore")
+            policy_class = json_to_data(json.dumps({"policy_class": data["policy_class"]}), custom_objects).get("policy_class")
+    except Exception:  # a module that is gone, a class pickled by another Python: SB3's load says what it can
+        return
     if isinstance(policy_class, type) and not issubclass(policy_class, FlowPolicy):
         shown = os.fspath(path) if isinstance(path, (str, os.PathLike)) else "the file object"
         raise ValueError(
@@ -89,7 +93,7 @@ FLOW_MAPS = ("n_blocks", "ode_solver", "squash")
 def check_flow_overrides(data: dict[str, Any] | None, kwargs: dict[str, Any], stacklevel: int = 3) -> None:
     """Refuse ``load(..., n_blocks=k)`` for a model with one velocity network per block (its weights could not load),
     and warn where another ``n_blocks``, ``ode_solver`` or ``squash`` makes the saved flow act otherwise."""
-    saved = data or {}
+    saved = {} if data is None else {**ADDED_ARGUMENTS, **data}  # a model older than an argument ran with its value
     changed = {name: (saved[name], kwargs[name]) for name in FLOW_MAPS if name in kwargs and name in saved and kwargs[name] != saved[name]}
     if not changed:
         return

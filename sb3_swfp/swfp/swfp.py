@@ -539,7 +539,7 @@ class SWFP(OffPolicyAlgorithm):
         otherwise than it was trained.  Arguments as ``BaseAlgorithm.load``.
         """
         data = saved_data(path)  # read once, for all: SB3's load reads the file again
-        check_saved_policy(data, path)
+        check_saved_policy(data, path, custom_objects)
         check_load_overrides(data, kwargs, {name: param.default for name, param in inspect.signature(cls.__init__).parameters.items()})
         check_flow_overrides(data, kwargs)
         kwargs = with_added_arguments(data, kwargs)  # the squash a model saved before the option was trained with
