@@ -33,7 +33,17 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks import BENCHMARK_MODULES, CORE_COMMAND, CORE_RESULTS, DOCS, HYPERPARAMS, given_options, write_result
+from benchmarks import (
+    BENCHMARK_MODULES,
+    CORE_COMMAND,
+    CORE_RESULTS,
+    DOCS,
+    HYPERPARAMS,
+    code_version,
+    given_options,
+    machine,
+    write_result,
+)
 from benchmarks.cost import ENV_ID, SPEED_PREDICT_CALLS, SPEED_ROUNDS, SPEED_TRAIN_CHUNK, measure_speed, pendulum_model
 from benchmarks.render_core import ALGOS, LEARNING_EVAL_EVERY, LEARNING_STEPS, render_core, strip_paths
 from benchmarks.runner import run_jobs
@@ -100,6 +110,8 @@ def run_learning(job: tuple[str, int, int, int, str | None], results: Path = COR
         + (f" --algos {algo}" if squash or other else "")
         + (f" --squash {squash}" if squash else "")
         + (f" --timesteps {total} --eval-every {eval_every}" if other else ""),
+        "machine": machine(),
+        "code": code_version(),
     }
     write_result(out, result)
     return f"done {out.name} in {result['wall_s']:.0f}s"
@@ -148,6 +160,8 @@ def run_speed(results: Path = CORE_RESULTS) -> None:
         "torch_threads": 1,
         "cpu_count": os.cpu_count(),
         "load_average": load_average,
+        "machine": machine(),
+        "code": code_version(),
     }
     write_result(results / "speed.json", result)
 

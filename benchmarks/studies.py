@@ -133,6 +133,7 @@ def run_density(job: tuple[str, str, str, int], results: Path = RESULTS) -> str:
         result["bc_return"], result["bc_return_std"], result["bc_success"] = evaluate(model, Monitor(make_env(task.env_id)), task, seed)
     result["wall_s"] = time.perf_counter() - start
     result["command"] = f"{SUITE_COMMAND} --suite density --jobs 2"
+    result["machine"], result["code"] = machine(), code_version()
     write_result(out, result)
     return f"done {shown(out)} in {result['wall_s']:.0f}s"
 
@@ -198,7 +199,7 @@ def run_bc_drift(job: tuple[str, int, int | None], results: Path = RESULTS) -> s
     command = f"{SUITE_COMMAND} --suite bc_drift --tasks {name} --seeds {seed}"
     result = {
         "task": name, "seed": seed, "curve": curve, "learning_rate": rate, "wall_s": time.perf_counter() - start,
-        "command": command + (f" --eval-episodes {eval_episodes}" if eval_episodes else ""), "machine": machine(),
+        "command": command + (f" --eval-episodes {eval_episodes}" if eval_episodes else ""), "machine": machine(), "code": code_version(),
     }  # fmt: skip
     if wide_task is not None:
         result.update(eval_episodes=task.eval_episodes, eval_episodes_wide=eval_episodes, curve_wide=curve_wide)

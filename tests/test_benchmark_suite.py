@@ -518,6 +518,7 @@ def test_core_learning_with_another_squash_writes_its_own_file_and_section(tmp_p
     result = json.loads((results / "learning_swfp-clip_s0.json").read_text())
     assert result["squash"] == "clip" and result["hyperparams"]["squash"] == "'clip'"
     assert result["command"].endswith("--suite learning --seeds 0 --algos swfp --squash clip")
+    assert result["machine"] == machine() and re.fullmatch("[0-9a-f]{40}", result["code"]["commit"])  # where it ran, on what code
     docs.mkdir()
     render_core.render_core(results, docs)
     page = (docs / "core_benchmarks.md").read_text()
