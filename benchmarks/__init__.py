@@ -107,7 +107,10 @@ def machine() -> dict[str, str]:
         model, flags = fields.get("model name", model), fields.get("flags", "")
     gpu = {}
     if th.cuda.is_available():  # a run on it computes other last bits again: which GPU, which CUDA
-        gpu = {"gpu": th.cuda.get_device_name(), "cuda": str(th.version.cuda), "cudnn": str(th.backends.cudnn.version())}
+        try:
+            gpu = {"gpu": th.cuda.get_device_name(), "cuda": str(th.version.cuda), "cudnn": str(th.backends.cudnn.version())}
+        except (AssertionError, RuntimeError):  # visible but not usable by this torch build (a CPU build)
+            gpu = {}
     return {
         **gpu,
         "torch": th.__version__,

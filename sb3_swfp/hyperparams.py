@@ -35,9 +35,9 @@ def hyperparams_folder() -> Path | None:
     repository's folder there as package data); ``zoo_hyperparams/`` at the repository root,
     next to ``sb3_swfp/`` (a checkout or an editable install).
 
-    :raises NotADirectoryError: When the environment variable names no folder.
+    :raises NotADirectoryError: When the environment variable names no folder (an empty value counts as unset).
     """
-    if HYPERPARAMS_ENV_VAR in os.environ:
+    if os.environ.get(HYPERPARAMS_ENV_VAR):
         folder = Path(os.environ[HYPERPARAMS_ENV_VAR]).expanduser()
         if not folder.is_dir():
             raise NotADirectoryError(f"${HYPERPARAMS_ENV_VAR}={os.environ[HYPERPARAMS_ENV_VAR]!r} is not a folder")
@@ -91,8 +91,11 @@ def read_entry(path: str | os.PathLike, env_id: str) -> dict[str, Any]:
     """The entry rl-zoo3's ``train`` uses for ``env_id`` in the file ``path`` (its own, else the file's
     ``default``), with its strings evaluated (:func:`evaluate_strings`).
 
+    :raises FileNotFoundError: There is no file at ``path``.
     :raises KeyError: The file has neither.
     """
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"no hyperparameter file at {os.fspath(path)!r} (relative to the working directory {os.getcwd()!r})")
     entries = read_entries(path)
     key = env_id if env_id in entries else "default"
     if key not in entries:
@@ -139,7 +142,9 @@ def load_hyperparams(algo: str, env_id: str, folder: str | os.PathLike | None = 
 
         if noise_type != "normal":
             raise ValueError(f"unsupported noise_type {noise_type!r} in the {algo} entry of {env_id}")
-        n_actions = int(np.prod(make_expert_env(env_id).action_space.shape))
+        env = make_expert_env(env_id)  # made for its action space alone (a MuJoCo env holds a simulator)
+        n_actions = int(np.prod(env.action_space.shape))
+        env.close()
         entry["action_noise"] = NormalActionNoise(np.zeros(n_actions), noise_std * np.ones(n_actions))
     return {"policy": policy, **entry}
 

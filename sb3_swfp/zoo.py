@@ -254,7 +254,7 @@ def default_config(algo: str, env_id: str) -> str | None:
             # The variable, when set, replaces the other places: say which were searched
             where = (
                 f"in ${HYPERPARAMS_ENV_VAR}'s folder {str(folder)!r}, which replaces the other places"
-                if HYPERPARAMS_ENV_VAR in os.environ
+                if os.environ.get(HYPERPARAMS_ENV_VAR)
                 else "in the installed package and the repository's zoo_hyperparams/"
             )
             raise FileNotFoundError(

@@ -92,3 +92,25 @@ def test_toy_demonstrations_are_seeded():
         toy_demonstrations(0)
     with pytest.raises(ValueError, match="high_reward_std must be > 0, got -0.25"):
         toy_demonstrations(50, high_reward_std=-0.25)  # the env refuses it too; its demonstrations did not
+
+
+@pytest.mark.parametrize("modes", [(-1,), (9,), ()])
+def test_demonstrations_and_rewards_refuse_modes_the_env_refuses(modes):
+    for make in (lambda: toy_demonstrations(5, high_reward_modes=modes), lambda: ToyBanditEnv(high_reward_modes=modes)):
+        with pytest.raises(ValueError, match=r"high_reward_modes must be indices of the 8 demonstration modes \(0..7\)"):
+            make()
+
+
+def test_mode_helpers_refuse_actions_that_are_not_pairs():
+    actions = toy_demonstrations(8).actions
+    for wrong in (actions.T, np.zeros((4, 3))):
+        with pytest.raises(ValueError, match=r"expected toy actions of shape \(n, 2\), got \((2, 8|4, 3)\)"):
+            mode_shares(wrong)
+
+
+def test_the_toy_takes_the_human_render_mode_that_rl_zoo3s_enjoy_asks_for():
+    env = gym.make(TOY_BANDIT_ID, render_mode="human")
+    env.reset(seed=0)
+    assert env.render() is None
+    with pytest.raises(ValueError, match=r"render_mode must be None or one of \['human'\], got 'rgb_array'"):
+        ToyBanditEnv(render_mode="rgb_array")

@@ -39,6 +39,17 @@ def same_parameters(a, b):
     return all(th.equal(x, y) for x, y in zip(a, b))
 
 
+def test_one_bc_callback_clones_every_model_it_is_given(demos, capsys):
+    """A seed loop with one callback instance: each model is cloned (the model, not the callback, says it was)."""
+    callback = BCPretrainCallback(demos, verbose=1, **BC)
+    models = [tiny(seed=seed, learning_starts=1_000) for seed in (0, 1)]
+    for model in models:
+        model.learn(5, callback=callback)
+    assert [model.n_bc_updates for model in models] == [BC["gradient_steps"]] * 2
+    models[0].learn(5, callback=callback, reset_num_timesteps=False)
+    assert models[0].n_bc_updates == BC["gradient_steps"] and "BC pretraining skipped" in capsys.readouterr().out
+
+
 def test_bc_callback_does_not_clone_again_when_a_loaded_model_continues(demos, tmp_path):
     # learning_starts above every budget here: no gradient update but BC's can move the actor
     model = tiny(seed=0, learning_starts=1_000)

@@ -98,6 +98,18 @@ def test_default_config_picks_our_files_only_where_they_have_the_entry(tmp_path,
     monkeypatch.setenv(zoo.HYPERPARAMS_ENV_VAR, str(tmp_path / "missing"))
     with pytest.raises(NotADirectoryError):
         zoo.hyperparams_folder()
+    monkeypatch.setenv(zoo.HYPERPARAMS_ENV_VAR, "")  # set but empty: unset, not the working directory
+    assert zoo.hyperparams_folder() == HYPERPARAMS
+
+
+def test_read_entry_names_a_missing_file_as_missing(tmp_path):
+    from sb3_swfp.hyperparams import read_entry
+
+    with pytest.raises(FileNotFoundError, match=r"no hyperparameter file at '.*swfpp.yml'"):
+        read_entry(tmp_path / "swfpp.yml", ENV_ID)
+    (tmp_path / "swfp.yml").write_text("Other-v0:\n  policy: FlowPolicy\n")
+    with pytest.raises(KeyError, match="no entry for 'Pendulum-v1' \\(nor a default one\\)"):
+        read_entry(tmp_path / "swfp.yml", ENV_ID)
 
 
 def yaml_entries() -> list:

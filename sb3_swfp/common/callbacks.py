@@ -81,8 +81,9 @@ class BCPretrainCallback(BaseCallback):
     def _on_training_start(self) -> None:
         if not hasattr(self.model, "pretrain"):
             raise TypeError(f"BCPretrainCallback needs an SWFP model, got {type(self.model).__name__}")
-        if self.pretrained or self.model.n_bc_updates > 0 or self.model._n_updates > 0:
-            if self.verbose and not self.pretrained:
+        # The model says whether it was cloned or trained (not this callback: one instance may serve several models)
+        if self.model.n_bc_updates > 0 or self.model._n_updates > 0:
+            if self.verbose:
                 print("BC pretraining skipped: the model has already been behaviour-cloned or trained")
             return
         demonstrations = with_env_id(self.demonstrations, self.training_env)

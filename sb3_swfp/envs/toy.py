@@ -13,7 +13,7 @@ lies only in the annulus; away from the circle the reward is about 0.  The bumps
 enough (std 0.25 against 0.46 between neighbouring modes) that every annulus mode lies on
 the slope of a high-reward basin, and the penalty fades inside the bumps so each
 high-reward centre is the peak of its basin. A behaviour-cloned
-policy puts 3/8 of its mass in high-reward modes; fine-tuning on this reward should move
+policy puts about 3/8 of its in-mode mass in high-reward modes; fine-tuning on this reward should move
 the mass of the 5 annulus modes into the 3 high-reward ones (the paper, Sec. 5.1, Fig. 3).
 
 Actions live in ``Box(-1, 1, (2,))``, which is also SB3's scaled action space, so scaled
@@ -60,9 +60,8 @@ def toy_reward(
     :param high_reward_modes: The demonstration modes that carry a bump (another landscape than the paper's).
     :param high_reward_std: Width of the bumps, > 0.
     """
-    if not high_reward_std > 0:  # the demonstrations' rewards as well as the env's
-        raise ValueError(f"high_reward_std must be > 0, got {high_reward_std}")
-    actions = np.asarray(actions, dtype=np.float64)
+    check_landscape(high_reward_modes, high_reward_std)  # the demonstrations' rewards as well as the env's
+    actions = _pairs(actions, keep_shape=True)
     # (..., 1, 2) - (n_high, 2) -> (..., n_high) squared distances to the bump centres
     sq_dist = np.sum((actions[..., None, :] - DEMO_MODES[list(high_reward_modes)]) ** 2, axis=-1)
     bump = np.exp(-sq_dist / (2 * high_reward_std**2)).max(axis=-1)  # in [0, 1], 1 at a high-reward centre
@@ -72,16 +71,33 @@ def toy_reward(
     return HIGH_REWARD_HEIGHT * bump - ANNULUS_DEPTH * (1.0 - bump) * annulus
 
 
+def check_landscape(high_reward_modes: tuple[int, ...], high_reward_std: float) -> None:
+    """Raise a ValueError unless the modes are indices of the demonstration modes and the width is > 0."""
+    if not len(high_reward_modes) or not all(isinstance(k, (int, np.integer)) and 0 <= k < N_MODES for k in high_reward_modes):
+        raise ValueError(f"high_reward_modes must be indices of the {N_MODES} demonstration modes (0..{N_MODES - 1}), got {high_reward_modes}")
+    if not high_reward_std > 0:
+        raise ValueError(f"high_reward_std must be > 0, got {high_reward_std}")
+
+
+def _pairs(actions: np.ndarray, keep_shape: bool = False) -> np.ndarray:
+    """``actions`` as float64 ``(n, 2)`` (or ``(..., 2)`` with ``keep_shape``): a last axis of another size is refused, not
+    reshaped into pairs of other actions' coordinates."""
+    actions = np.asarray(actions, dtype=np.float64)
+    if actions.ndim == 0 or actions.shape[-1] != 2:
+        raise ValueError(f"expected toy actions of shape (n, 2), got {actions.shape}")
+    return actions if keep_shape else actions.reshape(-1, 2)
+
+
 def mode_assignment(actions: np.ndarray) -> np.ndarray:
     """Index of the nearest demonstration mode for actions ``(n, 2)``; returns ``(n,)`` int."""
-    actions = np.asarray(actions, dtype=np.float64).reshape(-1, 2)
+    actions = _pairs(actions)
     # (n, 1, 2) - (8, 2) -> (n, 8)
     sq_dist = np.sum((actions[:, None, :] - DEMO_MODES) ** 2, axis=-1)
     return np.argmin(sq_dist, axis=1)
 
 
 def _in_mode(actions: np.ndarray, max_distance: float) -> tuple[np.ndarray, np.ndarray]:
-    actions = np.asarray(actions, dtype=np.float64).reshape(-1, 2)
+    actions = _pairs(actions)
     if len(actions) == 0:
         raise ValueError("got no actions; expected an (n, 2) array with n >= 1")
     modes = mode_assignment(actions)
@@ -156,14 +172,17 @@ class ToyBanditEnv(gym.Env):
     :param high_reward_std: Width of the bumps (the paper's toy: 0.25).
     """
 
-    metadata = {"render_modes": []}
+    #: "human" draws nothing (a bandit has no state to show): rl-zoo3's enjoy asks for it unless --no-render
+    metadata = {"render_modes": ["human"], "render_fps": 1}
 
-    def __init__(self, high_reward_modes: tuple[int, ...] = HIGH_REWARD_MODES, high_reward_std: float = HIGH_REWARD_STD) -> None:
+    def __init__(
+        self, high_reward_modes: tuple[int, ...] = HIGH_REWARD_MODES, high_reward_std: float = HIGH_REWARD_STD, render_mode: str | None = None
+    ) -> None:
         super().__init__()
-        if not high_reward_modes or not set(high_reward_modes) <= set(range(N_MODES)):
-            raise ValueError(f"high_reward_modes must be indices of the {N_MODES} demonstration modes, got {high_reward_modes}")
-        if not high_reward_std > 0:
-            raise ValueError(f"high_reward_std must be > 0, got {high_reward_std}")
+        check_landscape(high_reward_modes, high_reward_std)
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be None or one of {self.metadata['render_modes']}, got {render_mode!r}")
+        self.render_mode = render_mode
         self.high_reward_modes = tuple(int(k) for k in high_reward_modes)
         self.high_reward_std = float(high_reward_std)
         self.observation_space = spaces.Box(-1.0, 1.0, shape=(1,), dtype=np.float32)
@@ -185,6 +204,10 @@ class ToyBanditEnv(gym.Env):
         }
         reward = toy_reward(action, self.high_reward_modes, self.high_reward_std)
         return self._observation.copy(), float(reward), True, False, info
+
+    def render(self) -> None:
+        """Nothing to draw ("human"): the toy's state is a constant; its actions are what the figures plot."""
+        return None
 
 
 #: SWFP settings for the toy (N = 6 blocks as in the paper), shared by the test, the figure
