@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import multiprocessing as mp
 import shutil
 import signal
@@ -247,7 +248,8 @@ OUTPUTS = ("results.json", "demos.npz", "learning_curve.png", "tb")
 SET_BY_FLAGS = {"seed": "--seed", "tensorboard_log": "--out", "policy": "(FlowPolicy)", "env": "(Pendulum-v1)"}
 
 
-def main(argv: list[str] | None = None) -> None:
+def main_parser() -> argparse.ArgumentParser:
+    """The script's command line (also what --render compares runs' arguments with)."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="runs/offline_to_online", help="folder for the demonstrations, PNG, JSON and TensorBoard logs")
     parser.add_argument("--overwrite", action="store_true", help="replace the results of an earlier run in --out")
@@ -256,12 +258,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--bc-steps", type=count(0), default=BC_KWARGS["gradient_steps"])
     parser.add_argument("--online-steps", type=count(1), default=8000)
     parser.add_argument("--eval-every", type=count(1), default=1000, help="env steps between evaluations; divides --online-steps")
-    parser.add_argument("--eval-episodes", type=count(1), default=10)
+    parser.add_argument("--eval-episodes", type=count(2), default=10, help="at least 2: the verdict needs their standard error")
     parser.add_argument("--swfp-kwargs", type=json_object, default={}, help="JSON dict of SWFP arguments that replace FINETUNE_KWARGS'")
     parser.add_argument("--no-sac", action="store_true", help="skip the SAC-from-scratch baseline")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars (for log files)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--render", metavar="FOLDER", help="only print the Markdown tables of the results.json files in FOLDER")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = main_parser()
     args = parser.parse_args(argv)
     if args.render is not None:
         if not any(Path(args.render).glob("*.json")):
@@ -272,14 +279,17 @@ def main(argv: list[str] | None = None) -> None:
     require(("tensorboard", "matplotlib", *(() if args.no_progress else ("tqdm", "rich"))), "examples/offline_to_online.py", "examples")
     if args.online_steps % args.eval_every:
         parser.error(f"--eval-every {args.eval_every} must divide --online-steps {args.online_steps}: the last evaluation is the final policy's")
-    if args.demo_noise < 0:
-        parser.error(f"--demo-noise is a standard deviation, >= 0, got {args.demo_noise}")
+    if not (math.isfinite(args.demo_noise) and args.demo_noise >= 0):  # nan would be the noiseless expert, silently
+        parser.error(f"--demo-noise is a standard deviation, a finite number >= 0, got {args.demo_noise}")
     set_by_flags = sorted(set(args.swfp_kwargs) & set(SET_BY_FLAGS))
     if set_by_flags:
         parser.error(f"--swfp-kwargs: {', '.join(f'{name} is set by {SET_BY_FLAGS[name]}' for name in set_by_flags)}")
     try:
         presets.finetune_kwargs("unused.npz", **args.swfp_kwargs)  # the names, checked before any work
-    except TypeError as exc:
+        # and the values: a model built without demonstrations or a buffer, before anything is written
+        values = {k: v for k, v in presets.merge_kwargs(FINETUNE_KWARGS, args.swfp_kwargs).items() if k not in ("replay_buffer_class", "replay_buffer_kwargs")}
+        SWFP("FlowPolicy", ENV_ID, **{**values, "bc_coef": 0.0, "buffer_size": 1, "device": "cpu"})
+    except (TypeError, ValueError) as exc:
         parser.error(f"--swfp-kwargs: {exc}")
     out = Path(args.out)
     if out.exists() and not out.is_dir():
@@ -290,7 +300,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.overwrite:
         shutil.rmtree(out / "tb", ignore_errors=True)  # an earlier run's logs would sit beside this one's
     th.set_num_threads(1)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a parent that is a file, no permission
+        parser.error(f"--out {args.out}: cannot make the folder ({exc.strerror})")
     eval_env = Monitor(gym.make(ENV_ID))
     eval_env.reset(seed=10_000 + args.seed)
     start = time.perf_counter()
@@ -397,18 +410,31 @@ def main(argv: list[str] | None = None) -> None:
     )
 
 
+#: Arguments that do not change what SWFP's columns measure: runs that differ only in these share a row of --render
+NOT_SETTINGS = ("seed", "out", "overwrite", "no_progress", "render", "no_sac")
+
+
 def render(folder: Path) -> str:
-    """Markdown tables of the runs in ``folder`` (``*.json`` written by this script), grouped by ``--swfp-kwargs``."""
-    runs = [json.loads(path.read_text()) | {"file": path.name} for path in sorted(folder.glob("*.json"))]
+    """Markdown tables of the runs in ``folder`` (``*.json`` written by this script), one row per setting (every argument
+    but :data:`NOT_SETTINGS`; rows are labelled by ``--swfp-kwargs``, with the other arguments where they differ from
+    the defaults).  Other JSON files are named and left out."""
+    runs, foreign = [], []
+    for path in sorted(folder.glob("*.json")):
+        data = json.loads(path.read_text())
+        (runs if isinstance(data, dict) and {"args", "swfp_curve", "sac_curve"} <= set(data) else foreign).append(data | {"file": path.name} if isinstance(data, dict) else {"file": path.name})
+    defaults = {key: value for key, value in vars(main_parser().parse_args([])).items() if key not in NOT_SETTINGS}
     groups: dict[str, list[dict]] = {}
-    for run in runs:
-        groups.setdefault(json.dumps(run["args"]["swfp_kwargs"], sort_keys=True), []).append(run)
+    for run in runs:  # an argument a run's file predates had its default
+        setting = {**defaults, **{key: value for key, value in run["args"].items() if key not in NOT_SETTINGS}}
+        groups.setdefault(json.dumps(setting, sort_keys=True), []).append(run)
     lines = [
         "| SWFP settings | seeds | BC, before online | SWFP after fine-tuning | lowest eval once the actor moves | SAC from scratch |",
         "|---|---|---|---|---|---|",
     ]
-    for key, group in sorted(groups.items(), key=lambda item: (item[0] != "{}", item[0])):
+    plain = json.dumps(defaults, sort_keys=True)
+    for key, group in sorted(groups.items(), key=lambda item: (item[0] != plain, item[0])):
         group.sort(key=lambda run: run["args"]["seed"])
+        setting = json.loads(key)
 
         def values(column: list[float]) -> str:
             return f"{np.mean(column):.1f} ({', '.join(f'{value:.0f}' for value in column)})"
@@ -418,9 +444,14 @@ def render(folder: Path) -> str:
         # A run shorter than the actor's first step has no such evaluation: its start stands in
         lowest = [min((mean for step, mean, _ in run["swfp_curve"] if step > _first_actor_step(run)), default=run["swfp_curve"][0][1]) for run in group]
         sac = [run["sac_curve"][-1][1] for run in group if run["sac_curve"]]
-        name = "`FINETUNE_KWARGS`" if key == "{}" else f"`FINETUNE_KWARGS` with `{key}`"
+        swfp = json.dumps(setting["swfp_kwargs"], sort_keys=True)
+        name = "`FINETUNE_KWARGS`" if swfp == "{}" else f"`FINETUNE_KWARGS` with `{swfp}`"
+        flags = [f"--{k.replace('_', '-')} {v}" for k, v in setting.items() if k != "swfp_kwargs" and v != defaults[k]]
+        name += "".join(f", `{flag}`" for flag in flags)
         seeds = ", ".join(str(run["args"]["seed"]) for run in group)
         lines.append(f"| {name} | {seeds} | {values(bc)} | {values(final)} | {values(lowest)} | {values(sac) if sac else '–'} |")
+    if foreign:
+        lines += ["", f"Not this script's results, left out: {', '.join(item['file'] for item in foreign)}."]
     return "\n".join(lines)
 
 

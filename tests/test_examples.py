@@ -4,6 +4,7 @@ import argparse
 import importlib.util
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -46,7 +47,11 @@ def test_offline_to_online_rejects_swfp_kwargs_that_are_not_a_json_object(text, 
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["--eval-episodes", "0"], "--eval-episodes: expected an integer >= 1, got 0"),
+        (["--eval-episodes", "1"], "--eval-episodes: expected an integer >= 2, got 1"),
+        (["--demo-noise", "nan"], "--demo-noise is a standard deviation, a finite number >= 0, got nan"),
+        (["--swfp-kwargs", '{"n_blocks": 0}'], "--swfp-kwargs: n_blocks must be an integer >= 1, got 0"),
+        (["--swfp-kwargs", '{"policy_kwargs": {"bogus": 1}}'], "--swfp-kwargs: FlowPolicy.__init__() got an unexpected keyword argument 'bogus'"),
+        (["--out", "a_file/sub"], "--out a_file/sub: cannot make the folder"),
         (["--online-steps", "-5"], "--online-steps: expected an integer >= 1, got -5"),
         (["--online-steps", "2500"], "--eval-every 1000 must divide --online-steps 2500"),
         (["--swfp-kwargs", '{"seed": 3}'], "--swfp-kwargs: seed is set by --seed"),
@@ -224,6 +229,20 @@ def test_collect_demos_replaces_a_file_when_asked(tmp_path, monkeypatch):
     monkeypatch.setattr(sys, "argv", ["collect_demos", "--out", "kept.npz", "--episodes", "1", "--overwrite"])
     example.main()
     assert load_demonstrations(tmp_path / "kept.npz").metadata["env_id"] == "Pendulum-v1"
+
+
+def test_render_keeps_runs_of_other_settings_apart_and_names_foreign_files(tmp_path):
+    example = load_example("offline_to_online")
+    source = ROOT / "docs" / "results" / "offline_to_online"
+    for seed in (0, 1):
+        shutil.copy(source / f"main_s{seed}.json", tmp_path / f"main_s{seed}.json")
+    short = json.loads((source / "main_s2.json").read_text())
+    short["args"]["online_steps"] = 300  # another budget: its own row, not averaged into the 8000-step one
+    (tmp_path / "short.json").write_text(json.dumps(short))
+    (tmp_path / "notes.json").write_text('{"x": 1}')
+    table = example.render(tmp_path)
+    assert "| `FINETUNE_KWARGS` | 0, 1 |" in table and "| `FINETUNE_KWARGS`, `--online-steps 300` | 2 |" in table
+    assert table.endswith("Not this script's results, left out: notes.json.")
 
 
 def test_the_toy_pages_table_is_the_figures_json():

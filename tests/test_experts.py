@@ -61,8 +61,10 @@ def test_expert_batches_noise_and_bounds():
     noisy_batch = noisy(observations)
     assert np.abs(noisy_batch - batch).mean() > 0.1 and np.all(np.abs(noisy_batch) <= 2.0)
     np.testing.assert_array_equal(PendulumSwingUpExpert(env, noise_std=0.5, seed=0)(observations), noisy_batch)
-    with pytest.raises(ValueError, match="noise_std must be >= 0"):
+    with pytest.raises(ValueError, match="noise_std must be a finite number >= 0, got -1.0"):
         PendulumSwingUpExpert(noise_std=-1.0)
+    with pytest.raises(ValueError, match="noise_std must be a finite number >= 0, got nan"):
+        PendulumSwingUpExpert(noise_std=float("nan"))  # it added no noise, silently
 
 
 def test_bfs_distances():

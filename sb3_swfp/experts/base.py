@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any
@@ -36,8 +37,8 @@ class ScriptedExpert(ABC):
         noise_std: float = 0.0,
         seed: int | None = None,
     ):
-        if noise_std < 0:
-            raise ValueError(f"noise_std must be >= 0, got {noise_std}")
+        if not (math.isfinite(noise_std) and noise_std >= 0):  # NaN would add no noise, silently
+            raise ValueError(f"noise_std must be a finite number >= 0, got {noise_std}")
         if not isinstance(action_space, spaces.Box):
             raise TypeError(f"scripted experts act in a Box action space, got {action_space}")
         self.observation_space = observation_space
