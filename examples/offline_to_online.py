@@ -284,10 +284,11 @@ def main(argv: list[str] | None = None) -> None:
     set_by_flags = sorted(set(args.swfp_kwargs) & set(SET_BY_FLAGS))
     if set_by_flags:
         parser.error(f"--swfp-kwargs: {', '.join(f'{name} is set by {SET_BY_FLAGS[name]}' for name in set_by_flags)}")
+    swfp_kwargs = presets.merge_kwargs(FINETUNE_KWARGS, args.swfp_kwargs)  # policy_kwargs key by key, as the model gets them
     try:
         presets.finetune_kwargs("unused.npz", **args.swfp_kwargs)  # the names, checked before any work
         # and the values: a model built without demonstrations or a buffer, before anything is written
-        values = {k: v for k, v in presets.merge_kwargs(FINETUNE_KWARGS, args.swfp_kwargs).items() if k not in ("replay_buffer_class", "replay_buffer_kwargs")}
+        values = {k: v for k, v in swfp_kwargs.items() if k not in ("replay_buffer_class", "replay_buffer_kwargs")}
         SWFP("FlowPolicy", ENV_ID, **{**values, "bc_coef": 0.0, "buffer_size": 1, "device": "cpu"})
     except (TypeError, ValueError) as exc:
         parser.error(f"--swfp-kwargs: {exc}")
@@ -307,7 +308,6 @@ def main(argv: list[str] | None = None) -> None:
     eval_env = Monitor(gym.make(ENV_ID))
     eval_env.reset(seed=10_000 + args.seed)
     start = time.perf_counter()
-    swfp_kwargs = presets.merge_kwargs(FINETUNE_KWARGS, args.swfp_kwargs)  # policy_kwargs key by key, as the model gets them
     print(
         f"{ENV_ID}, seed {args.seed}: {args.demo_episodes} noisy expert episodes -> {args.bc_steps} BC steps -> "
         f"{args.online_steps} online steps of SWFP" + ("" if args.no_sac else f", against SAC from scratch ({args.online_steps} steps)")
@@ -421,7 +421,10 @@ def render(folder: Path) -> str:
     runs, foreign = [], []
     for path in sorted(folder.glob("*.json")):
         data = json.loads(path.read_text())
-        (runs if isinstance(data, dict) and {"args", "swfp_curve", "sac_curve"} <= set(data) else foreign).append(data | {"file": path.name} if isinstance(data, dict) else {"file": path.name})
+        if isinstance(data, dict) and {"args", "swfp_curve", "sac_curve"} <= set(data):
+            runs.append(data | {"file": path.name})
+        else:
+            foreign.append({"file": path.name})
     defaults = {key: value for key, value in vars(main_parser().parse_args([])).items() if key not in NOT_SETTINGS}
     groups: dict[str, list[dict]] = {}
     for run in runs:  # an argument a run's file predates had its default

@@ -163,15 +163,7 @@ def test_stochastic_eval_samples_where_the_task_evaluates_deterministically(resu
 
 
 def test_a_stopped_run_resumes_only_with_the_stochastic_eval_it_was_started_with(results, monkeypatch):
-    evaluate, calls = runner.evaluate, []
-
-    def stop_at_step_120(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 5:  # two evaluations at steps 0 and 60 (then the checkpoint), the first at 120
-            raise Stop
-        return evaluate(*args, **kwargs)
-
-    monkeypatch.setattr(runner, "evaluate", stop_at_step_120)
+    evaluate = stop_at_evaluation(monkeypatch, 5)  # two evaluations at steps 0 and 60 (then the checkpoint), the first at 120
     with pytest.raises(Stop):
         run_one(Run("toy", "swfp", 0, stochastic_eval_episodes=7), results)
     monkeypatch.setattr(runner, "evaluate", evaluate)
@@ -428,17 +420,23 @@ class Stop(Exception):
     """The session ends in the middle of a run."""
 
 
-@pytest.mark.parametrize("method", ["swfp", "rlpd"])
-def test_a_stopped_run_goes_on_from_its_last_evaluation(results, monkeypatch, method):
+def stop_at_evaluation(monkeypatch, n: int):
+    """``runner.evaluate`` raising :class:`Stop` at its ``n``-th call (the session ends there); returns the real one."""
     evaluate, calls = runner.evaluate, []
 
-    def stop_at_the_third_evaluation(*args):
+    def stopping(*args, **kwargs):
         calls.append(1)
-        if len(calls) == 3:
+        if len(calls) == n:
             raise Stop
-        return evaluate(*args)
+        return evaluate(*args, **kwargs)
 
-    monkeypatch.setattr(runner, "evaluate", stop_at_the_third_evaluation)
+    monkeypatch.setattr(runner, "evaluate", stopping)
+    return evaluate
+
+
+@pytest.mark.parametrize("method", ["swfp", "rlpd"])
+def test_a_stopped_run_goes_on_from_its_last_evaluation(results, monkeypatch, method):
+    evaluate = stop_at_evaluation(monkeypatch, 3)
     with pytest.raises(Stop):
         run_one(Run("toy", method, 0), results)
     path = result_path(results, "cpu", "toy", method, 0)
@@ -457,16 +455,8 @@ def test_a_stopped_run_goes_on_from_its_last_evaluation(results, monkeypatch, me
 def test_a_stopped_variant_resumes_only_with_its_own_settings(results, monkeypatch):
     """A checkpoint is finished only by the run it began as: another --swfp-kwargs (or budget, task, device) would
     put a run that changed settings halfway under the new command."""
-    evaluate, calls = runner.evaluate, []
-
-    def stop_at_the_third_evaluation(*args):
-        calls.append(1)
-        if len(calls) == 3:
-            raise Stop
-        return evaluate(*args)
-
+    evaluate = stop_at_evaluation(monkeypatch, 3)
     method = methods.variant_method("lr")
-    monkeypatch.setattr(runner, "evaluate", stop_at_the_third_evaluation)
     with pytest.raises(Stop):
         run_one(Run("toy", method, 0, swfp_kwargs={"actor_learning_rate": 3e-4}), results)
     monkeypatch.setattr(runner, "evaluate", evaluate)

@@ -202,9 +202,6 @@ def from_replay_buffer(replay_buffer: ReplayBuffer, actions_are_scaled: bool = T
             actions = unscaled_actions(actions, action_space)
         dones = read(replay_buffer.dones, env, ()) > 0.5
         timeouts = (read(replay_buffer.timeouts, env, ()) > 0.5) & dones
-        truncations = timeouts.copy()
-        if env < n_envs - 1 and not dones[-1]:
-            truncations[-1] = True
         parts.append(
             Demonstrations(
                 observations=read_obs(env, "observations"),
@@ -212,11 +209,11 @@ def from_replay_buffer(replay_buffer: ReplayBuffer, actions_are_scaled: bool = T
                 rewards=read(replay_buffer.rewards, env, ()).astype(np.float32),
                 next_observations=read_obs(env, "next_observations"),
                 terminations=dones & ~timeouts,
-                truncations=truncations,
+                truncations=timeouts,
                 metadata={"source": "replay_buffer"},
             )
         )
-    return Demonstrations.concatenate(parts)
+    return Demonstrations.concatenate(parts)  # an env's episode still running ends at its join with the next env's
 
 
 __all__ = ["add_to_replay_buffer", "from_replay_buffer", "make_replay_buffer", "scaled_actions", "unscaled_actions"]
