@@ -150,7 +150,6 @@ def check_swfp_arguments(
     target_update_interval: int = 1,
     target_entropy: str | float = "auto",
     actor_learning_rate: Any = None,
-    self_imitation: float = 0.0,
 ) -> None:
     """Raise a ValueError for the first of ``SWFP``'s arguments that is out of its range (see ``SWFP``'s docstring),
     its own and those it shares with SAC (which SB3 does not check: ``target_update_interval=0`` divides by zero
@@ -179,10 +178,6 @@ def check_swfp_arguments(
         raise ValueError(f"jko_step_size must be > 0 (it divides the W2 term of Eq. 20), got {jko_step_size}")
     if not _number("bc_coef", bc_coef) >= 0:
         raise ValueError(f"bc_coef must be >= 0, got {bc_coef}")
-    if not 0 <= _number("self_imitation", self_imitation) < 1:
-        raise ValueError(f"self_imitation must be in [0, 1) (the share of the bc_coef term's batch from the model's own episodes), got {self_imitation}")
-    if self_imitation > 0 and not bc_coef > 0:
-        raise ValueError(f"self_imitation={self_imitation} shares the bc_coef term, which bc_coef={bc_coef} switches off: set bc_coef > 0")
     if not _number("w2_coef", w2_coef) >= 0:
         raise ValueError(f"w2_coef must be >= 0, got {w2_coef}")
     if not _number("w2_prev_coef", w2_prev_coef) >= 0:

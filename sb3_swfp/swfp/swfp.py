@@ -27,7 +27,6 @@ from sb3_swfp.common.checks import (
     initial_ent_coef,
     require,
 )
-from sb3_swfp.common.elite import EliteEpisodes
 from sb3_swfp.common.losses import aggregate_q, check_finite, ent_coef_loss, jko_block_loss, soft_q_loss, soft_q_target
 from sb3_swfp.demos import (
     DemonstrationsLike,
@@ -122,9 +121,6 @@ class SWFP(OffPolicyAlgorithm):
         term that term pulls every block towards the identity map and undoes a pretrained flow.
     :param bc_coef: Weight of a flow-matching BC term on a demonstration batch in each actor update
         (ours, beyond the paper: see docs/algorithm.md; 0 by default).  Needs ``replay_buffer_class=DemoReplayBuffer``.
-    :param self_imitation: Share of the ``bc_coef`` term's batch drawn from the model's own online episodes whose
-        return is in the top quarter of those completed so far (:mod:`sb3_swfp.common.elite`; the rest from the
-        demonstrations), in [0, 1); 0 (default): demonstrations only.  Needs ``bc_coef > 0``.
     :param target_update_interval: Update the critic targets every ``target_update_interval`` steps.
     :param stats_window_size: Window size for the rollout logging.
     :param tensorboard_log: The log location for tensorboard (if None, no logging).
@@ -184,7 +180,6 @@ class SWFP(OffPolicyAlgorithm):
         q_normalization: bool = False,
         w2_prev_coef: float = 1.0,
         bc_coef: float = 0.0,
-        self_imitation: float = 0.0,
         target_update_interval: int = 1,
         stats_window_size: int = 100,
         tensorboard_log: str | None = None,
@@ -200,7 +195,7 @@ class SWFP(OffPolicyAlgorithm):
             actor_batch_size=actor_batch_size, jko_step_size=jko_step_size, bc_coef=bc_coef, w2_coef=w2_coef,
             w2_prev_coef=w2_prev_coef, actor_tau=actor_tau, ent_coef=ent_coef, policy_kwargs=policy_kwargs,
             batch_size=batch_size, tau=tau, gamma=gamma, train_freq=train_freq, target_update_interval=target_update_interval,
-            target_entropy=target_entropy, actor_learning_rate=actor_learning_rate, self_imitation=self_imitation,
+            target_entropy=target_entropy, actor_learning_rate=actor_learning_rate,
         )
         if getattr(env, "action_space", None) is not None:
             check_action_space(env.action_space)  # before SB3's own, less helpful, assertions
@@ -242,7 +237,6 @@ class SWFP(OffPolicyAlgorithm):
         self.q_normalization = q_normalization
         self.w2_prev_coef = w2_prev_coef
         self.bc_coef = bc_coef
-        self.self_imitation = self_imitation
         self.target_update_interval = target_update_interval
         self.log_ent_coef: th.Tensor | None = None
         self.ent_coef_optimizer: th.optim.Adam | None = None
@@ -286,8 +280,6 @@ class SWFP(OffPolicyAlgorithm):
                 "replay_buffer_class=DemoReplayBuffer, replay_buffer_kwargs=dict(demonstrations='demos.npz')"
             )
         self._check_demonstrations_env(self.env)
-        # The online episodes' slots in the buffer: what the buffer holds, so neither is saved with the model
-        self.elite_episodes = EliteEpisodes(self.n_envs, self.replay_buffer.buffer_size) if self.self_imitation > 0 else None
         self.batch_norm_stats = get_parameters_by_name(self.critic, ["running_"])
         self.batch_norm_stats_target = get_parameters_by_name(self.critic_target, ["running_"])
 
@@ -421,8 +413,8 @@ class SWFP(OffPolicyAlgorithm):
         logs: dict[str, float] = {}
         if self.bc_coef > 0:
             # Flow-matching BC on demonstrations keeps the policy near them (Eq. 7; ours, beyond the paper)
-            bc_obs, bc_actions = self._bc_batch(batch)
-            bc_loss = actor.flow_matching_loss(bc_obs, bc_actions)
+            demo = self.replay_buffer.sample_demonstrations(batch, env=self._vec_normalize_env)  # type: ignore[union-attr]
+            bc_loss = actor.flow_matching_loss(demo.observations, demo.actions)
             logs["bc_loss"] = check_finite("bc_loss", bc_loss, self._n_updates)
             actor_loss = actor_loss + self.bc_coef * bc_loss
         logs["actor_loss"] = check_finite("actor_loss", actor_loss, self._n_updates)
@@ -438,35 +430,6 @@ class SWFP(OffPolicyAlgorithm):
         actor_loss.backward(inputs=[param for param in actor.parameters() if param.requires_grad])
         self.actor.optimizer.step()
         return logs
-
-    def _bc_batch(self, batch_size: int) -> tuple[Any, th.Tensor]:
-        """The ``bc_coef`` term's (observations, actions): demonstrations, and with ``self_imitation`` that share
-        of the batch from the model's elite online episodes once there are any."""
-        n_elite = int(round(self.self_imitation * batch_size)) if self.elite_episodes is not None else 0
-        elite = self.elite_episodes.sample(self.replay_buffer, n_elite, self._vec_normalize_env) if n_elite else None
-        n_demo = batch_size - n_elite if elite is not None else batch_size
-        demo = self.replay_buffer.sample_demonstrations(n_demo, env=self._vec_normalize_env)  # type: ignore[union-attr]
-        if elite is None:
-            return demo.observations, demo.actions
-        obs, actions = elite
-        if isinstance(obs, dict):
-            return {key: th.cat([value, demo.observations[key]]) for key, value in obs.items()}, th.cat([actions, demo.actions])
-        return th.cat([obs, demo.observations]), th.cat([actions, demo.actions])
-
-    def _store_transition(self, replay_buffer: ReplayBuffer, buffer_action: np.ndarray, new_obs: Any, reward: np.ndarray, dones: np.ndarray, infos: list[dict[str, Any]]) -> None:
-        if self.elite_episodes is not None:  # the slot SB3 is about to write, and the return before VecNormalize's scaling
-            original = self._vec_normalize_env.get_original_reward() if self._vec_normalize_env is not None else reward
-            self.elite_episodes.add(replay_buffer.pos, original, dones)
-        super()._store_transition(replay_buffer, buffer_action, new_obs, reward, dones, infos)
-
-    def _setup_learn(
-        self, total_timesteps: int, callback: MaybeCallback = None, reset_num_timesteps: bool = True, tb_log_name: str = "run", progress_bar: bool = False
-    ) -> tuple[int, Any]:
-        resets = reset_num_timesteps or self._last_obs is None  # SB3 resets the envs then
-        result = super()._setup_learn(total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar)
-        if resets and self.elite_episodes is not None:  # their running episodes end unfinished, imitated by no one
-            self.elite_episodes.break_episodes()
-        return result
 
     def pretrain(
         self: SelfSWFP,
@@ -649,7 +612,7 @@ class SWFP(OffPolicyAlgorithm):
             self.replay_buffer.check_env(vec_env_id(env))
 
     def _excluded_save_params(self) -> list[str]:
-        return [*super()._excluded_save_params(), "actor", "actor_target", "critic", "critic_target", "actor_lr_schedule", "elite_episodes"]
+        return [*super()._excluded_save_params(), "actor", "actor_target", "critic", "critic_target", "actor_lr_schedule"]
 
     def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
         state_dicts = ["policy", "actor.optimizer", "critic.optimizer"]
