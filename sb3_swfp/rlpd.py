@@ -100,7 +100,8 @@ def rlpd_sac_kwargs(
     :param demo_ratio: Share of every batch drawn from the demonstrations.
     :param overrides: Other ``SAC`` arguments, which win (``learning_rate``, ``policy_kwargs``, ``seed``, ...);
         ``replay_buffer_kwargs`` is merged key by key (``clip_actions=True`` keeps the demonstrations and
-        ``demo_ratio``).  SAC does not check where the demonstrations were recorded, as SWFP does: give
+        ``demo_ratio``); ``n_steps`` and ``gamma`` are given to the buffer too (SB3 ignores ``n_steps`` with a
+        buffer class of one's own).  SAC does not check where the demonstrations were recorded, as SWFP does: give
         this env's.
     """
     from stable_baselines3 import SAC
@@ -110,10 +111,25 @@ def rlpd_sac_kwargs(
     unknown = sorted(set(overrides) - set(inspect.signature(SAC.__init__).parameters) - {"self"})
     if unknown:
         raise TypeError(f"rlpd_sac_kwargs: {', '.join(unknown)} {'is not an argument' if len(unknown) == 1 else 'are not arguments'} of SAC")
+    # SB3 ignores SAC's n_steps with a buffer class of one's own, and DemoReplayBuffer's gamma would default to
+    # 0.99 whatever SAC's is: both go to the buffer, which computes the n-step returns and their discounts
+    overrides = dict(overrides)
+    gamma = overrides.get("gamma", inspect.signature(SAC.__init__).parameters["gamma"].default)
+    n_steps = overrides.pop("n_steps", None)
+    buffer_overrides = overrides.get("replay_buffer_kwargs") or {}
+    for key, value in (("n_steps", n_steps), ("gamma", gamma)):
+        if value is not None and key in buffer_overrides and buffer_overrides[key] != value:
+            raise ValueError(
+                f"rlpd_sac_kwargs: replay_buffer_kwargs {key}={buffer_overrides[key]!r} but SAC's {key}={value!r}: give "
+                "n_steps and gamma as SAC arguments only; rlpd_sac_kwargs passes them to the DemoReplayBuffer"
+            )
+    buffer_kwargs: dict[str, Any] = dict(demonstrations=demonstrations, demo_ratio=demo_ratio)
+    if n_steps is not None or "n_steps" in buffer_overrides:
+        buffer_kwargs.update(gamma=gamma, **({} if n_steps is None else {"n_steps": n_steps}))
     rlpd = {
         "policy": LayerNormMultiInputSACPolicy if dict_observations else LayerNormSACPolicy,
         "replay_buffer_class": DemoReplayBuffer,
-        "replay_buffer_kwargs": dict(demonstrations=demonstrations, demo_ratio=demo_ratio),
+        "replay_buffer_kwargs": buffer_kwargs,
         "learning_starts": 0,  # the demonstrations are there from the first step
         "train_freq": 1,
         "gradient_steps": int(utd),

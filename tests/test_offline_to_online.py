@@ -543,3 +543,11 @@ def test_require_takes_a_missing_parent_package_as_missing(monkeypatch):
     stub = types.ModuleType("a_stub_without_a_spec")  # as a test or a plugin puts one in sys.modules
     monkeypatch.setitem(sys.modules, "a_stub_without_a_spec", stub)
     require(("a_stub_without_a_spec",), "this test", "tests")  # there to import: nothing raised
+
+
+def test_a_non_finite_critic_warm_up_loss_names_the_warm_up_and_its_step(demos):
+    from sb3_swfp.common.losses import NonFiniteLossError
+
+    huge = Demonstrations(**{**demos.__dict__, "rewards": np.full_like(demos.rewards, 1e30)})
+    with pytest.raises(NonFiniteLossError, match=r"'pretrain/critic_loss' is inf at gradient update 1;"):
+        tiny().pretrain(huge, gradient_steps=1, batch_size=8, critic_warmup_steps=2)

@@ -82,3 +82,17 @@ def test_dict_observations_are_read_with_or_without_the_flag_and_a_box_with_it_i
         model.learn(4)
     with pytest.raises(ValueError, match="leave dict_observations False"):
         SAC(env="Pendulum-v1", **rlpd_sac_kwargs(demos, dict_observations=True))
+
+
+def test_n_steps_and_gamma_reach_the_demonstration_buffer(demos):
+    # SB3 ignores SAC's n_steps with a buffer class of one's own: the buffer takes it, with SAC's gamma
+    model = SAC(env="Pendulum-v1", batch_size=8, policy_kwargs=dict(net_arch=[8]), **rlpd_sac_kwargs(demos, n_steps=3, gamma=0.9))
+    assert (model.replay_buffer.n_steps, model.replay_buffer.gamma) == (3, 0.9)
+    assert th.allclose(model.replay_buffer.sample(8).discounts, th.tensor(0.9**3))
+    # the buffer's own n_steps discounts with SAC's gamma, not the buffer's default 0.99
+    model = SAC(env="Pendulum-v1", batch_size=8, policy_kwargs=dict(net_arch=[8]), **rlpd_sac_kwargs(demos, gamma=0.9, replay_buffer_kwargs=dict(n_steps=3)))
+    assert (model.replay_buffer.n_steps, model.replay_buffer.gamma) == (3, 0.9)
+    with pytest.raises(ValueError, match="replay_buffer_kwargs gamma=0.99 but SAC's gamma=0.9"):
+        rlpd_sac_kwargs(demos, gamma=0.9, replay_buffer_kwargs=dict(n_steps=3, gamma=0.99))
+    with pytest.raises(ValueError, match="replay_buffer_kwargs n_steps=2 but SAC's n_steps=3"):
+        rlpd_sac_kwargs(demos, n_steps=3, replay_buffer_kwargs=dict(n_steps=2))

@@ -140,3 +140,13 @@ def test_squash_is_saved_and_a_model_saved_before_it_loads_with_the_clip(tmp_pat
     assert old.squash == "clip" and old.actor.squash.name == "clip"
     with pytest.warns(UserWarning, match=r"loading with squash='tanh' \(trained with 'clip'\)"):  # the clip it ran with
         SWFP.load(tmp_path / "old", squash="tanh")
+
+
+def test_a_float64_actor_samples_in_float64():
+    """Deterministic sampling took the features' dtype and stochastic sampling did not (float32 noise, which a
+    float64 network refuses)."""
+    actor = SWFP("FlowPolicy", "Pendulum-v1", seed=0, **TINY).actor.double()
+    features = th.randn(8, 3, dtype=th.float64)
+    for deterministic in (True, False):
+        actions, log_prob = actor.sample_from_features(features, deterministic=deterministic, with_log_prob=True)
+        assert actions.dtype == log_prob.dtype == th.float64

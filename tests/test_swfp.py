@@ -207,6 +207,32 @@ def test_non_unit_action_bounds():
     assert np.all(np.abs(stored) <= 1.0)  # the buffer keeps SB3's scaled actions
 
 
+class _StrictBoxEnv(gym.Env):
+    """Refuses any action outside its Box, as ``Box.contains`` decides (bounds whose float32 unscaling rounds up)."""
+
+    observation_space = spaces.Box(-1, 1, (3,), np.float32)
+    action_space = spaces.Box(np.float32(-0.4), np.float32(0.7), (2,), np.float32)
+
+    def reset(self, seed=None, options=None):
+        super().reset(seed=seed)
+        return self.observation_space.sample(), {}
+
+    def step(self, action):
+        assert self.action_space.contains(action), f"{action!r} outside {self.action_space}"
+        return self.observation_space.sample(), 0.0, False, False, {}
+
+
+def test_actions_on_the_bound_stay_inside_the_box():
+    env = _StrictBoxEnv()
+    model = tiny(env=env, seed=0, learning_starts=0)
+    obs = np.stack([env.observation_space.sample() for _ in range(500)])
+    actions, _ = model.predict(obs)  # about 10% of them saturate the soft clip at exactly +1
+    assert actions.max() == env.action_space.high[0]
+    assert all(env.action_space.contains(action) for action in actions)
+    model.learn(40)  # the env's own check, on every behaviour action
+    assert np.all(np.abs(model.replay_buffer.actions[: model.replay_buffer.size()]) <= 1.0)
+
+
 def test_dict_observations(tmp_path):
     env = SimpleMultiObsEnv(random_start=False, discrete_actions=False)
     model = SWFP("MultiInputPolicy", env, **{**TINY, "seed": 0}).learn(80)
@@ -316,6 +342,11 @@ class UnboundedEnv(gym.Env):
     action_space = spaces.Box(-np.inf, np.inf, (2,))
 
 
+class ConstantActionEnv(gym.Env):
+    observation_space = spaces.Box(-1, 1, (2,))
+    action_space = spaces.Box(np.array([0.0, 1.0], np.float32), np.array([1.0, 1.0], np.float32))
+
+
 class NaNRewardPendulum(gym.Wrapper):
     def step(self, action):
         obs, _, terminated, truncated, info = self.env.step(action)
@@ -327,6 +358,7 @@ class NaNRewardPendulum(gym.Wrapper):
     [
         (DiscreteEnv(), {}, "continuous gymnasium.spaces.Box action space, got Discrete"),
         (UnboundedEnv(), {}, "bounded Box action space.*TransformAction"),
+        (ConstantActionEnv(), {}, "low < high in every action dimension"),
         ("Pendulum-v1", dict(n_blocks=0), "n_blocks must be an integer >= 1, got 0"),
         ("Pendulum-v1", dict(jko_step_size=0.0), "jko_step_size must be > 0"),
         ("Pendulum-v1", dict(ode_solver="rk4"), "unknown ode_solver 'rk4', expected one of 'midpoint', 'euler'"),

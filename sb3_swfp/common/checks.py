@@ -67,6 +67,12 @@ def check_action_space(action_space: spaces.Space) -> None:
             "gymnasium.wrappers.TransformAction(env, func, Box(low, high)) mapping bounded actions to the env's); "
             "RescaleAction refuses infinite bounds and ClipAction makes every bound infinite."
         )
+    if np.any(action_space.high <= action_space.low):
+        raise ValueError(
+            f"SWFP needs low < high in every action dimension, got low={action_space.low}, high={action_space.high}: "
+            "a dimension with low == high has no [-1, 1] scaling (SB3's scale_action divides by high - low, and every "
+            "scaled action there is NaN). Remove the constant dimension from the action space."
+        )
 
 
 def _number(name: str, value: Any) -> float:

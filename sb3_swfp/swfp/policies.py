@@ -10,6 +10,7 @@ import copy
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+import numpy as np
 import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.policies import BasePolicy, ContinuousCritic
@@ -237,7 +238,10 @@ class FlowActor(BasePolicy):
         the squash's change of variables).  Deterministic actions start from ``x_0 = 0``.
         """
         batch = features.shape[0]
-        x0 = features.new_zeros(batch, self.action_dim) if deterministic else th.randn(batch, self.action_dim, device=features.device)
+        if deterministic:
+            x0 = features.new_zeros(batch, self.action_dim)
+        else:
+            x0 = th.randn(batch, self.action_dim, device=features.device, dtype=features.dtype)
         if not with_log_prob and self.share_velocity:
             # Without log-densities the chain of one network is one solve over [0, 1] (predict's path)
             return self.squash(self.solver.flow(self.velocities[0], features, x0)), None
@@ -461,6 +465,13 @@ class FlowPolicy(BasePolicy):
 
     def forward(self, obs: PyTorchObs, deterministic: bool = False) -> th.Tensor:
         return self.actor_target(obs, deterministic)
+
+    def unscale_action(self, scaled_action: np.ndarray) -> np.ndarray:
+        """As SB3's, then clipped to ``[low, high]``: the squash saturates to exactly +-1 in float32 (the soft clip
+        beyond |x| ~ 1.73), and ``low + (a + 1) / 2 * (high - low)`` rounds one ulp above ``high`` for some bounds
+        (``Box(-0.4, 0.7)``).  ``predict`` and the behaviour policy's env actions both go through here."""
+        low, high = self.action_space.low, self.action_space.high  # type: ignore[union-attr]
+        return np.clip(super().unscale_action(scaled_action), low, high)
 
     def _predict(self, observation: PyTorchObs, deterministic: bool = False) -> th.Tensor:
         # predict() only: no autograd bookkeeping at all (cheaper per op than SB3's no_grad on small batches)

@@ -150,7 +150,8 @@ def pretrain(
     ent_coef = model._current_ent_coef()
     for step in range(1, critic_warmup_steps + 1):
         batch = demo_buffer.sample(model.batch_size, env=normalization, rng=rng)
-        critic_losses.append(model._critic_update(batch, ent_coef)[1]["critic_loss"])  # type: ignore[arg-type]
+        _, logs = model._critic_update(batch, ent_coef, loss_name="pretrain/critic_loss", update=step)  # type: ignore[arg-type]
+        critic_losses.append(logs["critic_loss"])
         polyak_update(model.critic.parameters(), model.critic_target.parameters(), model.tau)
         if step % log_interval == 0 or step == critic_warmup_steps:
             logger.record("pretrain/critic_loss", float(np.mean(critic_losses)))

@@ -354,8 +354,13 @@ class SWFP(OffPolicyAlgorithm):
         for key, values in logs.items():
             self.logger.record(f"train/{key}", float(np.mean(values)))
 
-    def _critic_update(self, replay_data: ReplayBufferSamples, ent_coef: th.Tensor) -> tuple[th.Tensor | None, dict[str, float]]:
-        """One critic step; returns the target actor's ``log pi(a'|s')`` (or None when not needed) and the logged terms."""
+    def _critic_update(
+        self, replay_data: ReplayBufferSamples, ent_coef: th.Tensor, loss_name: str = "critic_loss", update: int | None = None
+    ) -> tuple[th.Tensor | None, dict[str, float]]:
+        """One critic step; returns the target actor's ``log pi(a'|s')`` (or None when not needed) and the logged terms.
+
+        ``loss_name`` and ``update`` (default: ``_n_updates``) name the step in a non-finite loss's error (the
+        critic warm-up of ``pretrain`` passes its own)."""
         need_log_prob = self.critic_entropy or self.ent_coef_optimizer is not None
         # a' and its density come from the target actor, without gradient; inference mode also skips the
         # autograd bookkeeping of its hundreds of operations (about 5% of the chain's time)
@@ -371,7 +376,7 @@ class SWFP(OffPolicyAlgorithm):
         current_q_values = self.critic(replay_data.observations, replay_data.actions)
         # Inference tensors cannot be saved for backward: the loss gets a normal copy of the (batch, 1) targets
         critic_loss = soft_q_loss(current_q_values=current_q_values, target_q_values=target_q.clone())
-        logs = {"critic_loss": check_finite("critic_loss", critic_loss, self._n_updates)}
+        logs = {"critic_loss": check_finite(loss_name, critic_loss, self._n_updates if update is None else update)}
         if next_log_prob is not None:
             logs["entropy"] = -next_log_prob.mean().item()
         self.critic.optimizer.zero_grad()
@@ -385,7 +390,7 @@ class SWFP(OffPolicyAlgorithm):
         with th.inference_mode():  # old particles come from the target actor and carry no gradient
             target_features = target.extract_features(observations, target.features_extractor)
             batch = target_features.shape[0]
-            x0 = th.randn(batch, actor.action_dim, device=self.device)
+            x0 = th.randn(batch, actor.action_dim, device=self.device, dtype=target_features.dtype)
             if self.block_sampling == "per_batch":
                 block: int | th.Tensor = int(th.randint(0, self.n_blocks, ()).item())
             else:
