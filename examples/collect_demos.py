@@ -15,12 +15,12 @@ the demonstrations are the paper's 8-mode Gaussian mixture and ``--noise`` is ig
 from __future__ import annotations
 
 import argparse
-import math
 import os
 
+import gymnasium as gym
 import torch as th
 
-from sb3_swfp.demos import check_new_dataset_id, check_new_demonstrations_file, collect_demonstrations, to_minari
+from sb3_swfp.demos import check_new_demonstrations_file, check_recording_arguments, collect_demonstrations, to_minari
 from sb3_swfp.envs import TOY_BANDIT_ID, toy_demonstrations  # importing sb3_swfp.envs registers the toy
 from sb3_swfp.experts import EXPERT_ENV_IDS, make_expert, make_expert_env
 
@@ -43,11 +43,14 @@ def main() -> None:
     th.set_num_threads(1)
 
     env_kwargs = {} if args.max_episode_steps is None else {"max_episode_steps": args.max_episode_steps}
-    env = make_expert_env(args.env, **env_kwargs)
-    if args.env == TOY_BANDIT_ID:
+    try:  # an unknown id, one without a scripted expert, a missing extra: a usage error, before any recording
+        env = make_expert_env(args.env, **env_kwargs)
+        expert = None if args.env == TOY_BANDIT_ID else make_expert(env, noise_std=args.noise, seed=args.seed)
+    except (gym.error.Error, ValueError, ImportError) as error:
+        parser.error(f"--env {args.env}: {error}")
+    if expert is None:
         demos = toy_demonstrations(n=args.episodes, seed=args.seed)
     else:
-        expert = make_expert(env, noise_std=args.noise, seed=args.seed)
         demos = collect_demonstrations(env, expert, n_episodes=args.episodes, seed=args.seed)
         demos.metadata.update(expert=type(expert).__name__, expert_noise_std=args.noise)
     check_new_demonstrations_file(args.out, overwrite=args.overwrite)  # again: another run may have written it since
@@ -58,25 +61,6 @@ def main() -> None:
         to_minari(demos, args.minari_id, env=env, algorithm_name=demos.metadata.get("expert", demos.metadata["source"]))
         root = os.environ.get("MINARI_DATASETS_PATH", "~/.minari/datasets")
         print(f"Minari dataset {args.minari_id!r} written under {root}")
-
-
-def check_recording_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """Refuse, before any recording (or training), what would fail or overwrite at the end."""
-    if args.episodes < 1:
-        parser.error(f"--episodes must be >= 1, got {args.episodes}")
-    if not (math.isfinite(args.noise) and args.noise >= 0):
-        parser.error(f"--noise is a relative standard deviation, a finite number >= 0, got {args.noise}")
-    try:
-        check_new_demonstrations_file(args.out, overwrite=args.overwrite)
-    except FileExistsError as error:
-        parser.error(f"--out: {error} (--overwrite)")
-    except ValueError as error:
-        parser.error(f"--out: {error}")
-    if args.minari_id:
-        try:
-            check_new_dataset_id(args.minari_id)
-        except (ImportError, ValueError) as error:
-            parser.error(f"--minari-id: {error}")
 
 
 if __name__ == "__main__":

@@ -56,11 +56,16 @@ def main() -> None:
         parser.error(f"--out {args.out}: expected a .png file")
     if args.online_steps < 0 or args.samples < 1:
         parser.error(f"--online-steps must be >= 0 and --samples >= 1, got {args.online_steps} and {args.samples}")
+    if args.seed < 0:
+        parser.error(f"--seed must be >= 0, got {args.seed}")
     existing = [str(path) for path in (out, out.with_suffix(".json")) if path.exists()]
     if existing and not args.overwrite:
         parser.error(f"--out: {' and '.join(existing)} already there: give another --out, or --overwrite to replace")
     th.set_num_threads(1)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:  # a folder on the way that is a file, no permission
+        parser.error(f"--out {args.out}: cannot make its folder ({error.strerror})")
     obs = np.zeros((args.samples, 1), np.float32)
 
     demos = toy_demonstrations(1000, seed=args.seed)

@@ -24,9 +24,11 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+import signal
 import sys
 import tempfile
 
+import gymnasium as gym
 import numpy as np
 import torch as th
 
@@ -40,10 +42,7 @@ except ModuleNotFoundError as error:
         name=error.name,
     ) from error
 
-# The same arguments as collect_demos.py, checked as it checks them (examples/ is on sys.path when this runs)
-from collect_demos import check_recording_arguments
-
-from sb3_swfp.demos import check_new_demonstrations_file, collect_demonstrations, to_minari
+from sb3_swfp.demos import check_new_demonstrations_file, check_recording_arguments, collect_demonstrations, to_minari
 from sb3_swfp.experts import make_expert_env
 from sb3_swfp.hyperparams import read_entries, rl_zoo3_file
 
@@ -84,14 +83,21 @@ def main() -> None:
     args = parser.parse_args()
     if args.n_timesteps < 0:  # rl-zoo3 takes any value <= 0 as its own budget
         parser.error(f"--n-timesteps must be >= 0 (0: the zoo's n_timesteps), got {args.n_timesteps}")
+    if args.stochastic and args.algo == "td3":  # TD3's predict() ignores deterministic=False
+        parser.error("--stochastic: td3's policy is deterministic, it would record the same actions; --noise adds noise to them")
     check_recording_arguments(parser, args)  # before training: the recording comes after it
     args.env_kwargs = None  # saved in args.yml, where the zoo's enjoy looks for it
     th.set_num_threads(1)
 
     # gymnasium-robotics ids (PointMaze_*) must be registered before the zoo makes the env
-    recording_env = make_expert_env(args.env)
-
-    config = zoo_config(args.algo, args.env, args.hyperparams_from)
+    try:
+        recording_env = make_expert_env(args.env)
+    except (gym.error.Error, ImportError) as error:
+        parser.error(f"--env {args.env}: {error}")
+    try:
+        config = zoo_config(args.algo, args.env, args.hyperparams_from)
+    except ValueError as error:
+        parser.error(f"--hyperparams-from: {error}")
     exp_manager = ExperimentManager(
         args,
         args.algo,
@@ -109,8 +115,26 @@ def main() -> None:
     finally:
         if config is not None:
             os.remove(config)  # the zoo saved the hyperparameters it used next to the model
-    exp_manager.learn(model)
+    # rl-zoo3's learn() swallows Ctrl-C (to save the model): note it, and record nothing from a half-trained expert
+    interrupted = []
+
+    def on_interrupt(signum, frame):
+        interrupted.append(signum)
+        raise KeyboardInterrupt
+
+    previous_handler = signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        exp_manager.learn(model)
+    finally:
+        signal.signal(signal.SIGINT, previous_handler)
     exp_manager.save_trained_model(model)
+    if interrupted:
+        print(
+            f"Training interrupted at {model.num_timesteps} of {exp_manager.n_timesteps} steps: the model is saved under "
+            f"{exp_manager.save_path}; no demonstrations recorded ({args.out} untouched)",
+            file=sys.stderr,
+        )
+        sys.exit(128 + signal.SIGINT)
 
     if exp_manager.env_wrapper is not None:
         recording_env = exp_manager.env_wrapper(recording_env)

@@ -198,6 +198,7 @@ def test_offline_to_online_verdict_and_plot_range():
         ("train_expert", ["--out", "kept.npz"], "--out: kept.npz exists"),
         ("train_expert", ["--out", "new.npz", "--episodes", "0"], "--episodes must be >= 1, got 0"),
         ("train_expert", ["--out", "new.npz", "--n-timesteps", "-5"], "--n-timesteps must be >= 0"),
+        ("train_expert", ["--out", "new.npz", "--algo", "td3", "--stochastic"], "--stochastic: td3's policy is deterministic"),
         ("toy_figure", ["--out", "kept.npz"], "--out kept.npz: expected a .png file"),
         ("toy_figure", ["--out", "fig.png"], "--out: fig.png already there"),
         ("toy_figure", ["--out", "new.png", "--samples", "0"], "--samples >= 1"),
@@ -255,3 +256,85 @@ def test_the_toy_pages_table_is_the_figures_json():
         cells = [cell.strip() for cell in row.strip("|").split("|")]
         assert cells[1] == f"{numbers['high_reward_share']:.3f}", (name, row)
         assert cells[2] == ", ".join(f"{share:.3f}" for share in numbers["mode_shares"]), (name, row)
+
+
+def test_train_expert_records_nothing_from_an_interrupted_training(tmp_path, monkeypatch, capsys):
+    """Ctrl-C during training: rl-zoo3's learn() swallows it, and the script recorded the half-trained expert to --out (exit 0)."""
+    import signal
+    from types import SimpleNamespace
+
+    example = load_example("train_expert")
+    monkeypatch.chdir(tmp_path)
+
+    class InterruptedZoo:
+        """rl-zoo3's ExperimentManager, whose learn() is stopped by Ctrl-C after 10 of 1000 steps."""
+
+        env_wrapper = None
+        save_path = str(tmp_path / "logs")
+        n_timesteps = 1000
+
+        def __init__(self, *args, **kwargs):
+            self.model = SimpleNamespace(num_timesteps=0, get_vec_normalize_env=lambda: None)
+
+        def setup_experiment(self):
+            return self.model, None
+
+        def learn(self, model):
+            try:  # as rl-zoo3 does
+                model.num_timesteps = 10
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(5)
+            except KeyboardInterrupt:
+                pass
+
+        def save_trained_model(self, model):
+            Path(self.save_path).mkdir()
+
+    monkeypatch.setattr(example, "ExperimentManager", InterruptedZoo)
+    monkeypatch.setattr(example, "collect_demonstrations", lambda *args, **kwargs: pytest.fail("recorded a half-trained expert"))
+    monkeypatch.setattr(sys, "argv", ["train_expert", "--out", "expert.npz"])
+    with pytest.raises(SystemExit) as exit_info:
+        example.main()
+    assert exit_info.value.code == 128 + signal.SIGINT
+    assert "Training interrupted at 10 of 1000 steps" in capsys.readouterr().err
+    assert (tmp_path / "logs").is_dir() and not (tmp_path / "expert.npz").exists()
+    assert signal.getsignal(signal.SIGINT) is not None and signal.getsignal(signal.SIGINT).__name__ != "on_interrupt"
+
+
+@pytest.mark.parametrize(
+    "script, argv, message",
+    [
+        ("collect_demos", ["--env", "Foo-v0"], "--env Foo-v0: Environment `Foo` doesn't exist"),
+        ("collect_demos", ["--env", "CartPole-v1"], "--env CartPole-v1: no scripted expert for 'CartPole-v1'"),
+        ("collect_demos", ["--seed", "-1"], "--seed must be >= 0, got -1"),
+        ("train_expert", ["--env", "Foo-v0"], "--env Foo-v0: Environment `Foo` doesn't exist"),
+        ("train_expert", ["--hyperparams-from", "Nope-v0"], "--hyperparams-from: rl-zoo3 has no sac hyperparameters for 'Nope-v0'"),
+        ("train_expert", ["--seed", "-1"], "--seed must be >= 0, got -1"),
+        ("toy_figure", ["--seed", "-1"], "--seed must be >= 0, got -1"),
+        ("toy_figure", ["--out", "kept.npz/fig.png"], "--out kept.npz/fig.png: cannot make its folder"),
+    ],
+)
+def test_the_recording_scripts_refuse_an_env_or_seed_they_cannot_use_as_usage_errors(script, argv, message, tmp_path, monkeypatch, capsys):
+    """They ended in a traceback (gymnasium's, numpy's, the expert factory's), train_expert.py after leaving an empty run folder."""
+    example = load_example(script)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "kept.npz").write_text("mine")
+    for work in ("collect_demonstrations", "ExperimentManager", "SWFP"):
+        if hasattr(example, work):
+            monkeypatch.setattr(example, work, lambda *args, **kwargs: pytest.fail("work started"))
+    out = [] if script == "toy_figure" and "--out" in argv else ["--out", "new.png" if script == "toy_figure" else "new.npz"]
+    monkeypatch.setattr(sys, "argv", [script, *out, *argv])
+    with pytest.raises(SystemExit) as exit_info:
+        example.main()
+    assert exit_info.value.code == 2  # argparse's usage error
+    assert message in capsys.readouterr().err
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["kept.npz"]
+
+
+def test_train_expert_runs_as_a_copy_outside_examples(tmp_path):
+    """README: examples/ holds the scripts a user copies from; train_expert.py imported its neighbour collect_demos.py."""
+    shutil.copy(ROOT / "examples" / "train_expert.py", tmp_path / "train_expert.py")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}  # the package, not examples/
+    done = subprocess.run([sys.executable, "train_expert.py", "--help"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "--overwrite" in done.stdout

@@ -27,7 +27,7 @@ from sb3_swfp.demos.buffers import (
     check_demonstrations_loaded,
     defer_missing_demonstrations,
 )
-from sb3_swfp.demos.collection import PolicyLike, collect_demonstrations, predict_action
+from sb3_swfp.demos.collection import PolicyLike, check_recording_arguments, collect_demonstrations, predict_action
 from sb3_swfp.demos.imitation_data import from_imitation
 from sb3_swfp.demos.minari_datasets import check_new_dataset_id, from_minari, to_minari
 from sb3_swfp.demos.npz import (
@@ -63,6 +63,7 @@ __all__ = [
     "check_env_id",
     "check_new_dataset_id",
     "check_new_demonstrations_file",
+    "check_recording_arguments",
     "check_rewards",
     "collect_demonstrations",
     "defer_missing_demonstrations",

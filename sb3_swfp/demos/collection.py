@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -11,6 +13,8 @@ from gymnasium import spaces
 from stable_baselines3.common.vec_env import VecEnv
 
 from sb3_swfp.common.checks import whole_number
+from sb3_swfp.demos.minari_datasets import check_new_dataset_id
+from sb3_swfp.demos.npz import check_new_demonstrations_file
 from sb3_swfp.demos.record import Demonstrations, Observations
 
 #: An SB3 model or policy (anything with ``.predict``), or a callable ``obs -> action``.
@@ -159,4 +163,26 @@ def collect_demonstrations(
     )
 
 
-__all__ = ["PolicyLike", "collect_demonstrations", "predict_action"]
+def check_recording_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """A recording script's ``--episodes``, ``--noise``, ``--seed``, ``--out`` (with ``--overwrite``) and
+    ``--minari-id``: refuse, before any recording (or training), what would fail or overwrite at the end."""
+    if args.episodes < 1:
+        parser.error(f"--episodes must be >= 1, got {args.episodes}")
+    if not (math.isfinite(args.noise) and args.noise >= 0):
+        parser.error(f"--noise is a relative standard deviation, a finite number >= 0, got {args.noise}")
+    if args.seed < 0:  # numpy and gymnasium refuse a negative seed, with a traceback
+        parser.error(f"--seed must be >= 0, got {args.seed}")
+    try:
+        check_new_demonstrations_file(args.out, overwrite=args.overwrite)
+    except FileExistsError as error:
+        parser.error(f"--out: {error} (--overwrite)")
+    except ValueError as error:
+        parser.error(f"--out: {error}")
+    if args.minari_id:
+        try:
+            check_new_dataset_id(args.minari_id)
+        except (ImportError, ValueError) as error:
+            parser.error(f"--minari-id: {error}")
+
+
+__all__ = ["PolicyLike", "check_recording_arguments", "collect_demonstrations", "predict_action"]
