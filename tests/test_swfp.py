@@ -141,12 +141,12 @@ def test_vec_normalize(tmp_path):
     model = tiny(env=env, seed=0)
     actor_update, seen = model._actor_update, []
 
-    def spy(observations, ent_coef, *rest):
+    def spy(observations, ent_coef):
         # every observation of the actor's batch is a stored one normalised with the statistics of the moment
         normalised = th.as_tensor(env.normalize_obs(model.replay_buffer.observations[: model.replay_buffer.size(), 0]))
         distances = th.cdist(observations, normalised, compute_mode="donot_use_mm_for_euclid_dist")
         seen.append(distances.min(dim=1).values.max().item())
-        return actor_update(observations, ent_coef, *rest)
+        return actor_update(observations, ent_coef)
 
     model._actor_update = spy
     model.learn(100)

@@ -156,7 +156,6 @@ def check_swfp_arguments(
     target_update_interval: int = 1,
     target_entropy: str | float = "auto",
     actor_learning_rate: Any = None,
-    advantage_weighted: bool = False,
 ) -> None:
     """Raise a ValueError for the first of ``SWFP``'s arguments that is out of its range (see ``SWFP``'s docstring),
     its own and those it shares with SAC (which SB3 does not check: ``target_update_interval=0`` divides by zero
@@ -185,10 +184,6 @@ def check_swfp_arguments(
         raise ValueError(f"jko_step_size must be > 0 (it divides the W2 term of Eq. 20), got {jko_step_size}")
     if not _number("bc_coef", bc_coef) >= 0:
         raise ValueError(f"bc_coef must be >= 0, got {bc_coef}")
-    if not isinstance(advantage_weighted, (bool, np.bool_)):
-        raise ValueError(f"advantage_weighted must be True or False, got {advantage_weighted!r}")
-    if advantage_weighted and not bc_coef > 0:
-        raise ValueError(f"advantage_weighted=True weighs its term with bc_coef, and bc_coef={bc_coef}: set bc_coef > 0")
     if not _number("w2_coef", w2_coef) >= 0:
         raise ValueError(f"w2_coef must be >= 0, got {w2_coef}")
     if not _number("w2_prev_coef", w2_prev_coef) >= 0:

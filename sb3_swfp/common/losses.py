@@ -126,15 +126,9 @@ def ent_coef_loss(*, log_ent_coef: th.Tensor, log_prob: th.Tensor, target_entrop
     return -(log_ent_coef * (log_prob.reshape(-1) + target_entropy).detach()).mean()
 
 
-def flow_matching_loss(
-    *, predicted_velocity: th.Tensor, target_velocity: th.Tensor, weights: th.Tensor | None = None
-) -> th.Tensor:
-    """Conditional flow-matching loss, Eq. (7): ``mean ||v_theta(s, x_t, t) - (a - x0)||^2`` over samples.
-
-    :param weights: (batch,) per-sample weights inside the mean; None: all 1.
-    """
-    per_sample = (predicted_velocity - target_velocity).pow(2).sum(dim=-1)
-    return per_sample.mean() if weights is None else (weights.reshape(-1) * per_sample).mean()
+def flow_matching_loss(*, predicted_velocity: th.Tensor, target_velocity: th.Tensor) -> th.Tensor:
+    """Conditional flow-matching loss, Eq. (7): ``mean ||v_theta(s, x_t, t) - (a - x0)||^2`` over samples."""
+    return (predicted_velocity - target_velocity).pow(2).sum(dim=-1).mean()
 
 
 class NonFiniteLossError(FloatingPointError, ValueError):

@@ -260,12 +260,12 @@ class FlowActor(BasePolicy):
     def _predict(self, observation: PyTorchObs, deterministic: bool = False) -> th.Tensor:
         return self(observation, deterministic)
 
-    def flow_matching_loss(self, obs: PyTorchObs, actions: th.Tensor, weights: th.Tensor | None = None) -> th.Tensor:
+    def flow_matching_loss(self, obs: PyTorchObs, actions: th.Tensor) -> th.Tensor:
         """Behaviour-cloning loss of Eq. (7) on (scaled) demonstration actions (batch, d).
 
         The chain is regressed onto the actions' pre-images under the squash (``S^-1(a)``, so that
         ``S(x_N)`` reproduces them).  ``t ~ U(0, 1)``; with independent blocks each sample trains the
-        block that contains its ``t``.  ``weights`` (batch,) weigh the samples inside the mean.
+        block that contains its ``t``.
         """
         features = self.extract_features(obs, self.features_extractor)
         actions = self.squash.inverse(actions)
@@ -277,7 +277,7 @@ class FlowActor(BasePolicy):
         else:
             block = th.clamp((t.squeeze(-1) * self.n_blocks).long(), max=self.n_blocks - 1)
             (predicted,) = _route_by_block(block, lambda n, idx: (self.solver.velocity(self.velocities[n], features[idx], path.x_t[idx], t[idx]),))
-        return flow_matching_loss(predicted_velocity=predicted, target_velocity=path.u, weights=weights)
+        return flow_matching_loss(predicted_velocity=predicted, target_velocity=path.u)
 
 
 class FlowPolicy(BasePolicy):

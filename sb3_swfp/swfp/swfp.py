@@ -121,10 +121,6 @@ class SWFP(OffPolicyAlgorithm):
         term that term pulls every block towards the identity map and undoes a pretrained flow.
     :param bc_coef: Weight of a flow-matching BC term on a demonstration batch in each actor update
         (ours, beyond the paper: see docs/algorithm.md; 0 by default).  Needs ``replay_buffer_class=DemoReplayBuffer``.
-    :param advantage_weighted: Replace the gradient of Eq. 20's Q term by an advantage-weighted flow-matching
-        term on the critic batch's own actions (AWAC, Nair et al. 2020, arXiv 2006.09359), weighed ``bc_coef``:
-        weights ``min(exp(A / mean|A|), 20)``, ``A = Q(s, a) - Q(s, pi(s))`` with the acting actor's
-        deterministic action.  The policy then moves only towards actions that were taken.  Needs ``bc_coef > 0``.
     :param target_update_interval: Update the critic targets every ``target_update_interval`` steps.
     :param stats_window_size: Window size for the rollout logging.
     :param tensorboard_log: The log location for tensorboard (if None, no logging).
@@ -184,7 +180,6 @@ class SWFP(OffPolicyAlgorithm):
         q_normalization: bool = False,
         w2_prev_coef: float = 1.0,
         bc_coef: float = 0.0,
-        advantage_weighted: bool = False,
         target_update_interval: int = 1,
         stats_window_size: int = 100,
         tensorboard_log: str | None = None,
@@ -200,7 +195,7 @@ class SWFP(OffPolicyAlgorithm):
             actor_batch_size=actor_batch_size, jko_step_size=jko_step_size, bc_coef=bc_coef, w2_coef=w2_coef,
             w2_prev_coef=w2_prev_coef, actor_tau=actor_tau, ent_coef=ent_coef, policy_kwargs=policy_kwargs,
             batch_size=batch_size, tau=tau, gamma=gamma, train_freq=train_freq, target_update_interval=target_update_interval,
-            target_entropy=target_entropy, actor_learning_rate=actor_learning_rate, advantage_weighted=advantage_weighted,
+            target_entropy=target_entropy, actor_learning_rate=actor_learning_rate,
         )
         if getattr(env, "action_space", None) is not None:
             check_action_space(env.action_space)  # before SB3's own, less helpful, assertions
@@ -242,7 +237,6 @@ class SWFP(OffPolicyAlgorithm):
         self.q_normalization = q_normalization
         self.w2_prev_coef = w2_prev_coef
         self.bc_coef = bc_coef
-        self.advantage_weighted = advantage_weighted
         self.target_update_interval = target_update_interval
         self.log_ent_coef: th.Tensor | None = None
         self.ent_coef_optimizer: th.optim.Adam | None = None
@@ -348,7 +342,7 @@ class SWFP(OffPolicyAlgorithm):
                     actor_obs = replay_data.observations
                 else:
                     actor_obs = self.replay_buffer.sample(self.actor_batch_size, env=self._vec_normalize_env).observations  # type: ignore[union-attr]
-                _append(logs, self._actor_update(actor_obs, ent_coef, replay_data))
+                _append(logs, self._actor_update(actor_obs, ent_coef))
                 polyak_update(self.actor.parameters(), self.actor_target.parameters(), self.actor_tau)
 
             if self._n_updates % self.target_update_interval == 0:
@@ -390,9 +384,8 @@ class SWFP(OffPolicyAlgorithm):
         self.critic.optimizer.step()
         return next_log_prob, logs
 
-    def _actor_update(self, observations: Any, ent_coef: th.Tensor, replay_data: ReplayBufferSamples | None = None) -> dict[str, float]:
-        """One JKO step of one flow block (Eq. 19-20); returns the logged terms.  ``replay_data``: the critic batch,
-        whose actions ``advantage_weighted`` regresses onto."""
+    def _actor_update(self, observations: Any, ent_coef: th.Tensor) -> dict[str, float]:
+        """One JKO step of one flow block (Eq. 19-20); returns the logged terms."""
         actor, target = self.actor, self.actor_target
         with th.inference_mode():  # old particles come from the target actor and carry no gradient
             target_features = target.extract_features(observations, target.features_extractor)
@@ -416,8 +409,6 @@ class SWFP(OffPolicyAlgorithm):
         # and Q is evaluated where the critic was trained: at S(x_n), inside the box
         log_det = log_det + actor.squash.log_abs_det(x_new)
         q_values = aggregate_q(th.cat(self.critic(observations, actor.squash(x_new)), dim=1), self.q_agg)
-        if self.advantage_weighted:  # the Q term's value stays in the loss, its gradient goes
-            q_values = q_values.detach()
         q_scale = q_values.detach().abs().mean().clamp_min(1e-6) if self.q_normalization else 1.0
         # Per-block JKO objective, Eq. (20) with the parallel-block term of Eq. (19)
         actor_loss, terms = jko_block_loss(
@@ -431,13 +422,6 @@ class SWFP(OffPolicyAlgorithm):
             bc_loss = actor.flow_matching_loss(demo.observations, demo.actions)
             logs["bc_loss"] = check_finite("bc_loss", bc_loss, self._n_updates)
             actor_loss = actor_loss + self.bc_coef * bc_loss
-        if self.advantage_weighted:
-            assert replay_data is not None
-            weights = self._advantage_weights(replay_data.observations, replay_data.actions)
-            logs["aw_weight_max"] = weights.max().item()
-            aw_loss = actor.flow_matching_loss(replay_data.observations, replay_data.actions, weights)
-            logs["aw_loss"] = check_finite("aw_loss", aw_loss, self._n_updates)
-            actor_loss = actor_loss + self.bc_coef * aw_loss
         logs["actor_loss"] = check_finite("actor_loss", actor_loss, self._n_updates)
         logs["actor_q_term"] = terms.q_term.item()
         logs["actor_log_det"] = terms.log_det.item()
@@ -451,15 +435,6 @@ class SWFP(OffPolicyAlgorithm):
         actor_loss.backward(inputs=[param for param in actor.parameters() if param.requires_grad])
         self.actor.optimizer.step()
         return logs
-
-    def _advantage_weights(self, observations: Any, actions: th.Tensor) -> th.Tensor:
-        """(batch,) ``min(exp(A / mean|A|), 20)`` with ``A = Q(s, a) - Q(s, pi(s))`` (``advantage_weighted``)."""
-        with th.no_grad():
-            policy_actions = self.actor_target(observations, deterministic=True)
-            q_taken = aggregate_q(th.cat(self.critic(observations, actions), dim=1), self.q_agg).reshape(-1)
-            q_policy = aggregate_q(th.cat(self.critic(observations, policy_actions), dim=1), self.q_agg).reshape(-1)
-            advantage = q_taken - q_policy
-            return th.exp(advantage / advantage.abs().mean().clamp_min(1e-6)).clamp(max=20.0)
 
     def pretrain(
         self: SelfSWFP,
