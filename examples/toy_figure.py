@@ -56,8 +56,8 @@ def main() -> None:
         parser.error(f"--out {args.out}: expected a .png file")
     if args.online_steps < 0 or args.samples < 1:
         parser.error(f"--online-steps must be >= 0 and --samples >= 1, got {args.online_steps} and {args.samples}")
-    if args.seed < 0:
-        parser.error(f"--seed must be >= 0, got {args.seed}")
+    if not 0 <= args.seed < 2**32:  # numpy's seeds
+        parser.error(f"--seed must be in [0, 2**32), got {args.seed}")
     existing = [str(path) for path in (out, out.with_suffix(".json")) if path.exists()]
     if existing and not args.overwrite:
         parser.error(f"--out: {' and '.join(existing)} already there: give another --out, or --overwrite to replace")

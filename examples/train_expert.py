@@ -122,11 +122,14 @@ def main() -> None:
         interrupted.append(signum)
         raise KeyboardInterrupt
 
-    previous_handler = signal.signal(signal.SIGINT, on_interrupt)
+    # Only where Ctrl-C would interrupt anyway: a run started with SIGINT ignored (a background job) keeps ignoring it
+    catch = signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    previous_handler = signal.signal(signal.SIGINT, on_interrupt) if catch else None
     try:
         exp_manager.learn(model)
     finally:
-        signal.signal(signal.SIGINT, previous_handler)
+        if catch:
+            signal.signal(signal.SIGINT, previous_handler)
     exp_manager.save_trained_model(model)
     if interrupted:
         print(

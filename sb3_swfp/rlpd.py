@@ -100,8 +100,9 @@ def rlpd_sac_kwargs(
     :param demo_ratio: Share of every batch drawn from the demonstrations.
     :param overrides: Other ``SAC`` arguments, which win (``learning_rate``, ``policy_kwargs``, ``seed``, ...);
         ``replay_buffer_kwargs`` is merged key by key (``clip_actions=True`` keeps the demonstrations and
-        ``demo_ratio``); ``n_steps`` and ``gamma`` are given to the buffer too (SB3 ignores ``n_steps`` with a
-        buffer class of one's own).  SAC does not check where the demonstrations were recorded, as SWFP does: give
+        ``demo_ratio``); ``n_steps`` goes to the buffer, with ``gamma``, which SAC and the buffer then share (SB3
+        ignores ``n_steps`` with a buffer class of one's own): give each once, as a SAC argument or in
+        ``replay_buffer_kwargs``.  SAC does not check where the demonstrations were recorded, as SWFP does: give
         this env's.
     """
     from stable_baselines3 import SAC
@@ -114,14 +115,16 @@ def rlpd_sac_kwargs(
     # SB3 ignores SAC's n_steps with a buffer class of one's own, and DemoReplayBuffer's gamma would default to
     # 0.99 whatever SAC's is: both go to the buffer, which computes the n-step returns and their discounts
     overrides = dict(overrides)
-    gamma = overrides.get("gamma", inspect.signature(SAC.__init__).parameters["gamma"].default)
     n_steps = overrides.pop("n_steps", None)
     buffer_overrides = overrides.get("replay_buffer_kwargs") or {}
+    if "gamma" not in overrides and "gamma" in buffer_overrides:
+        overrides["gamma"] = buffer_overrides["gamma"]  # the buffer's discount is SAC's too: one gamma, as given
+    gamma = overrides.get("gamma", inspect.signature(SAC.__init__).parameters["gamma"].default)
     for key, value in (("n_steps", n_steps), ("gamma", gamma)):
         if value is not None and key in buffer_overrides and buffer_overrides[key] != value:
             raise ValueError(
                 f"rlpd_sac_kwargs: replay_buffer_kwargs {key}={buffer_overrides[key]!r} but SAC's {key}={value!r}: give "
-                "n_steps and gamma as SAC arguments only; rlpd_sac_kwargs passes them to the DemoReplayBuffer"
+                "each once (as a SAC argument or in replay_buffer_kwargs); rlpd_sac_kwargs gives SAC's to the DemoReplayBuffer"
             )
     buffer_kwargs: dict[str, Any] = dict(demonstrations=demonstrations, demo_ratio=demo_ratio)
     if n_steps is not None or "n_steps" in buffer_overrides:

@@ -283,7 +283,7 @@ def test_train_expert_records_nothing_from_an_interrupted_training(tmp_path, mon
             try:  # as rl-zoo3 does
                 model.num_timesteps = 10
                 os.kill(os.getpid(), signal.SIGINT)
-                time.sleep(5)
+                time.sleep(0.5)  # the handler runs before: ignored, the sleep is all that happens
             except KeyboardInterrupt:
                 pass
 
@@ -300,21 +300,41 @@ def test_train_expert_records_nothing_from_an_interrupted_training(tmp_path, mon
     assert (tmp_path / "logs").is_dir() and not (tmp_path / "expert.npz").exists()
     assert signal.getsignal(signal.SIGINT) is not None and signal.getsignal(signal.SIGINT).__name__ != "on_interrupt"
 
+    # Started with SIGINT ignored (a background job of a script), the run ignores it as before and records
+    class Recording(Exception):
+        pass
+
+    def record(*args, **kwargs):
+        raise Recording
+
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    monkeypatch.setattr(example, "collect_demonstrations", record)
+    monkeypatch.setattr(sys, "argv", ["train_expert", "--out", "expert2.npz"])
+    (tmp_path / "logs").rmdir()
+    try:
+        with pytest.raises(Recording):  # it went on to record the trained expert
+            example.main()
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
 
 @pytest.mark.parametrize(
     "script, argv, message",
     [
         ("collect_demos", ["--env", "Foo-v0"], "--env Foo-v0: Environment `Foo` doesn't exist"),
         ("collect_demos", ["--env", "CartPole-v1"], "--env CartPole-v1: no scripted expert for 'CartPole-v1'"),
-        ("collect_demos", ["--seed", "-1"], "--seed must be >= 0, got -1"),
+        ("collect_demos", ["--seed", "-1"], "--seed must be in [0, 2**32), got -1"),
         ("train_expert", ["--env", "Foo-v0"], "--env Foo-v0: Environment `Foo` doesn't exist"),
         ("train_expert", ["--hyperparams-from", "Nope-v0"], "--hyperparams-from: rl-zoo3 has no sac hyperparameters for 'Nope-v0'"),
-        ("train_expert", ["--seed", "-1"], "--seed must be >= 0, got -1"),
-        ("toy_figure", ["--seed", "-1"], "--seed must be >= 0, got -1"),
+        ("train_expert", ["--seed", "-1"], "--seed must be in [0, 2**32), got -1"),
+        ("train_expert", ["--seed", str(2**32)], f"--seed must be in [0, 2**32), got {2**32}"),
+        ("toy_figure", ["--seed", "-1"], "--seed must be in [0, 2**32), got -1"),
+        ("toy_figure", ["--seed", str(2**32)], f"--seed must be in [0, 2**32), got {2**32}"),
         ("toy_figure", ["--out", "kept.npz/fig.png"], "--out kept.npz/fig.png: cannot make its folder"),
     ],
 )
-def test_the_recording_scripts_refuse_an_env_or_seed_they_cannot_use_as_usage_errors(script, argv, message, tmp_path, monkeypatch, capsys):
+def test_the_recording_scripts_refuse_an_env_seed_zoo_entry_or_out_they_cannot_use_as_usage_errors(script, argv, message, tmp_path, monkeypatch, capsys):
     """They ended in a traceback (gymnasium's, numpy's, the expert factory's), train_expert.py after leaving an empty run folder."""
     example = load_example(script)
     monkeypatch.chdir(tmp_path)

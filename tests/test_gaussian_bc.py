@@ -42,6 +42,9 @@ def test_arguments_and_demonstrations_are_checked_as_pretrain_checks_them(demos)
         gaussian_behaviour_cloning(model, demos, batch_size=0)
     with pytest.raises(ValueError, match="gradient_steps must be an integer >= 0, got -5"):
         gaussian_behaviour_cloning(model, demos, gradient_steps=-5)
+    for learning_rate, message in ((0, "learning_rate must be > 0"), (-1e-3, "learning_rate must be > 0"), ("1e-3", "learning_rate must be a number")):
+        with pytest.raises(ValueError, match=message):
+            gaussian_behaviour_cloning(model, demos, learning_rate=learning_rate)
     other = dataclasses.replace(demos, metadata={**demos.metadata, "env_id": "MountainCarContinuous-v0"})
     with pytest.raises(ValueError, match="recorded on 'MountainCarContinuous-v0'"):
         gaussian_behaviour_cloning(model, other, gradient_steps=1)

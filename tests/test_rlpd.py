@@ -96,3 +96,6 @@ def test_n_steps_and_gamma_reach_the_demonstration_buffer(demos):
         rlpd_sac_kwargs(demos, gamma=0.9, replay_buffer_kwargs=dict(n_steps=3, gamma=0.99))
     with pytest.raises(ValueError, match="replay_buffer_kwargs n_steps=2 but SAC's n_steps=3"):
         rlpd_sac_kwargs(demos, n_steps=3, replay_buffer_kwargs=dict(n_steps=2))
+    # given in the buffer's arguments only (as docs/demonstrations.md says for SAC), the buffer's gamma is SAC's too
+    kwargs = rlpd_sac_kwargs(demos, replay_buffer_kwargs=dict(n_steps=3, gamma=0.98))
+    assert kwargs["gamma"] == 0.98 and (kwargs["replay_buffer_kwargs"]["n_steps"], kwargs["replay_buffer_kwargs"]["gamma"]) == (3, 0.98)

@@ -170,8 +170,8 @@ def check_recording_arguments(parser: argparse.ArgumentParser, args: argparse.Na
         parser.error(f"--episodes must be >= 1, got {args.episodes}")
     if not (math.isfinite(args.noise) and args.noise >= 0):
         parser.error(f"--noise is a relative standard deviation, a finite number >= 0, got {args.noise}")
-    if args.seed < 0:  # numpy and gymnasium refuse a negative seed, with a traceback
-        parser.error(f"--seed must be >= 0, got {args.seed}")
+    if not 0 <= args.seed < 2**32:  # numpy and SB3's set_random_seed refuse others, with a traceback
+        parser.error(f"--seed must be in [0, 2**32), got {args.seed}")
     try:
         check_new_demonstrations_file(args.out, overwrite=args.overwrite)
     except FileExistsError as error:
