@@ -109,7 +109,8 @@ def rlpd_sac_kwargs(
 
     if isinstance(utd, bool) or not isinstance(utd, numbers.Integral) or utd < 1:
         raise ValueError(f"utd must be an integer >= 1 (gradient steps per env step), got {utd!r}")
-    unknown = sorted(set(overrides) - set(inspect.signature(SAC.__init__).parameters) - {"self"})
+    sac_parameters = inspect.signature(SAC.__init__).parameters
+    unknown = sorted(set(overrides) - set(sac_parameters) - {"self"})
     if unknown:
         raise TypeError(f"rlpd_sac_kwargs: {', '.join(unknown)} {'is not an argument' if len(unknown) == 1 else 'are not arguments'} of SAC")
     # SB3 ignores SAC's n_steps with a buffer class of one's own, and DemoReplayBuffer's gamma would default to
@@ -119,7 +120,7 @@ def rlpd_sac_kwargs(
     buffer_overrides = overrides.get("replay_buffer_kwargs") or {}
     if "gamma" not in overrides and "gamma" in buffer_overrides:
         overrides["gamma"] = buffer_overrides["gamma"]  # the buffer's discount is SAC's too: one gamma, as given
-    gamma = overrides.get("gamma", inspect.signature(SAC.__init__).parameters["gamma"].default)
+    gamma = overrides.get("gamma", sac_parameters["gamma"].default)
     for key, value in (("n_steps", n_steps), ("gamma", gamma)):
         if value is not None and key in buffer_overrides and buffer_overrides[key] != value:
             raise ValueError(

@@ -88,6 +88,12 @@ def _number(name: str, value: Any) -> float:
         raise ValueError(f"{name} must be a number, got {value!r}") from None
 
 
+def check_positive(name: str, value: Any, meaning: str) -> None:
+    """Raise a ValueError unless ``value`` is a number > 0; ``meaning`` says in the message what it is."""
+    if not _number(name, value) > 0:
+        raise ValueError(f"{name} must be > 0 ({meaning}), got {value}")
+
+
 def check_pretrain_arguments(
     gradient_steps: int, batch_size: int, learning_rate: float, final_learning_rate: float, weight_decay: float,
     critic_warmup_steps: int, log_interval: int = 1,
@@ -98,8 +104,7 @@ def check_pretrain_arguments(
     check_int("batch_size", batch_size, 1)
     check_int("critic_warmup_steps", critic_warmup_steps, 0)
     check_int("log_interval", log_interval, 1)
-    if not _number("learning_rate", learning_rate) > 0:
-        raise ValueError(f"learning_rate must be > 0 (BC's initial learning rate), got {learning_rate}")
+    check_positive("learning_rate", learning_rate, "BC's initial learning rate")
     if not 0 <= _number("final_learning_rate", final_learning_rate) <= learning_rate:
         raise ValueError(
             f"final_learning_rate must be >= 0 and <= learning_rate (where BC's cosine schedule ends, from "
@@ -234,6 +239,7 @@ __all__ = [
     "check_action_space",
     "check_choice",
     "check_int",
+    "check_positive",
     "check_policy_args_repeated",
     "check_swfp_arguments",
     "initial_ent_coef",

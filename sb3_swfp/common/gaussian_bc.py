@@ -6,7 +6,7 @@ import numpy as np
 import torch as th
 from stable_baselines3 import SAC
 
-from sb3_swfp.common.checks import _number, check_int
+from sb3_swfp.common.checks import check_int, check_positive
 from sb3_swfp.demos import DemonstrationBuffer, DemonstrationsLike, as_demonstrations, check_env_id, vec_env_id
 
 
@@ -43,8 +43,7 @@ def gaussian_behaviour_cloning(
 
     check_int("gradient_steps", gradient_steps, 0)
     check_int("batch_size", batch_size, 1)
-    if not _number("learning_rate", learning_rate) > 0:
-        raise ValueError(f"learning_rate must be > 0 (Adam's), got {learning_rate}")
+    check_positive("learning_rate", learning_rate, "Adam's")
     demos = as_demonstrations(demonstrations)
     check_env_id(demos.metadata, vec_env_id(model.env), allow_env_mismatch)
     demo_buffer = DemonstrationBuffer.from_demonstrations(

@@ -50,15 +50,19 @@ def with_saved_buffer_arguments(data: dict[str, Any] | None, kwargs: dict[str, A
     override = kwargs["replay_buffer_kwargs"] or {}
     if not isinstance(override, dict) or "replay_buffer_class" in kwargs or "replay_buffer_class" in (custom_objects or {}):
         return kwargs  # another buffer class takes the arguments it is given
+    saved_kwargs = _read_back(data, "replay_buffer_kwargs", custom_objects)  # type: ignore[arg-type]
+    if not isinstance(saved_kwargs, dict):  # could not be read back: SB3's load says so
+        return kwargs
+    return {**kwargs, "replay_buffer_kwargs": {**saved_kwargs, **override}}
+
+
+def _read_back(data: dict[str, Any], key: str, custom_objects: dict[str, Any] | None) -> Any:
+    """The object SB3's load makes of ``data[key]`` (a pickled class, a dict of arguments), None where it cannot."""
     from stable_baselines3.common.save_util import json_to_data
 
     with warnings.catch_warnings():  # what cannot be read back, SB3's load warns about itself
         warnings.simplefilter("ignore")
-        saved = json_to_data(json.dumps({"replay_buffer_kwargs": data["replay_buffer_kwargs"]}), custom_objects)  # type: ignore[index]
-    saved_kwargs = saved.get("replay_buffer_kwargs")
-    if not isinstance(saved_kwargs, dict):  # could not be read back: SB3's load says so
-        return kwargs
-    return {**kwargs, "replay_buffer_kwargs": {**saved_kwargs, **override}}
+        return json_to_data(json.dumps({key: data[key]}), custom_objects).get(key)
 
 
 def check_saved_policy(data: dict[str, Any] | None, path: Any, custom_objects: dict[str, Any] | None = None) -> None:
@@ -67,14 +71,10 @@ def check_saved_policy(data: dict[str, Any] | None, path: Any, custom_objects: d
     ``custom_objects`` is SB3's load's to use, and one that cannot be read back is SB3's load's to report."""
     if not data or not isinstance(data.get("policy_class"), dict) or "policy_class" in (custom_objects or {}):
         return
-    from stable_baselines3.common.save_util import json_to_data
-
     from sb3_swfp.swfp.policies import FlowPolicy
 
     try:
-        with warnings.catch_warnings():  # what cannot be read back, SB3's load warns about itself
-            warnings.simplefilter("ignore")
-            policy_class = json_to_data(json.dumps({"policy_class": data["policy_class"]}), custom_objects).get("policy_class")
+        policy_class = _read_back(data, "policy_class", custom_objects)
     except Exception:  # a module that is gone, a class pickled by another Python: SB3's load says what it can
         return
     if isinstance(policy_class, type) and not issubclass(policy_class, FlowPolicy):
