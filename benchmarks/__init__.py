@@ -137,6 +137,11 @@ def code_version() -> dict[str, Any] | None:
     return {"commit": commit, "modified": modified}
 
 
+def provenance() -> dict[str, Any]:
+    """A result's ``machine`` (:func:`machine`) and ``code`` (:func:`code_version`): what it can be made again on."""
+    return {"machine": machine(), "code": code_version()}
+
+
 def flag(name: str) -> str:
     """The command-line flag of an argparse dest: ``eval_episodes`` -> ``--eval-episodes``."""
     return "--" + name.replace("_", "-")

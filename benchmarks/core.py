@@ -39,9 +39,8 @@ from benchmarks import (
     CORE_RESULTS,
     DOCS,
     HYPERPARAMS,
-    code_version,
     given_options,
-    machine,
+    provenance,
     write_result,
 )
 from benchmarks.cost import ENV_ID, SPEED_PREDICT_CALLS, SPEED_ROUNDS, SPEED_TRAIN_CHUNK, measure_speed, pendulum_model
@@ -110,8 +109,7 @@ def run_learning(job: tuple[str, int, int, int, str | None], results: Path = COR
         + (f" --algos {algo}" if squash or other else "")
         + (f" --squash {squash}" if squash else "")
         + (f" --timesteps {total} --eval-every {eval_every}" if other else ""),
-        "machine": machine(),
-        "code": code_version(),
+        **provenance(),
     }
     write_result(out, result)
     return f"done {out.name} in {result['wall_s']:.0f}s"
@@ -160,8 +158,7 @@ def run_speed(results: Path = CORE_RESULTS) -> None:
         "torch_threads": 1,
         "cpu_count": os.cpu_count(),
         "load_average": load_average,
-        "machine": machine(),
-        "code": code_version(),
+        **provenance(),
     }
     write_result(results / "speed.json", result)
 

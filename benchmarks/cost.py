@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks import HYPERPARAMS, RESULTS, SUITE_COMMAND, code_version, machine, write_result
+from benchmarks import HYPERPARAMS, RESULTS, SUITE_COMMAND, provenance, write_result
 
 #: The env of the speed measurements and of the core's learning runs
 ENV_ID = "Pendulum-v1"
@@ -127,8 +127,7 @@ def run_cost(device: str, results: Path = RESULTS) -> None:
         "command": f"{SUITE_COMMAND} --suite cost",
         "cpu_count": os.cpu_count(),
         "load_average": load_average,
-        "machine": machine(),
-        "code": code_version(),
+        **provenance(),
     }
     write_result(results / "cost.json", result)
 

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks import RESULTS, SUITE_COMMAND, code_version, machine, read_result, shown, write_result
+from benchmarks import RESULTS, SUITE_COMMAND, provenance, read_result, shown, write_result
 from benchmarks.methods import make_model, model_class, variant_name
 from benchmarks.tasks import TASKS, Task, make_demonstrations, make_env
 
@@ -189,7 +189,7 @@ def _run(run: Run, out: Path) -> str:
             state["curve_stochastic"].append((step, *evaluate(model, eval_env, sampled_task, run.seed)))
 
     settings = run_settings(run, task)
-    segment = {"machine": machine(), "code": code_version()}
+    segment = provenance()
     if state is None:
         method = "swfp" if run.swfp_kwargs is not None else run.method
         model = make_model(method, task, demos, run.seed, run.budget, run.device, run.swfp_kwargs)
@@ -240,8 +240,7 @@ def _run(run: Run, out: Path) -> str:
         "command": run.command(),
         "device": str(model.device),
         "torch_threads": th.get_num_threads(),
-        "machine": machine(),  # per-seed numbers reproduce on this kind of machine only (robustness.md §12)
-        "code": segment["code"],
+        **segment,  # its machine: per-seed numbers reproduce on this kind of machine only (robustness.md §12)
         # the machine and code of each part of a resumed run (the first: where it started)
         **({"segments": state["segments"]} if state["resumed_at"] else {}),
         "eval_protocol": EVAL_PROTOCOL,

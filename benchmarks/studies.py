@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks import RESULTS, SUITE_COMMAND, code_version, machine, methods, shown, write_result
+from benchmarks import RESULTS, SUITE_COMMAND, methods, provenance, shown, write_result
 from benchmarks.methods import make_model
 from benchmarks.runner import describe, evaluate, toy_scores
 from benchmarks.tasks import TASKS, make_demonstrations, make_env
@@ -57,7 +57,7 @@ def run_sensitivity(job: tuple[str, float, int], results: Path = RESULTS) -> str
         "parameter": name, "value": value, "seed": seed, "bc": before, "final": score(), "wall_s": time.perf_counter() - start,
         # what the toy's entry was when the run was made (the page's table mixes nothing else)
         "hyperparams": {key: repr(v) for key, v in describe(model).items()},
-        "command": f"{SUITE_COMMAND} --suite sensitivity --seeds {seed}", "machine": machine(), "code": code_version(),
+        "command": f"{SUITE_COMMAND} --suite sensitivity --seeds {seed}", **provenance(),
     }  # fmt: skip
     write_result(out, result)
     return f"done {shown(out)}"
@@ -133,7 +133,7 @@ def run_density(job: tuple[str, str, str, int], results: Path = RESULTS) -> str:
         result["bc_return"], result["bc_return_std"], result["bc_success"] = evaluate(model, Monitor(make_env(task.env_id)), task, seed)
     result["wall_s"] = time.perf_counter() - start
     result["command"] = f"{SUITE_COMMAND} --suite density --jobs 2"
-    result["machine"], result["code"] = machine(), code_version()
+    result.update(provenance())
     write_result(out, result)
     return f"done {shown(out)} in {result['wall_s']:.0f}s"
 
@@ -199,7 +199,7 @@ def run_bc_drift(job: tuple[str, int, int | None], results: Path = RESULTS) -> s
     command = f"{SUITE_COMMAND} --suite bc_drift --tasks {name} --seeds {seed}"
     result = {
         "task": name, "seed": seed, "curve": curve, "learning_rate": rate, "wall_s": time.perf_counter() - start,
-        "command": command + (f" --eval-episodes {eval_episodes}" if eval_episodes else ""), "machine": machine(), "code": code_version(),
+        "command": command + (f" --eval-episodes {eval_episodes}" if eval_episodes else ""), **provenance(),
     }  # fmt: skip
     if wide_task is not None:
         result.update(eval_episodes=task.eval_episodes, eval_episodes_wide=eval_episodes, curve_wide=curve_wide)
