@@ -8,6 +8,9 @@
   (``DemoReplayBuffer``, the demo share of SWFP's entry) and learning from the first step;
 - ``rlpd``: RLPD-style SAC (``sb3_swfp.rlpd``): rl-zoo3's SAC settings with LayerNorm critics, half of
   every batch from the demonstrations, learning from the first step and two updates per env step;
+- ``rlpd_ensemble``: RLPD's critic ensemble (``sb3_swfp.rlpd.RLPD``): ``rlpd`` with ten critics, the
+  target's minimum over a random two, the actor's Q their mean, one actor and temperature step per env
+  step and RLPD's target entropy (extra rows, where time allows);
 - ``rlpd_bc``: ``rlpd`` from a behaviour-cloned actor, what a user with demonstrations would try
   instead of SWFP: SAC's Gaussian actor cloned on the demonstrations (``gaussian_behaviour_cloning``
   with ``PRETRAIN_KWARGS``' steps and learning rate), then as ``rlpd``, with the actor waiting the
@@ -32,13 +35,14 @@ from benchmarks.tasks import Task, make_env
 from sb3_swfp.presets import FINETUNE_KWARGS, merge_kwargs
 from sb3_swfp.rlpd import RLPD_UTD
 
-METHODS = ("bc", "swfp", "rlpd", "rlpd_bc", "sac", "td3", "sac_demos", "td3_demos", "tqc", "crossq")
+METHODS = ("bc", "swfp", "rlpd", "rlpd_ensemble", "rlpd_bc", "sac", "td3", "sac_demos", "td3_demos", "tqc", "crossq")
 RUN_METHODS = tuple(m for m in METHODS if m != "bc")  # bc is read off the swfp runs
 DEFAULT_METHODS = ("swfp", "rlpd", "sac", "td3", "sac_demos", "td3_demos")
 LABELS = {
     "bc": "BC flow (no online step)",
     "swfp": "SWFP (BC + online)",
     "rlpd": f"RLPD-style SAC (demos, UTD {RLPD_UTD})",
+    "rlpd_ensemble": f"RLPD, ten critics (demos, UTD {RLPD_UTD})",
     "rlpd_bc": f"RLPD-style SAC from a BC actor (demos, UTD {RLPD_UTD})",
     "sac": "SAC from scratch",
     "td3": "TD3 from scratch",
@@ -123,14 +127,14 @@ def make_model(method: str, task: Task, demos, seed: int, budget: str, device: s
         model = SWFP(policy, env, seed=seed, device=device, **kwargs)
         model.pretrain(demos, **bc_kwargs)
         return model
-    if method in ("rlpd", "rlpd_bc"):
-        from sb3_swfp.rlpd import rlpd_sac_kwargs
+    if method in ("rlpd", "rlpd_ensemble", "rlpd_bc"):
+        from sb3_swfp.rlpd import RLPD, rlpd_sac_kwargs
 
         # rl-zoo3's SAC settings for the task, made RLPD-style (its buffer, start and update ratio win)
         kwargs = {key: value for key, value in baseline_kwargs("sac", task, budget).items() if key not in RLPD_SETS}
         kwargs = rlpd_sac_kwargs(demos, dict_observations=task.success_metric, **kwargs, **(overrides or {}))
-        if method == "rlpd":
-            return SAC(env=env, seed=seed, device=device, **kwargs)
+        if method != "rlpd_bc":
+            return {"rlpd": SAC, "rlpd_ensemble": RLPD}[method](env=env, seed=seed, device=device, **kwargs)
         from sb3_swfp.common.gaussian_bc import gaussian_behaviour_cloning
         from sb3_swfp.presets import PRETRAIN_KWARGS
 
@@ -179,6 +183,10 @@ def model_class(method: str):
         return {"tqc": TQC, "crossq": CrossQ}[method]
     if method == "rlpd_bc":
         return CriticFirstSAC
+    if method == "rlpd_ensemble":
+        from sb3_swfp.rlpd import RLPD
+
+        return RLPD
     return {"sac": SAC, "td3": TD3, "rlpd": SAC}[method.partition("_")[0]]
 
 

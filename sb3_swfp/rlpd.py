@@ -3,27 +3,32 @@
 RLPD (Ball et al. 2023, "Efficient Online Reinforcement Learning with Offline Data", arXiv
 2302.02948) is SAC with three changes: symmetric sampling (half of every batch from the offline
 data), LayerNorm in the critics, and a large critic ensemble updated many times per env step.
-Here it is SB3's own SAC with::
+Two forms, from the same arguments::
 
     from stable_baselines3 import SAC
-    from sb3_swfp.rlpd import rlpd_sac_kwargs
+    from sb3_swfp.rlpd import RLPD, rlpd_sac_kwargs
 
-    model = SAC(env=env, **rlpd_sac_kwargs("demos.npz"))  # the policy class comes with the arguments
+    model = SAC(env=env, **rlpd_sac_kwargs("demos.npz"))   # RLPD-style SAC: SB3's SAC (the ``rlpd`` rows)
+    model = RLPD(env=env, **rlpd_sac_kwargs("demos.npz"))  # and RLPD's critic ensemble (``rlpd_ensemble``)
     model.learn(10_000)
 
-``SAC.load`` reads a saved model back; where its demonstrations file is not found from the working
-directory, load it inside ``sb3_swfp.demos.defer_missing_demonstrations()`` (it then predicts, and
-asks for the demonstrations before it trains), as ``SWFP.load`` does by itself.
+(the policy class comes with the arguments).  ``SAC.load`` / ``RLPD.load`` read a saved model back; where
+its demonstrations file is not found from the working directory, load it inside
+``sb3_swfp.demos.defer_missing_demonstrations()`` (it then predicts, and asks for the demonstrations
+before it trains), as ``SWFP.load`` does by itself.
 
 What differs from RLPD's recipe (its reference code, ikostrikov/rlpd), and why:
 
-- the critics: SB3's SAC takes the minimum over *all* its critics in the target, so the ensemble stays
-  SB3's two (RLPD: ten, the target's minimum over a random two, the actor's Q their mean).  A weaker
-  baseline than the recipe in this respect: SWFP's fine-tuning preset trains ten critics;
-- the update-to-data ratio defaults to 2 (RLPD: 20), to keep runs within a CPU budget; SB3 updates the
-  actor and the temperature at every gradient step (RLPD: once per env step, after the critics');
-- the temperature's target entropy is SB3's ``-dim(A)`` (RLPD: ``-dim(A)/2``), and nothing waits for
-  random warm-up steps (RLPD: 5000): the demonstrations are in the buffer from the first step;
+- the critics (``SAC`` only): SB3's SAC takes the minimum over *all* its critics in the target, so the
+  ensemble stays SB3's two (RLPD: ten, the target's minimum over a random two, the actor's Q their mean).
+  A weaker baseline than the recipe in this respect: SWFP's fine-tuning preset trains ten critics.
+  :class:`RLPD` follows the recipe here;
+- the update-to-data ratio defaults to 2 (RLPD: 20), to keep runs within a CPU budget; SB3's SAC updates
+  the actor and the temperature at every gradient step (:class:`RLPD`, as RLPD: once per env step, after
+  the critics');
+- the temperature's target entropy is SB3's ``-dim(A)`` for ``SAC`` (:class:`RLPD`'s ``"auto"``:
+  RLPD's ``-dim(A)/2``), and nothing waits for random warm-up steps (RLPD: 5000): the demonstrations are
+  in the buffer from the first step;
 - everything else (learning rates, network sizes) is what the caller gives: the benchmarks take
   rl-zoo3's SAC entry of the task (a learning rate of 1e-3 on Pendulum-v1 and the PointMazes, RLPD: 3e-4).
 """
@@ -35,12 +40,19 @@ import numbers
 import os
 from typing import Any
 
+import numpy as np
+import torch as th
 from gymnasium import spaces
+from stable_baselines3 import SAC
 from stable_baselines3.common.policies import ContinuousCritic
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, CombinedExtractor, FlattenExtractor
+from stable_baselines3.common.type_aliases import ReplayBufferSamples
+from stable_baselines3.common.utils import polyak_update
 from stable_baselines3.sac.policies import SACPolicy
 
+from sb3_swfp.common.checks import check_choice, check_int
 from sb3_swfp.common.critics import LayerNormContinuousCritic
+from sb3_swfp.common.losses import Q_AGGREGATIONS, aggregate_q, check_finite, ent_coef_loss, soft_q_loss, soft_q_target
 from sb3_swfp.demos import Demonstrations, DemoReplayBuffer
 from sb3_swfp.presets import merge_kwargs
 
@@ -79,6 +91,137 @@ class LayerNormMultiInputSACPolicy(LayerNormSACPolicy):
                 f"env's are {observation_space}: leave dict_observations False"
             )
         super().__init__(observation_space, *args, features_extractor_class=features_extractor_class, **kwargs)
+
+
+class RLPD(SAC):
+    """SAC with RLPD's critic ensemble and update order (Ball et al. 2023, arXiv 2302.02948, Sec. 3-4).
+
+    What changes from SB3's ``SAC`` (the rest, save/load and logging included, is SAC's):
+
+    - ten LayerNorm critics by default (``policy_kwargs["n_critics"]``; the ``"MlpPolicy"`` and
+      ``"MultiInputPolicy"`` aliases are :class:`LayerNormSACPolicy` and its Dict form);
+    - the target's minimum is over ``target_critics`` of them, drawn at random at every gradient step
+      (REDQ's M, Chen et al. 2021; RLPD: 2), not over all: a pessimistic target without the bias of a
+      minimum over ten;
+    - the actor's Q is the critics' mean (``actor_q="mean"``, RLPD's), not their minimum;
+    - the actor and the temperature take one step per call of ``train`` (with ``train_freq=1``: per env
+      step), on the last of its ``gradient_steps`` critic batches, after the critics' updates, as RLPD's
+      ``update`` does: ``gradient_steps`` is the critics' update-to-data ratio;
+    - ``target_entropy="auto"`` is RLPD's ``-dim(A)/2`` (SAC's: ``-dim(A)``).
+
+    :param target_critics: Critics in the target's minimum, drawn at every gradient step; None: all of
+        them (SAC's target).
+    :param actor_q: ``"mean"`` (RLPD) or ``"min"`` (SAC) over the critics in the actor's loss.
+    :param policy_kwargs: As SAC's; ``n_critics`` defaults to 10.
+    :param target_entropy: As SAC's; ``"auto"`` is ``-dim(A)/2``.
+    :param kwargs: SAC's other arguments (keywords only).
+    """
+
+    policy_aliases = {**SAC.policy_aliases, "MlpPolicy": LayerNormSACPolicy, "MultiInputPolicy": LayerNormMultiInputSACPolicy}
+
+    def __init__(
+        self,
+        policy: str | type[SACPolicy],
+        env: Any,
+        *,
+        target_critics: int | None = 2,
+        actor_q: str = "mean",
+        policy_kwargs: dict[str, Any] | None = None,
+        target_entropy: str | float = "auto",
+        _init_setup_model: bool = True,
+        **kwargs: Any,
+    ):
+        if target_critics is not None:
+            check_int("target_critics", target_critics, 1)
+        check_choice("actor_q", actor_q, Q_AGGREGATIONS)
+        policy_kwargs = {"n_critics": 10, **(policy_kwargs or {})}
+        super().__init__(policy, env, policy_kwargs=policy_kwargs, target_entropy=target_entropy, _init_setup_model=False, **kwargs)
+        self.target_critics = target_critics
+        self.actor_q = actor_q
+        if target_entropy == "auto" and self.action_space is not None:  # (loading: the saved value comes after)
+            self.target_entropy = -float(np.prod(self.action_space.shape)) / 2
+        if _init_setup_model:
+            self._setup_model()
+
+    def _setup_model(self) -> None:
+        super()._setup_model()
+        n_critics = self.critic.n_critics
+        if self.target_critics is not None and self.target_critics > n_critics:
+            raise ValueError(
+                f"target_critics={self.target_critics} but the policy has {n_critics} critics "
+                "(policy_kwargs n_critics): draw at most as many as there are"
+            )
+
+    def train(self, gradient_steps: int, batch_size: int = 64) -> None:
+        if gradient_steps < 1:
+            return
+        self.policy.set_training_mode(True)
+        optimizers = [self.actor.optimizer, self.critic.optimizer]
+        if self.ent_coef_optimizer is not None:
+            optimizers.append(self.ent_coef_optimizer)
+        self._update_learning_rate(optimizers)
+        ent_coef = th.exp(self.log_ent_coef.detach()) if self.ent_coef_optimizer is not None else self.ent_coef_tensor
+
+        critic_losses = []
+        for gradient_step in range(gradient_steps):
+            replay_data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
+            critic_losses.append(self._critic_update(replay_data, ent_coef, self._n_updates + gradient_step))
+            if gradient_step % self.target_update_interval == 0:
+                polyak_update(self.critic.parameters(), self.critic_target.parameters(), self.tau)
+                polyak_update(self.batch_norm_stats, self.batch_norm_stats_target, 1.0)  # running stats (SB3 #996)
+        # RLPD's update: the actor and the temperature once, on the last batch, after the critics
+        actor_loss, log_prob = self._actor_update(replay_data.observations, ent_coef)
+        self._n_updates += gradient_steps
+
+        self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
+        self.logger.record("train/ent_coef", ent_coef.item())
+        self.logger.record("train/actor_loss", actor_loss)
+        self.logger.record("train/critic_loss", float(np.mean(critic_losses)))
+        if self.ent_coef_optimizer is not None:
+            temperature_loss = ent_coef_loss(log_ent_coef=self.log_ent_coef, log_prob=log_prob, target_entropy=self.target_entropy)
+            self.ent_coef_optimizer.zero_grad()
+            temperature_loss.backward()
+            self.ent_coef_optimizer.step()
+            self.logger.record("train/ent_coef_loss", temperature_loss.item())
+
+    def _target_q_values(self, observations: Any, actions: th.Tensor) -> th.Tensor:
+        """(batch, target_critics): the target critics at (s', a'), a random ``target_critics`` of them (all if None)."""
+        target = self.critic_target
+        chosen = range(target.n_critics) if self.target_critics is None else th.randperm(target.n_critics)[: self.target_critics].tolist()
+        features = target.extract_features(observations, target.features_extractor)
+        q_input = th.cat([features, actions], dim=1)
+        return th.cat([target.q_networks[index](q_input) for index in chosen], dim=1)
+
+    def _critic_update(self, replay_data: ReplayBufferSamples, ent_coef: th.Tensor, update: int) -> float:
+        """One critic step on the soft Bellman target (SAC's, with entropy backup); returns the loss."""
+        with th.no_grad():
+            next_actions, next_log_prob = self.actor.action_log_prob(replay_data.next_observations)
+            discounts = replay_data.discounts if replay_data.discounts is not None else self.gamma
+            target_q = soft_q_target(
+                rewards=replay_data.rewards, dones=replay_data.dones, discounts=discounts,
+                next_q_values=self._target_q_values(replay_data.next_observations, next_actions),
+                next_log_prob=next_log_prob, ent_coef=ent_coef, q_agg="min",
+            )
+        critic_loss = soft_q_loss(current_q_values=self.critic(replay_data.observations, replay_data.actions), target_q_values=target_q)
+        loss = check_finite("critic_loss", critic_loss, update, "RLPD")
+        self.critic.optimizer.zero_grad()
+        critic_loss.backward()
+        self.critic.optimizer.step()
+        return loss
+
+    def _actor_update(self, observations: Any, ent_coef: th.Tensor) -> tuple[float, th.Tensor]:
+        """One actor step, ``E[alpha log pi(a|s) - Q(s, a)]`` with Q the critics' ``actor_q``; returns the loss
+        and the batch's ``log pi`` (for the temperature)."""
+        if self.use_sde:
+            self.actor.reset_noise()
+        actions_pi, log_prob = self.actor.action_log_prob(observations)
+        q_values = aggregate_q(th.cat(self.critic(observations, actions_pi), dim=1), self.actor_q)
+        actor_loss = (ent_coef * log_prob.reshape(-1, 1) - q_values).mean()
+        loss = check_finite("actor_loss", actor_loss, self._n_updates, "RLPD")
+        self.actor.optimizer.zero_grad()
+        actor_loss.backward()
+        self.actor.optimizer.step()
+        return loss, log_prob.detach()
 
 
 def rlpd_sac_kwargs(
@@ -141,4 +284,4 @@ def rlpd_sac_kwargs(
     return merge_kwargs(rlpd, overrides)  # the preset's merge: replay_buffer_kwargs key by key
 
 
-__all__ = ["RLPD_DEMO_RATIO", "RLPD_UTD", "LayerNormMultiInputSACPolicy", "LayerNormSACPolicy", "rlpd_sac_kwargs"]
+__all__ = ["RLPD", "RLPD_DEMO_RATIO", "RLPD_UTD", "LayerNormMultiInputSACPolicy", "LayerNormSACPolicy", "rlpd_sac_kwargs"]

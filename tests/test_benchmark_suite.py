@@ -105,6 +105,16 @@ def test_rlpd_from_a_bc_actor_starts_cloned_and_its_actor_waits_for_the_critics(
     assert not all(th.equal(a, b) for a, b in zip(before, cloned.actor.parameters()))
 
 
+def test_rlpd_ensemble_is_rlpd_with_its_ten_critics_and_a_random_two_in_the_target(results):
+    from sb3_swfp.rlpd import RLPD, LayerNormSACPolicy
+
+    task = tasks.TASKS["toy"]
+    model = methods.make_model("rlpd_ensemble", task, tasks.make_demonstrations(task), seed=0, budget="cpu", device="cpu")
+    assert type(model) is RLPD and methods.model_class("rlpd_ensemble") is RLPD
+    assert (model.critic.n_critics, model.target_critics, model.actor_q, model.gradient_steps) == (10, 2, "mean", 2)
+    assert isinstance(model.policy, LayerNormSACPolicy) and model.replay_buffer.demo_ratio == 0.5
+
+
 def test_swfp_variant_runs_with_its_kwargs_and_renders_next_to_swfp(results):
     method = methods.variant_method("w2_big")
     assert run_one(Run("toy", "swfp", 0), results).startswith("done")

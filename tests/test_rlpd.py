@@ -9,7 +9,7 @@ from torch import nn
 
 from sb3_swfp.demos import collect_demonstrations
 from sb3_swfp.experts import PendulumSwingUpExpert
-from sb3_swfp.rlpd import LayerNormSACPolicy, rlpd_sac_kwargs
+from sb3_swfp.rlpd import RLPD, LayerNormSACPolicy, rlpd_sac_kwargs
 
 from helpers import ACTION_SPACE, DICT_SPACE, episodic_demos
 
@@ -99,3 +99,63 @@ def test_n_steps_and_gamma_reach_the_demonstration_buffer(demos):
     # given in the buffer's arguments only (as docs/demonstrations.md says for SAC), the buffer's gamma is SAC's too
     kwargs = rlpd_sac_kwargs(demos, replay_buffer_kwargs=dict(n_steps=3, gamma=0.98))
     assert kwargs["gamma"] == 0.98 and (kwargs["replay_buffer_kwargs"]["n_steps"], kwargs["replay_buffer_kwargs"]["gamma"]) == (3, 0.98)
+
+
+def constant_critics(critic, values):
+    """Make critic j output values[j] everywhere: its read-out layer's weights zero, its bias the value."""
+    with th.no_grad():
+        for q_net, value in zip(critic.q_networks, values):
+            q_net[-1].weight.zero_()
+            q_net[-1].bias.fill_(float(value))
+
+
+def test_rlpd_target_is_the_minimum_over_a_random_two_of_its_ten_critics(demos):
+    model = RLPD(env="Pendulum-v1", seed=0, batch_size=8, policy_kwargs=dict(net_arch=[8]), **rlpd_sac_kwargs(demos))
+    assert model.critic.n_critics == 10 and isinstance(model.policy, LayerNormSACPolicy)
+    constant_critics(model.critic_target, range(10))
+    obs, actions = th.zeros(4, 3), th.zeros(4, 1)
+    draws = [model._target_q_values(obs, actions) for _ in range(2000)]
+    assert all(q.shape == (4, 2) and q[0, 0] != q[0, 1] and th.equal(q[0], q[3]) for q in draws)  # two distinct critics per step
+    minima = th.stack([q[0].min() for q in draws])
+    # the minimum of a random pair of {0, ..., 9}: k with probability (9 - k) / 45, mean 120 / 45
+    assert abs(minima.mean().item() - 120 / 45) < 0.15 and minima.max() <= 8
+    assert len({tuple(sorted(q[0].tolist())) for q in draws}) == 45  # every pair is drawn
+    model.target_critics = None  # SAC's target: all ten
+    assert th.equal(model._target_q_values(obs, actions)[0], th.arange(10.0))
+
+
+def test_rlpd_actor_maximises_the_critics_mean(demos):
+    for actor_q, q in (("mean", 4.5), ("min", 0.0)):
+        model = RLPD(env="Pendulum-v1", seed=0, actor_q=actor_q, batch_size=8, policy_kwargs=dict(net_arch=[8]), **rlpd_sac_kwargs(demos))
+        constant_critics(model.critic, range(10))
+        loss, log_prob = model._actor_update(th.zeros(16, 3), th.tensor(0.5))
+        assert loss == pytest.approx(0.5 * log_prob.mean().item() - q, abs=1e-5)
+
+
+def test_rlpd_steps_its_critics_utd_times_and_its_actor_and_temperature_once_per_env_step(demos, tmp_path):
+    model = RLPD(env="Pendulum-v1", seed=0, batch_size=16, policy_kwargs=dict(net_arch=[16]), **rlpd_sac_kwargs(demos, utd=3))
+    assert model.target_entropy == -0.5  # RLPD's -dim(A)/2 (SAC's: -1)
+    assert RLPD(env="Pendulum-v1", target_entropy=-2.0, **rlpd_sac_kwargs(demos)).target_entropy == -2.0
+    model.learn(20)
+
+    def adam_steps(optimizer):
+        return int(optimizer.state_dict()["state"][0]["step"])
+
+    assert model._n_updates == 60 and adam_steps(model.critic.optimizer) == 60
+    assert adam_steps(model.actor.optimizer) == 20 and adam_steps(model.ent_coef_optimizer) == 20
+    model.save(tmp_path / "rlpd")
+    loaded = RLPD.load(tmp_path / "rlpd", env=gym.make("Pendulum-v1"), replay_buffer_kwargs=dict(demonstrations=demos, demo_ratio=0.5))
+    assert (loaded.target_critics, loaded.actor_q, loaded.target_entropy, loaded.critic.n_critics) == (2, "mean", -0.5, 10)
+    obs = np.zeros((1, 3), np.float32)
+    np.testing.assert_array_equal(loaded.predict(obs, deterministic=True)[0], model.predict(obs, deterministic=True)[0])
+    loaded.learn(2)  # and it trains on
+
+
+def test_rlpd_arguments_are_checked(demos):
+    with pytest.raises(ValueError, match="target_critics must be an integer >= 1, got 0"):
+        RLPD(env="Pendulum-v1", target_critics=0, **rlpd_sac_kwargs(demos))
+    with pytest.raises(ValueError, match="target_critics=3 but the policy has 2 critics"):
+        RLPD(env="Pendulum-v1", target_critics=3, **rlpd_sac_kwargs(demos, policy_kwargs=dict(n_critics=2)))
+    with pytest.raises(ValueError, match="unknown actor_q 'max', expected one of 'min', 'mean'"):
+        RLPD(env="Pendulum-v1", actor_q="max", **rlpd_sac_kwargs(demos))
+    assert type(RLPD("MlpPolicy", "Pendulum-v1").policy) is LayerNormSACPolicy  # the aliases are the LayerNorm policies

@@ -141,13 +141,14 @@ class NonFiniteLossError(FloatingPointError, ValueError):
     """
 
 
-def check_finite(name: str, value: th.Tensor, update: int) -> float:
+def check_finite(name: str, value: th.Tensor, update: int, algorithm: str = "SWFP") -> float:
     """Return ``value`` as a float, or raise :class:`NonFiniteLossError` naming the term and update number."""
     number = float(value.item())
     if not math.isfinite(number):
+        jko = ", or an ent_coef close to 0 (the JKO loss divides Q by ent_coef)" if algorithm == "SWFP" else ""
         raise NonFiniteLossError(
-            f"SWFP: the loss term '{name}' is {number} at gradient update {update}; training stopped before "
+            f"{algorithm}: the loss term '{name}' is {number} at gradient update {update}; training stopped before "
             "writing non-finite weights. Common causes: rewards or observations with NaN/inf, a learning rate "
-            "that is too high, or an ent_coef close to 0 (the JKO loss divides Q by ent_coef)."
+            f"that is too high{jko}."
         )
     return number
