@@ -359,3 +359,31 @@ def test_n_step_demo_buffer_arguments_are_checked():
         DemoReplayBuffer(50, OBS_SPACE, ACTION_SPACE, device="cpu", demonstrations=episodic_demos(), n_steps=0)
     with pytest.raises(ValueError, match="needs Box observations"):
         DemoReplayBuffer(50, DICT_SPACE, ACTION_SPACE, device="cpu", demonstrations=episodic_demos(dict_obs=True), n_steps=3)
+
+
+def test_n_step_returns_do_not_run_across_the_joins_of_added_demonstrations():
+    """add_to_replay_buffer into SB3's NStepReplayBuffer: the online episode running when the demonstrations are added
+    ends there, and so does a last demonstration episode left running, before the online transitions added after it:
+    no n-step return sums rewards of two episodes (r_k alone, discount gamma^1, at each join)."""
+    from stable_baselines3.common.buffers import NStepReplayBuffer
+
+    gamma = 0.5
+    buffer = NStepReplayBuffer(50, OBS_SPACE, ACTION_SPACE, device="cpu", n_steps=3, gamma=gamma)
+
+    def add_online(n):
+        for _ in range(n):
+            obs = np.full((1, 3), 100 + buffer.pos, np.float32)
+            buffer.add(obs, obs + 1, np.zeros((1, 2), np.float32), np.array([100.0 + buffer.pos]), np.zeros(1), [{}])
+
+    add_online(3)  # transitions 0..2, an episode still running
+    demos = episodic_demos(n_episodes=1, length=4)
+    demos.truncations[-1] = False  # the demonstrations' last episode left running (as from_replay_buffer gives one)
+    add_to_replay_buffer(demos, buffer)  # transitions 3..6
+    add_online(2)  # 7..8
+    batch = buffer._get_samples(np.array([2, 6]))
+    np.testing.assert_allclose(batch.rewards[:, 0].numpy(), [102.0, demos.rewards[-1]], rtol=1e-6)
+    np.testing.assert_allclose(batch.discounts[:, 0].numpy(), [gamma, gamma])
+    np.testing.assert_array_equal(batch.dones[:, 0].numpy(), [0, 0])  # truncations: they bootstrap
+    np.testing.assert_array_equal(batch.next_observations.numpy(), [buffer.next_observations[2, 0], demos.next_observations[-1]])
+    inside = buffer._get_samples(np.array([3]))  # inside the demonstrations, returns still sum 3 steps
+    np.testing.assert_allclose(inside.rewards.item(), demos.rewards[0] + gamma * demos.rewards[1] + gamma**2 * demos.rewards[2], rtol=1e-6)

@@ -551,3 +551,52 @@ def test_a_non_finite_critic_warm_up_loss_names_the_warm_up_and_its_step(demos):
     huge = Demonstrations(**{**demos.__dict__, "rewards": np.full_like(demos.rewards, 1e30)})
     with pytest.raises(NonFiniteLossError, match=r"'pretrain/critic_loss' is inf at gradient update 1;"):
         tiny().pretrain(huge, gradient_steps=1, batch_size=8, critic_warmup_steps=2)
+
+
+@pytest.mark.parametrize("demo_buffer", [False, True], ids=["sb3_n_step_buffer", "demo_replay_buffer"])
+def test_n_step_returns_stop_where_learn_resets_the_env_and_where_a_restored_buffer_ends(demos, tmp_path, demo_buffer):
+    """learn() with reset_num_timesteps=True resets the env: the episode left running in the buffer ends there, and
+    no n-step return may run on into the next episode's transitions (reward r4 only, discount gamma^1, bootstrapping
+    from transition 4's own next observation).  So does the last episode of a buffer restored with
+    load_replay_buffer(truncate_last_traj=True), SB3's default."""
+    kwargs = dict(replay_buffer_class=DemoReplayBuffer, replay_buffer_kwargs=dict(demonstrations=demos)) if demo_buffer else {}
+    gamma = 0.5
+    model = tiny(seed=0, learning_starts=1_000, n_steps=3, gamma=gamma, **kwargs)
+
+    def only_transition_4(buffer):
+        batch = buffer._get_samples(np.array([4]))  # the online transitions of the first learn() call: 0..4
+        np.testing.assert_allclose(batch.rewards.item(), buffer.rewards[4, 0], rtol=1e-6)
+        assert batch.discounts.item() == pytest.approx(gamma) and batch.dones.item() == 0  # a truncation: bootstraps
+        np.testing.assert_array_equal(batch.next_observations[0].numpy(), buffer.next_observations[4, 0])
+        # one-step targets are unchanged: the transition bootstraps, as before
+        assert buffer.dones[4, 0] * (1 - buffer.timeouts[4, 0]) == 0
+
+    model.learn(5)
+    model.save_replay_buffer(tmp_path / "buffer")
+    model.learn(5)  # reset_num_timesteps=True: a new episode starts at transition 5
+    assert not np.array_equal(model.replay_buffer.next_observations[4, 0], model.replay_buffer.observations[5, 0])
+    only_transition_4(model.replay_buffer)
+
+    restored = tiny(seed=1, learning_starts=1_000, n_steps=3, gamma=gamma, **kwargs)
+    restored.learn(2)  # an env of its own, its episode running
+    restored.load_replay_buffer(tmp_path / "buffer")  # truncate_last_traj=True: the saved episode was finished
+    restored.learn(3, reset_num_timesteps=False)  # continues its own episode (no reset), after the restored transitions
+    only_transition_4(restored.replay_buffer)
+
+
+@pytest.mark.parametrize("handle_timeout_termination", [True, False])
+def test_the_critic_warm_up_takes_truncations_as_the_online_buffer_does(demos, monkeypatch, handle_timeout_termination):
+    """A buffer made with handle_timeout_termination=False (as optimize_memory_usage=True needs) ends its targets at a
+    truncation, online transitions and demonstrations alike: so do the warm-up's targets on the same demonstrations."""
+    truncated = demos.subset(slice(len(demos) - 1, len(demos)))  # the episode's last transition: a time-limit truncation
+    assert truncated.truncations.all() and not truncated.terminations.any()
+    online = tiny(seed=0, replay_buffer_class=DemoReplayBuffer,
+                  replay_buffer_kwargs=dict(demonstrations=truncated, handle_timeout_termination=handle_timeout_termination))  # fmt: skip
+    expected = 0.0 if handle_timeout_termination else 1.0
+    assert th.all(online.replay_buffer.sample(8).dones == expected)  # what learn() trains on
+    seen = []
+    real = swfp_module.soft_q_target
+    monkeypatch.setattr(swfp_module, "soft_q_target", lambda **kwargs: seen.append(kwargs["dones"]) or real(**kwargs))
+    model = tiny(seed=0, replay_buffer_kwargs=dict(handle_timeout_termination=handle_timeout_termination))
+    model.pretrain(truncated, critic_warmup_steps=2, **BC)
+    assert len(seen) == 2 and all(th.all(dones == expected) for dones in seen)

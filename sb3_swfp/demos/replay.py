@@ -45,6 +45,27 @@ def unscaled_actions(scaled: np.ndarray, action_space: spaces.Box) -> np.ndarray
     return (low + 0.5 * (np.asarray(scaled) + 1.0) * (high - low)).astype(action_space.dtype)
 
 
+def truncate_last_transitions(replay_buffer: ReplayBuffer) -> None:
+    """End the episode running at the latest transition of each env in ``replay_buffer``: the next transition stored
+    there belongs to another episode, and no n-step return may run on into it.
+
+    With ``handle_timeout_termination`` the transition becomes a time-limit truncation (done and timeout, as SB3
+    stores one), and its one-step target still bootstraps.  Without, the buffer takes every truncation for a
+    termination: a buffer of n-step returns (``n_steps`` > 1) marks it done, as SB3 ends an episode at a
+    memory-optimised buffer's join; a one-step buffer is left as it is, its targets ending at no join.  An empty
+    buffer, and a memory-optimised one (SB3 ends its own episodes there), are left alone too.
+    """
+    if replay_buffer.optimize_memory_usage or not (replay_buffer.full or replay_buffer.pos > 0):
+        return
+    last = (replay_buffer.pos - 1) % replay_buffer.buffer_size
+    running = replay_buffer.dones[last] < 0.5
+    if replay_buffer.handle_timeout_termination:
+        replay_buffer.timeouts[last, running] = 1.0
+    elif getattr(replay_buffer, "n_steps", 1) <= 1:
+        return
+    replay_buffer.dones[last, running] = 1.0
+
+
 def add_to_replay_buffer(
     demos: Demonstrations, replay_buffer: ReplayBuffer, clip_actions: bool = False
 ) -> int:
@@ -88,6 +109,7 @@ def add_to_replay_buffer(
 
     obs, next_obs = buffer_shaped(demos.observations), buffer_shaped(demos.next_observations)
     if type(replay_buffer).add in (ReplayBuffer.add, DictReplayBuffer.add) and not replay_buffer.optimize_memory_usage:
+        truncate_last_transitions(replay_buffer)  # each join ends an episode (n-step returns): the buffer's running one
         rows = (replay_buffer.pos + np.arange(n)) % size
         if is_dict:
             for key in obs:
@@ -104,6 +126,7 @@ def add_to_replay_buffer(
         if replay_buffer.pos + n >= size:
             replay_buffer.full = True
         replay_buffer.pos = (replay_buffer.pos + n) % size
+        truncate_last_transitions(replay_buffer)  # and the demonstrations' last, before what is stored after them
         return n
 
     for i in range(n):
@@ -216,4 +239,4 @@ def from_replay_buffer(replay_buffer: ReplayBuffer, actions_are_scaled: bool = T
     return Demonstrations.concatenate(parts)  # an env's episode still running ends at its join with the next env's
 
 
-__all__ = ["add_to_replay_buffer", "from_replay_buffer", "make_replay_buffer", "scaled_actions", "unscaled_actions"]
+__all__ = ["add_to_replay_buffer", "from_replay_buffer", "make_replay_buffer", "scaled_actions", "truncate_last_transitions", "unscaled_actions"]

@@ -98,8 +98,10 @@ def pretrain(
     # Demonstrations of another env are named as such before their shapes are compared
     check_env_id(demos.metadata, vec_env_id(model.env), allow_env_mismatch, stacklevel=4)  # the line that called SWFP.pretrain
     # Validated against the model's spaces, actions scaled to [-1, 1]
+    # Truncations end the targets or bootstrap as in the online buffer (handle_timeout_termination)
     demo_buffer = DemonstrationBuffer.from_demonstrations(
-        demos, model.observation_space, model.action_space, device=model.device, clip_actions=clip_actions  # type: ignore[arg-type]
+        demos, model.observation_space, model.action_space, device=model.device, clip_actions=clip_actions,  # type: ignore[arg-type]
+        handle_timeout_termination=getattr(model.replay_buffer, "handle_timeout_termination", True),
     )
     # The critic warm-up's targets, as online: the buffer's n-step returns (SB3 ignores n_steps with a buffer class
     # of one's own that has none, and the online targets are then one-step)
