@@ -185,8 +185,7 @@ def check_swfp_arguments(
     if actor_learning_rate is not None and not callable(actor_learning_rate):  # a schedule is SB3's to trust
         if not 0 <= _number("actor_learning_rate", actor_learning_rate) < math.inf:  # 0 freezes the actor, as in torch
             raise ValueError(f"actor_learning_rate must be a finite number >= 0 (or a schedule, or None: the critic's), got {actor_learning_rate}")
-    if not _number("jko_step_size", jko_step_size) > 0:
-        raise ValueError(f"jko_step_size must be > 0 (it divides the W2 term of Eq. 20), got {jko_step_size}")
+    check_positive("jko_step_size", jko_step_size, "it divides the W2 term of Eq. 20")
     if not _number("bc_coef", bc_coef) >= 0:
         raise ValueError(f"bc_coef must be >= 0, got {bc_coef}")
     if not _number("w2_coef", w2_coef) >= 0:
