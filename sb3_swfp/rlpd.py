@@ -29,7 +29,10 @@ What differs from RLPD's recipe (its reference code, ikostrikov/rlpd), and why:
 - the temperature's target entropy is SB3's ``-dim(A)`` for ``SAC`` (:class:`RLPD`'s ``"auto"``:
   RLPD's ``-dim(A)/2``), and nothing waits for random warm-up steps (RLPD: 5000): the demonstrations are
   in the buffer from the first step;
-- everything else (learning rates, network sizes) is what the caller gives: the benchmarks take
+- SB3's losses: the critics' is half the *sum* of their squared errors (RLPD: the mean, so the logged
+  ``train/critic_loss`` is about five times RLPD's with ten critics; Adam's steps are alike), and the
+  temperature's gradient is taken through ``log alpha`` (RLPD: through ``alpha``);
+- everything else (learning rates, network sizes, batch size) is what the caller gives: the benchmarks take
   rl-zoo3's SAC entry of the task (a learning rate of 1e-3 on Pendulum-v1 and the PointMazes, RLPD: 3e-4).
 """
 
@@ -45,8 +48,8 @@ import torch as th
 from gymnasium import spaces
 from stable_baselines3 import SAC
 from stable_baselines3.common.policies import ContinuousCritic
-from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, CombinedExtractor, FlattenExtractor
-from stable_baselines3.common.type_aliases import ReplayBufferSamples
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, CombinedExtractor, FlattenExtractor, NatureCNN
+from stable_baselines3.common.type_aliases import ReplayBufferSamples, RolloutReturn
 from stable_baselines3.common.utils import polyak_update
 from stable_baselines3.sac.policies import SACPolicy
 
@@ -93,20 +96,30 @@ class LayerNormMultiInputSACPolicy(LayerNormSACPolicy):
         super().__init__(observation_space, *args, features_extractor_class=features_extractor_class, **kwargs)
 
 
+class LayerNormCnnSACPolicy(LayerNormSACPolicy):
+    """:class:`LayerNormSACPolicy` for image observations (SB3's ``NatureCNN`` by default, as SAC's ``CnnPolicy``)."""
+
+    def __init__(self, observation_space: spaces.Space, *args: Any, features_extractor_class: type[BaseFeaturesExtractor] = NatureCNN, **kwargs: Any):
+        super().__init__(observation_space, *args, features_extractor_class=features_extractor_class, **kwargs)
+
+
 class RLPD(SAC):
     """SAC with RLPD's critic ensemble and update order (Ball et al. 2023, arXiv 2302.02948, Sec. 3-4).
 
     What changes from SB3's ``SAC`` (the rest, save/load and logging included, is SAC's):
 
-    - ten LayerNorm critics by default (``policy_kwargs["n_critics"]``; the ``"MlpPolicy"`` and
-      ``"MultiInputPolicy"`` aliases are :class:`LayerNormSACPolicy` and its Dict form);
+    - ten LayerNorm critics by default (``policy_kwargs["n_critics"]``; the ``"MlpPolicy"``,
+      ``"MultiInputPolicy"`` and ``"CnnPolicy"`` aliases are :class:`LayerNormSACPolicy` and its Dict and
+      image forms);
     - the target's minimum is over ``target_critics`` of them, drawn at random at every gradient step
       (REDQ's M, Chen et al. 2021; RLPD: 2), not over all: a pessimistic target without the bias of a
       minimum over ten;
     - the actor's Q is the critics' mean (``actor_q="mean"``, RLPD's), not their minimum;
-    - the actor and the temperature take one step per call of ``train`` (with ``train_freq=1``: per env
-      step), on the last of its ``gradient_steps`` critic batches, after the critics' updates, as RLPD's
-      ``update`` does: ``gradient_steps`` is the critics' update-to-data ratio;
+    - the actor and the temperature take one step per env step collected (a ``VecEnv`` step counts once,
+      as in SB3's ``train_freq``), each on the last of its share of the ``gradient_steps`` critic batches,
+      after those critics' updates, as RLPD's ``update`` does: with ``train_freq=1``, ``gradient_steps`` is the
+      critics' update-to-data ratio; with ``train_freq=(1, "episode")`` and ``gradient_steps=-1``, one
+      critic step then one actor step per env step of the episode (a direct ``train()`` call: one actor step);
     - ``target_entropy="auto"`` is RLPD's ``-dim(A)/2`` (SAC's: ``-dim(A)``).
 
     :param target_critics: Critics in the target's minimum, drawn at every gradient step; None: all of
@@ -117,7 +130,12 @@ class RLPD(SAC):
     :param kwargs: SAC's other arguments (keywords only).
     """
 
-    policy_aliases = {**SAC.policy_aliases, "MlpPolicy": LayerNormSACPolicy, "MultiInputPolicy": LayerNormMultiInputSACPolicy}
+    policy_aliases = {
+        **SAC.policy_aliases,
+        "MlpPolicy": LayerNormSACPolicy,
+        "CnnPolicy": LayerNormCnnSACPolicy,
+        "MultiInputPolicy": LayerNormMultiInputSACPolicy,
+    }
 
     def __init__(
         self,
@@ -138,12 +156,17 @@ class RLPD(SAC):
         super().__init__(policy, env, policy_kwargs=policy_kwargs, target_entropy=target_entropy, _init_setup_model=False, **kwargs)
         self.target_critics = target_critics
         self.actor_q = actor_q
-        if target_entropy == "auto" and self.action_space is not None:  # (loading: the saved value comes after)
-            self.target_entropy = -float(np.prod(self.action_space.shape)) / 2
+        self._env_steps_to_train = 1  # env steps collected since the last train() (collect_rollouts)
         if _init_setup_model:
             self._setup_model()
 
     def _setup_model(self) -> None:
+        # here, not in __init__: load() has no action space before its data, and may pass "auto" itself
+        if isinstance(self.target_entropy, str) and self.target_entropy == "auto":
+            self.target_entropy = -float(np.prod(self.action_space.shape)) / 2
+        if self.target_critics is not None:  # again: load() takes them from kwargs and custom_objects unchecked
+            check_int("target_critics", self.target_critics, 1)
+        check_choice("actor_q", self.actor_q, Q_AGGREGATIONS)
         super()._setup_model()
         n_critics = self.critic.n_critics
         if self.target_critics is not None and self.target_critics > n_critics:
@@ -152,37 +175,52 @@ class RLPD(SAC):
                 "(policy_kwargs n_critics): draw at most as many as there are"
             )
 
+    def collect_rollouts(self, *args: Any, **kwargs: Any) -> RolloutReturn:
+        rollout = super().collect_rollouts(*args, **kwargs)
+        self._env_steps_to_train = max(1, rollout.episode_timesteps // self.n_envs)  # VecEnv steps, as train_freq counts
+        return rollout
+
+    def _excluded_save_params(self) -> list[str]:
+        return [*super()._excluded_save_params(), "_env_steps_to_train"]
+
     def train(self, gradient_steps: int, batch_size: int = 64) -> None:
         if gradient_steps < 1:
             return
+        env_steps, self._env_steps_to_train = getattr(self, "_env_steps_to_train", 1), 1
         self.policy.set_training_mode(True)
         optimizers = [self.actor.optimizer, self.critic.optimizer]
         if self.ent_coef_optimizer is not None:
             optimizers.append(self.ent_coef_optimizer)
         self._update_learning_rate(optimizers)
-        ent_coef = th.exp(self.log_ent_coef.detach()) if self.ent_coef_optimizer is not None else self.ent_coef_tensor
 
-        critic_losses = []
-        for gradient_step in range(gradient_steps):
-            replay_data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
-            critic_losses.append(self._critic_update(replay_data, ent_coef, self._n_updates + gradient_step))
-            if gradient_step % self.target_update_interval == 0:
-                polyak_update(self.critic.parameters(), self.critic_target.parameters(), self.tau)
-                polyak_update(self.batch_norm_stats, self.batch_norm_stats_target, 1.0)  # running stats (SB3 #996)
-        # RLPD's update: the actor and the temperature once, on the last batch, after the critics
-        actor_loss, log_prob = self._actor_update(replay_data.observations, ent_coef)
+        critic_losses, actor_losses, ent_coefs, temperature_losses = [], [], [], []
+        # RLPD's update, once per env step collected: its share of the critic steps, then the actor and the
+        # temperature once, on the last of those batches
+        for steps in np.array_split(np.arange(gradient_steps), min(env_steps, gradient_steps)):
+            ent_coef = th.exp(self.log_ent_coef.detach()) if self.ent_coef_optimizer is not None else self.ent_coef_tensor
+            ent_coefs.append(ent_coef.item())
+            for gradient_step in steps.tolist():
+                replay_data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
+                critic_losses.append(self._critic_update(replay_data, ent_coef, self._n_updates + gradient_step))
+                if gradient_step % self.target_update_interval == 0:
+                    polyak_update(self.critic.parameters(), self.critic_target.parameters(), self.tau)
+                    polyak_update(self.batch_norm_stats, self.batch_norm_stats_target, 1.0)  # running stats (SB3 #996)
+            actor_loss, log_prob = self._actor_update(replay_data.observations, ent_coef)
+            actor_losses.append(actor_loss)
+            if self.ent_coef_optimizer is not None:
+                temperature_loss = ent_coef_loss(log_ent_coef=self.log_ent_coef, log_prob=log_prob, target_entropy=self.target_entropy)
+                self.ent_coef_optimizer.zero_grad()
+                temperature_loss.backward()
+                self.ent_coef_optimizer.step()
+                temperature_losses.append(temperature_loss.item())
         self._n_updates += gradient_steps
 
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
-        self.logger.record("train/ent_coef", ent_coef.item())
-        self.logger.record("train/actor_loss", actor_loss)
+        self.logger.record("train/ent_coef", float(np.mean(ent_coefs)))
+        self.logger.record("train/actor_loss", float(np.mean(actor_losses)))
         self.logger.record("train/critic_loss", float(np.mean(critic_losses)))
-        if self.ent_coef_optimizer is not None:
-            temperature_loss = ent_coef_loss(log_ent_coef=self.log_ent_coef, log_prob=log_prob, target_entropy=self.target_entropy)
-            self.ent_coef_optimizer.zero_grad()
-            temperature_loss.backward()
-            self.ent_coef_optimizer.step()
-            self.logger.record("train/ent_coef_loss", temperature_loss.item())
+        if temperature_losses:
+            self.logger.record("train/ent_coef_loss", float(np.mean(temperature_losses)))
 
     def _target_q_values(self, observations: Any, actions: th.Tensor) -> th.Tensor:
         """(batch, target_critics): the target critics at (s', a'), a random ``target_critics`` of them (all if None)."""
@@ -194,6 +232,8 @@ class RLPD(SAC):
 
     def _critic_update(self, replay_data: ReplayBufferSamples, ent_coef: th.Tensor, update: int) -> float:
         """One critic step on the soft Bellman target (SAC's, with entropy backup); returns the loss."""
+        if self.use_sde:  # SAC's: fresh noise at every gradient step
+            self.actor.reset_noise()
         with th.no_grad():
             next_actions, next_log_prob = self.actor.action_log_prob(replay_data.next_observations)
             discounts = replay_data.discounts if replay_data.discounts is not None else self.gamma
@@ -284,4 +324,4 @@ def rlpd_sac_kwargs(
     return merge_kwargs(rlpd, overrides)  # the preset's merge: replay_buffer_kwargs key by key
 
 
-__all__ = ["RLPD", "RLPD_DEMO_RATIO", "RLPD_UTD", "LayerNormMultiInputSACPolicy", "LayerNormSACPolicy", "rlpd_sac_kwargs"]
+__all__ = ["RLPD", "RLPD_DEMO_RATIO", "RLPD_UTD", "LayerNormCnnSACPolicy", "LayerNormMultiInputSACPolicy", "LayerNormSACPolicy", "rlpd_sac_kwargs"]

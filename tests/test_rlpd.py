@@ -101,6 +101,14 @@ def test_n_steps_and_gamma_reach_the_demonstration_buffer(demos):
     assert kwargs["gamma"] == 0.98 and (kwargs["replay_buffer_kwargs"]["n_steps"], kwargs["replay_buffer_kwargs"]["gamma"]) == (3, 0.98)
 
 
+def quiet(model):
+    """``model`` with a logger that writes nothing, for ``train()`` outside ``learn()``."""
+    from stable_baselines3.common.logger import configure
+
+    model.set_logger(configure(None, []))
+    return model
+
+
 def constant_critics(critic, values):
     """Make critic j output values[j] everywhere: its read-out layer's weights zero, its bias the value."""
     with th.no_grad():
@@ -159,3 +167,94 @@ def test_rlpd_arguments_are_checked(demos):
     with pytest.raises(ValueError, match="unknown actor_q 'max', expected one of 'min', 'mean'"):
         RLPD(env="Pendulum-v1", actor_q="max", **rlpd_sac_kwargs(demos))
     assert type(RLPD("MlpPolicy", "Pendulum-v1").policy) is LayerNormSACPolicy  # the aliases are the LayerNorm policies
+
+
+def test_rlpd_loads_without_an_env_and_a_loaded_auto_target_entropy_is_rlpds(demos, tmp_path):
+    model = RLPD(env="Pendulum-v1", seed=0, batch_size=8, policy_kwargs=dict(net_arch=[8]), **rlpd_sac_kwargs(demos))
+    model.save(tmp_path / "rlpd")
+    obs = np.zeros((1, 3), np.float32)
+    for loaded in (RLPD.load(tmp_path / "rlpd"), RLPD.load(tmp_path / "rlpd", device="cpu", custom_objects=dict(learning_rate=1e-4))):
+        assert loaded.target_entropy == -0.5 and loaded.env is None
+        np.testing.assert_array_equal(loaded.predict(obs, deterministic=True)[0], model.predict(obs, deterministic=True)[0])
+    assert RLPD.load(tmp_path / "rlpd", custom_objects=dict(target_entropy="auto")).target_entropy == -0.5  # RLPD's auto, not SAC's -1
+    assert RLPD.load(tmp_path / "rlpd", target_entropy="auto").target_entropy == -0.5
+    with pytest.raises(ValueError, match="target_critics must be an integer >= 1, got 1.5"):
+        RLPD.load(tmp_path / "rlpd", target_critics=1.5)
+
+
+def test_rlpd_critic_step_regresses_on_the_soft_target_of_the_drawn_minimum(demos, monkeypatch):
+    from stable_baselines3.common.type_aliases import ReplayBufferSamples
+
+    import sb3_swfp.rlpd as rlpd
+
+    model = RLPD(env="Pendulum-v1", seed=0, gamma=0.9, target_critics=10, batch_size=4, policy_kwargs=dict(net_arch=[8]), **rlpd_sac_kwargs(demos))
+    constant_critics(model.critic_target, range(1, 11))  # min 1, mean 5.5
+    monkeypatch.setattr(model.actor, "action_log_prob", lambda obs: (th.zeros(len(obs), 1), th.full((len(obs),), -2.0)))
+    targets, soft_q_loss = [], rlpd.soft_q_loss
+    monkeypatch.setattr(rlpd, "soft_q_loss", lambda **kwargs: targets.append(kwargs["target_q_values"]) or soft_q_loss(**kwargs))
+    zeros = th.zeros(4, 3)
+    batch = ReplayBufferSamples(zeros, th.zeros(4, 1), zeros, th.tensor([[0.0], [1.0], [0.0], [0.0]]), th.tensor([[1.0], [2.0], [3.0], [4.0]]))
+    model._critic_update(batch, th.tensor(0.5), 0)
+    # r + gamma (1 - done) (min_j Qbar_j - alpha log pi) with entropy backup: 1 - 0.5 * -2 = 2
+    assert th.allclose(targets[0].reshape(-1), th.tensor([1 + 0.9 * 2, 2.0, 3 + 0.9 * 2, 4 + 0.9 * 2]))
+
+
+def test_rlpd_targets_follow_the_critics_every_target_update_interval_steps(demos):
+    def trained(interval):
+        model = quiet(RLPD(env="Pendulum-v1", seed=0, tau=1.0, target_update_interval=interval, batch_size=8, policy_kwargs=dict(net_arch=[8]), **rlpd_sac_kwargs(demos)))
+        model.train(gradient_steps=3, batch_size=8)
+        return all(th.equal(a, b) for a, b in zip(model.critic.parameters(), model.critic_target.parameters()))
+
+    assert trained(1) and trained(2)  # copied at steps 0 and 2: the last critic step's weights
+    assert not trained(3)  # copied at step 0 only
+
+
+def test_rlpd_temperature_moves_towards_its_target_entropy_and_the_actor_takes_the_last_batch(demos):
+    for target_entropy, rises in ((100.0, True), (-100.0, False)):
+        model = quiet(RLPD(env="Pendulum-v1", seed=0, ent_coef="auto_0.5", target_entropy=target_entropy, batch_size=8, policy_kwargs=dict(net_arch=[8]), **rlpd_sac_kwargs(demos)))
+        batches, actor_batches, actor_update = [], [], model._actor_update
+        sample = model.replay_buffer.sample
+        model.replay_buffer.sample = lambda *args, **kwargs: batches.append(sample(*args, **kwargs)) or batches[-1]
+        model._actor_update = lambda obs, ent_coef: actor_batches.append(obs) or actor_update(obs, ent_coef)
+        model.train(gradient_steps=3, batch_size=8)
+        assert len(batches) == 3 and len(actor_batches) == 1 and actor_batches[0] is batches[-1].observations
+        assert (model.log_ent_coef.item() > np.log(0.5)) == rises
+        assert model.logger.name_to_value["train/ent_coef"] == pytest.approx(0.5)  # the alpha of this update, exp(log alpha)
+
+
+def test_rlpd_takes_one_actor_step_per_env_step_whatever_train_freq(demos):
+    def adam_steps(optimizer):
+        return int(optimizer.state_dict()["state"][0]["step"])
+
+    kwargs = dict(seed=0, batch_size=8, policy_kwargs=dict(net_arch=[8]))
+    model = RLPD(env="Pendulum-v1", **kwargs, **rlpd_sac_kwargs(demos, train_freq=(1, "episode"), gradient_steps=-1))
+    model.learn(400)  # two 200-step episodes, one critic step per env step (SB3's gradient_steps=-1)
+    assert (adam_steps(model.critic.optimizer), adam_steps(model.actor.optimizer), adam_steps(model.ent_coef_optimizer)) == (400, 400, 400)
+    model = RLPD(env="Pendulum-v1", **kwargs, **rlpd_sac_kwargs(demos, train_freq=4, gradient_steps=8))
+    model.learn(20)  # update-to-data ratio 2: two critic steps, then one actor step, per env step
+    assert (adam_steps(model.critic.optimizer), adam_steps(model.actor.optimizer)) == (40, 20)
+
+
+def test_rlpd_resamples_the_sde_noise_at_every_critic_step(demos, monkeypatch):
+    model = quiet(RLPD(env="Pendulum-v1", seed=0, use_sde=True, batch_size=8, policy_kwargs=dict(net_arch=[8]), **rlpd_sac_kwargs(demos)))
+    resets, reset = [], model.actor.reset_noise
+    monkeypatch.setattr(model.actor, "reset_noise", lambda *args: resets.append(args) or reset(*args))
+    model.train(gradient_steps=3, batch_size=8)
+    assert len(resets) == 4  # as SAC: before each of the three critic targets' next actions, and the actor's
+
+
+def test_rlpd_cnn_policy_has_layer_norm_critics():
+    from gymnasium import spaces
+
+    class ImageEnv(gym.Env):
+        observation_space, action_space = spaces.Box(0, 255, (36, 36, 3), np.uint8), spaces.Box(-1, 1, (2,), np.float32)
+
+        def reset(self, seed=None, options=None):
+            return self.observation_space.sample(), {}
+
+        def step(self, action):
+            return self.observation_space.sample(), 0.0, False, False, {}
+
+    model = RLPD("CnnPolicy", ImageEnv(), buffer_size=16, batch_size=4, learning_starts=0, policy_kwargs=dict(net_arch=[8]))
+    assert isinstance(model.policy, LayerNormSACPolicy) and nn.LayerNorm in [type(module) for module in model.critic.qf0]
+    model.learn(3)
