@@ -1,6 +1,7 @@
 """Flow blocks and log-densities (Eq. 9-10) against closed forms and autograd, for the reference solver and the fast one."""
 
 import copy
+import functools
 import math
 
 import numpy as np
@@ -18,7 +19,7 @@ from sb3_swfp.common.fast_flow import (
     velocity_only,
 )
 from sb3_swfp.common.flow import FlowSolver, SinusoidalTimeEmbedding, VelocityMLP, linear_path_sample
-from sb3_swfp.common.log_prob import FOLD_EPS, log_abs_det, standard_normal_log_prob
+from sb3_swfp.common.log_prob import FOLD_EPS, block_jacobian, log_abs_det, standard_normal_log_prob
 
 SOLVERS = [FlowSolver, TangentFlowSolver]
 
@@ -48,7 +49,8 @@ def per_sample_blocks(batch: int, n_blocks: int = 5, seed: int = 0) -> th.Tensor
     return th.randint(0, n_blocks, (batch,), generator=th.Generator().manual_seed(seed))
 
 
-@pytest.mark.parametrize("activation", [nn.ReLU, nn.Tanh, nn.SiLU, nn.GELU])
+# ELU (alpha 1) has a closed-form derivative in fast_flow; ELU with another alpha must not take it
+@pytest.mark.parametrize("activation", [nn.ReLU, nn.Tanh, nn.SiLU, nn.GELU, nn.ELU, pytest.param(functools.partial(nn.ELU, alpha=0.5), id="ELU_alpha_0.5")])
 @pytest.mark.parametrize("layer_norm", [False, True])
 def test_tangents_match_autograd_jacobian(activation, layer_norm):
     th.manual_seed(0)
@@ -261,6 +263,31 @@ def test_sinusoidal_embedding_shape_and_validation():
     assert emb(th.rand(5, 1)).shape == (5, 8)
     with pytest.raises(ValueError, match="even"):
         SinusoidalTimeEmbedding(7)
+
+
+def test_sinusoidal_embedding_is_sin_and_cos_of_geometric_frequencies():
+    """Frequencies from 2 pi / max_period up to 2 pi * half, geometric: the slowest feature's period is max_period."""
+    emb, t = SinusoidalTimeEmbedding(8, max_period=10.0), th.tensor([[0.3], [0.7]], dtype=th.float64)
+    freqs = 2 * math.pi * 0.1 * 40.0 ** (th.arange(4, dtype=th.float64) / 3)  # 2 pi / 10 up to 2 pi * 4, ratio 40^(1/3)
+    assert th.allclose(emb.freqs.double(), freqs, rtol=1e-6)
+    assert emb.freqs[0].item() == pytest.approx(2 * math.pi / 10.0) and emb.freqs[-1].item() == pytest.approx(2 * math.pi * 4)
+    assert th.allclose(emb(t).double(), th.cat([th.sin(t * freqs), th.cos(t * freqs)], dim=-1), atol=1e-6)
+
+
+@pytest.mark.parametrize("kwargs, match", [(dict(n_blocks=0), "n_blocks"), (dict(n_blocks=2, n_substeps=0), "n_substeps")])
+def test_solvers_refuse_a_chain_without_steps(kwargs, match):
+    for solver_class in SOLVERS:
+        with pytest.raises(ValueError, match=match):
+            solver_class(**kwargs)
+
+
+def test_block_jacobian_rows_are_the_outputs_derivatives():
+    """Row k of dF/dx is the gradient of output k (a non-symmetric map, so a transposed Jacobian shows)."""
+    matrix = th.tensor([[1.0, 2.0], [-3.0, 0.5]], dtype=th.float64)
+    x = th.randn(4, 2, dtype=th.float64)
+    jacobian = block_jacobian(lambda y: y @ matrix.T + y.pow(2), x)
+    expected = matrix + th.diag_embed(2 * x)
+    assert th.allclose(jacobian, expected, atol=1e-12)
 
 
 def test_linear_path_endpoints():

@@ -66,6 +66,16 @@ def test_jko_loss_terms_closed_form():
     assert terms.q_term.item() == pytest.approx(-1.5) and terms.log_det.item() == pytest.approx(0.2)
 
 
+def test_jko_loss_terms_are_detached_and_the_loss_is_not():
+    x_new = th.tensor([[1.0, 0.0]], requires_grad=True)
+    log_det = th.tensor([0.1], requires_grad=True)
+    loss, terms = jko_block_loss(
+        q_values=-x_new.sum(-1, keepdim=True), log_det=log_det, x_new=x_new, x_prev_old=th.zeros(1, 2), x_old=th.zeros(1, 2),
+        ent_coef=1.0, w2_coef=0.4, jko_step_size=0.1,
+    )
+    assert loss.requires_grad and not any(term.requires_grad for term in terms)
+
+
 @pytest.mark.parametrize("q_scale, w2_prev_coef", [(1.0, 1.0), (4.0, 1.0), (1.0, 0.0), (0.5, 0.25)])
 def test_jko_step_minimiser_is_the_closed_form_proximal_point(q_scale, w2_prev_coef):
     """With Q(x) = -k ||x - c||^2, the minimiser of Eq. (20) is a weighted mean of c, x_prev and x_old.
@@ -104,6 +114,18 @@ def test_ent_coef_loss_gradient_sign():
     assert log_alpha.grad.item() > 0
 
 
+def test_ent_coef_loss_gradient_is_the_entropy_gap_and_leaves_log_pi_alone():
+    """d loss / d log alpha = -mean(log pi + H_target): zero exactly where the entropy -log pi meets the target."""
+    log_alpha = th.tensor([0.3], requires_grad=True)
+    log_prob = th.tensor([-0.5, -2.5], requires_grad=True)
+    ent_coef_loss(log_ent_coef=log_alpha, log_prob=log_prob, target_entropy=-1.0).backward()
+    assert log_alpha.grad.item() == pytest.approx(-((-0.5 - 1.0) + (-2.5 - 1.0)) / 2)  # 2.5
+    assert log_prob.grad is None  # log pi is detached: the temperature loss does not train the actor
+    at_target = th.zeros(1, requires_grad=True)
+    ent_coef_loss(log_ent_coef=at_target, log_prob=th.tensor([1.0, 3.0]), target_entropy=-2.0).backward()
+    assert at_target.grad.item() == 0.0
+
+
 def test_flow_matching_loss():
     u = th.randn(8, 3)
     assert flow_matching_loss(predicted_velocity=u, target_velocity=u).item() == 0.0
@@ -114,6 +136,9 @@ def test_check_finite_names_term_and_update():
     assert check_finite("critic_loss", th.tensor(1.5), 3) == 1.5
     with pytest.raises(NonFiniteLossError, match=r"'actor_loss' is nan at gradient update 17"):
         check_finite("actor_loss", th.tensor(float("nan")), 17)
+    for value in (float("inf"), -float("inf")):  # an infinite loss is as non-finite as a NaN
+        with pytest.raises(NonFiniteLossError, match=r"'critic_loss' is -?inf at gradient update 2"):
+            check_finite("critic_loss", th.tensor(value), 2)
 
 
 def test_q_normalised_jko_gradient_does_not_depend_on_the_reward_scale():

@@ -625,3 +625,90 @@ def test_policy_options_are_checked_with_the_same_messages(policy_kwargs, match)
     env = gym.make("Pendulum-v1")
     with pytest.raises(ValueError, match="unknown ode_solver 'rk4', expected one of 'midpoint', 'euler'"):
         FlowPolicy(env.observation_space, env.action_space, lambda _: 1e-3, ode_solver="rk4")
+
+
+def test_the_actor_step_takes_q_at_the_squashed_particles_from_the_targets_old_ones(monkeypatch):
+    """One JKO step: x_{n-1}^old is the target chain's, x_n^old the target's block n of it, x_n the actor's; Q is
+    aggregated with q_agg at S(x_n), and the entropy term's log-det includes the squash's."""
+    model = tiny(seed=0, squash="tanh", q_agg="mean", q_normalization=True)
+    with th.no_grad():  # an actor apart from its target, as after training
+        for param in model.actor.parameters():
+            param.add_(0.1 * th.randn_like(param))
+    actor, target = model.actor, model.actor_target
+    seen, losses, critic_actions = {}, [], []
+    real_block, real_loss = actor.block, swfp_module.jko_block_loss
+
+    def block_spy(features, x, block, method):
+        out = real_block(features, x, block, method)
+        seen.update(x=x.detach().clone(), block=block, x_new=out.x.detach().clone(), log_det=out.log_det.detach().clone())
+        return out
+
+    def critic(observations, actions):  # two critics that say 1 and 2 everywhere
+        critic_actions.append(actions.detach().clone())
+        return actions.new_full((len(actions), 1), 1.0), actions.new_full((len(actions), 1), 2.0)
+
+    monkeypatch.setattr(actor, "block", block_spy)
+    monkeypatch.setattr(model.critic, "forward", critic)
+    monkeypatch.setattr(swfp_module, "jko_block_loss", lambda **kwargs: losses.append(kwargs) or real_loss(**kwargs))
+    observations = th.as_tensor(pendulum_obs(16))
+    th.manual_seed(5)
+    logs = model._actor_update(observations, th.tensor(0.1))
+    th.manual_seed(5)
+    x0 = th.randn(16, 1)
+    (kwargs,) = losses
+    assert logs["actor_q_scale"] == pytest.approx(1.5)  # q_agg="mean" of 1 and 2 (the minimum would be 1)
+    assert th.allclose(critic_actions[0], th.tanh(seen["x_new"]))  # Q at S(x_n), inside the box
+    assert th.allclose(kwargs["log_det"].detach(), seen["log_det"] + actor.squash.log_abs_det(seen["x_new"]))
+    with th.no_grad():
+        x_prev_old = target.walk(observations, x0, stop=seen["block"]).x  # the target's first n blocks
+        x_old = target.block(observations, x_prev_old, seen["block"]).x
+    assert th.allclose(seen["x"], x_prev_old, atol=1e-6) and th.allclose(kwargs["x_prev_old"], x_prev_old, atol=1e-6)
+    assert th.allclose(kwargs["x_old"], x_old, atol=1e-6)
+    assert not th.allclose(x_old, seen["x_new"], atol=1e-3)  # the actor's block differs from the target's here
+
+
+def test_per_sample_blocks_train_every_block():
+    """block_sampling="per_sample": a batch's samples go through all N blocks, so every block's network gets a gradient."""
+    model = tiny(seed=0, policy_kwargs=dict(net_arch=[16], share_velocity=False))
+    model.actor.optimizer.zero_grad()
+    model._actor_update(th.as_tensor(pendulum_obs(64)), th.tensor(0.1))
+    assert all(any(p.grad is not None and p.grad.abs().sum() > 0 for p in net.parameters()) for net in model.actor.velocities)
+
+
+@pytest.mark.parametrize("target_entropy, direction", [(-10.0, -1), (10.0, 1)])
+def test_the_learned_temperature_moves_towards_the_target_entropy(target_entropy, direction):
+    """Entropy above the target lowers alpha, below it raises alpha; the alpha used is exp(log_ent_coef)."""
+    model = tiny(seed=0, learning_starts=0, target_entropy=target_entropy).learn(30)
+    assert np.sign(model.log_ent_coef.item()) == direction  # ent_coef "auto" starts at alpha = 1
+    assert model._current_ent_coef().item() == pytest.approx(np.exp(model.log_ent_coef.item()))
+
+
+def test_auto_target_entropy_and_log_prob_method_follow_the_action_dimension():
+    assert tiny().target_entropy == -1.0  # "auto": -dim(A), as SAC
+
+    class WideEnv(gym.Env):
+        observation_space = spaces.Box(-1, 1, (2,))
+        action_space = spaces.Box(-1, 1, (33,))
+
+    wide, narrow = (SWFP("FlowPolicy", env, **{**TINY, "policy_kwargs": dict(net_arch=[8])}) for env in (WideEnv(), "Pendulum-v1"))
+    assert wide.target_entropy == -33.0 and wide.actor.log_prob_method == "hutchinson"  # beyond 32 dimensions
+    assert narrow.actor.log_prob_method == "exact"
+
+
+def test_independent_blocks_each_use_their_own_network():
+    """share_velocity=False: block n is integrated with network n only, in a block on its own, a walk and BC."""
+    actor = tiny(seed=0, policy_kwargs=dict(net_arch=[16], share_velocity=False)).actor
+    features, x = th.as_tensor(pendulum_obs(8)), th.randn(8, 1)
+    with th.no_grad():
+        before = [actor.block(features, x, n).x for n in range(3)]
+        actor.velocities[1].linears[-1].bias.add_(1.0)  # network 1 only
+        after = [actor.block(features, x, n).x for n in range(3)]
+    assert th.equal(after[0], before[0]) and th.equal(after[2], before[2])
+    assert not th.allclose(after[1], before[1], atol=1e-2)
+    # predict's path walks the three networks too (only a shared network is one solve over [0, 1])
+    with th.no_grad():
+        walked = actor.squash(actor.walk(features, th.zeros(8, 1)).x)
+        assert th.allclose(actor.sample_from_features(features, deterministic=True)[0], walked, atol=1e-6)
+    # behaviour cloning: each sample trains the block of its t, so every network gets a gradient
+    actor.flow_matching_loss(th.as_tensor(pendulum_obs(64)), th.zeros(64, 1)).backward()
+    assert all(net.linears[0].weight.grad is not None and net.linears[0].weight.grad.abs().sum() > 0 for net in actor.velocities)
