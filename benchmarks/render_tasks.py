@@ -24,7 +24,10 @@ from sb3_swfp.swfp.policies import FlowPolicy
 SETTINGS_0_1_END = "2928f9e"
 #: SWFP arguments that committed runs used and a later commit removed, with the last commit that has each
 #: (``q_on``: the one before SETTINGS_0_1_END; ``guard_steps``: probe G of robustness.md §21)
-REMOVED_OPTIONS = {"q_on": "cd7e742", "guard_steps": "f238807", "bc_q_filter": "9397f30", "self_imitation": "68e0819", "advantage_weighted": "6ff360d"}
+REMOVED_OPTIONS = {
+    "q_on": "cd7e742", "guard_steps": "f238807", "bc_q_filter": "9397f30", "self_imitation": "68e0819", "advantage_weighted": "6ff360d",
+    "target_critics": "7deef81",
+}
 
 #: Results folder of runs made with settings of earlier releases, kept for the record (docs/ablations.md)
 ARCHIVE = "archive"

@@ -712,25 +712,3 @@ def test_independent_blocks_each_use_their_own_network():
     # behaviour cloning: each sample trains the block of its t, so every network gets a gradient
     actor.flow_matching_loss(th.as_tensor(pendulum_obs(64)), th.zeros(64, 1)).backward()
     assert all(net.linears[0].weight.grad is not None and net.linears[0].weight.grad.abs().sum() > 0 for net in actor.velocities)
-
-
-def test_target_critics_takes_the_targets_minimum_over_a_random_few(monkeypatch):
-    """target_critics=2 of ten: each critic update's target is the minimum over two distinct critics, drawn anew."""
-    model = tiny(seed=0, learning_starts=0, target_critics=2, policy_kwargs=dict(net_arch=[8], n_critics=10))
-    with th.no_grad():  # target critic j says j everywhere
-        for j, q_net in enumerate(model.critic_target.q_networks):
-            q_net[-1].weight.zero_()
-            q_net[-1].bias.fill_(float(j))
-    seen = []
-    real = swfp_module.soft_q_target
-    monkeypatch.setattr(swfp_module, "soft_q_target", lambda **kwargs: seen.append(kwargs["next_q_values"]) or real(**kwargs))
-    model.learn(1)  # fills the buffer
-    for _ in range(300):
-        model._critic_update(model.replay_buffer.sample(4), th.tensor(0.1))
-    assert all(q.shape == (4, 2) and q[0, 0] != q[0, 1] for q in seen[-300:])
-    minima = th.stack([q[0].min() for q in seen[-300:]])
-    assert abs(minima.mean().item() - 120 / 45) < 0.4  # min of a random pair of {0..9}: mean 120/45
-    with pytest.raises(ValueError, match="target_critics=11 but the policy has 10 critics"):
-        tiny(target_critics=11, policy_kwargs=dict(net_arch=[8], n_critics=10))
-    with pytest.raises(ValueError, match="target_critics must be an integer >= 1"):
-        tiny(target_critics=0)

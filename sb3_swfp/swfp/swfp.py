@@ -22,7 +22,6 @@ from stable_baselines3.common.utils import FloatSchedule, get_parameters_by_name
 from sb3_swfp.common.checks import (
     POLICY_ARGS,
     check_action_space,
-    check_int,
     check_policy_args_repeated,
     check_swfp_arguments,
     initial_ent_coef,
@@ -114,8 +113,6 @@ class SWFP(OffPolicyAlgorithm):
         (Algorithm 1, line 12).
     :param critic_entropy: Keep the ``-alpha log pi`` term in the critic target (Eq. 18).
     :param q_agg: ``"min"`` or ``"mean"`` over the critics, in the target and in the actor loss.
-    :param target_critics: The target's ``q_agg`` over a random ``target_critics`` of the critics, drawn at every
-        critic update (REDQ's M, RLPD's random two); None: over all of them. (a probe's option, docs/robustness.md §27)
     :param q_normalization: Divide the Q term of the actor loss by the batch mean of ``|Q|`` (ours,
         as TD3+BC does; default False, the paper's loss).  Then ``ent_coef``, ``w2_coef`` and
         ``jko_step_size`` weigh a Q of order 1 whatever the env's reward scale, as on the paper's
@@ -181,7 +178,6 @@ class SWFP(OffPolicyAlgorithm):
         block_sampling: str = "per_sample",
         critic_entropy: bool = True,
         q_agg: str = "min",
-        target_critics: int | None = None,
         q_normalization: bool = False,
         w2_prev_coef: float = 1.0,
         bc_coef: float = 0.0,
@@ -239,7 +235,6 @@ class SWFP(OffPolicyAlgorithm):
         self.block_sampling = block_sampling
         self.critic_entropy = critic_entropy
         self.q_agg = q_agg
-        self.target_critics = target_critics
         self.q_normalization = q_normalization
         self.w2_prev_coef = w2_prev_coef
         self.bc_coef = bc_coef
@@ -286,11 +281,6 @@ class SWFP(OffPolicyAlgorithm):
                 "replay_buffer_class=DemoReplayBuffer, replay_buffer_kwargs=dict(demonstrations='demos.npz')"
             )
         self._check_demonstrations_env(self.env)
-        target_critics = getattr(self, "target_critics", None)  # (models saved before the option: all critics)
-        if target_critics is not None:
-            check_int("target_critics", target_critics, 1)
-            if target_critics > self.critic.n_critics:
-                raise ValueError(f"target_critics={target_critics} but the policy has {self.critic.n_critics} critics: draw at most as many")
         self.batch_norm_stats = get_parameters_by_name(self.critic, ["running_"])
         self.batch_norm_stats_target = get_parameters_by_name(self.critic_target, ["running_"])
 
@@ -379,8 +369,6 @@ class SWFP(OffPolicyAlgorithm):
             next_features = self.actor_target.extract_features(replay_data.next_observations, self.actor_target.features_extractor)
             next_actions, next_log_prob = self.actor_target.sample_from_features(next_features, with_log_prob=need_log_prob)
             next_q_values = th.cat(self.critic_target(replay_data.next_observations, next_actions), dim=1)
-            if getattr(self, "target_critics", None) is not None:  # a random few of the critics (REDQ, RLPD)
-                next_q_values = next_q_values[:, th.randperm(next_q_values.shape[1])[: self.target_critics]]
             discounts = replay_data.discounts if replay_data.discounts is not None else self.gamma
             target_q = soft_q_target(
                 rewards=replay_data.rewards, dones=replay_data.dones, discounts=discounts, next_q_values=next_q_values,
