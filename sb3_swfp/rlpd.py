@@ -57,6 +57,7 @@ from sb3_swfp.common.checks import check_choice, check_int
 from sb3_swfp.common.critics import LayerNormContinuousCritic
 from sb3_swfp.common.losses import Q_AGGREGATIONS, aggregate_q, check_finite, ent_coef_loss, soft_q_loss, soft_q_target
 from sb3_swfp.demos import Demonstrations, DemoReplayBuffer
+from sb3_swfp.demos.replay import truncate_last_n_step_transitions
 from sb3_swfp.presets import merge_kwargs
 
 #: RLPD's share of offline data in every batch (symmetric sampling)
@@ -174,6 +175,18 @@ class RLPD(SAC):
                 f"target_critics={self.target_critics} but the policy has {n_critics} critics "
                 "(policy_kwargs n_critics): draw at most as many as there are"
             )
+
+    def _setup_learn(self, total_timesteps: int, callback: Any = None, reset_num_timesteps: bool = True,
+                     tb_log_name: str = "run", progress_bar: bool = False) -> tuple[int, Any]:  # fmt: skip
+        if reset_num_timesteps or self._last_obs is None:  # as SWFP: SB3 resets the env, the running episodes end
+            truncate_last_n_step_transitions(self.replay_buffer)
+        return super()._setup_learn(total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar)
+
+    def load_replay_buffer(self, path: Any, truncate_last_traj: bool = True) -> None:
+        """As SAC's; as SWFP's, ``truncate_last_traj`` ends the restored buffer's last episode for n-step returns."""
+        super().load_replay_buffer(path, truncate_last_traj)
+        if truncate_last_traj:
+            truncate_last_n_step_transitions(self.replay_buffer)
 
     def collect_rollouts(self, *args: Any, **kwargs: Any) -> RolloutReturn:
         rollout = super().collect_rollouts(*args, **kwargs)

@@ -387,3 +387,21 @@ def test_n_step_returns_do_not_run_across_the_joins_of_added_demonstrations():
     np.testing.assert_array_equal(batch.next_observations.numpy(), [buffer.next_observations[2, 0], demos.next_observations[-1]])
     inside = buffer._get_samples(np.array([3]))  # inside the demonstrations, returns still sum 3 steps
     np.testing.assert_allclose(inside.rewards.item(), demos.rewards[0] + gamma * demos.rewards[1] + gamma**2 * demos.rewards[2], rtol=1e-6)
+
+
+def test_a_memory_optimised_buffer_ends_the_running_episode_where_added_demonstrations_overwrite_its_next_observation():
+    """optimize_memory_usage keeps a transition's next observation in the next row, which add_to_replay_buffer
+    overwrites: the online episode running there ends (done, as SB3 ends one at learn()'s reset), and does not
+    bootstrap from the demonstrations' first observation.  Demonstrations that go on from it stay one episode."""
+    buffer = ReplayBuffer(50, OBS_SPACE, ACTION_SPACE, device="cpu", optimize_memory_usage=True, handle_timeout_termination=False)
+    for t in range(3):  # an online episode, still running
+        obs = np.full((1, 3), float(t), np.float32)
+        buffer.add(obs, obs + 1, np.zeros((1, 2), np.float32), np.zeros(1), np.zeros(1), [{}])
+    add_to_replay_buffer(episodic_demos(n_episodes=1, length=4), buffer)
+    assert buffer._get_samples(np.array([2])).dones.item() == 1.0
+    demos = episodic_demos(n_episodes=1, length=8)  # continuous episode split across two adds: no join
+    demos.truncations[-1] = False
+    buffer = ReplayBuffer(50, OBS_SPACE, ACTION_SPACE, device="cpu", optimize_memory_usage=True, handle_timeout_termination=False)
+    add_to_replay_buffer(demos.subset(slice(0, 4)), buffer)
+    add_to_replay_buffer(demos.subset(slice(4, 8)), buffer)
+    assert buffer.dones[:8, 0].tolist() == [0.0] * 8

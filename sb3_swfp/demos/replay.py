@@ -8,6 +8,8 @@ SB3's off-policy algorithms store actions scaled to [-1, 1] (``BasePolicy.scale_
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch as th
 from gymnasium import spaces
@@ -53,7 +55,8 @@ def truncate_last_transitions(replay_buffer: ReplayBuffer) -> None:
     stores one), and its one-step target still bootstraps.  Without, the buffer takes every truncation for a
     termination: a buffer of n-step returns (``n_steps`` > 1) marks it done, as SB3 ends an episode at a
     memory-optimised buffer's join; a one-step buffer is left as it is, its targets ending at no join.  An empty
-    buffer, and a memory-optimised one (SB3 ends its own episodes there), are left alone too.
+    buffer, and a memory-optimised one (SB3's ``_setup_learn`` ends its episode at a reset, and
+    :func:`add_to_replay_buffer` where demonstrations overwrite its next observation), are left alone too.
     """
     if replay_buffer.optimize_memory_usage or not (replay_buffer.full or replay_buffer.pos > 0):
         return
@@ -64,6 +67,14 @@ def truncate_last_transitions(replay_buffer: ReplayBuffer) -> None:
     elif getattr(replay_buffer, "n_steps", 1) <= 1:
         return
     replay_buffer.dones[last, running] = 1.0
+
+
+def truncate_last_n_step_transitions(replay_buffer: Any) -> None:
+    """:func:`truncate_last_transitions` for a buffer of n-step returns (SB3's, or a
+    :class:`~sb3_swfp.demos.buffers.DemoReplayBuffer` with ``n_steps`` > 1); others (one-step ones, HER's) are left
+    as they are.  SWFP and RLPD call it where ``learn()`` resets the env and after ``load_replay_buffer``."""
+    if getattr(replay_buffer, "n_steps", 1) > 1:
+        truncate_last_transitions(replay_buffer)
 
 
 def add_to_replay_buffer(
@@ -129,6 +140,13 @@ def add_to_replay_buffer(
         truncate_last_transitions(replay_buffer)  # and the demonstrations' last, before what is stored after them
         return n
 
+    if replay_buffer.optimize_memory_usage and (replay_buffer.full or replay_buffer.pos > 0):
+        # The running episode's next observation is the row at pos, which the demonstrations overwrite: unless they go
+        # on from it, that episode ends there (done, as SB3's _setup_learn ends one: the observation is lost)
+        # (Box observations: SB3's DictReplayBuffer has no memory-optimised variant)
+        following = replay_buffer.observations[replay_buffer.pos]
+        if not np.array_equal(following, np.asarray(obs[0:1]).astype(following.dtype)):
+            replay_buffer.dones[(replay_buffer.pos - 1) % size] = 1.0
     for i in range(n):
         replay_buffer.add(
             _map_obs(obs, lambda a: a[i : i + 1]),
@@ -239,4 +257,4 @@ def from_replay_buffer(replay_buffer: ReplayBuffer, actions_are_scaled: bool = T
     return Demonstrations.concatenate(parts)  # an env's episode still running ends at its join with the next env's
 
 
-__all__ = ["add_to_replay_buffer", "from_replay_buffer", "make_replay_buffer", "scaled_actions", "truncate_last_transitions", "unscaled_actions"]
+__all__ = ["add_to_replay_buffer", "from_replay_buffer", "make_replay_buffer", "scaled_actions", "truncate_last_n_step_transitions", "truncate_last_transitions", "unscaled_actions"]

@@ -37,7 +37,7 @@ from sb3_swfp.demos import (
     with_env_id,
 )
 from sb3_swfp.demos.buffers import unsaved
-from sb3_swfp.demos.replay import truncate_last_transitions
+from sb3_swfp.demos.replay import truncate_last_n_step_transitions
 from sb3_swfp.swfp.persistence import (
     check_flow_overrides,
     check_load_overrides,
@@ -528,7 +528,7 @@ class SWFP(OffPolicyAlgorithm):
         progress_bar: bool = False,
     ) -> tuple[int, Any]:
         if reset_num_timesteps or self._last_obs is None:  # SB3 resets the env below: the buffer's running episodes end
-            _truncate_last_n_step_transitions(self.replay_buffer)
+            truncate_last_n_step_transitions(self.replay_buffer)
         return super()._setup_learn(total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar)
 
     @classmethod
@@ -620,7 +620,7 @@ class SWFP(OffPolicyAlgorithm):
         if isinstance(self.replay_buffer, DemoReplayBuffer):
             self.replay_buffer.use_n_steps(self.n_steps, self.gamma)
         if truncate_last_traj:  # as SB3's HER buffer: the last episode saved was finished, none runs on past it
-            _truncate_last_n_step_transitions(self.replay_buffer)
+            truncate_last_n_step_transitions(self.replay_buffer)
 
     def _demo_buffer_class(self) -> bool:
         """Whether the replay buffer class is a :class:`DemoReplayBuffer`."""
@@ -650,13 +650,6 @@ def _check_buffer_n_steps(buffer_kwargs: dict[str, Any], n_steps: int, gamma: fl
                 f"replay_buffer_kwargs {key}={buffer_kwargs[key]!r} but SWFP's {key}={value!r}: give n_steps (and gamma) "
                 "to SWFP only, which passes them to the DemoReplayBuffer"
             )
-
-
-def _truncate_last_n_step_transitions(replay_buffer: Any) -> None:
-    """:func:`~sb3_swfp.demos.replay.truncate_last_transitions` for a buffer of n-step returns (SB3's, or a
-    :class:`DemoReplayBuffer` with ``n_steps`` > 1); others (one-step ones, HER's) are left as they are."""
-    if getattr(replay_buffer, "n_steps", 1) > 1:
-        truncate_last_transitions(replay_buffer)
 
 
 def _append(logs: dict[str, list[float]], terms: dict[str, float]) -> None:
