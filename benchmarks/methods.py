@@ -128,13 +128,13 @@ def make_model(method: str, task: Task, demos, seed: int, budget: str, device: s
         model.pretrain(demos, **bc_kwargs)
         return model
     if method in ("rlpd", "rlpd_ensemble", "rlpd_bc"):
-        from sb3_swfp.rlpd import RLPD, rlpd_sac_kwargs
+        from sb3_swfp.rlpd import rlpd_sac_kwargs
 
         # rl-zoo3's SAC settings for the task, made RLPD-style (its buffer, start and update ratio win)
         kwargs = {key: value for key, value in baseline_kwargs("sac", task, budget).items() if key not in RLPD_SETS}
         kwargs = rlpd_sac_kwargs(demos, dict_observations=task.success_metric, **kwargs, **(overrides or {}))
         if method != "rlpd_bc":
-            return {"rlpd": SAC, "rlpd_ensemble": RLPD}[method](env=env, seed=seed, device=device, **kwargs)
+            return model_class(method)(env=env, seed=seed, device=device, **kwargs)
         from sb3_swfp.common.gaussian_bc import gaussian_behaviour_cloning
         from sb3_swfp.presets import PRETRAIN_KWARGS
 

@@ -150,9 +150,6 @@ class RLPD(SAC):
         _init_setup_model: bool = True,
         **kwargs: Any,
     ):
-        if target_critics is not None:
-            check_int("target_critics", target_critics, 1)
-        check_choice("actor_q", actor_q, Q_AGGREGATIONS)
         policy_kwargs = {"n_critics": 10, **(policy_kwargs or {})}
         super().__init__(policy, env, policy_kwargs=policy_kwargs, target_entropy=target_entropy, _init_setup_model=False, **kwargs)
         self.target_critics = target_critics
@@ -165,7 +162,7 @@ class RLPD(SAC):
         # here, not in __init__: load() has no action space before its data, and may pass "auto" itself
         if isinstance(self.target_entropy, str) and self.target_entropy == "auto":
             self.target_entropy = -float(np.prod(self.action_space.shape)) / 2
-        if self.target_critics is not None:  # again: load() takes them from kwargs and custom_objects unchecked
+        if self.target_critics is not None:  # here, so that load()'s kwargs and custom_objects are checked too
             check_int("target_critics", self.target_critics, 1)
         check_choice("actor_q", self.actor_q, Q_AGGREGATIONS)
         super()._setup_model()
@@ -199,7 +196,7 @@ class RLPD(SAC):
     def train(self, gradient_steps: int, batch_size: int = 64) -> None:
         if gradient_steps < 1:
             return
-        env_steps, self._env_steps_to_train = getattr(self, "_env_steps_to_train", 1), 1
+        env_steps, self._env_steps_to_train = self._env_steps_to_train, 1
         self.policy.set_training_mode(True)
         optimizers = [self.actor.optimizer, self.critic.optimizer]
         if self.ent_coef_optimizer is not None:
