@@ -156,6 +156,21 @@ def test_a_block_that_folds_one_direction_in_float32_is_floored_with_bounded_gra
     assert jacobian.grad.norm() < 1e7
 
 
+def test_an_exactly_singular_jacobian_is_the_floor_with_zero_gradient():
+    """A zero pivot (here a zero row; on some processors also the rank-deficient float32 Jacobians above) made
+    slogdet's backward NaN for the whole batch; |det|'s subgradient at 0 is zero, the other samples keep theirs."""
+    jacobian = th.eye(3, dtype=th.float64).repeat(2, 1, 1)
+    jacobian[0, 0] = 0.0
+    jacobian.requires_grad_(True)
+    log_det = log_abs_det(jacobian)
+    log_det.sum().backward()
+    floor = math.log(FOLD_EPS) + 2 * 0.5 * math.log(2 / 3)  # FOLD_EPS r^(d-1), r = ||J||_F / sqrt(3)
+    assert log_det[0].item() == pytest.approx(floor, abs=1e-12)
+    assert th.all(jacobian.grad[0] == 0)
+    # The regular sample: d log(1 + FOLD_EPS) / dJ = J^-T / (1 + FOLD_EPS)
+    th.testing.assert_close(jacobian.grad[1], th.eye(3, dtype=th.float64) / (1 + FOLD_EPS))
+
+
 def floored_log_abs_det(jacobian: th.Tensor) -> th.Tensor:
     """The floored log|det| of log_abs_det's docstring, from torch's det: (batch, d, d) -> (batch,)."""
     d = jacobian.shape[-1]

@@ -47,8 +47,14 @@ def log_abs_det(jacobian: th.Tensor) -> th.Tensor:
     d = jacobian.shape[-1]
     log_rms = 0.5 * th.log(jacobian.detach().pow(2).sum(dim=(-2, -1)) / d)  # (batch,) log r
     floor = math.log(FOLD_EPS) + (d - 1) * log_rms.clamp_min(math.log(FOLD_EPS))
+    sign, log_det = th.linalg.slogdet(jacobian)
+    singular = sign == 0
+    if singular.any():  # det exactly 0 (LAPACK found a zero pivot): slogdet's backward would give NaN there
+        # Identity in their place, then log|det| = -inf: the floor alone, and |det|'s subgradient at 0, zero
+        safe = th.where(singular[:, None, None], th.eye(d, dtype=jacobian.dtype, device=jacobian.device), jacobian)
+        log_det = th.linalg.slogdet(safe)[1].masked_fill(singular, -math.inf)
     # log(|det| + floor), computed from slogdet without leaving log space
-    return th.logaddexp(th.linalg.slogdet(jacobian)[1], floor)
+    return th.logaddexp(log_det, floor)
 
 
 def rademacher_like(x: th.Tensor) -> th.Tensor:
