@@ -13,11 +13,13 @@ from typing import Any, ClassVar, TypeVar
 import numpy as np
 import torch as th
 from stable_baselines3.common.buffers import ReplayBuffer
+from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.noise import ActionNoise
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, ReplayBufferSamples, Schedule
 from stable_baselines3.common.utils import FloatSchedule, get_parameters_by_name, polyak_update, update_learning_rate
+from stable_baselines3.common.vec_env import VecMonitor, is_vecenv_wrapped
 
 from sb3_swfp.common.checks import (
     POLICY_ARGS,
@@ -28,6 +30,7 @@ from sb3_swfp.common.checks import (
     require,
 )
 from sb3_swfp.common.losses import aggregate_q, check_finite, ent_coef_loss, jko_block_loss, soft_q_loss, soft_q_target
+from sb3_swfp.common.selection import PolicySelection
 from sb3_swfp.demos import (
     DemonstrationsLike,
     DemoReplayBuffer,
@@ -122,6 +125,11 @@ class SWFP(OffPolicyAlgorithm):
         term that term pulls every block towards the identity map and undoes a pretrained flow.
     :param bc_coef: Weight of a flow-matching BC term on a demonstration batch in each actor update
         (ours, beyond the paper: see docs/algorithm.md; 0 by default).  Needs ``replay_buffer_class=DemoReplayBuffer``.
+    :param selection_steps: Policy selection on the run's own returns (ours, beyond the paper; 0, the default, is
+        off): the env is played in phases of at least ``selection_steps`` env steps (whole episodes), each by a
+        frozen copy of the prior actor taken when it begins, and ``predict`` answers with the last copy whose
+        phase's mean episode return was at or above the kept one's (at first the actor ``learn()`` started from).
+        The learner trains as without it and is never put back.  See ``sb3_swfp/common/selection.py``.
     :param target_update_interval: Update the critic targets every ``target_update_interval`` steps.
     :param stats_window_size: Window size for the rollout logging.
     :param tensorboard_log: The log location for tensorboard (if None, no logging).
@@ -181,6 +189,7 @@ class SWFP(OffPolicyAlgorithm):
         q_normalization: bool = False,
         w2_prev_coef: float = 1.0,
         bc_coef: float = 0.0,
+        selection_steps: int = 0,
         target_update_interval: int = 1,
         stats_window_size: int = 100,
         tensorboard_log: str | None = None,
@@ -196,7 +205,7 @@ class SWFP(OffPolicyAlgorithm):
             actor_batch_size=actor_batch_size, jko_step_size=jko_step_size, bc_coef=bc_coef, w2_coef=w2_coef,
             w2_prev_coef=w2_prev_coef, actor_tau=actor_tau, ent_coef=ent_coef, policy_kwargs=policy_kwargs,
             batch_size=batch_size, tau=tau, gamma=gamma, train_freq=train_freq, target_update_interval=target_update_interval,
-            target_entropy=target_entropy, actor_learning_rate=actor_learning_rate,
+            target_entropy=target_entropy, actor_learning_rate=actor_learning_rate, selection_steps=selection_steps,
         )
         if getattr(env, "action_space", None) is not None:
             check_action_space(env.action_space)  # before SB3's own, less helpful, assertions
@@ -238,6 +247,10 @@ class SWFP(OffPolicyAlgorithm):
         self.q_normalization = q_normalization
         self.w2_prev_coef = w2_prev_coef
         self.bc_coef = bc_coef
+        self.selection_steps = selection_steps
+        self.selection: PolicySelection | None = None
+        self._collecting = False  # _sample_action's predict: the selection's phase actor acts
+        self._last_dones: np.ndarray | None = None
         self.target_update_interval = target_update_interval
         self.log_ent_coef: th.Tensor | None = None
         self.ent_coef_optimizer: th.optim.Adam | None = None
@@ -352,6 +365,8 @@ class SWFP(OffPolicyAlgorithm):
                 polyak_update(self.batch_norm_stats, self.batch_norm_stats_target, 1.0)
 
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
+        if self.selection is not None:
+            self.selection.record(self.logger)
         for key, values in logs.items():
             self.logger.record(f"train/{key}", float(np.mean(values)))
 
@@ -527,9 +542,64 @@ class SWFP(OffPolicyAlgorithm):
         tb_log_name: str = "run",
         progress_bar: bool = False,
     ) -> tuple[int, Any]:
-        if reset_num_timesteps or self._last_obs is None:  # SB3 resets the env below: the buffer's running episodes end
+        restarts = reset_num_timesteps or self._last_obs is None
+        if restarts:  # SB3 resets the env below: the buffer's running episodes end
             truncate_last_n_step_transitions(self.replay_buffer)
-        return super()._setup_learn(total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar)
+        total_timesteps, callback = super()._setup_learn(total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar)
+        self._setup_selection(restarts)
+        return total_timesteps, callback
+
+    def _setup_selection(self, restarts: bool) -> None:
+        if self.selection_steps == 0:
+            self.selection = None  # load(..., selection_steps=0) ends a saved model's selection
+            return
+        monitored = self.env is None or all(self.env.env_is_wrapped(Monitor)) or is_vecenv_wrapped(self.env, VecMonitor)
+        if not monitored:
+            raise ValueError(
+                "selection_steps needs each episode's return: wrap every env in stable_baselines3.common.monitor.Monitor "
+                "(make_vec_env does) or the VecEnv in VecMonitor, or selection_steps=0"
+            )
+        if self.selection is None:
+            self.selection = PolicySelection(self.selection_steps, self.n_envs, self.actor_target.state_dict())
+        self.selection.steps = self.selection_steps  # load(..., selection_steps=...) changes the phases' length
+        if restarts or self.selection.fresh.size != self.n_envs:
+            self.selection.episodes_restarted(self.n_envs)
+
+    def predict(
+        self,
+        observation: np.ndarray | dict[str, np.ndarray],
+        state: tuple[np.ndarray, ...] | None = None,
+        episode_start: np.ndarray | None = None,
+        deterministic: bool = False,
+    ) -> tuple[np.ndarray, tuple[np.ndarray, ...] | None]:
+        """As SB3's; with ``selection_steps`` the kept actor answers (the phase's actor while collecting)."""
+        if self.selection is None:
+            return super().predict(observation, state, episode_start, deterministic)
+        actor = self.selection.actor("candidate" if self._collecting else "kept", self.actor_target)
+        prior = self.policy.actor_target
+        self.policy.actor_target = actor  # the policy acts with its prior actor
+        try:
+            return super().predict(observation, state, episode_start, deterministic)
+        finally:
+            self.policy.actor_target = prior
+
+    def _sample_action(self, learning_starts: int, action_noise: ActionNoise | None = None, n_envs: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        self._collecting = True
+        try:
+            return super()._sample_action(learning_starts, action_noise, n_envs)
+        finally:
+            self._collecting = False
+
+    def _update_info_buffer(self, infos: list[dict[str, Any]], dones: np.ndarray | None = None) -> None:
+        super()._update_info_buffer(infos, dones)
+        if self.selection is not None and dones is not None:
+            self.selection.observe(infos, dones)
+            self._last_dones = dones
+
+    def _on_step(self) -> None:
+        super()._on_step()
+        if self.selection is not None and self._last_dones is not None:
+            self.selection.step(self.n_envs, self._last_dones, self.actor_target.state_dict())
 
     @classmethod
     def load(  # type: ignore[override]
@@ -632,7 +702,7 @@ class SWFP(OffPolicyAlgorithm):
             self.replay_buffer.check_env(vec_env_id(env))
 
     def _excluded_save_params(self) -> list[str]:
-        return [*super()._excluded_save_params(), "actor", "actor_target", "critic", "critic_target", "actor_lr_schedule"]
+        return [*super()._excluded_save_params(), "actor", "actor_target", "critic", "critic_target", "actor_lr_schedule", "_last_dones"]
 
     def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
         state_dicts = ["policy", "actor.optimizer", "critic.optimizer"]

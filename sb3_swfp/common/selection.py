@@ -1,0 +1,117 @@
+"""Policy selection on the run's own returns (ours, beyond the paper): the policy ``predict`` returns is the last
+copy of the learner whose episodes, played by that copy alone, returned at least as much as the kept one's.
+
+The env is played in phases.  A phase's actor is a frozen copy of the learner's prior actor (Algorithm 1, line 15:
+the actor SWFP acts with) taken when the phase begins; it collects with sampled actions, as SWFP always does, and
+the learner (actor, prior, critics) trains on what it collects exactly as without selection: nothing the learner
+learnt is ever put back.  A phase ends at the first episode end once it holds at least ``steps`` env steps; the
+mean return of the episodes begun and ended in it measures its actor, which becomes the *kept* actor if that mean
+is at or above the kept actor's.  The kept actor at first is the prior actor ``learn()`` started from, measured by
+the first phase (so a behaviour-cloned start is measured before any change is kept).  ``predict`` answers with the
+kept actor (evaluations see it), so a change whose own episodes returned less is never what the model answers with.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import numpy as np
+import torch as th
+
+#: A phase in which no episode has ended after this many times ``steps`` env steps is an error: the env's
+#: episodes do not end, so no return measures the phase's actor
+MAX_PHASE_FACTOR = 20
+
+
+class PolicySelection:
+    """The selection's state, pickled with the model (``SWFP.save``): the two actors as CPU state dicts.
+
+    :param steps: Least number of env steps (all envs together) of a phase.
+    :param n_envs: Number of envs stepping together.
+    :param start: State dict of the actor ``learn()`` starts from: the first phase's actor and the first kept one.
+
+    With several envs a phase ends at the first episode end after ``steps`` env steps; episodes still under way in
+    the other envs then are not counted (they began under another actor's phase or run on into the next).
+    """
+
+    def __init__(self, steps: int, n_envs: int, start: dict[str, th.Tensor]):
+        self.steps = steps
+        self.phase_steps = 0
+        self.quiet_steps = 0  # env steps since an episode last ended
+        self.fresh = np.ones(n_envs, dtype=bool)  # whether each env's running episode began in this phase
+        self.returns: list[float] = []
+        self.candidate = _cpu(start)  # the phase's actor
+        self.kept = self.candidate  # the actor predict answers with
+        self.reference: float | None = None  # mean return of the kept actor's phase
+        self.n_phases = 0
+        self.n_kept = 0
+        self._modules: dict[str, tuple[dict[str, th.Tensor], th.nn.Module]] = {}  # built from which state
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_modules": {}}  # the modules are rebuilt from the state dicts
+
+    def actor(self, which: str, like: th.nn.Module) -> th.nn.Module:
+        """The ``"candidate"`` or ``"kept"`` actor as a module shaped as ``like`` (the model's prior actor), on its device."""
+        state = getattr(self, which)
+        cached = self._modules.get(which)
+        if cached is None or cached[0] is not state:  # a new candidate, or a change kept, since it was built
+            module = copy.deepcopy(like)
+            module.load_state_dict(state)
+            self._modules[which] = cached = (state, module)
+        return cached[1]
+
+    def episodes_restarted(self, n_envs: int) -> None:
+        """Every one of ``n_envs`` envs has just been reset (``learn()`` with ``reset_num_timesteps``)."""
+        self.fresh = np.ones(n_envs, dtype=bool)
+
+    def observe(self, infos: list[dict[str, Any]], dones: np.ndarray) -> None:
+        """Record the return of each episode that ends now (Monitor's ``info["episode"]``) and began in this phase."""
+        for index, done in enumerate(dones):
+            if not done:
+                continue
+            self.quiet_steps = 0
+            episode = infos[index].get("episode")
+            if episode is None:
+                raise ValueError(
+                    "selection_steps needs each episode's return: wrap the env in stable_baselines3.common.monitor.Monitor "
+                    "(make_vec_env and SB3's own wrapping of a single env do)"
+                )
+            if self.fresh[index]:
+                self.returns.append(float(episode["r"]))
+            self.fresh[index] = True
+
+    def step(self, n_envs: int, dones: np.ndarray, learner: dict[str, th.Tensor]) -> None:
+        """Advance by one step of ``n_envs`` envs; where the phase ends, decide and begin the next with ``learner``."""
+        self.phase_steps += n_envs
+        self.quiet_steps += n_envs
+        if self.phase_steps >= self.steps and np.any(dones) and self.returns:
+            self._decide()
+            self.candidate = _cpu(learner)
+            self.phase_steps = 0
+            self.returns = []
+            self.fresh = np.asarray(dones, dtype=bool).copy()  # an env whose episode ended now begins one in this phase
+        elif self.quiet_steps > MAX_PHASE_FACTOR * self.steps:
+            raise RuntimeError(
+                f"selection_steps={self.steps}: no episode ended within {self.quiet_steps} env steps, so no return measures "
+                "the actor.  Give the env a time limit (gymnasium's TimeLimit), or selection_steps=0"
+            )
+
+    def _decide(self) -> None:
+        mean = float(np.mean(self.returns))
+        self.n_phases += 1
+        if self.reference is None or mean >= self.reference:
+            self.kept, self.reference = self.candidate, mean
+            self.n_kept += 1
+        self.last_mean = mean
+
+    def record(self, logger: Any) -> None:
+        """Log the phases decided, the changes kept, the kept actor's mean return."""
+        logger.record("selection/phases", self.n_phases)
+        logger.record("selection/kept", self.n_kept)
+        if self.reference is not None:
+            logger.record("selection/kept_return", self.reference)
+
+
+def _cpu(state: dict[str, th.Tensor]) -> dict[str, th.Tensor]:
+    return {key: value.detach().to("cpu", copy=True) for key, value in state.items()}
