@@ -4,10 +4,12 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch as th
+from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from sb3_swfp import SWFP
 from sb3_swfp.common.selection import PolicySelection
+from sb3_swfp.demos import Demonstrations
 
 from helpers import TINY
 
@@ -59,6 +61,16 @@ def test_a_return_needs_monitor():
         selection.observe([{}], np.array([True]))
 
 
+def test_a_phase_waits_for_an_episode_end_as_long_as_the_time_limit_allows():
+    patient = PolicySelection(steps=1, n_envs=1, start=_state(0.0), time_limit=100)
+    for _ in range(50):  # far past 20 x steps, within 20 x the time limit
+        patient.step(1, np.array([False]), _state(1.0))
+    impatient = PolicySelection(steps=1, n_envs=1, start=_state(0.0))
+    with pytest.raises(RuntimeError, match="no episode ended within 21 env steps"):
+        for _ in range(21):
+            impatient.step(1, np.array([False]), _state(1.0))
+
+
 def _model(**kwargs) -> SWFP:
     env = gym.make("Pendulum-v1", max_episode_steps=50)
     return SWFP("FlowPolicy", env, **{**TINY, "learning_starts": 0, **kwargs}, selection_steps=100, seed=0)
@@ -96,6 +108,40 @@ def test_predict_answers_with_the_kept_actor_and_collection_with_the_phase_actor
     loaded = SWFP.load(tmp_path / "model.zip", env=model.get_env())
     np.testing.assert_allclose(loaded.predict(obs, deterministic=True)[0], model.predict(obs, deterministic=True)[0])
     assert loaded.selection.reference == selection.reference and loaded.selection.n_phases == 3
+
+
+def test_the_first_phase_measures_the_actor_a_training_start_callback_made():
+    """BCPretrainCallback clones in on_training_start, after learn() has set up: the start is taken after it."""
+
+    class Clone(BaseCallback):
+        def _on_training_start(self) -> None:
+            for parameter in self.model.actor.parameters():
+                parameter.data.add_(1.0)
+            self.model.policy.sync_target_actor()
+            self.cloned = {key: value.clone() for key, value in self.model.actor_target.state_dict().items()}
+
+        def _on_step(self) -> bool:
+            return True
+
+    model, clone = _model(), Clone()
+    model.learn(10, callback=clone)
+    assert all(th.equal(model.selection.kept[key], value.cpu()) for key, value in clone.cloned.items())
+
+
+def test_pretrain_makes_a_new_start(tmp_path):
+    model = _model()
+    model.learn(150)
+    assert model.selection.n_phases == 1
+    env = model.get_env()
+    obs = np.stack([env.observation_space.sample() for _ in range(40)])
+    actions = np.stack([env.action_space.sample() for _ in range(40)])
+    n = len(obs)
+    demos = Demonstrations(
+        observations=obs, actions=actions, rewards=np.zeros(n, dtype=np.float32), next_observations=obs,
+        terminations=np.zeros(n, dtype=bool), truncations=np.arange(n) == n - 1, metadata={"env_id": "Pendulum-v1"},
+    )  # fmt: skip
+    model.pretrain(demos, gradient_steps=2, batch_size=8)
+    assert model.selection is None
 
 
 def test_selection_off_answers_with_the_prior_actor():

@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 import torch as th
 
-#: A phase in which no episode has ended after this many times ``steps`` env steps is an error: the env's
-#: episodes do not end, so no return measures the phase's actor
+#: No episode end for this many times ``steps`` or the longest episode (the env's time limit), whichever is
+#: larger, is an error: the env's episodes do not end, so no return measures the phase's actor
 MAX_PHASE_FACTOR = 20
 
 
@@ -30,13 +30,15 @@ class PolicySelection:
     :param steps: Least number of env steps (all envs together) of a phase.
     :param n_envs: Number of envs stepping together.
     :param start: State dict of the actor ``learn()`` starts from: the first phase's actor and the first kept one.
+    :param time_limit: The env's ``max_episode_steps``, where it has one (how long a phase may wait for an episode end).
 
     With several envs a phase ends at the first episode end after ``steps`` env steps; episodes still under way in
     the other envs then are not counted (they began under another actor's phase or run on into the next).
     """
 
-    def __init__(self, steps: int, n_envs: int, start: dict[str, th.Tensor]):
+    def __init__(self, steps: int, n_envs: int, start: dict[str, th.Tensor], time_limit: int | None = None):
         self.steps = steps
+        self.longest = time_limit or 0  # the longest episode seen, or the env's time limit
         self.phase_steps = 0
         self.quiet_steps = 0  # env steps since an episode last ended
         self.fresh = np.ones(n_envs, dtype=bool)  # whether each env's running episode began in this phase
@@ -77,6 +79,7 @@ class PolicySelection:
                     "selection_steps needs each episode's return: wrap the env in stable_baselines3.common.monitor.Monitor "
                     "(make_vec_env and SB3's own wrapping of a single env do)"
                 )
+            self.longest = max(self.longest, int(episode["l"]))
             if self.fresh[index]:
                 self.returns.append(float(episode["r"]))
             self.fresh[index] = True
@@ -91,7 +94,7 @@ class PolicySelection:
             self.phase_steps = 0
             self.returns = []
             self.fresh = np.asarray(dones, dtype=bool).copy()  # an env whose episode ended now begins one in this phase
-        elif self.quiet_steps > MAX_PHASE_FACTOR * self.steps:
+        elif self.quiet_steps > MAX_PHASE_FACTOR * max(self.steps, self.longest):
             raise RuntimeError(
                 f"selection_steps={self.steps}: no episode ended within {self.quiet_steps} env steps, so no return measures "
                 "the actor.  Give the env a time limit (gymnasium's TimeLimit), or selection_steps=0"

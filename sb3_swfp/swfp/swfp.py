@@ -513,6 +513,7 @@ class SWFP(OffPolicyAlgorithm):
             clip_actions=clip_actions, progress_bar=progress_bar, log_interval=log_interval, tb_log_name=tb_log_name,
             allow_env_mismatch=allow_env_mismatch, allow_missing_rewards=allow_missing_rewards,
         )  # fmt: skip
+        self.selection = None  # the cloned actor is a new start: the next collection measures it first
         return self
 
     def learn(
@@ -559,8 +560,8 @@ class SWFP(OffPolicyAlgorithm):
                 "selection_steps needs each episode's return: wrap every env in stable_baselines3.common.monitor.Monitor "
                 "(make_vec_env does) or the VecEnv in VecMonitor, or selection_steps=0"
             )
-        if self.selection is None:
-            self.selection = PolicySelection(self.selection_steps, self.n_envs, self.actor_target.state_dict())
+        if self.selection is None:  # made at the first env step: BCPretrainCallback clones after this
+            return
         self.selection.steps = self.selection_steps  # load(..., selection_steps=...) changes the phases' length
         if restarts or self.selection.fresh.size != self.n_envs:
             self.selection.episodes_restarted(self.n_envs)
@@ -584,6 +585,8 @@ class SWFP(OffPolicyAlgorithm):
             self.policy.actor_target = prior
 
     def _sample_action(self, learning_starts: int, action_noise: ActionNoise | None = None, n_envs: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        if self.selection_steps > 0 and self.selection is None:  # the first phase: the actor learn() starts from
+            self.selection = PolicySelection(self.selection_steps, self.n_envs, self.actor_target.state_dict(), _time_limit(self.env))
         self._collecting = True
         try:
             return super()._sample_action(learning_starts, action_noise, n_envs)
@@ -720,6 +723,16 @@ def _check_buffer_n_steps(buffer_kwargs: dict[str, Any], n_steps: int, gamma: fl
                 f"replay_buffer_kwargs {key}={buffer_kwargs[key]!r} but SWFP's {key}={value!r}: give n_steps (and gamma) "
                 "to SWFP only, which passes them to the DemoReplayBuffer"
             )
+
+
+def _time_limit(env: GymEnv | None) -> int | None:
+    """The longest ``max_episode_steps`` of the envs' specs, where they have one."""
+    try:
+        specs = env.get_attr("spec") if env is not None else []
+    except AttributeError:
+        return None
+    limits = [spec.max_episode_steps for spec in specs if spec is not None and spec.max_episode_steps]
+    return max(limits) if limits else None
 
 
 def _append(logs: dict[str, list[float]], terms: dict[str, float]) -> None:
