@@ -108,6 +108,11 @@ def test_predict_answers_with_the_kept_actor_and_collection_with_the_phase_actor
     loaded = SWFP.load(tmp_path / "model.zip", env=model.get_env())
     np.testing.assert_allclose(loaded.predict(obs, deterministic=True)[0], model.predict(obs, deterministic=True)[0])
     assert loaded.selection.reference == selection.reference and loaded.selection.n_phases == 3
+    # Loaded with selection_steps=0, the prior actor answers from the start
+    unselected = SWFP.load(tmp_path / "model.zip", env=model.get_env(), selection_steps=0)
+    th.manual_seed(4)
+    answered = unselected.predict(obs, deterministic=False)[0]
+    np.testing.assert_allclose(answered, _actions(unselected, unselected.actor_target, obs, 4))
 
 
 def test_the_first_phase_measures_the_actor_a_training_start_callback_made():

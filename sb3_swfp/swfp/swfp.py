@@ -574,7 +574,7 @@ class SWFP(OffPolicyAlgorithm):
         deterministic: bool = False,
     ) -> tuple[np.ndarray, tuple[np.ndarray, ...] | None]:
         """As SB3's; with ``selection_steps`` the kept actor answers (the phase's actor while collecting)."""
-        if self.selection is None:
+        if self.selection is None or self.selection_steps == 0:  # load(..., selection_steps=0): the prior actor answers
             return super().predict(observation, state, episode_start, deterministic)
         actor = self.selection.actor("candidate" if self._collecting else "kept", self.actor_target)
         prior = self.policy.actor_target
