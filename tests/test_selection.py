@@ -27,7 +27,7 @@ def test_phase_ends_at_the_first_episode_end_after_its_steps_and_keeps_only_a_re
     # Phase 1 (the start's): episodes of 2 steps returning 5 and 7; it ends at step 4, the first end after 3 steps
     for step, (done, ret) in enumerate([(False, 0), (True, 5.0), (False, 0), (True, 7.0)], start=1):
         selection.observe([_episode(ret)], np.array([done]))
-        selection.step(1, np.array([done]), _state(float(step)))
+        selection.step(1, np.array([done]), lambda: _state(float(step)))
         assert selection.n_phases == (1 if step == 4 else 0)
     assert selection.reference == 6.0 and selection.kept["weight"][0] == 0.0  # the start, measured
     assert selection.candidate["weight"][0] == 4.0  # the learner when the phase ended
@@ -35,13 +35,13 @@ def test_phase_ends_at_the_first_episode_end_after_its_steps_and_keeps_only_a_re
     for step in range(5, 8):
         done = step == 7
         selection.observe([_episode(5.0)], np.array([done]))
-        selection.step(1, np.array([done]), _state(float(step)))
+        selection.step(1, np.array([done]), lambda: _state(float(step)))
     assert selection.n_phases == 2 and selection.kept["weight"][0] == 0.0 and selection.reference == 6.0
     # Phase 3: a tie (6 == 6) is kept
     for step in range(8, 11):
         done = step == 10
         selection.observe([_episode(6.0)], np.array([done]))
-        selection.step(1, np.array([done]), _state(float(step)))
+        selection.step(1, np.array([done]), lambda: _state(float(step)))
     assert selection.n_kept == 2 and selection.kept["weight"][0] == 7.0
 
 
@@ -49,7 +49,7 @@ def test_an_episode_begun_in_an_earlier_phase_is_not_counted():
     selection = PolicySelection(steps=2, n_envs=2, start=_state(0.0))
     # Env 0 ends episodes of 1 step; env 1 runs one long episode through the first phase's end
     selection.observe([_episode(1.0), {}], np.array([True, False]))
-    selection.step(2, np.array([True, False]), _state(1.0))  # 2 env steps: the phase ends (env 0's episode)
+    selection.step(2, np.array([True, False]), lambda: _state(1.0))  # 2 env steps: the phase ends (env 0's episode)
     assert selection.reference == 1.0
     selection.observe([_episode(3.0), _episode(-100.0)], np.array([True, True]))  # env 1's began in phase 1
     assert selection.returns == [3.0]
@@ -64,11 +64,11 @@ def test_a_return_needs_monitor():
 def test_a_phase_waits_for_an_episode_end_as_long_as_the_time_limit_allows():
     patient = PolicySelection(steps=1, n_envs=1, start=_state(0.0), time_limit=100)
     for _ in range(50):  # far past 20 x steps, within 20 x the time limit
-        patient.step(1, np.array([False]), _state(1.0))
+        patient.step(1, np.array([False]), lambda: _state(1.0))
     impatient = PolicySelection(steps=1, n_envs=1, start=_state(0.0))
     with pytest.raises(RuntimeError, match="no episode ended within 21 env steps"):
         for _ in range(21):
-            impatient.step(1, np.array([False]), _state(1.0))
+            impatient.step(1, np.array([False]), lambda: _state(1.0))
 
 
 def _model(**kwargs) -> SWFP:

@@ -14,10 +14,13 @@ kept actor (evaluations see it), so a change whose own episodes returned less is
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import torch as th
+from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.vec_env import VecEnv, VecMonitor, is_vecenv_wrapped
 
 #: No episode end for this many times ``steps`` or the longest episode (the env's time limit), whichever is
 #: larger, is an error: the env's episodes do not end, so no return measures the phase's actor
@@ -84,13 +87,14 @@ class PolicySelection:
                 self.returns.append(float(episode["r"]))
             self.fresh[index] = True
 
-    def step(self, n_envs: int, dones: np.ndarray, learner: dict[str, th.Tensor]) -> None:
-        """Advance by one step of ``n_envs`` envs; where the phase ends, decide and begin the next with ``learner``."""
+    def step(self, n_envs: int, dones: np.ndarray, learner: Callable[[], dict[str, th.Tensor]]) -> None:
+        """Advance by one step of ``n_envs`` envs; where the phase ends, decide and begin the next with the state
+        ``learner()`` returns (read only then: this runs at every env step)."""
         self.phase_steps += n_envs
         self.quiet_steps += n_envs
         if self.phase_steps >= self.steps and np.any(dones) and self.returns:
             self._decide()
-            self.candidate = _cpu(learner)
+            self.candidate = _cpu(learner())
             self.phase_steps = 0
             self.returns = []
             self.fresh = np.asarray(dones, dtype=bool).copy()  # an env whose episode ended now begins one in this phase
@@ -106,7 +110,6 @@ class PolicySelection:
         if self.reference is None or mean >= self.reference:
             self.kept, self.reference = self.candidate, mean
             self.n_kept += 1
-        self.last_mean = mean
 
     def record(self, logger: Any) -> None:
         """Log the phases decided, the changes kept, the kept actor's mean return."""
@@ -114,6 +117,27 @@ class PolicySelection:
         logger.record("selection/kept", self.n_kept)
         if self.reference is not None:
             logger.record("selection/kept_return", self.reference)
+
+
+def check_monitored(env: VecEnv | None) -> None:
+    """Raise where ``env``'s episodes carry no return (``info["episode"]``): neither every env in ``Monitor`` nor
+    the VecEnv in ``VecMonitor``."""
+    if env is None or all(env.env_is_wrapped(Monitor)) or is_vecenv_wrapped(env, VecMonitor):
+        return
+    raise ValueError(
+        "selection_steps needs each episode's return: wrap every env in stable_baselines3.common.monitor.Monitor "
+        "(make_vec_env does) or the VecEnv in VecMonitor, or selection_steps=0"
+    )
+
+
+def time_limit(env: VecEnv | None) -> int | None:
+    """The longest ``max_episode_steps`` of the envs' specs, where they have one."""
+    try:
+        specs = env.get_attr("spec") if env is not None else []
+    except AttributeError:
+        return None
+    limits = [spec.max_episode_steps for spec in specs if spec is not None and spec.max_episode_steps]
+    return max(limits) if limits else None
 
 
 def _cpu(state: dict[str, th.Tensor]) -> dict[str, th.Tensor]:

@@ -13,13 +13,11 @@ from typing import Any, ClassVar, TypeVar
 import numpy as np
 import torch as th
 from stable_baselines3.common.buffers import ReplayBuffer
-from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.noise import ActionNoise
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, ReplayBufferSamples, Schedule
 from stable_baselines3.common.utils import FloatSchedule, get_parameters_by_name, polyak_update, update_learning_rate
-from stable_baselines3.common.vec_env import VecMonitor, is_vecenv_wrapped
 
 from sb3_swfp.common.checks import (
     POLICY_ARGS,
@@ -30,7 +28,7 @@ from sb3_swfp.common.checks import (
     require,
 )
 from sb3_swfp.common.losses import aggregate_q, check_finite, ent_coef_loss, jko_block_loss, soft_q_loss, soft_q_target
-from sb3_swfp.common.selection import PolicySelection
+from sb3_swfp.common.selection import PolicySelection, check_monitored, time_limit
 from sb3_swfp.demos import (
     DemonstrationsLike,
     DemoReplayBuffer,
@@ -250,7 +248,6 @@ class SWFP(OffPolicyAlgorithm):
         self.selection_steps = selection_steps
         self.selection: PolicySelection | None = None
         self._collecting = False  # _sample_action's predict: the selection's phase actor acts
-        self._last_dones: np.ndarray | None = None
         self.target_update_interval = target_update_interval
         self.log_ent_coef: th.Tensor | None = None
         self.ent_coef_optimizer: th.optim.Adam | None = None
@@ -554,12 +551,7 @@ class SWFP(OffPolicyAlgorithm):
         if self.selection_steps == 0:
             self.selection = None  # load(..., selection_steps=0) ends a saved model's selection
             return
-        monitored = self.env is None or all(self.env.env_is_wrapped(Monitor)) or is_vecenv_wrapped(self.env, VecMonitor)
-        if not monitored:
-            raise ValueError(
-                "selection_steps needs each episode's return: wrap every env in stable_baselines3.common.monitor.Monitor "
-                "(make_vec_env does) or the VecEnv in VecMonitor, or selection_steps=0"
-            )
+        check_monitored(self.env)
         if self.selection is None:  # made at the first env step: BCPretrainCallback clones after this
             return
         self.selection.steps = self.selection_steps  # load(..., selection_steps=...) changes the phases' length
@@ -586,7 +578,7 @@ class SWFP(OffPolicyAlgorithm):
 
     def _sample_action(self, learning_starts: int, action_noise: ActionNoise | None = None, n_envs: int = 1) -> tuple[np.ndarray, np.ndarray]:
         if self.selection_steps > 0 and self.selection is None:  # the first phase: the actor learn() starts from
-            self.selection = PolicySelection(self.selection_steps, self.n_envs, self.actor_target.state_dict(), _time_limit(self.env))
+            self.selection = PolicySelection(self.selection_steps, self.n_envs, self.actor_target.state_dict(), time_limit(self.env))
         self._collecting = True
         try:
             return super()._sample_action(learning_starts, action_noise, n_envs)
@@ -595,14 +587,9 @@ class SWFP(OffPolicyAlgorithm):
 
     def _update_info_buffer(self, infos: list[dict[str, Any]], dones: np.ndarray | None = None) -> None:
         super()._update_info_buffer(infos, dones)
-        if self.selection is not None and dones is not None:
+        if self.selection is not None and dones is not None:  # SB3 calls this once per env step
             self.selection.observe(infos, dones)
-            self._last_dones = dones
-
-    def _on_step(self) -> None:
-        super()._on_step()
-        if self.selection is not None and self._last_dones is not None:
-            self.selection.step(self.n_envs, self._last_dones, self.actor_target.state_dict())
+            self.selection.step(self.n_envs, dones, self.actor_target.state_dict)
 
     @classmethod
     def load(  # type: ignore[override]
@@ -705,7 +692,7 @@ class SWFP(OffPolicyAlgorithm):
             self.replay_buffer.check_env(vec_env_id(env))
 
     def _excluded_save_params(self) -> list[str]:
-        return [*super()._excluded_save_params(), "actor", "actor_target", "critic", "critic_target", "actor_lr_schedule", "_last_dones"]
+        return [*super()._excluded_save_params(), "actor", "actor_target", "critic", "critic_target", "actor_lr_schedule"]
 
     def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
         state_dicts = ["policy", "actor.optimizer", "critic.optimizer"]
@@ -723,16 +710,6 @@ def _check_buffer_n_steps(buffer_kwargs: dict[str, Any], n_steps: int, gamma: fl
                 f"replay_buffer_kwargs {key}={buffer_kwargs[key]!r} but SWFP's {key}={value!r}: give n_steps (and gamma) "
                 "to SWFP only, which passes them to the DemoReplayBuffer"
             )
-
-
-def _time_limit(env: GymEnv | None) -> int | None:
-    """The longest ``max_episode_steps`` of the envs' specs, where they have one."""
-    try:
-        specs = env.get_attr("spec") if env is not None else []
-    except AttributeError:
-        return None
-    limits = [spec.max_episode_steps for spec in specs if spec is not None and spec.max_episode_steps]
-    return max(limits) if limits else None
 
 
 def _append(logs: dict[str, list[float]], terms: dict[str, float]) -> None:
