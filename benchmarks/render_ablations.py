@@ -128,23 +128,38 @@ def _archive(results: Path, docs: Path) -> list[str]:
     return lines
 
 
+#: The robustness suite's runs with earlier presets (``<results>/archive/<folder>/``): folder, title, what it was
+ARCHIVED_ROBUSTNESS = (
+    ("robustness", "two critics", "before it took ten critics, C3 of [robustness.md](robustness.md)", "the ten critics were"),
+    (
+        "robustness_ten_critics",
+        "ten critics, no policy selection",
+        "before it took the policy selection (`selection_steps`), probe S of [robustness.md](robustness.md)",
+        "the selection was",
+    ),
+)
+
+
 def _archived_robustness(results: Path) -> list[str]:
-    """The robustness suite as run with the preset of an earlier release (``<results>/archive/robustness/``)."""
-    runs = load(results, f"{ARCHIVE}/robustness/*/*.json")
-    if not runs:
-        return []
-    seeds = sorted({run["seed"] for run in runs})
-    lines = [
-        "## The robustness suite with the earlier preset (two critics)",
-        "",
-        f"The suite's runs of the preset before it took ten critics (C3 of [robustness.md](robustness.md), seeds "
-        f"{', '.join(map(str, seeds))}; `docs/results/benchmarks/archive/robustness/`), kept for the record: each JSON",
-        "has the command and arguments it ran with.  Their seeds were the suite's fresh seeds then; the ten critics",
-        "were chosen after them, so the suite now runs on other seeds ([benchmarks.md](benchmarks.md#robustness-the-fine-tuning-preset-on-fresh-seeds))",
-        "and refuses these: their commands ran with the earlier preset's code.",
-        "",
-    ]
-    return lines + robustness_table(runs, len(TASKS) * len(seeds), check_stale=False)
+    """The robustness suite as run with the presets before today's (``ARCHIVED_ROBUSTNESS``), one table each."""
+    lines: list[str] = []
+    for folder, title, which, change in ARCHIVED_ROBUSTNESS:
+        runs = load(results, f"{ARCHIVE}/{folder}/*/*.json")
+        if not runs:
+            continue
+        seeds = sorted({run["seed"] for run in runs})
+        lines += [
+            f"## The robustness suite with an earlier preset ({title})",
+            "",
+            f"The suite's runs of the preset {which} (seeds {', '.join(map(str, seeds))}; "
+            f"`docs/results/benchmarks/{ARCHIVE}/{folder}/`), kept for the record: each JSON",
+            f"has the command and arguments it ran with.  Their seeds were the suite's fresh seeds then; {change}",
+            "chosen after them, so the suite now runs on other seeds ([benchmarks.md](benchmarks.md#robustness-the-fine-tuning-preset-on-fresh-seeds))",
+            "and refuses these: their commands ran with the earlier preset's code.",
+            "",
+        ]
+        lines += robustness_table(runs, len(TASKS) * len(seeds), check_stale=False)
+    return lines
 
 
 def _density(results: Path) -> list[str]:
