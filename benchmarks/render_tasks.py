@@ -19,6 +19,7 @@ from benchmarks.methods import LABELS, METHODS, variant_name
 from benchmarks.tasks import TASKS, Task
 from sb3_swfp.presets import merge_kwargs
 from sb3_swfp.swfp.policies import FlowPolicy
+from sb3_swfp.swfp.swfp import SWFP
 
 #: The commit that ended release 0.1.0's settings (the density on the action box; q_on removed)
 SETTINGS_0_1_END = "2928f9e"
@@ -87,6 +88,14 @@ def stale_arguments(run: dict, entry: dict[str, Any], demo_ratio: float | None =
         for key in sorted(expected.keys() & stored.keys() - {"policy_kwargs", "replay_buffer_class"})
         if stored[key] != repr(expected[key])
     ]
+    # an entry's option the run did not record (older runs recorded fewer, a run before the option none):
+    # made before the option, it ran as its default does, so the entry must ask for that default to be current
+    unrecorded = expected.keys() - stored.keys() - (run.get("swfp_kwargs") or {}).keys()
+    stale += [
+        f"{key} not recorded (SWFP's default {_SWFP_DEFAULTS[key]!r} if its code had no such option), entry now {expected[key]!r}"
+        for key in sorted(unrecorded & _SWFP_DEFAULTS.keys())
+        if not isinstance(expected[key], dict) and expected[key] != _SWFP_DEFAULTS[key]
+    ]
     # the stored policy_kwargs are the policy's repr: compare their scalar settings (n_critics,
     # critic_layer_norm, ...), a missing one at its default
     ran = _scalar_policy_kwargs(stored.get("policy_kwargs", "{}"))
@@ -97,6 +106,11 @@ def stale_arguments(run: dict, entry: dict[str, Any], demo_ratio: float | None =
                 stale.append(f"policy_kwargs {key} ran {was!r}, entry now {value!r}")
     return stale
 
+
+#: SWFP's defaults, for the options a stored run does not list
+_SWFP_DEFAULTS = {
+    name: param.default for name, param in inspect.signature(SWFP.__init__).parameters.items() if param.default is not inspect.Parameter.empty
+}
 
 #: The flow policy's defaults, for policy_kwargs a stored run does not list
 _POLICY_DEFAULTS = {

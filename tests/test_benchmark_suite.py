@@ -582,6 +582,17 @@ def test_stale_arguments_compare_the_scalar_policy_kwargs_a_run_was_made_with():
     assert stale_arguments({**two_critics, "swfp_kwargs": {"policy_kwargs": {"n_critics": 2}}}, entry) == []
 
 
+def test_stale_arguments_take_an_option_a_run_did_not_record_as_swfps_default():
+    # made before selection_steps existed: it ran as 0 does, so an entry that asks for 1000 makes it stale
+    before = {"hyperparams": {"w2_coef": "100.0"}}
+    assert stale_arguments(before, {"w2_coef": 100.0, "selection_steps": 1000}) == [
+        "selection_steps not recorded (SWFP's default 0 if its code had no such option), entry now 1000"
+    ]
+    assert stale_arguments(before, {"w2_coef": 100.0, "selection_steps": 0}) == []  # the entry asks for the default
+    # a variant's own argument reached the model whatever the run recorded (older runs recorded fewer)
+    assert stale_arguments({**before, "swfp_kwargs": {"selection_steps": 0}}, {"w2_coef": 100.0, "selection_steps": 1000}) == []
+
+
 def test_robustness_table_splits_final_at_or_above_bc_by_where_bc_started_against_the_demonstrations():
     def run(seed, bc, final, demos):
         return {"task": "pendulum", "seed": seed, "curve": [[0, bc, 0.0, None], [100, final, 0.0, None]], "demos": {"episode_return_mean": demos}}
