@@ -127,7 +127,9 @@ class SWFP(OffPolicyAlgorithm):
         off): the env is played in phases of at least ``selection_steps`` env steps (whole episodes), each by a
         frozen copy of the prior actor taken when it begins, and ``predict`` answers with the last copy whose
         phase's mean episode return was at or above the kept one's (at first the actor ``learn()`` started from).
-        The learner trains as without it and is never put back.  See ``sb3_swfp/common/selection.py``.
+        The learner trains as without it and is never put back.  ``model.policy`` (its ``predict``, its
+        weights) is the learner; ``model.predict``, and so SB3's and rl-zoo3's evaluations, the kept copy.
+        The preset's is 1000.  See ``sb3_swfp/common/selection.py``.
     :param target_update_interval: Update the critic targets every ``target_update_interval`` steps.
     :param stats_window_size: Window size for the rollout logging.
     :param tensorboard_log: The log location for tensorboard (if None, no logging).
