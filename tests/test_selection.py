@@ -1,5 +1,7 @@
 """Policy selection on the run's own returns (``selection_steps``): which actor acts, which answers, what is kept."""
 
+import pickle
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -8,7 +10,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from sb3_swfp import SWFP
-from sb3_swfp.common.selection import PolicySelection
+from sb3_swfp.common.selection import PolicySelection, time_limit
 from sb3_swfp.demos import Demonstrations
 
 from helpers import TINY
@@ -71,6 +73,50 @@ def test_a_phase_waits_for_an_episode_end_as_long_as_the_time_limit_allows():
             impatient.step(1, np.array([False]), lambda: _state(1.0))
 
 
+def test_a_phase_ends_only_once_an_episode_it_counts_has_ended():
+    selection = PolicySelection(steps=2, n_envs=2, start=_state(0.0))
+    selection.observe([_episode(1.0), {}], np.array([True, False]))
+    selection.step(2, np.array([True, False]), lambda: _state(1.0))  # phase 1 ends; env 1's episode runs on
+    # Past the phase's steps, only env 1's episode (begun in phase 1) ends: nothing measures phase 2's actor yet
+    selection.observe([{}, _episode(-100.0)], np.array([False, True]))
+    selection.step(2, np.array([False, True]), lambda: _state(2.0))
+    assert selection.n_phases == 1 and selection.returns == []
+    selection.observe([_episode(4.0), {}], np.array([True, False]))
+    selection.step(2, np.array([True, False]), lambda: _state(3.0))
+    assert selection.n_phases == 2 and selection.reference == 4.0 and selection.kept["weight"][0] == 1.0
+
+
+def test_a_phase_waits_as_long_as_the_longest_episode_seen_allows_and_ended_episodes_restart_the_wait():
+    selection = PolicySelection(steps=1, n_envs=1, start=_state(0.0))  # no time limit: 20 x 1 step at first
+    # a 15-step episode lets the next wait 20 x 15 steps; each end restarts the wait (640 steps in all, past 20 x 25)
+    for length in (15, *[25] * 25):
+        for step in range(1, length + 1):
+            done = step == length
+            selection.observe([{"episode": {"r": 1.0, "l": length}}] if done else [{}], np.array([done]))
+            selection.step(1, np.array([done]), lambda: _state(1.0))
+    assert selection.n_phases == 26 and selection.longest == 25
+
+
+def test_the_kept_actor_module_follows_a_kept_change_and_is_not_pickled():
+    like = th.nn.Linear(2, 1)
+    selection = PolicySelection(steps=1, n_envs=1, start={k: v.clone() for k, v in like.state_dict().items()})
+    first = selection.actor("kept", like)
+    changed = {k: v + 1.0 for k, v in like.state_dict().items()}
+    for ret, state in ((1.0, changed), (2.0, changed)):  # phase 1 measures the start; phase 2 (the change) is kept
+        selection.observe([_episode(ret)], np.array([True]))
+        selection.step(1, np.array([True]), lambda: state)
+    assert selection.n_kept == 2
+    kept = selection.actor("kept", like)
+    assert kept is not first and th.equal(kept.weight, like.weight + 1.0)
+    assert pickle.loads(pickle.dumps(selection))._modules == {}  # the model file holds the state dicts once
+
+
+def test_the_env_time_limit_is_read_from_its_spec():
+    assert time_limit(DummyVecEnv([lambda: gym.make("Pendulum-v1", max_episode_steps=50)])) == 50
+    assert time_limit(DummyVecEnv([lambda: gym.make("Pendulum-v1", max_episode_steps=50), lambda: gym.make("Pendulum-v1")])) == 200
+    assert time_limit(None) is None
+
+
 def _model(**kwargs) -> SWFP:
     env = gym.make("Pendulum-v1", max_episode_steps=50)
     return SWFP("FlowPolicy", env, **{**TINY, "learning_starts": 0, **kwargs}, selection_steps=100, seed=0)
@@ -113,6 +159,20 @@ def test_predict_answers_with_the_kept_actor_and_collection_with_the_phase_actor
     th.manual_seed(4)
     answered = unselected.predict(obs, deterministic=False)[0]
     np.testing.assert_allclose(answered, _actions(unselected, unselected.actor_target, obs, 4))
+
+
+def test_learn_again_restarts_the_episodes_it_resets_and_load_changes_the_phase_length(tmp_path):
+    model = _model()
+    model.learn(120)  # mid-episode (50-step episodes): env 0's running episode began in this phase
+    model.selection.fresh[:] = False
+    model.learn(1, reset_num_timesteps=False)  # goes on with the same episode
+    assert not model.selection.fresh.any()
+    model.learn(1, reset_num_timesteps=True)  # SB3 resets the env: a new episode, begun in this phase
+    assert model.selection.fresh.all()
+    model.save(tmp_path / "model.zip")
+    loaded = SWFP.load(tmp_path / "model.zip", env=model.get_env(), selection_steps=500)
+    loaded.learn(1, reset_num_timesteps=False)
+    assert loaded.selection.steps == 500 and loaded.selection.n_phases == model.selection.n_phases
 
 
 def test_the_first_phase_measures_the_actor_a_training_start_callback_made():
