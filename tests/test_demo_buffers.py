@@ -26,7 +26,7 @@ from sb3_swfp.demos import (
     validate,
 )
 from sb3_swfp.experts import PendulumSwingUpExpert
-from sb3_swfp.swfp.pretrain import PretrainingNormalization
+from sb3_swfp.swfp.pretrain import PretrainingNormalization, update_observation_statistics
 
 from helpers import ACTION_SPACE, DICT_SPACE, OBS_SPACE, assert_same, episodic_demos
 
@@ -239,6 +239,16 @@ def test_pretraining_draws_the_batches_it_drew_before_the_buffer(kind, normalize
             assert_identical(getattr(new, name), value, name)
     # the global stream, which online training samples with, is left alone
     assert all(np.array_equal(a, b) for a, b in zip(np.random.get_state(), global_stream))
+
+
+def test_pretraining_updates_every_normalised_key_of_dict_observations_with_the_demonstrations():
+    demos = validate(episodic_demos(dict_obs=True), DICT_SPACE, ACTION_SPACE)
+    env = VecNormalize(DummyVecEnv([lambda: _SpaceEnv(DICT_SPACE)]), norm_reward=False)
+    counts = {key: env.obs_rms[key].count for key in env.norm_obs_keys}
+    update_observation_statistics(env, DemonstrationBuffer.from_demonstrations(demos, DICT_SPACE, ACTION_SPACE, device="cpu"))
+    for key in env.norm_obs_keys:
+        assert env.obs_rms[key].count == pytest.approx(counts[key] + len(demos))
+        np.testing.assert_allclose(env.obs_rms[key].mean, demos.observations[key].mean(axis=0), atol=1e-3)
 
 
 @pytest.mark.parametrize("kind", ["float32", "float64"])

@@ -111,6 +111,44 @@ def test_the_critic_warm_up_takes_the_online_buffers_n_step_returns(demos, monke
     assert len(seen) == 2 and all(isinstance(discounts, th.Tensor) for discounts in seen)
 
 
+def test_the_critic_warm_up_discounts_its_n_step_returns_with_the_models_gamma(demos, monkeypatch):
+    seen = []
+    real = swfp_module.soft_q_target
+    monkeypatch.setattr(swfp_module, "soft_q_target", lambda **kwargs: seen.append(kwargs["discounts"]) or real(**kwargs))
+    tiny(seed=0, n_steps=3, gamma=0.5).pretrain(demos, critic_warmup_steps=2, **BC)
+    values = set(th.cat(seen).flatten().tolist())
+    assert values <= {0.5, 0.25, 0.125} and 0.125 in values  # gamma^k of k-step returns, most of them 3-step
+
+
+def test_the_critic_warm_up_weighs_the_entropy_term_with_the_models_temperature(demos, monkeypatch):
+    seen = []
+    real = swfp_module.soft_q_target
+    monkeypatch.setattr(swfp_module, "soft_q_target", lambda **kwargs: seen.append(float(kwargs["ent_coef"])) or real(**kwargs))
+    tiny(seed=0, ent_coef=0.7, critic_entropy=True).pretrain(demos, critic_warmup_steps=2, **BC)
+    assert seen == pytest.approx([0.7, 0.7])
+
+
+def test_the_same_seed_clones_the_same_actor_and_another_seed_another(demos):
+    def cloned(seed):
+        model = tiny(seed=seed)
+        model.pretrain(demos, **BC)
+        return th.cat([p.detach().flatten() for p in model.actor.parameters()])
+
+    assert th.equal(cloned(0), cloned(0)) and not th.equal(cloned(0), cloned(1))
+
+
+def test_bc_and_the_critic_warm_up_read_observations_normalised_as_the_env_gives_them(demos):
+    env = VecNormalize(make_vec_env(ENV_ID, n_envs=1, seed=0), norm_reward=False, training=False, clip_obs=10.0)
+    env.obs_rms.mean, env.obs_rms.var = np.full(3, 20.0), np.ones(3)  # every demonstration observation normalises to -10
+    model = tiny(env=env, seed=0)
+    seen = []
+    bc_loss, critic = model.actor.flow_matching_loss, model.critic.forward
+    model.actor.flow_matching_loss = lambda observations, actions: seen.append(observations) or bc_loss(observations, actions)
+    model.critic.forward = lambda observations, actions: seen.append(observations) or critic(observations, actions)
+    model.pretrain(demos, critic_warmup_steps=1, **BC)
+    assert len(seen) == BC["gradient_steps"] + 1 and all(th.all(observations == -10.0) for observations in seen)
+
+
 def test_bc_leaves_frozen_vec_normalize_statistics_alone(demos):
     env = VecNormalize(make_vec_env(ENV_ID, n_envs=1, seed=0), norm_reward=False, training=False)
     model = tiny(env=env, seed=0)
@@ -448,6 +486,27 @@ class _RecordingLogger(Logger):
     def record(self, key, value, exclude=None):
         self.values.setdefault(key, []).append(value)
         super().record(key, value, exclude)
+
+
+def test_pretrain_logs_the_mean_loss_of_each_log_interval(demos, monkeypatch):
+    from sb3_swfp.swfp import pretrain as pretrain_module
+
+    model = tiny(seed=0)
+    model.set_logger(logger := _RecordingLogger())
+    bc_losses, critic_losses = [], []
+    check_finite, critic_update = pretrain_module.check_finite, model._critic_update
+    monkeypatch.setattr(pretrain_module, "check_finite", lambda *args: bc_losses.append(check_finite(*args)) or bc_losses[-1])
+
+    def recorded_critic_update(*args, **kwargs):
+        result = critic_update(*args, **kwargs)
+        critic_losses.append(result[1]["critic_loss"])
+        return result
+
+    model._critic_update = recorded_critic_update
+    model.pretrain(demos, gradient_steps=5, batch_size=16, critic_warmup_steps=3, log_interval=2)
+    # windows of two steps, the last one shorter
+    assert logger.values["pretrain/bc_loss"] == pytest.approx([np.mean(bc_losses[0:2]), np.mean(bc_losses[2:4]), bc_losses[4]])
+    assert logger.values["pretrain/critic_loss"] == pytest.approx([np.mean(critic_losses[0:2]), critic_losses[2]])
 
 
 def test_pretrain_decays_to_its_final_rate_with_weight_decay_then_warms_the_critics_up(demos, monkeypatch):
