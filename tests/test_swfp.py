@@ -712,3 +712,35 @@ def test_independent_blocks_each_use_their_own_network():
     # behaviour cloning: each sample trains the block of its t, so every network gets a gradient
     actor.flow_matching_loss(th.as_tensor(pendulum_obs(64)), th.zeros(64, 1)).backward()
     assert all(net.linears[0].weight.grad is not None and net.linears[0].weight.grad.abs().sum() > 0 for net in actor.velocities)
+
+
+def test_load_helpers_leave_the_file_where_it_was_and_give_way_to_what_load_is_given(tmp_path):
+    from stable_baselines3 import SAC
+    from stable_baselines3.common.buffers import ReplayBuffer
+
+    from sb3_swfp.swfp.persistence import check_saved_policy, saved_data, with_added_arguments, with_saved_buffer_arguments
+
+    tiny(seed=0, replay_buffer_kwargs=dict(handle_timeout_termination=False)).save(tmp_path / "model.zip")
+    with open(tmp_path / "model.zip", "rb") as file:
+        file.seek(3)
+        data = saved_data(file)
+        assert file.tell() == 3  # SB3's load reads the file object from where it was given
+    # An argument the saved model predates takes the value it was trained with, unless load is given one
+    old = {key: value for key, value in data.items() if key != "squash"}
+    assert with_added_arguments(old, {}) == {"squash": "clip"}
+    assert with_added_arguments(old, {"squash": "tanh"}) == {"squash": "tanh"}
+    assert with_added_arguments(data, {}) == {}
+    # Buffer arguments merge over the saved ones only for the saved buffer class
+    given = {"replay_buffer_kwargs": {"optimize_memory_usage": False}}
+    merged = with_saved_buffer_arguments(data, given, None)["replay_buffer_kwargs"]
+    assert merged == {"handle_timeout_termination": False, "optimize_memory_usage": False}
+    other_class = {**given, "replay_buffer_class": ReplayBuffer}
+    assert with_saved_buffer_arguments(data, other_class, None) == other_class
+    assert with_saved_buffer_arguments(data, given, {"replay_buffer_class": ReplayBuffer}) == given
+    # Another algorithm's file is refused; a policy class given in custom_objects is SB3's load's to judge
+    sac_model = SAC("MlpPolicy", "Pendulum-v1", buffer_size=100, policy_kwargs=dict(net_arch=[8]))
+    sac_model.save(tmp_path / "sac.zip")
+    sac = saved_data(tmp_path / "sac.zip")
+    with pytest.raises(ValueError, match="not an SWFP flow policy"):
+        check_saved_policy(sac, tmp_path / "sac.zip")
+    check_saved_policy(sac, tmp_path / "sac.zip", {"policy_class": type(sac_model.policy)})
