@@ -19,6 +19,7 @@ from sb3_swfp.demos import (
     DemoReplayBuffer,
     add_to_replay_buffer,
     collect_demonstrations,
+    defer_missing_demonstrations,
     from_replay_buffer,
     make_replay_buffer,
     scaled_actions,
@@ -364,11 +365,39 @@ def test_n_step_returns_stop_at_the_end_of_each_episode_for_demonstrations_and_o
     assert mixed.discounts.shape == (8, 1) and mixed.rewards.shape == (8, 1)
 
 
-def test_n_step_demo_buffer_arguments_are_checked():
-    with pytest.raises(ValueError, match="n_steps must be an integer >= 1"):
-        DemoReplayBuffer(50, OBS_SPACE, ACTION_SPACE, device="cpu", demonstrations=episodic_demos(), n_steps=0)
-    with pytest.raises(ValueError, match="needs Box observations"):
+@pytest.mark.parametrize("n_steps", [0, True, 2.0])
+def test_n_step_demo_buffer_arguments_are_checked(n_steps):
+    with pytest.raises(ValueError, match=rf"n_steps must be an integer >= 1 .*got {n_steps!r}"):
+        DemoReplayBuffer(50, OBS_SPACE, ACTION_SPACE, device="cpu", demonstrations=episodic_demos(), n_steps=n_steps)
+    with pytest.raises(ValueError, match="needs Box observations and optimize_memory_usage=False"):
         DemoReplayBuffer(50, DICT_SPACE, ACTION_SPACE, device="cpu", demonstrations=episodic_demos(dict_obs=True), n_steps=3)
+    with pytest.raises(ValueError, match="needs Box observations and optimize_memory_usage=False"):
+        DemoReplayBuffer(50, OBS_SPACE, ACTION_SPACE, device="cpu", demonstrations=episodic_demos(), n_steps=3, optimize_memory_usage=True)
+    dict_buffer = DemoReplayBuffer(50, DICT_SPACE, ACTION_SPACE, device="cpu", demonstrations=episodic_demos(dict_obs=True))
+    with pytest.raises(ValueError, match="needs Box observations"):
+        dict_buffer.use_n_steps(3, 0.9)  # what SWFP calls when a loaded model's n_steps change
+    assert dict_buffer.n_steps == dict_buffer.demo_buffer.n_steps == 1
+
+
+def test_both_shares_of_a_batch_are_normalised_with_the_env_given():
+    env = VecNormalize(DummyVecEnv([lambda: _SpaceEnv(OBS_SPACE)]), norm_reward=False, clip_obs=10.0)
+    env.obs_rms.mean, env.obs_rms.var = np.full(3, 50.0), np.ones(3)  # every observation normalises to -10
+    buffer = DemoReplayBuffer(50, OBS_SPACE, ACTION_SPACE, device="cpu", demonstrations=episodic_demos(), demo_ratio=0.5)
+    for step in range(5):
+        obs = np.full((1, 3), step, np.float32)
+        buffer.add(obs, obs + 1, np.zeros((1, 2), np.float32), np.zeros(1), np.zeros(1), [{}])
+    batch = buffer.sample(16, env=env)
+    assert th.all(batch.observations == -10.0) and th.all(batch.next_observations == -10.0)
+
+
+def test_a_buffer_loaded_without_its_demonstrations_refuses_to_sample(tmp_path):
+    with defer_missing_demonstrations(), pytest.warns(UserWarning, match="the model is loaded without them"):
+        buffer = DemoReplayBuffer(50, OBS_SPACE, ACTION_SPACE, device="cpu", demonstrations=str(tmp_path / "gone.npz"))
+    obs = np.zeros((1, 3), np.float32)
+    buffer.add(obs, obs, np.zeros((1, 2), np.float32), np.zeros(1), np.zeros(1), [{}])
+    for sample in (lambda: buffer.sample(4), lambda: buffer.sample_demonstrations(4)):
+        with pytest.raises(FileNotFoundError, match="loaded without its demonstrations"):
+            sample()
 
 
 def test_n_step_returns_do_not_run_across_the_joins_of_added_demonstrations():
