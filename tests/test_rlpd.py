@@ -282,3 +282,8 @@ def test_rlpd_n_step_returns_stop_where_learn_resets_the_env_and_where_a_restore
     restored.load_replay_buffer(tmp_path / "buffer")
     restored.learn(3, reset_num_timesteps=False)
     only_transition_4(restored.replay_buffer)
+
+
+def test_layer_norm_critics_take_the_policys_activation():
+    model = SAC(LayerNormSACPolicy, "Pendulum-v1", buffer_size=100, policy_kwargs=dict(net_arch=[8], activation_fn=nn.Tanh))
+    assert [type(module) for module in model.critic.qf0] == [nn.Linear, nn.LayerNorm, nn.Tanh, nn.Linear]
