@@ -149,6 +149,10 @@ def test_predict_answers_with_the_kept_actor_and_collection_with_the_phase_actor
     th.manual_seed(2)
     collected = model._sample_action(0, None, 1)[0]
     np.testing.assert_allclose(collected, _actions(model, candidate, obs[:1], 2))
+    # As a policy of its own, for what takes a policy alone; model.policy stays the learner
+    selected = model.selected_policy()
+    np.testing.assert_array_equal(selected.predict(obs, deterministic=True)[0], model.predict(obs, deterministic=True)[0])
+    assert selected is not model.policy and not np.array_equal(selected.predict(obs, deterministic=True)[0], model.policy.predict(obs, deterministic=True)[0])
     # Saved and loaded, it answers as it did, and the phases go on where they were
     model.save(tmp_path / "model.zip")
     loaded = SWFP.load(tmp_path / "model.zip", env=model.get_env())
@@ -218,6 +222,7 @@ def test_selection_off_answers_with_the_prior_actor():
     assert model.selection is None
     th.manual_seed(3)
     np.testing.assert_allclose(model.predict(obs, deterministic=False)[0], _actions(model, model.actor_target, obs, 3))
+    np.testing.assert_array_equal(model.selected_policy().predict(obs, deterministic=True)[0], model.policy.predict(obs, deterministic=True)[0])
 
 
 def test_an_env_without_monitor_is_refused():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import inspect
 import io
 import os
@@ -128,7 +129,8 @@ class SWFP(OffPolicyAlgorithm):
         frozen copy of the prior actor taken when it begins, and ``predict`` answers with the last copy whose
         phase's mean episode return was at or above the kept one's (at first the actor ``learn()`` started from).
         The learner trains as without it and is never put back.  ``model.policy`` (its ``predict``, its
-        weights) is the learner; ``model.predict``, and so SB3's and rl-zoo3's evaluations, the kept copy.
+        weights) is the learner; ``model.predict``, and so SB3's and rl-zoo3's evaluations, the kept copy
+        (:meth:`selected_policy` gives it as a policy of its own).
         The preset's is 1000.  See ``sb3_swfp/common/selection.py``.
     :param target_update_interval: Update the critic targets every ``target_update_interval`` steps.
     :param stats_window_size: Window size for the rollout logging.
@@ -577,6 +579,14 @@ class SWFP(OffPolicyAlgorithm):
             return super().predict(observation, state, episode_start, deterministic)
         finally:
             self.policy.actor_target = prior
+
+    def selected_policy(self) -> FlowPolicy:
+        """A copy of the policy that answers as :meth:`predict` does: with ``selection_steps``, its prior actor is the
+        kept one (``model.policy`` stays the learner).  For what takes a policy alone: ``policy.save``, an export."""
+        policy = copy.deepcopy(self.policy)
+        if self.selection is not None and self.selection_steps > 0:
+            policy.actor_target.load_state_dict(self.selection.kept)
+        return policy
 
     def _sample_action(self, learning_starts: int, action_noise: ActionNoise | None = None, n_envs: int = 1) -> tuple[np.ndarray, np.ndarray]:
         if self.selection_steps > 0 and self.selection is None:  # the first phase: the actor learn() starts from
