@@ -287,3 +287,26 @@ def test_rlpd_n_step_returns_stop_where_learn_resets_the_env_and_where_a_restore
 def test_layer_norm_critics_take_the_policys_activation():
     model = SAC(LayerNormSACPolicy, "Pendulum-v1", buffer_size=100, policy_kwargs=dict(net_arch=[8], activation_fn=nn.Tanh))
     assert [type(module) for module in model.critic.qf0] == [nn.Linear, nn.LayerNorm, nn.Tanh, nn.Linear]
+
+
+def test_rlpd_refuses_demonstrations_recorded_on_another_env(demos):
+    import dataclasses
+
+    from sb3_swfp.demos import DemoReplayBuffer
+
+    class Renamed(gym.Wrapper):
+        @property
+        def spec(self):
+            return dataclasses.replace(self.env.spec, id="OtherPendulum-v0")
+
+    assert demos.metadata["env_id"] == "Pendulum-v1"
+    kwargs = dict(buffer_size=100, replay_buffer_class=DemoReplayBuffer, replay_buffer_kwargs=dict(demonstrations=demos))
+    with pytest.raises(ValueError, match="recorded on 'Pendulum-v1' .* but the env is 'OtherPendulum-v0'"):
+        RLPD("MlpPolicy", Renamed(gym.make("Pendulum-v1")), **kwargs)
+    model = RLPD("MlpPolicy", "Pendulum-v1", **kwargs)
+    with pytest.raises(ValueError, match="but the env is 'OtherPendulum-v0'"):
+        model.set_env(Renamed(gym.make("Pendulum-v1")))
+    # on purpose: a warning, and the model trains
+    mismatch = dict(kwargs, replay_buffer_kwargs=dict(demonstrations=demos, allow_env_mismatch=True))
+    with pytest.warns(UserWarning, match="using them anyway"):
+        RLPD("MlpPolicy", Renamed(gym.make("Pendulum-v1")), **mismatch)
