@@ -179,6 +179,17 @@ def test_learn_again_restarts_the_episodes_it_resets_and_load_changes_the_phase_
     assert loaded.selection.steps == 500 and loaded.selection.n_phases == model.selection.n_phases
 
 
+def test_several_envs_play_the_phases_together():
+    from stable_baselines3.common.env_util import make_vec_env
+
+    env = make_vec_env(lambda: gym.make("Pendulum-v1", max_episode_steps=30), n_envs=2, seed=0)
+    model = SWFP("FlowPolicy", env, **{**TINY, "learning_starts": 0}, selection_steps=50, seed=0)
+    model.learn(200)  # 100 steps of two envs: episodes end together every 30 steps (60 env steps)
+    selection = model.selection
+    assert selection.fresh.shape == (2,) and selection.n_phases == 3  # ends at 60, 120 and 180 env steps
+    assert selection.n_kept >= 1 and selection.reference is not None
+
+
 def test_the_first_phase_measures_the_actor_a_training_start_callback_made():
     """BCPretrainCallback clones in on_training_start, after learn() has set up: the start is taken after it."""
 
