@@ -744,3 +744,27 @@ def test_load_helpers_leave_the_file_where_it_was_and_give_way_to_what_load_is_g
     with pytest.raises(ValueError, match="not an SWFP flow policy"):
         check_saved_policy(sac, tmp_path / "sac.zip")
     check_saved_policy(sac, tmp_path / "sac.zip", {"policy_class": type(sac_model.policy)})
+
+
+def test_a_shared_features_extractor_is_trained_by_the_actor_only():
+    from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
+    from torch import nn
+
+    class LinearExtractor(BaseFeaturesExtractor):
+        def __init__(self, observation_space):
+            super().__init__(observation_space, features_dim=4)
+            self.linear = nn.Linear(3, 4)
+
+        def forward(self, observations):
+            return self.linear(observations)
+
+    def optimized(optimizer):
+        return {id(param) for group in optimizer.param_groups for param in group["params"]}
+
+    for shared in (True, False):
+        model = tiny(seed=0, policy_kwargs=dict(features_extractor_class=LinearExtractor, share_features_extractor=shared))
+        extractor = {id(param) for param in model.critic.features_extractor.parameters()}
+        assert (model.critic.features_extractor is model.actor.features_extractor) == shared
+        # as SAC: the critic loss does not move a shared extractor; its own one it does
+        assert (extractor <= optimized(model.critic.optimizer)) != shared and extractor.isdisjoint(optimized(model.critic.optimizer)) == shared
+        assert {id(param) for param in model.actor.features_extractor.parameters()} <= optimized(model.actor.optimizer)
