@@ -107,17 +107,15 @@ def stale_arguments(run: dict, entry: dict[str, Any], demo_ratio: float | None =
     return stale
 
 
-#: SWFP's defaults, for the options a stored run does not list
-_SWFP_DEFAULTS = {
-    name: param.default for name, param in inspect.signature(SWFP.__init__).parameters.items() if param.default is not inspect.Parameter.empty
-}
+def _defaults(function: Any) -> dict[str, Any]:
+    """The default of each parameter of ``function`` that has one."""
+    return {name: param.default for name, param in inspect.signature(function).parameters.items() if param.default is not inspect.Parameter.empty}
 
+
+#: SWFP's defaults, for the options a stored run does not list
+_SWFP_DEFAULTS = _defaults(SWFP.__init__)
 #: The flow policy's defaults, for policy_kwargs a stored run does not list
-_POLICY_DEFAULTS = {
-    name: param.default
-    for name, param in inspect.signature(FlowPolicy.__init__).parameters.items()
-    if param.default is not inspect.Parameter.empty
-}
+_POLICY_DEFAULTS = _defaults(FlowPolicy.__init__)
 
 
 def _scalar_policy_kwargs(stored: str) -> dict[str, Any]:

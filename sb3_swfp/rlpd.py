@@ -56,7 +56,7 @@ from stable_baselines3.sac.policies import SACPolicy
 from sb3_swfp.common.checks import check_choice, check_int
 from sb3_swfp.common.critics import LayerNormContinuousCritic
 from sb3_swfp.common.losses import Q_AGGREGATIONS, aggregate_q, check_finite, ent_coef_loss, soft_q_loss, soft_q_target
-from sb3_swfp.demos import Demonstrations, DemoReplayBuffer, vec_env_id
+from sb3_swfp.demos import Demonstrations, DemoReplayBuffer, check_demonstrations_env
 from sb3_swfp.demos.replay import truncate_last_n_step_transitions
 from sb3_swfp.presets import merge_kwargs
 
@@ -166,7 +166,7 @@ class RLPD(SAC):
             check_int("target_critics", self.target_critics, 1)
         check_choice("actor_q", self.actor_q, Q_AGGREGATIONS)
         super()._setup_model()
-        self._check_demonstrations_env(self.env)
+        check_demonstrations_env(self.replay_buffer, self.env)
         n_critics = self.critic.n_critics
         if self.target_critics is not None and self.target_critics > n_critics:
             raise ValueError(
@@ -186,7 +186,7 @@ class RLPD(SAC):
         previous = self.replay_buffer
         super().load_replay_buffer(path, truncate_last_traj)
         try:
-            self._check_demonstrations_env(self.env)
+            check_demonstrations_env(self.replay_buffer, self.env)
         except ValueError:
             self.replay_buffer = previous
             raise
@@ -195,13 +195,8 @@ class RLPD(SAC):
 
     def set_env(self, env: Any, force_reset: bool = True) -> None:
         """As SAC's; as SWFP's, the demonstrations in the replay buffer are checked against the new env's id first."""
-        self._check_demonstrations_env(env)
+        check_demonstrations_env(self.replay_buffer, env)
         super().set_env(env, force_reset)
-
-    def _check_demonstrations_env(self, env: Any) -> None:
-        """Raise where the replay buffer's demonstrations were recorded on another env than ``env``'s id."""
-        if hasattr(self.replay_buffer, "check_env"):
-            self.replay_buffer.check_env(vec_env_id(env))
 
     def collect_rollouts(self, *args: Any, **kwargs: Any) -> RolloutReturn:
         rollout = super().collect_rollouts(*args, **kwargs)

@@ -24,6 +24,7 @@ from sb3_swfp.demos.buffers import (
     DemonstrationDictBuffer,
     DemoReplayBuffer,
     UnsavedDemonstrations,
+    check_demonstrations_env,
     check_demonstrations_loaded,
     defer_missing_demonstrations,
 )
@@ -59,6 +60,7 @@ __all__ = [
     "UnsavedDemonstrations",
     "add_to_replay_buffer",
     "as_demonstrations",
+    "check_demonstrations_env",
     "check_demonstrations_loaded",
     "check_env_id",
     "check_new_dataset_id",

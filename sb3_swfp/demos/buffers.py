@@ -28,7 +28,7 @@ from stable_baselines3.common.vec_env import VecNormalize
 from sb3_swfp.demos.record import Demonstrations
 from sb3_swfp.demos.replay import make_replay_buffer
 from sb3_swfp.demos.sources import DemonstrationsLike, as_demonstrations
-from sb3_swfp.demos.validation import check_env_id, check_rewards
+from sb3_swfp.demos.validation import check_env_id, check_rewards, vec_env_id
 
 _defer_missing = contextvars.ContextVar("defer_missing_demonstrations", default=False)
 
@@ -197,6 +197,13 @@ def check_demonstrations_loaded(replay_buffer: Any) -> None:
             "keeps the saved demo_ratio; SAC and TD3 need it again), or restore a buffer saved with save_replay_buffer() "
             "with load_replay_buffer()"
         )
+
+
+def check_demonstrations_env(replay_buffer: Any, env: Any) -> None:
+    """Raise where ``replay_buffer``'s demonstrations were recorded on another env than ``env``'s id (what SWFP and
+    RLPD check when they are built, given an env, or given a buffer)."""
+    if hasattr(replay_buffer, "check_env"):
+        replay_buffer.check_env(vec_env_id(env))
 
 
 class DemoReplayBuffer(ReplayBuffer):
@@ -369,6 +376,7 @@ __all__ = [
     "DemonstrationBuffer",
     "DemonstrationDictBuffer",
     "UnsavedDemonstrations",
+    "check_demonstrations_env",
     "check_demonstrations_loaded",
     "defer_missing_demonstrations",
     "unsaved",

@@ -33,9 +33,9 @@ from sb3_swfp.common.selection import PolicySelection, check_monitored, time_lim
 from sb3_swfp.demos import (
     DemonstrationsLike,
     DemoReplayBuffer,
+    check_demonstrations_env,
     check_demonstrations_loaded,
     defer_missing_demonstrations,
-    vec_env_id,
     with_env_id,
 )
 from sb3_swfp.demos.buffers import unsaved
@@ -294,7 +294,7 @@ class SWFP(OffPolicyAlgorithm):
                 f"bc_coef={self.bc_coef} needs demonstrations in the replay buffer: pass "
                 "replay_buffer_class=DemoReplayBuffer, replay_buffer_kwargs=dict(demonstrations='demos.npz')"
             )
-        self._check_demonstrations_env(self.env)
+        check_demonstrations_env(self.replay_buffer, self.env)
         self.batch_norm_stats = get_parameters_by_name(self.critic, ["running_"])
         self.batch_norm_stats_target = get_parameters_by_name(self.critic_target, ["running_"])
 
@@ -570,7 +570,7 @@ class SWFP(OffPolicyAlgorithm):
         deterministic: bool = False,
     ) -> tuple[np.ndarray, tuple[np.ndarray, ...] | None]:
         """As SB3's; with ``selection_steps`` the kept actor answers (the phase's actor while collecting)."""
-        if self.selection is None or self.selection_steps == 0:  # load(..., selection_steps=0): the prior actor answers
+        if not self._selecting:
             return super().predict(observation, state, episode_start, deterministic)
         actor = self.selection.actor("candidate" if self._collecting else "kept", self.actor_target)
         prior = self.policy.actor_target
@@ -580,11 +580,16 @@ class SWFP(OffPolicyAlgorithm):
         finally:
             self.policy.actor_target = prior
 
+    @property
+    def _selecting(self) -> bool:
+        """Whether the selection's actors answer ``predict`` (not after ``load(..., selection_steps=0)``)."""
+        return self.selection is not None and self.selection_steps > 0
+
     def selected_policy(self) -> FlowPolicy:
         """A copy of the policy that answers as :meth:`predict` does: with ``selection_steps``, its prior actor is the
         kept one (``model.policy`` stays the learner).  For what takes a policy alone: ``policy.save``, an export."""
         policy = copy.deepcopy(self.policy)
-        if self.selection is not None and self.selection_steps > 0:
+        if self._selecting:
             policy.actor_target.load_state_dict(self.selection.kept)
         return policy
 
@@ -665,7 +670,7 @@ class SWFP(OffPolicyAlgorithm):
     def set_env(self, env: GymEnv, force_reset: bool = True) -> None:
         """As SB3's; the demonstrations in the replay buffer are checked against the new env's id first, as
         the constructor and :meth:`load` check them."""
-        self._check_demonstrations_env(env)
+        check_demonstrations_env(self.replay_buffer, env)
         super().set_env(env, force_reset)
 
     def load_replay_buffer(self, path: str | os.PathLike | io.BufferedIOBase, truncate_last_traj: bool = True) -> None:
@@ -685,7 +690,7 @@ class SWFP(OffPolicyAlgorithm):
                     "this model's buffer class is a DemoReplayBuffer (or bc_coef > 0): restore a buffer saved by a model "
                     "with demonstrations, or give this one to a model built without them (the model keeps its own)"
                 )
-            self._check_demonstrations_env(self.env)
+            check_demonstrations_env(self.replay_buffer, self.env)
         except ValueError:
             self.replay_buffer = previous
             raise
@@ -697,11 +702,6 @@ class SWFP(OffPolicyAlgorithm):
     def _demo_buffer_class(self) -> bool:
         """Whether the replay buffer class is a :class:`DemoReplayBuffer`."""
         return self.replay_buffer_class is not None and issubclass(self.replay_buffer_class, DemoReplayBuffer)
-
-    def _check_demonstrations_env(self, env: GymEnv | None) -> None:
-        """Raise where the replay buffer's demonstrations were recorded on another env than ``env``'s id."""
-        if hasattr(self.replay_buffer, "check_env"):
-            self.replay_buffer.check_env(vec_env_id(env))
 
     def _excluded_save_params(self) -> list[str]:
         return [*super()._excluded_save_params(), "actor", "actor_target", "critic", "critic_target", "actor_lr_schedule"]
