@@ -57,7 +57,7 @@ from sb3_swfp.common.checks import check_choice, check_int
 from sb3_swfp.common.critics import LayerNormContinuousCritic
 from sb3_swfp.common.losses import Q_AGGREGATIONS, aggregate_q, check_finite, ent_coef_loss, soft_q_loss, soft_q_target
 from sb3_swfp.demos import Demonstrations, DemoReplayBuffer, check_demonstrations_env
-from sb3_swfp.demos.replay import truncate_last_n_step_transitions
+from sb3_swfp.demos.algorithm import DemonstrationsMixin
 from sb3_swfp.presets import merge_kwargs
 
 #: RLPD's share of offline data in every batch (symmetric sampling)
@@ -104,7 +104,7 @@ class LayerNormCnnSACPolicy(LayerNormSACPolicy):
         super().__init__(observation_space, *args, features_extractor_class=features_extractor_class, **kwargs)
 
 
-class RLPD(SAC):
+class RLPD(DemonstrationsMixin, SAC):
     """SAC with RLPD's critic ensemble and update order (Ball et al. 2023, arXiv 2302.02948, Sec. 3-4).
 
     What changes from SB3's ``SAC`` (the rest, save/load and logging included, is SAC's):
@@ -173,30 +173,6 @@ class RLPD(SAC):
                 f"target_critics={self.target_critics} but the policy has {n_critics} critics "
                 "(policy_kwargs n_critics): draw at most as many as there are"
             )
-
-    def _setup_learn(self, total_timesteps: int, callback: Any = None, reset_num_timesteps: bool = True,
-                     tb_log_name: str = "run", progress_bar: bool = False) -> tuple[int, Any]:  # fmt: skip
-        if reset_num_timesteps or self._last_obs is None:  # as SWFP: SB3 resets the env, the running episodes end
-            truncate_last_n_step_transitions(self.replay_buffer)
-        return super()._setup_learn(total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar)
-
-    def load_replay_buffer(self, path: Any, truncate_last_traj: bool = True) -> None:
-        """As SAC's; as SWFP's, ``truncate_last_traj`` ends the restored buffer's last episode for n-step returns,
-        and a buffer whose demonstrations were recorded on another env is refused (the model keeps its own)."""
-        previous = self.replay_buffer
-        super().load_replay_buffer(path, truncate_last_traj)
-        try:
-            check_demonstrations_env(self.replay_buffer, self.env)
-        except ValueError:
-            self.replay_buffer = previous
-            raise
-        if truncate_last_traj:
-            truncate_last_n_step_transitions(self.replay_buffer)
-
-    def set_env(self, env: Any, force_reset: bool = True) -> None:
-        """As SAC's; as SWFP's, the demonstrations in the replay buffer are checked against the new env's id first."""
-        check_demonstrations_env(self.replay_buffer, env)
-        super().set_env(env, force_reset)
 
     def collect_rollouts(self, *args: Any, **kwargs: Any) -> RolloutReturn:
         rollout = super().collect_rollouts(*args, **kwargs)

@@ -9,6 +9,9 @@ mean return of the episodes begun and ended in it measures its actor, which beco
 is at or above the kept actor's.  The kept actor at first is the prior actor ``learn()`` started from, measured by
 the first phase (so a behaviour-cloned start is measured before any change is kept).  ``predict`` answers with the
 kept actor (evaluations see it), so a change whose own episodes returned less is never what the model answers with.
+
+:class:`PolicySelection` is the state (saved with the model); :class:`SelectionMixin` its hooks into SB3's off-policy
+algorithm, mixed into ``SWFP``.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from typing import Any
 import numpy as np
 import torch as th
 from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.noise import ActionNoise
+from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.vec_env import VecEnv, VecMonitor, is_vecenv_wrapped
 
 #: No episode end for this many times ``steps`` or the longest episode (the env's time limit), whichever is
@@ -117,6 +122,78 @@ class PolicySelection:
         logger.record("selection/kept", self.n_kept)
         if self.reference is not None:
             logger.record("selection/kept_return", self.reference)
+
+
+class SelectionMixin:
+    """The selection's hooks into SB3's off-policy algorithm, for one whose policy acts with ``policy.actor_target``
+    (SWFP's prior actor) and which sets ``selection_steps`` (0: off), ``selection`` (None) and ``_collecting``
+    (False) in its constructor.
+    Put before the SB3 class: ``predict`` answers with the kept actor (the phase's actor while collecting), each env
+    step advances the phase, and ``learn()`` restarts the phases' episodes where it resets the env."""
+
+    def _setup_learn(self, total_timesteps: int, callback: Any = None, reset_num_timesteps: bool = True,
+                     tb_log_name: str = "run", progress_bar: bool = False) -> tuple[int, Any]:  # fmt: skip
+        restarts = reset_num_timesteps or self._last_obs is None  # read before SB3 resets the env
+        total_timesteps, callback = super()._setup_learn(total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar)
+        self._setup_selection(restarts)
+        return total_timesteps, callback
+
+    def _setup_selection(self, restarts: bool) -> None:
+        if self.selection_steps == 0:
+            self.selection = None  # load(..., selection_steps=0) ends a saved model's selection
+            return
+        check_monitored(self.env)
+        if self.selection is None:  # made at the first env step: BCPretrainCallback clones after this
+            return
+        self.selection.steps = self.selection_steps  # load(..., selection_steps=...) changes the phases' length
+        if restarts or self.selection.fresh.size != self.n_envs:
+            self.selection.episodes_restarted(self.n_envs)
+
+    def predict(
+        self,
+        observation: np.ndarray | dict[str, np.ndarray],
+        state: tuple[np.ndarray, ...] | None = None,
+        episode_start: np.ndarray | None = None,
+        deterministic: bool = False,
+    ) -> tuple[np.ndarray, tuple[np.ndarray, ...] | None]:
+        """As SB3's; with ``selection_steps`` the kept actor answers (the phase's actor while collecting)."""
+        if not self._selecting:
+            return super().predict(observation, state, episode_start, deterministic)
+        actor = self.selection.actor("candidate" if self._collecting else "kept", self.policy.actor_target)
+        prior = self.policy.actor_target
+        self.policy.actor_target = actor  # the policy acts with its prior actor
+        try:
+            return super().predict(observation, state, episode_start, deterministic)
+        finally:
+            self.policy.actor_target = prior
+
+    @property
+    def _selecting(self) -> bool:
+        """Whether the selection's actors answer ``predict`` (not after ``load(..., selection_steps=0)``)."""
+        return self.selection is not None and self.selection_steps > 0
+
+    def selected_policy(self) -> BasePolicy:
+        """A copy of the policy that answers as :meth:`predict` does: with ``selection_steps``, its prior actor is the
+        kept one (``model.policy`` stays the learner).  For what takes a policy alone: ``policy.save``, an export."""
+        policy = copy.deepcopy(self.policy)
+        if self._selecting:
+            policy.actor_target.load_state_dict(self.selection.kept)
+        return policy
+
+    def _sample_action(self, learning_starts: int, action_noise: ActionNoise | None = None, n_envs: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        if self.selection_steps > 0 and self.selection is None:  # the first phase: the actor learn() starts from
+            self.selection = PolicySelection(self.selection_steps, self.n_envs, self.policy.actor_target.state_dict(), time_limit(self.env))
+        self._collecting = True  # predict, called by SB3's _sample_action: the phase's actor acts
+        try:
+            return super()._sample_action(learning_starts, action_noise, n_envs)
+        finally:
+            self._collecting = False
+
+    def _update_info_buffer(self, infos: list[dict[str, Any]], dones: np.ndarray | None = None) -> None:
+        super()._update_info_buffer(infos, dones)
+        if self.selection is not None and dones is not None:  # SB3 calls this once per env step
+            self.selection.observe(infos, dones)
+            self.selection.step(self.n_envs, dones, self.policy.actor_target.state_dict)
 
 
 def check_monitored(env: VecEnv | None) -> None:

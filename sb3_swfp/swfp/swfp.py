@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import inspect
 import io
 import os
@@ -29,7 +28,7 @@ from sb3_swfp.common.checks import (
     require,
 )
 from sb3_swfp.common.losses import aggregate_q, check_finite, ent_coef_loss, jko_block_loss, soft_q_loss, soft_q_target
-from sb3_swfp.common.selection import PolicySelection, check_monitored, time_limit
+from sb3_swfp.common.selection import PolicySelection, SelectionMixin
 from sb3_swfp.demos import (
     DemonstrationsLike,
     DemoReplayBuffer,
@@ -38,8 +37,8 @@ from sb3_swfp.demos import (
     defer_missing_demonstrations,
     with_env_id,
 )
+from sb3_swfp.demos.algorithm import DemonstrationsMixin
 from sb3_swfp.demos.buffers import unsaved
-from sb3_swfp.demos.replay import truncate_last_n_step_transitions
 from sb3_swfp.swfp.persistence import (
     check_flow_overrides,
     check_load_overrides,
@@ -54,7 +53,7 @@ from sb3_swfp.swfp.pretrain import pretrain
 SelfSWFP = TypeVar("SelfSWFP", bound="SWFP")
 
 
-class SWFP(OffPolicyAlgorithm):
+class SWFP(SelectionMixin, DemonstrationsMixin, OffPolicyAlgorithm):
     """
     Stepwise Flow Policy (SWFP): online fine-tuning of a flow-matching policy by stepwise JKO updates.
 
@@ -536,78 +535,6 @@ class SWFP(OffPolicyAlgorithm):
             reset_num_timesteps=reset_num_timesteps, progress_bar=progress_bar,
         )  # fmt: skip
 
-    def _setup_learn(
-        self,
-        total_timesteps: int,
-        callback: MaybeCallback = None,
-        reset_num_timesteps: bool = True,
-        tb_log_name: str = "run",
-        progress_bar: bool = False,
-    ) -> tuple[int, Any]:
-        restarts = reset_num_timesteps or self._last_obs is None
-        if restarts:  # SB3 resets the env below: the buffer's running episodes end
-            truncate_last_n_step_transitions(self.replay_buffer)
-        total_timesteps, callback = super()._setup_learn(total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar)
-        self._setup_selection(restarts)
-        return total_timesteps, callback
-
-    def _setup_selection(self, restarts: bool) -> None:
-        if self.selection_steps == 0:
-            self.selection = None  # load(..., selection_steps=0) ends a saved model's selection
-            return
-        check_monitored(self.env)
-        if self.selection is None:  # made at the first env step: BCPretrainCallback clones after this
-            return
-        self.selection.steps = self.selection_steps  # load(..., selection_steps=...) changes the phases' length
-        if restarts or self.selection.fresh.size != self.n_envs:
-            self.selection.episodes_restarted(self.n_envs)
-
-    def predict(
-        self,
-        observation: np.ndarray | dict[str, np.ndarray],
-        state: tuple[np.ndarray, ...] | None = None,
-        episode_start: np.ndarray | None = None,
-        deterministic: bool = False,
-    ) -> tuple[np.ndarray, tuple[np.ndarray, ...] | None]:
-        """As SB3's; with ``selection_steps`` the kept actor answers (the phase's actor while collecting)."""
-        if not self._selecting:
-            return super().predict(observation, state, episode_start, deterministic)
-        actor = self.selection.actor("candidate" if self._collecting else "kept", self.actor_target)
-        prior = self.policy.actor_target
-        self.policy.actor_target = actor  # the policy acts with its prior actor
-        try:
-            return super().predict(observation, state, episode_start, deterministic)
-        finally:
-            self.policy.actor_target = prior
-
-    @property
-    def _selecting(self) -> bool:
-        """Whether the selection's actors answer ``predict`` (not after ``load(..., selection_steps=0)``)."""
-        return self.selection is not None and self.selection_steps > 0
-
-    def selected_policy(self) -> FlowPolicy:
-        """A copy of the policy that answers as :meth:`predict` does: with ``selection_steps``, its prior actor is the
-        kept one (``model.policy`` stays the learner).  For what takes a policy alone: ``policy.save``, an export."""
-        policy = copy.deepcopy(self.policy)
-        if self._selecting:
-            policy.actor_target.load_state_dict(self.selection.kept)
-        return policy
-
-    def _sample_action(self, learning_starts: int, action_noise: ActionNoise | None = None, n_envs: int = 1) -> tuple[np.ndarray, np.ndarray]:
-        if self.selection_steps > 0 and self.selection is None:  # the first phase: the actor learn() starts from
-            self.selection = PolicySelection(self.selection_steps, self.n_envs, self.actor_target.state_dict(), time_limit(self.env))
-        self._collecting = True
-        try:
-            return super()._sample_action(learning_starts, action_noise, n_envs)
-        finally:
-            self._collecting = False
-
-    def _update_info_buffer(self, infos: list[dict[str, Any]], dones: np.ndarray | None = None) -> None:
-        super()._update_info_buffer(infos, dones)
-        if self.selection is not None and dones is not None:  # SB3 calls this once per env step
-            self.selection.observe(infos, dones)
-            self.selection.step(self.n_envs, dones, self.actor_target.state_dict)
-
     @classmethod
     def load(  # type: ignore[override]
         cls: type[SelfSWFP],
@@ -667,37 +594,21 @@ class SWFP(OffPolicyAlgorithm):
         finally:
             self.replay_buffer_kwargs = kwargs
 
-    def set_env(self, env: GymEnv, force_reset: bool = True) -> None:
-        """As SB3's; the demonstrations in the replay buffer are checked against the new env's id first, as
-        the constructor and :meth:`load` check them."""
-        check_demonstrations_env(self.replay_buffer, env)
-        super().set_env(env, force_reset)
-
-    def load_replay_buffer(self, path: str | os.PathLike | io.BufferedIOBase, truncate_last_traj: bool = True) -> None:
-        """As SB3's; a demonstration buffer then samples with this model's ``n_steps`` and ``gamma`` (one saved
-        with other ones, or before n-step returns existed, would otherwise keep its own).  A buffer without
-        demonstrations is refused where the model's buffer class is a :class:`DemoReplayBuffer` (or ``bc_coef > 0``),
-        and one whose demonstrations were recorded on another env as the constructor refuses them; the model
-        keeps its own then."""
-        previous = self.replay_buffer
-        super().load_replay_buffer(path, truncate_last_traj)
-        wants_demonstrations = self.bc_coef > 0 or self._demo_buffer_class()
-        shown = os.fspath(path) if isinstance(path, (str, os.PathLike)) else "the file object"
-        try:
-            if wants_demonstrations and not isinstance(self.replay_buffer, DemoReplayBuffer):
-                raise ValueError(
-                    f"the replay buffer in {shown!r} is a {type(self.replay_buffer).__name__} without demonstrations, and "
-                    "this model's buffer class is a DemoReplayBuffer (or bc_coef > 0): restore a buffer saved by a model "
-                    "with demonstrations, or give this one to a model built without them (the model keeps its own)"
-                )
-            check_demonstrations_env(self.replay_buffer, self.env)
-        except ValueError:
-            self.replay_buffer = previous
-            raise
+    def _check_restored_buffer(self, path: str | os.PathLike | io.BufferedIOBase) -> None:
+        """A buffer without demonstrations is refused where the model's buffer class is a :class:`DemoReplayBuffer`
+        (or ``bc_coef > 0``), and one whose demonstrations were recorded on another env as the constructor refuses
+        them; a demonstration buffer then samples with this model's ``n_steps`` and ``gamma`` (one saved with other
+        ones, or before n-step returns existed, would otherwise keep its own)."""
+        if (self.bc_coef > 0 or self._demo_buffer_class()) and not isinstance(self.replay_buffer, DemoReplayBuffer):
+            shown = os.fspath(path) if isinstance(path, (str, os.PathLike)) else "the file object"
+            raise ValueError(
+                f"the replay buffer in {shown!r} is a {type(self.replay_buffer).__name__} without demonstrations, and "
+                "this model's buffer class is a DemoReplayBuffer (or bc_coef > 0): restore a buffer saved by a model "
+                "with demonstrations, or give this one to a model built without them (the model keeps its own)"
+            )
+        super()._check_restored_buffer(path)
         if isinstance(self.replay_buffer, DemoReplayBuffer):
             self.replay_buffer.use_n_steps(self.n_steps, self.gamma)
-        if truncate_last_traj:  # as SB3's HER buffer: the last episode saved was finished, none runs on past it
-            truncate_last_n_step_transitions(self.replay_buffer)
 
     def _demo_buffer_class(self) -> bool:
         """Whether the replay buffer class is a :class:`DemoReplayBuffer`."""
