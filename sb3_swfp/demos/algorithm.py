@@ -35,9 +35,10 @@ class DemonstrationsMixin:
 
     def load_replay_buffer(self, path: str | os.PathLike | Any, truncate_last_traj: bool = True) -> None:
         """As SB3's; a buffer the model cannot train with (:meth:`_check_restored_buffer`: one whose demonstrations
-        were recorded on another env) is refused and the model keeps its own; ``truncate_last_traj`` ends the
-        restored buffer's last episode for n-step returns, as SB3's HER buffer does (the saved episode was finished,
-        none runs on past it)."""
+        were recorded on another env; SWFP's also one without demonstrations where the model trains with them) is
+        refused and the model keeps its own, and SWFP's demonstration buffer then samples with the model's ``n_steps``
+        and ``gamma``; ``truncate_last_traj`` ends the restored buffer's last episode for n-step returns, as SB3's
+        HER buffer does (the saved episode was finished, none runs on past it)."""
         previous = self.replay_buffer
         super().load_replay_buffer(path, truncate_last_traj)
         try:
