@@ -367,6 +367,31 @@ def robustness_row(run: dict) -> dict[str, Any]:
     return {"bc": bc, "final": final, "lowest": lowest, "final_ge_bc": final >= bc and not diverged, "no_dip": lowest >= floor and not diverged}
 
 
+def selection_lines(runs: list[dict]) -> list[str]:
+    """Runs with the policy selection (``selection_steps`` > 0) answer every evaluation with the kept actor, and
+    every evaluation plays the same start states deterministically: the evaluation changes only where a change was
+    kept.  How often such a change raised it and how often lowered it, per task (the selection judges by the
+    returns of sampled actions, the evaluation acts deterministically)."""
+    counts: dict[str, list[int]] = {}
+    for run in runs:
+        if not (run.get("hyperparams") or {}).get("selection_steps"):
+            continue
+        values = [point[1] for point in run["curve"]]
+        up_down = counts.setdefault(TASKS[run["task"]].env_id, [0, 0])
+        for before, after in zip(values, values[1:]):
+            if after != before:
+                up_down[after < before] += 1
+    if not counts:
+        return []
+    ups, downs = sum(u for u, _ in counts.values()), sum(d for _, d in counts.values())
+    per_task = "; ".join(f"{env_id} {u} up, {d} down" for env_id, (u, d) in counts.items())
+    return [
+        "With the policy selection, an evaluation differs from the one before only where a change was kept (the "
+        f"kept actor answers, on the same start states): it rose {ups} times and fell {downs} ({per_task}).",
+        "",
+    ]
+
+
 def toy_ok(toy_modes: dict[str, Any]) -> bool:
     """The toy's acceptance line: >= 90% of the samples in the high-reward modes, each mode holding >= 10% of them."""
     return toy_modes["high_reward_share"] >= 0.9 and toy_modes["high_reward_modes_kept"] == toy_modes["n_high_reward_modes"]
@@ -461,6 +486,7 @@ def robustness_table(runs: list[dict], planned: int, check_stale: bool = True) -
             ]
     if success_lines:  # not an acceptance line: the mazes' returns also count how soon the goal is reached
         lines += ["Beside the returns, where the task reports success:", "", *success_lines, ""]
+    lines += selection_lines([r for task_name in TASKS for r in tasks.get(task_name, [])])
     if versus_demos[True] and versus_demos[False]:
         above, below = versus_demos[True], versus_demos[False]
         lines += [

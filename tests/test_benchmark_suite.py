@@ -605,6 +605,25 @@ def test_robustness_table_splits_final_at_or_above_bc_by_where_bc_started_agains
     ) in lines
 
 
+def test_robustness_table_counts_the_kept_changes_that_raised_and_lowered_the_evaluation():
+    def run(task, seed, values, selection_steps=1000):
+        curve = [[step * 100, value, 0.0, None] for step, value in enumerate(values)]
+        return {"task": task, "seed": seed, "curve": curve, "hyperparams": {"selection_steps": selection_steps}}
+
+    runs = [
+        run("pendulum", 0, [-200.0, -200.0, -150.0, -150.0, -170.0]),  # kept twice: up, then down
+        run("pendulum", 1, [-180.0, -180.0, -180.0]),  # nothing kept
+        run("hopper", 0, [700.0, 650.0, 720.0, 720.0]),
+        run("hopper", 1, [700.0, 500.0, 900.0], selection_steps=0),  # no selection: not counted
+    ]
+    lines = robustness_table(runs, planned=4, check_stale=False)
+    assert (
+        "With the policy selection, an evaluation differs from the one before only where a change was kept (the kept "
+        "actor answers, on the same start states): it rose 2 times and fell 2 (Pendulum-v1 1 up, 1 down; Hopper-v5 1 up, 1 down)."
+    ) in lines
+    assert not any("policy selection" in line for line in robustness_table(runs[3:], planned=1, check_stale=False))
+
+
 SLOW_JOB = '''
 import os
 import time
