@@ -208,6 +208,22 @@ def test_the_first_phase_measures_the_actor_a_training_start_callback_made():
     assert all(th.equal(model.selection.kept[key], value.cpu()) for key, value in clone.cloned.items())
 
 
+def test_a_callback_at_the_step_a_phase_ends_sees_the_selection_before_its_decision():
+    """SB3 calls the callbacks of an env step before ``_update_info_buffer``, where the phase ends: an evaluation at
+    that step answers with the copy kept before (the selection_steps docstring says so)."""
+
+    class Phases(BaseCallback):
+        def _on_step(self) -> bool:
+            if self.num_timesteps in (100, 101):
+                self.seen[self.num_timesteps] = self.model.selection.n_phases
+            return True
+
+    model, phases = _model(), Phases()
+    phases.seen = {}
+    model.learn(101, callback=phases)
+    assert phases.seen == {100: 0, 101: 1}  # the first phase ends at step 100 (two 50-step episodes)
+
+
 def test_pretrain_makes_a_new_start(tmp_path):
     model = _model()
     model.learn(150)

@@ -129,8 +129,10 @@ class SWFP(SelectionMixin, DemonstrationsMixin, OffPolicyAlgorithm):
         phase's mean episode return was at or above the kept one's (at first the actor ``learn()`` started from).
         The learner trains as without it and is never put back.  ``model.policy`` (its ``predict``, its
         weights) is the learner; ``model.predict``, and so SB3's and rl-zoo3's evaluations, the kept copy
-        (:meth:`selected_policy` gives it as a policy of its own).
-        The preset's is 1000.  See ``sb3_swfp/common/selection.py``.
+        (:meth:`selected_policy` gives it as a policy of its own).  The phases' returns are of sampled actions, so
+        a kept copy can evaluate lower with ``deterministic=True``; a phase ends after the env step's callbacks,
+        so an ``EvalCallback`` at that step sees the copy kept before (as it sees the networks before that step's
+        gradient steps).  The preset's is 1000.  See ``sb3_swfp/common/selection.py``.
     :param target_update_interval: Update the critic targets every ``target_update_interval`` steps.
     :param stats_window_size: Window size for the rollout logging.
     :param tensorboard_log: The log location for tensorboard (if None, no logging).
