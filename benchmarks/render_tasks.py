@@ -373,10 +373,12 @@ def selection_lines(runs: list[dict]) -> list[str]:
     kept.  How often such a change raised it and how often lowered it, per task (the selection judges by the
     returns of sampled actions, the evaluation acts deterministically)."""
     counts: dict[str, list[int]] = {}
+    unchanged = 0  # runs whose every evaluation is the start's: no change was ever kept before the last one
     for run in runs:
         if not (run.get("hyperparams") or {}).get("selection_steps"):
             continue
         values = [point[1] for point in run["curve"]]
+        unchanged += len(set(values)) == 1
         up_down = counts.setdefault(TASKS[run["task"]].env_id, [0, 0])
         for before, after in zip(values, values[1:]):
             if after != before:
@@ -387,7 +389,9 @@ def selection_lines(runs: list[dict]) -> list[str]:
     per_task = "; ".join(f"{env_id} {u} up, {d} down" for env_id, (u, d) in counts.items())
     return [
         "With the policy selection, an evaluation differs from the one before only where a change was kept (the "
-        f"kept actor answers, on the same start states): it rose {ups} times and fell {downs} ({per_task}).",
+        f"kept actor answers, on the same start states): it rose {ups} times and fell {downs} ({per_task}); "
+        f"{unchanged} of the {sum(1 for run in runs if (run.get('hyperparams') or {}).get('selection_steps'))} runs "
+        "show no change: every evaluation is the start's.",
         "",
     ]
 
