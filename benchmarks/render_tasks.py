@@ -226,6 +226,7 @@ def render_task(
         methods_runs["bc"] = methods_runs["swfp"]
     finals: dict[str, float] = {}
     alongs: dict[str, float] = {}
+    n_seeds: dict[str, int] = {}
     for method in _ordered(methods_runs):
         group = methods_runs[method]
         initial = [_initial(r)[0] for r in group]
@@ -234,6 +235,7 @@ def render_task(
         complete = _complete(group)
         final = initial if method == "bc" else [_final(r)[0] for r in complete]
         finals[method] = float(np.mean(final))
+        n_seeds[method] = len(complete)
         curves = [np.array([c[1] for c in r["curve"]]) for r in complete]
         n = min(len(c) for c in curves)
         best = initial if method == "bc" else [float(np.stack([c[:n] for c in curves]).mean(0).max())]
@@ -261,7 +263,7 @@ def render_task(
         lines.append(row + wall + note + " |")
     lines.append("")
     if "swfp" in finals and not ablation:
-        lines += _verdict_lines(task, finals, alongs)
+        lines += _verdict_lines(task, finals, alongs, n_seeds)
     png = results / folder / f"{task_name}{'_variants' if ablation else ''}.png"
     plot_task(png, task, methods_runs, demo_return)
     lines += [f"![{task.env_id}]({link(png, docs)})", ""]
@@ -330,8 +332,9 @@ def mixed_variants(runs: list[dict]) -> list[str]:
     return lines
 
 
-def _verdict_lines(task: Task, finals: dict[str, float], alongs: dict[str, float]) -> list[str]:
-    """SWFP against the best other method at the end and along the way, and against its BC start."""
+def _verdict_lines(task: Task, finals: dict[str, float], alongs: dict[str, float], n_seeds: dict[str, int] | None = None) -> list[str]:
+    """SWFP against the best other method at the end and along the way, and against its BC start; ``n_seeds``
+    (seeds per method) adds a warning where SWFP's row has fewer seeds than a method it is compared with."""
     # SWFP's competitors: the other methods of METHODS, not BC (SWFP's start) nor SWFP's variants
     others = {m: v for m, v in finals.items() if variant_name(m) is None and m not in ("swfp", "bc")}
     if not others:
@@ -352,6 +355,13 @@ def _verdict_lines(task: Task, finals: dict[str, float], alongs: dict[str, float
         line += (
             f"  **Fine-tuning lost ground here**: the BC flow alone ({finals['bc']:.{d}f}) ends above SWFP "
             f"({finals['swfp']:.{d}f})" + (" and above every online method." if finals["bc"] >= others[best_other] else ".")
+        )
+    compared = {m: n_seeds[m] for m in {best_other, best_along} if n_seeds and n_seeds.get(m, 0) > n_seeds.get("swfp", 0)}
+    if compared:
+        line += (
+            f"  SWFP's row has {n_seeds['swfp']} seed{'s' if n_seeds['swfp'] != 1 else ''} so far against "
+            + " and ".join(f"{LABELS[m]}'s {n}" for m, n in sorted(compared.items()))
+            + ": the comparison is not yet like for like."
         )
     return [line, ""]
 

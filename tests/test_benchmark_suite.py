@@ -246,6 +246,11 @@ def test_page_says_when_fine_tuning_ends_below_bc(results):
     page, _ = pages(results)
     assert "ahead of the best other method here" in page
     assert "Fine-tuning lost ground" not in page
+    assert "not yet like for like" not in page  # one seed each
+    sac_s1 = result_path(results, "cpu", "toy", "sac", 1)
+    sac_s1.write_text(json.dumps({**json.loads(result_path(results, "cpu", "toy", "sac", 0).read_text()), "seed": 1}))
+    page, _ = pages(results)
+    assert "SWFP's row has 1 seed so far against SAC from scratch's 2: the comparison is not yet like for like." in page
 
 
 def test_render_flags_runs_made_with_other_arguments_than_the_entry(results):
