@@ -332,7 +332,7 @@ def mixed_variants(runs: list[dict]) -> list[str]:
     return lines
 
 
-def _verdict_lines(task: Task, finals: dict[str, float], alongs: dict[str, float], n_seeds: dict[str, int] | None = None) -> list[str]:
+def _verdict_lines(task: Task, finals: dict[str, float], alongs: dict[str, float], n_seeds: dict[str, int]) -> list[str]:
     """SWFP against the best other method at the end and along the way, and against its BC start; ``n_seeds``
     (seeds per method) adds a warning where SWFP's row has fewer seeds than a method it is compared with."""
     # SWFP's competitors: the other methods of METHODS, not BC (SWFP's start) nor SWFP's variants
@@ -356,7 +356,7 @@ def _verdict_lines(task: Task, finals: dict[str, float], alongs: dict[str, float
             f"  **Fine-tuning lost ground here**: the BC flow alone ({finals['bc']:.{d}f}) ends above SWFP "
             f"({finals['swfp']:.{d}f})" + (" and above every online method." if finals["bc"] >= others[best_other] else ".")
         )
-    compared = {m: n_seeds[m] for m in {best_other, best_along} if n_seeds and n_seeds.get(m, 0) > n_seeds.get("swfp", 0)}
+    compared = {m: n_seeds[m] for m in {best_other, best_along} if n_seeds[m] > n_seeds["swfp"]}
     if compared:
         line += (
             f"  SWFP's row has {n_seeds['swfp']} seed{'s' if n_seeds['swfp'] != 1 else ''} so far against "
@@ -383,10 +383,9 @@ def selection_lines(runs: list[dict]) -> list[str]:
     kept.  How often such a change raised it and how often lowered it, per task (the selection judges by the
     returns of sampled actions, the evaluation acts deterministically)."""
     counts: dict[str, list[int]] = {}
-    unchanged = 0  # runs whose every evaluation is the start's: no change was ever kept before the last one
-    for run in runs:
-        if not (run.get("hyperparams") or {}).get("selection_steps"):
-            continue
+    selecting = [run for run in runs if (run.get("hyperparams") or {}).get("selection_steps")]
+    unchanged = 0  # runs whose every evaluation is the start's: no change was kept before the last evaluation
+    for run in selecting:
         values = [point[1] for point in run["curve"]]
         unchanged += len(set(values)) == 1
         up_down = counts.setdefault(TASKS[run["task"]].env_id, [0, 0])
@@ -400,7 +399,7 @@ def selection_lines(runs: list[dict]) -> list[str]:
     return [
         "With the policy selection, an evaluation differs from the one before only where a change was kept (the "
         f"kept actor answers, on the same start states): it rose {ups} times and fell {downs} ({per_task}); "
-        f"{unchanged} of the {sum(1 for run in runs if (run.get('hyperparams') or {}).get('selection_steps'))} runs "
+        f"{unchanged} of the {len(selecting)} runs "
         "show no change: every evaluation is the start's.",
         "",
     ]

@@ -56,7 +56,7 @@ from stable_baselines3.sac.policies import SACPolicy
 from sb3_swfp.common.checks import check_choice, check_int
 from sb3_swfp.common.critics import LayerNormContinuousCritic
 from sb3_swfp.common.losses import Q_AGGREGATIONS, aggregate_q, check_finite, ent_coef_loss, soft_q_loss, soft_q_target
-from sb3_swfp.demos import Demonstrations, DemoReplayBuffer, check_demonstrations_env
+from sb3_swfp.demos import Demonstrations, DemoReplayBuffer
 from sb3_swfp.demos.algorithm import DemonstrationsMixin
 from sb3_swfp.presets import merge_kwargs
 
@@ -165,8 +165,7 @@ class RLPD(DemonstrationsMixin, SAC):
         if self.target_critics is not None:  # here, so that load()'s kwargs and custom_objects are checked too
             check_int("target_critics", self.target_critics, 1)
         check_choice("actor_q", self.actor_q, Q_AGGREGATIONS)
-        super()._setup_model()
-        check_demonstrations_env(self.replay_buffer, self.env)
+        super()._setup_model()  # DemonstrationsMixin checks the demonstrations' env
         n_critics = self.critic.n_critics
         if self.target_critics is not None and self.target_critics > n_critics:
             raise ValueError(

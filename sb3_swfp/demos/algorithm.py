@@ -4,7 +4,8 @@ Mixed in before the SB3 class (``class RLPD(DemonstrationsMixin, SAC)``), it
 
 - ends the episode running in the buffer where ``learn()`` resets the env, so that no n-step return runs on
   across the reset (SB3's own ``_setup_learn`` ends one only in a memory-optimised buffer);
-- checks the demonstrations against a new env's id in ``set_env``, as the constructors check them;
+- checks the demonstrations against the env's id when the model is built (``_setup_model``, so ``load`` too) and
+  against a new env's in ``set_env``;
 - refuses, in ``load_replay_buffer``, a buffer whose demonstrations were recorded on another env (the model keeps
   its own), and ends the restored buffer's last episode with ``truncate_last_traj``.
 """
@@ -20,6 +21,10 @@ from sb3_swfp.demos.replay import truncate_last_n_step_transitions
 
 class DemonstrationsMixin:
     """The replay-buffer handling SWFP and RLPD share; put before the SB3 off-policy class it extends."""
+
+    def _setup_model(self) -> None:
+        super()._setup_model()
+        check_demonstrations_env(self.replay_buffer, self.env)
 
     def _setup_learn(self, total_timesteps: int, callback: Any = None, reset_num_timesteps: bool = True,
                      tb_log_name: str = "run", progress_bar: bool = False) -> tuple[int, Any]:  # fmt: skip

@@ -32,7 +32,6 @@ from sb3_swfp.common.selection import PolicySelection, SelectionMixin
 from sb3_swfp.demos import (
     DemonstrationsLike,
     DemoReplayBuffer,
-    check_demonstrations_env,
     check_demonstrations_loaded,
     defer_missing_demonstrations,
     with_env_id,
@@ -295,7 +294,6 @@ class SWFP(SelectionMixin, DemonstrationsMixin, OffPolicyAlgorithm):
                 f"bc_coef={self.bc_coef} needs demonstrations in the replay buffer: pass "
                 "replay_buffer_class=DemoReplayBuffer, replay_buffer_kwargs=dict(demonstrations='demos.npz')"
             )
-        check_demonstrations_env(self.replay_buffer, self.env)
         self.batch_norm_stats = get_parameters_by_name(self.critic, ["running_"])
         self.batch_norm_stats_target = get_parameters_by_name(self.critic_target, ["running_"])
 
