@@ -28,61 +28,54 @@ def test_phase_ends_at_the_first_episode_end_after_its_steps_and_keeps_only_a_re
     selection = PolicySelection(steps=3, n_envs=1, start=_state(0.0))
     # Phase 1 (the start's): episodes of 2 steps returning 5 and 7; it ends at step 4, the first end after 3 steps
     for step, (done, ret) in enumerate([(False, 0), (True, 5.0), (False, 0), (True, 7.0)], start=1):
-        selection.observe([_episode(ret)], np.array([done]))
-        selection.step(1, np.array([done]), lambda: _state(float(step)))
+        selection.step([_episode(ret)], np.array([done]), lambda: _state(float(step)))
         assert selection.n_phases == (1 if step == 4 else 0)
     assert selection.reference == 6.0 and selection.kept["weight"][0] == 0.0  # the start, measured
     assert selection.candidate["weight"][0] == 4.0  # the learner when the phase ended
     # Phase 2: its actor returns 5 < 6: refused, the start stays kept; the learner of then acts next
     for step in range(5, 8):
         done = step == 7
-        selection.observe([_episode(5.0)], np.array([done]))
-        selection.step(1, np.array([done]), lambda: _state(float(step)))
+        selection.step([_episode(5.0)], np.array([done]), lambda: _state(float(step)))
     assert selection.n_phases == 2 and selection.kept["weight"][0] == 0.0 and selection.reference == 6.0
     # Phase 3: a tie (6 == 6) is kept
     for step in range(8, 11):
         done = step == 10
-        selection.observe([_episode(6.0)], np.array([done]))
-        selection.step(1, np.array([done]), lambda: _state(float(step)))
+        selection.step([_episode(6.0)], np.array([done]), lambda: _state(float(step)))
     assert selection.n_kept == 2 and selection.kept["weight"][0] == 7.0
 
 
 def test_an_episode_begun_in_an_earlier_phase_is_not_counted():
     selection = PolicySelection(steps=2, n_envs=2, start=_state(0.0))
     # Env 0 ends episodes of 1 step; env 1 runs one long episode through the first phase's end
-    selection.observe([_episode(1.0), {}], np.array([True, False]))
-    selection.step(2, np.array([True, False]), lambda: _state(1.0))  # 2 env steps: the phase ends (env 0's episode)
+    selection.step([_episode(1.0), {}], np.array([True, False]), lambda: _state(1.0))  # 2 env steps: the phase ends (env 0's episode)
     assert selection.reference == 1.0
-    selection.observe([_episode(3.0), _episode(-100.0)], np.array([True, True]))  # env 1's began in phase 1
-    assert selection.returns == [3.0]
+    selection.step([_episode(3.0), _episode(-100.0)], np.array([True, True]), lambda: _state(2.0))  # env 1's began in phase 1
+    assert selection.n_phases == 2 and selection.reference == 3.0
 
 
 def test_a_return_needs_monitor():
     selection = PolicySelection(steps=1, n_envs=1, start=_state(0.0))
     with pytest.raises(ValueError, match="Monitor"):
-        selection.observe([{}], np.array([True]))
+        selection.step([{}], np.array([True]), lambda: _state(1.0))
 
 
 def test_a_phase_waits_for_an_episode_end_as_long_as_the_time_limit_allows():
     patient = PolicySelection(steps=1, n_envs=1, start=_state(0.0), time_limit=100)
     for _ in range(50):  # far past 20 x steps, within 20 x the time limit
-        patient.step(1, np.array([False]), lambda: _state(1.0))
+        patient.step([{}], np.array([False]), lambda: _state(1.0))
     impatient = PolicySelection(steps=1, n_envs=1, start=_state(0.0))
     with pytest.raises(RuntimeError, match="no episode ended within 21 env steps"):
         for _ in range(21):
-            impatient.step(1, np.array([False]), lambda: _state(1.0))
+            impatient.step([{}], np.array([False]), lambda: _state(1.0))
 
 
 def test_a_phase_ends_only_once_an_episode_it_counts_has_ended():
     selection = PolicySelection(steps=2, n_envs=2, start=_state(0.0))
-    selection.observe([_episode(1.0), {}], np.array([True, False]))
-    selection.step(2, np.array([True, False]), lambda: _state(1.0))  # phase 1 ends; env 1's episode runs on
+    selection.step([_episode(1.0), {}], np.array([True, False]), lambda: _state(1.0))  # phase 1 ends; env 1's episode runs on
     # Past the phase's steps, only env 1's episode (begun in phase 1) ends: nothing measures phase 2's actor yet
-    selection.observe([{}, _episode(-100.0)], np.array([False, True]))
-    selection.step(2, np.array([False, True]), lambda: _state(2.0))
+    selection.step([{}, _episode(-100.0)], np.array([False, True]), lambda: _state(2.0))
     assert selection.n_phases == 1 and selection.returns == []
-    selection.observe([_episode(4.0), {}], np.array([True, False]))
-    selection.step(2, np.array([True, False]), lambda: _state(3.0))
+    selection.step([_episode(4.0), {}], np.array([True, False]), lambda: _state(3.0))
     assert selection.n_phases == 2 and selection.reference == 4.0 and selection.kept["weight"][0] == 1.0
 
 
@@ -92,8 +85,7 @@ def test_a_phase_waits_as_long_as_the_longest_episode_seen_allows_and_ended_epis
     for length in (15, *[25] * 25):
         for step in range(1, length + 1):
             done = step == length
-            selection.observe([{"episode": {"r": 1.0, "l": length}}] if done else [{}], np.array([done]))
-            selection.step(1, np.array([done]), lambda: _state(1.0))
+            selection.step([{"episode": {"r": 1.0, "l": length}}] if done else [{}], np.array([done]), lambda: _state(1.0))
     assert selection.n_phases == 26 and selection.longest == 25
 
 
@@ -103,8 +95,7 @@ def test_the_kept_actor_module_follows_a_kept_change_and_is_not_pickled():
     first = selection.actor("kept", like)
     changed = {k: v + 1.0 for k, v in like.state_dict().items()}
     for ret, state in ((1.0, changed), (2.0, changed)):  # phase 1 measures the start; phase 2 (the change) is kept
-        selection.observe([_episode(ret)], np.array([True]))
-        selection.step(1, np.array([True]), lambda: state)
+        selection.step([_episode(ret)], np.array([True]), lambda: state)
     assert selection.n_kept == 2
     kept = selection.actor("kept", like)
     assert kept is not first and th.equal(kept.weight, like.weight + 1.0)
@@ -262,3 +253,77 @@ def test_an_env_without_monitor_is_refused():
 def test_selection_steps_must_be_a_non_negative_int():
     with pytest.raises(ValueError, match="selection_steps"):
         SWFP("FlowPolicy", "Pendulum-v1", selection_steps=-1)
+
+
+def test_a_deterministic_measure_plays_one_episode_per_phase_deterministically_and_counts_only_it():
+    selection = PolicySelection(steps=3, n_envs=1, start=_state(0.0), deterministic=True)
+    # Phase 1: a measuring episode of 2 steps (returns 4), then sampled episodes of 2 steps returning 100
+    plan = [(False, 0.0), (True, 4.0), (False, 0.0), (True, 100.0), (False, 0.0), (True, 100.0)]
+    modes = []
+    for step, (done, ret) in enumerate(plan, start=1):
+        modes.append(bool(selection.measuring[0]))
+        selection.step([_episode(ret)], np.array([done]), lambda: _state(float(step)))
+    # Measuring steps do not count: the phase ends at the first episode end after 3 sampled steps (step 6, not 4)
+    assert modes == [True, True, False, False, False, False]
+    assert selection.n_phases == 1 and selection.reference == 4.0
+    assert selection.measuring[0] and selection.measured[0]  # phase 2 begins with a measuring episode
+
+
+def test_a_deterministic_measure_waits_for_a_measuring_episode_and_measures_again_if_none_returned():
+    selection = PolicySelection(steps=1, n_envs=2, start=_state(0.0), deterministic=True)
+    selection.step([_episode(1.0), {}], np.array([True, False]), lambda: _state(1.0))  # env 0's measure; no sampled step yet
+    assert selection.n_phases == 0 and selection.returns == [1.0] and not selection.measuring[0] and selection.measuring[1]
+    selection.step([_episode(50.0), {}], np.array([True, False]), lambda: _state(2.0))  # a sampled episode of env 0 ends
+    assert selection.n_phases == 1 and selection.reference == 1.0  # measured by env 0's deterministic episode alone
+    # Phase 2: env 0 measures its new episode; env 1's running one (begun before) does not count, its next one measures
+    assert list(selection.measuring) == [True, False]
+    selection.step([{}, _episode(-7.0)], np.array([False, True]), lambda: _state(3.0))
+    assert selection.returns == [] and list(selection.measuring) == [True, True]
+    # Cut short (learn() resets the envs) before any measure returned: both envs measure their new episodes
+    selection.episodes_restarted(2)
+    assert list(selection.measuring) == [True, True]
+
+
+def test_a_deterministic_measure_collects_with_deterministic_actions_while_measuring(tmp_path):
+    model = _model(selection_deterministic=True)
+    model.learn(60)  # a 50-step measuring episode, then sampled steps
+    selection = model.selection
+    assert selection.deterministic and selection.n_phases == 0 and len(selection.returns) == 1 and not selection.measuring[0]
+    measure = selection.returns[0]
+    obs = model.observation_space.sample()[None]
+    model._last_obs = obs
+    candidate = selection.actor("candidate", model.actor_target)
+    th.manual_seed(2)
+    np.testing.assert_allclose(model._sample_action(0, None, 1)[0], _actions(model, candidate, obs, 2))
+    selection.measuring[0] = True  # as while a measuring episode runs
+    measured = model._sample_action(0, None, 1)[0]
+    selection.measuring[0] = False
+    prior, model.policy.actor_target = model.policy.actor_target, candidate
+    try:
+        np.testing.assert_allclose(measured, model.policy.predict(obs, deterministic=True)[0])
+    finally:
+        model.policy.actor_target = prior
+    model.learn(100, reset_num_timesteps=False)  # to step 160: 100 sampled steps after the measure end at step 150
+    assert selection.n_phases == 1 and selection.reference == measure
+    # Saved and loaded it goes on measuring deterministically; loaded with False the phase's measures start over
+    model.save(tmp_path / "model.zip")
+    assert SWFP.load(tmp_path / "model.zip", env=model.get_env()).selection.deterministic
+    loaded = SWFP.load(tmp_path / "model.zip", env=model.get_env(), selection_deterministic=False)
+    loaded.learn(1, reset_num_timesteps=False)
+    assert not loaded.selection.deterministic and not loaded.selection.measuring.any()
+
+
+def test_a_model_saved_before_the_deterministic_measure_loads_with_sampled_measures():
+    selection = PolicySelection(steps=1, n_envs=1, start=_state(0.0))
+    state = selection.__getstate__()
+    for key in ("deterministic", "measuring", "measured"):
+        del state[key]
+    old = PolicySelection.__new__(PolicySelection)
+    old.__setstate__(state)
+    old.step([_episode(3.0)], np.array([True]), lambda: _state(1.0))
+    assert not old.deterministic and old.reference == 3.0
+
+
+def test_selection_deterministic_must_be_a_bool():
+    with pytest.raises(ValueError, match="selection_deterministic must be True or False, got 'False'"):
+        SWFP("FlowPolicy", "Pendulum-v1", selection_deterministic="False")

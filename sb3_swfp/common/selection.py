@@ -10,6 +10,10 @@ is at or above the kept actor's.  The kept actor at first is the prior actor ``l
 the first phase (so a behaviour-cloned start is measured before any change is kept).  ``predict`` answers with the
 kept actor (evaluations see it), so a change whose own episodes returned less is never what the model answers with.
 
+With ``deterministic`` the phase is measured as ``predict(..., deterministic=True)`` acts: its actor plays one whole
+episode per env with deterministic actions first (their transitions are collected as any other), their returns
+measure it, and the phase then lasts at least ``steps`` env steps of sampled episodes.
+
 :class:`PolicySelection` is the state (saved with the model); :class:`SelectionMixin` its hooks into SB3's off-policy
 algorithm, mixed into ``SWFP``.
 """
@@ -39,13 +43,18 @@ class PolicySelection:
     :param n_envs: Number of envs stepping together.
     :param start: State dict of the actor ``learn()`` starts from: the first phase's actor and the first kept one.
     :param time_limit: The env's ``max_episode_steps``, where it has one (how long a phase may wait for an episode end).
+    :param deterministic: Measure each phase by one episode per env played with deterministic actions (the rest of
+        the phase, at least ``steps`` env steps, samples); otherwise by its sampled episodes.
 
     With several envs a phase ends at the first episode end after ``steps`` env steps; episodes still under way in
     the other envs then are not counted (they began under another actor's phase or run on into the next).
     """
 
-    def __init__(self, steps: int, n_envs: int, start: dict[str, th.Tensor], time_limit: int | None = None):
+    def __init__(self, steps: int, n_envs: int, start: dict[str, th.Tensor], time_limit: int | None = None, deterministic: bool = False):
         self.steps = steps
+        self.deterministic = deterministic
+        self.measuring = np.full(n_envs, deterministic)  # whether each env's running episode measures (deterministic actions)
+        self.measured = self.measuring.copy()  # whether each env has begun a measuring episode in this phase
         self.longest = time_limit or 0  # the longest episode seen, or the env's time limit
         self.phase_steps = 0
         self.quiet_steps = 0  # env steps since an episode last ended
@@ -61,6 +70,23 @@ class PolicySelection:
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_modules": {}}  # the modules are rebuilt from the state dicts
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        if "deterministic" not in state:  # saved before the option: sampled measures
+            self.deterministic = False
+            self.measuring = np.zeros(self.fresh.size, dtype=bool)
+            self.measured = self.measuring.copy()
+
+    def measure_deterministic(self, deterministic: bool) -> None:
+        """Change how phases are measured (``load(..., selection_deterministic=...)``): the running phase's returns so far,
+        measured the other way, are dropped, and each env's next episode measures."""
+        if deterministic == self.deterministic:
+            return
+        self.deterministic = deterministic
+        self.returns = []
+        self.measuring = np.zeros(self.fresh.size, dtype=bool)
+        self.measured = self.measuring.copy()
+
     def actor(self, which: str, like: th.nn.Module) -> th.nn.Module:
         """The ``"candidate"`` or ``"kept"`` actor as a module shaped as ``like`` (the model's prior actor), on its device."""
         state = getattr(self, which)
@@ -74,12 +100,38 @@ class PolicySelection:
     def episodes_restarted(self, n_envs: int) -> None:
         """Every one of ``n_envs`` envs has just been reset (``learn()`` with ``reset_num_timesteps``)."""
         self.fresh = np.ones(n_envs, dtype=bool)
+        if self.measured.size != n_envs:
+            self.measured = np.zeros(n_envs, dtype=bool)
+        # An env measures its new episode if it has not this phase, or if a measuring episode was cut short before any returned
+        self.measuring = self.deterministic & (~self.measured | (not self.returns))
+        self.measured |= self.measuring
 
-    def observe(self, infos: list[dict[str, Any]], dones: np.ndarray) -> None:
-        """Record the return of each episode that ends now (Monitor's ``info["episode"]``) and began in this phase."""
-        for index, done in enumerate(dones):
-            if not done:
-                continue
+    def step(self, infos: list[dict[str, Any]], dones: np.ndarray, learner: Callable[[], dict[str, th.Tensor]]) -> None:
+        """Advance by one step of the envs, whose episodes that end now (``dones``) carry their return in Monitor's
+        ``info["episode"]``; where the phase ends, decide and begin the next with the state ``learner()`` returns
+        (read only then: this runs at every env step)."""
+        dones = np.asarray(dones, dtype=bool)
+        self.phase_steps += int(np.count_nonzero(~self.measuring)) if self.deterministic else dones.size
+        self.quiet_steps += dones.size
+        self._observe(infos, dones)
+        if self.phase_steps >= self.steps and np.any(dones) and self.returns:
+            self._decide()
+            self.candidate = _cpu(learner())
+            self.phase_steps = 0
+            self.returns = []
+            self.fresh = dones.copy()  # an env whose episode ended now begins one in this phase
+            self.measuring = self.deterministic & dones  # and measures it; the others measure their next one
+            self.measured = self.measuring.copy()
+        elif self.quiet_steps > MAX_PHASE_FACTOR * max(self.steps, self.longest):
+            raise RuntimeError(
+                f"selection_steps={self.steps}: no episode ended within {self.quiet_steps} env steps, so no return measures "
+                "the actor.  Give the env a time limit (gymnasium's TimeLimit), or selection_steps=0"
+            )
+
+    def _observe(self, infos: list[dict[str, Any]], dones: np.ndarray) -> None:
+        """Record the return of each episode that ends now, began in this phase and measures it; choose how each
+        env's next episode acts."""
+        for index in np.flatnonzero(dones):
             self.quiet_steps = 0
             episode = infos[index].get("episode")
             if episode is None:
@@ -88,26 +140,13 @@ class PolicySelection:
                     "(make_vec_env and SB3's own wrapping of a single env do)"
                 )
             self.longest = max(self.longest, int(episode["l"]))
-            if self.fresh[index]:
+            if self.fresh[index] and (self.measuring[index] or not self.deterministic):
                 self.returns.append(float(episode["r"]))
             self.fresh[index] = True
-
-    def step(self, n_envs: int, dones: np.ndarray, learner: Callable[[], dict[str, th.Tensor]]) -> None:
-        """Advance by one step of ``n_envs`` envs; where the phase ends, decide and begin the next with the state
-        ``learner()`` returns (read only then: this runs at every env step)."""
-        self.phase_steps += n_envs
-        self.quiet_steps += n_envs
-        if self.phase_steps >= self.steps and np.any(dones) and self.returns:
-            self._decide()
-            self.candidate = _cpu(learner())
-            self.phase_steps = 0
-            self.returns = []
-            self.fresh = np.asarray(dones, dtype=bool).copy()  # an env whose episode ended now begins one in this phase
-        elif self.quiet_steps > MAX_PHASE_FACTOR * max(self.steps, self.longest):
-            raise RuntimeError(
-                f"selection_steps={self.steps}: no episode ended within {self.quiet_steps} env steps, so no return measures "
-                "the actor.  Give the env a time limit (gymnasium's TimeLimit), or selection_steps=0"
-            )
+            if self.deterministic:  # measure once per env and phase, and again while no measuring episode is left to return
+                self.measuring[index] = False
+                self.measuring[index] = not self.measured[index] or not (self.returns or self.measuring.any())
+                self.measured[index] |= self.measuring[index]
 
     def _decide(self) -> None:
         mean = float(np.mean(self.returns))
@@ -126,8 +165,8 @@ class PolicySelection:
 
 class SelectionMixin:
     """The selection's hooks into SB3's off-policy algorithm, for one whose policy acts with ``policy.actor_target``
-    (SWFP's prior actor) and which sets ``selection_steps`` (0: off), ``selection`` (None) and ``_collecting``
-    (False) in its constructor.
+    (SWFP's prior actor) and which sets ``selection_steps`` (0: off), ``selection_deterministic``, ``selection``
+    (None) and ``_collecting`` (False) in its constructor.
     Put before the SB3 class: ``predict`` answers with the kept actor (the phase's actor while collecting), each env
     step advances the phase, and ``learn()`` restarts the phases' episodes where it resets the env."""
 
@@ -146,6 +185,7 @@ class SelectionMixin:
         if self.selection is None:  # made at the first env step: BCPretrainCallback clones after this
             return
         self.selection.steps = self.selection_steps  # load(..., selection_steps=...) changes the phases' length
+        self.selection.measure_deterministic(self.selection_deterministic)
         if restarts or self.selection.fresh.size != self.n_envs:
             self.selection.episodes_restarted(self.n_envs)
 
@@ -163,7 +203,14 @@ class SelectionMixin:
         prior = self.policy.actor_target
         self.policy.actor_target = actor  # the policy acts with its prior actor
         try:
-            return super().predict(observation, state, episode_start, deterministic)
+            measuring = self.selection.measuring if self._collecting and self.selection.deterministic else None
+            if measuring is None or not measuring.any():
+                return super().predict(observation, state, episode_start, deterministic)
+            if measuring.all():
+                return super().predict(observation, state, episode_start, True)
+            sampled, state = super().predict(observation, state, episode_start, deterministic)  # each env as it acts now
+            measured, _ = super().predict(observation, None, episode_start, True)
+            return np.where(measuring.reshape(-1, *([1] * (sampled.ndim - 1))), measured, sampled), state
         finally:
             self.policy.actor_target = prior
 
@@ -182,7 +229,9 @@ class SelectionMixin:
 
     def _sample_action(self, learning_starts: int, action_noise: ActionNoise | None = None, n_envs: int = 1) -> tuple[np.ndarray, np.ndarray]:
         if self.selection_steps > 0 and self.selection is None:  # the first phase: the actor learn() starts from
-            self.selection = PolicySelection(self.selection_steps, self.n_envs, self.policy.actor_target.state_dict(), time_limit(self.env))
+            self.selection = PolicySelection(
+                self.selection_steps, self.n_envs, self.policy.actor_target.state_dict(), time_limit(self.env), self.selection_deterministic
+            )
         self._collecting = True  # predict, called by SB3's _sample_action: the phase's actor acts
         try:
             return super()._sample_action(learning_starts, action_noise, n_envs)
@@ -192,8 +241,7 @@ class SelectionMixin:
     def _update_info_buffer(self, infos: list[dict[str, Any]], dones: np.ndarray | None = None) -> None:
         super()._update_info_buffer(infos, dones)
         if self.selection is not None and dones is not None:  # SB3 calls this once per env step
-            self.selection.observe(infos, dones)
-            self.selection.step(self.n_envs, dones, self.policy.actor_target.state_dict)
+            self.selection.step(infos, dones, self.policy.actor_target.state_dict)
 
 
 def check_monitored(env: VecEnv | None) -> None:

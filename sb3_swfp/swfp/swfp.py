@@ -132,6 +132,11 @@ class SWFP(SelectionMixin, DemonstrationsMixin, OffPolicyAlgorithm):
         a kept copy can evaluate lower with ``deterministic=True``; a phase ends after the env step's callbacks,
         so an ``EvalCallback`` at that step sees the copy kept before (as it sees the networks before that step's
         gradient steps).  The preset's is 1000.  See ``sb3_swfp/common/selection.py``.
+    :param selection_deterministic: Measure each phase as ``predict(..., deterministic=True)`` acts (ours): its actor
+        plays one whole episode per env with deterministic actions first (collected as any other), their returns are
+        the phase's measure, and at least ``selection_steps`` sampled env steps follow.  Set it as your evaluations
+        act (SB3's ``evaluate_policy`` and ``EvalCallback`` are deterministic by default); it costs the action noise
+        of one episode per phase.
     :param target_update_interval: Update the critic targets every ``target_update_interval`` steps.
     :param stats_window_size: Window size for the rollout logging.
     :param tensorboard_log: The log location for tensorboard (if None, no logging).
@@ -192,6 +197,7 @@ class SWFP(SelectionMixin, DemonstrationsMixin, OffPolicyAlgorithm):
         w2_prev_coef: float = 1.0,
         bc_coef: float = 0.0,
         selection_steps: int = 0,
+        selection_deterministic: bool = False,
         target_update_interval: int = 1,
         stats_window_size: int = 100,
         tensorboard_log: str | None = None,
@@ -208,6 +214,7 @@ class SWFP(SelectionMixin, DemonstrationsMixin, OffPolicyAlgorithm):
             w2_prev_coef=w2_prev_coef, actor_tau=actor_tau, ent_coef=ent_coef, policy_kwargs=policy_kwargs,
             batch_size=batch_size, tau=tau, gamma=gamma, train_freq=train_freq, target_update_interval=target_update_interval,
             target_entropy=target_entropy, actor_learning_rate=actor_learning_rate, selection_steps=selection_steps,
+            selection_deterministic=selection_deterministic,
         )
         if getattr(env, "action_space", None) is not None:
             check_action_space(env.action_space)  # before SB3's own, less helpful, assertions
@@ -250,6 +257,7 @@ class SWFP(SelectionMixin, DemonstrationsMixin, OffPolicyAlgorithm):
         self.w2_prev_coef = w2_prev_coef
         self.bc_coef = bc_coef
         self.selection_steps = selection_steps
+        self.selection_deterministic = selection_deterministic
         self.selection: PolicySelection | None = None
         self._collecting = False  # _sample_action's predict: the selection's phase actor acts
         self.target_update_interval = target_update_interval
