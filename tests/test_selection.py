@@ -327,3 +327,15 @@ def test_a_model_saved_before_the_deterministic_measure_loads_with_sampled_measu
 def test_selection_deterministic_must_be_a_bool():
     with pytest.raises(ValueError, match="selection_deterministic must be True or False, got 'False'"):
         SWFP("FlowPolicy", "Pendulum-v1", selection_deterministic="False")
+
+
+def test_the_uniform_warm_up_measures_no_actor():
+    """Before ``learning_starts`` SB3 acts with uniform random actions: those steps, and every episode they were part
+    of, do not measure the start."""
+    model = _model(learning_starts=60)
+    model.learn(199)  # 50-step episodes; steps 1-60 random, so episodes 1 and 2 are not counted
+    assert model.selection.n_phases == 0
+    model.learn(1, reset_num_timesteps=False)  # 100 counted steps at step 160: the phase ends at the episode end of 200
+    returns = [info["r"] for info in model.ep_info_buffer]
+    assert len(returns) == 4 and model.selection.n_phases == 1
+    assert model.selection.reference == pytest.approx(np.mean(returns[2:]))

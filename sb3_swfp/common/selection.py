@@ -106,12 +106,20 @@ class PolicySelection:
         self.measuring = self.deterministic & (~self.measured | (not self.returns))
         self.measured |= self.measuring
 
-    def step(self, infos: list[dict[str, Any]], dones: np.ndarray, learner: Callable[[], dict[str, th.Tensor]]) -> None:
+    def step(
+        self, infos: list[dict[str, Any]], dones: np.ndarray, learner: Callable[[], dict[str, th.Tensor]], random: bool = False
+    ) -> None:
         """Advance by one step of the envs, whose episodes that end now (``dones``) carry their return in Monitor's
         ``info["episode"]``; where the phase ends, decide and begin the next with the state ``learner()`` returns
-        (read only then: this runs at every env step)."""
+        (read only then: this runs at every env step).  ``random``: the envs acted with uniform random actions
+        (before ``learning_starts``), so the step measures no actor: it is not counted, nor the episodes it was part of."""
         dones = np.asarray(dones, dtype=bool)
-        self.phase_steps += int(np.count_nonzero(~self.measuring)) if self.deterministic else dones.size
+        if random:
+            self.fresh[:] = False
+        elif self.deterministic:
+            self.phase_steps += int(np.count_nonzero(~self.measuring))
+        else:
+            self.phase_steps += dones.size
         self.quiet_steps += dones.size
         self._observe(infos, dones)
         if self.phase_steps >= self.steps and np.any(dones) and self.returns:
@@ -166,7 +174,7 @@ class PolicySelection:
 class SelectionMixin:
     """The selection's hooks into SB3's off-policy algorithm, for one whose policy acts with ``policy.actor_target``
     (SWFP's prior actor) and which sets ``selection_steps`` (0: off), ``selection_deterministic``, ``selection``
-    (None) and ``_collecting`` (False) in its constructor.
+    (None), ``_collecting`` and ``_random_actions`` (False) in its constructor.
     Put before the SB3 class: ``predict`` answers with the kept actor (the phase's actor while collecting), each env
     step advances the phase, and ``learn()`` restarts the phases' episodes where it resets the env."""
 
@@ -233,6 +241,7 @@ class SelectionMixin:
                 self.selection_steps, self.n_envs, self.policy.actor_target.state_dict(), time_limit(self.env), self.selection_deterministic
             )
         self._collecting = True  # predict, called by SB3's _sample_action: the phase's actor acts
+        self._random_actions = self.num_timesteps < learning_starts  # SB3 samples the action space then
         try:
             return super()._sample_action(learning_starts, action_noise, n_envs)
         finally:
@@ -241,7 +250,7 @@ class SelectionMixin:
     def _update_info_buffer(self, infos: list[dict[str, Any]], dones: np.ndarray | None = None) -> None:
         super()._update_info_buffer(infos, dones)
         if self.selection is not None and dones is not None:  # SB3 calls this once per env step
-            self.selection.step(infos, dones, self.policy.actor_target.state_dict)
+            self.selection.step(infos, dones, self.policy.actor_target.state_dict, random=self._random_actions)
 
 
 def check_monitored(env: VecEnv | None) -> None:

@@ -125,13 +125,14 @@ class SWFP(SelectionMixin, DemonstrationsMixin, OffPolicyAlgorithm):
     :param selection_steps: Policy selection on the run's own returns (ours, beyond the paper; 0, the default, is
         off): the env is played in phases of at least ``selection_steps`` env steps (whole episodes), each by a
         frozen copy of the prior actor taken when it begins, and ``predict`` answers with the last copy whose
-        phase's mean episode return was at or above the kept one's (at first the actor ``learn()`` started from).
+        phase's mean episode return was at or above the kept one's (at first the actor ``learn()`` started from; the
+        uniform random steps before ``learning_starts``, and their episodes, measure nothing).
         The learner trains as without it and is never put back.  ``model.policy`` (its ``predict``, its
         weights) is the learner; ``model.predict``, and so SB3's and rl-zoo3's evaluations, the kept copy
-        (:meth:`selected_policy` gives it as a policy of its own).  The phases' returns are of sampled actions, so
-        a kept copy can evaluate lower with ``deterministic=True``; a phase ends after the env step's callbacks,
-        so an ``EvalCallback`` at that step sees the copy kept before (as it sees the networks before that step's
-        gradient steps).  The preset's is 1000.  See ``sb3_swfp/common/selection.py``.
+        (:meth:`selected_policy` gives it as a policy of its own).  The phases' returns are of sampled actions
+        (unless ``selection_deterministic``), so a kept copy can evaluate lower with ``deterministic=True``; a
+        phase ends after the env step's callbacks, so an ``EvalCallback`` at that step sees the copy kept before
+        (as it sees the networks before that step's gradient steps).  The preset's is 1000.  See ``sb3_swfp/common/selection.py``.
     :param selection_deterministic: Measure each phase as ``predict(..., deterministic=True)`` acts (ours): its actor
         plays one whole episode per env with deterministic actions first (collected as any other), their returns are
         the phase's measure, and at least ``selection_steps`` sampled env steps follow.  Set it as your evaluations
@@ -260,6 +261,7 @@ class SWFP(SelectionMixin, DemonstrationsMixin, OffPolicyAlgorithm):
         self.selection_deterministic = selection_deterministic
         self.selection: PolicySelection | None = None
         self._collecting = False  # _sample_action's predict: the selection's phase actor acts
+        self._random_actions = False  # the env step just taken was SB3's uniform warm-up (learning_starts)
         self.target_update_interval = target_update_interval
         self.log_ent_coef: th.Tensor | None = None
         self.ent_coef_optimizer: th.optim.Adam | None = None
