@@ -137,6 +137,12 @@ ARCHIVED_ROBUSTNESS = (
         "before it took the policy selection (`selection_steps`), probe S of [robustness.md](robustness.md)",
         "the selection was",
     ),
+    (
+        "robustness_sampled_selection",
+        "the policy selection measured by sampled actions",
+        "before its selection measured each phase by deterministic episodes (`selection_deterministic`), probe SD of [robustness.md](robustness.md)",
+        "that change was",
+    ),
 )
 
 

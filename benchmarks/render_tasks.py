@@ -91,6 +91,7 @@ def stale_arguments(run: dict, entry: dict[str, Any], demo_ratio: float | None =
     # an entry's option the run did not record (older runs recorded fewer, a run before the option none):
     # made before the option, it ran as its default does, so the entry must ask for that default to be current
     unrecorded = expected.keys() - stored.keys() - (run.get("swfp_kwargs") or {}).keys()
+    unrecorded -= {key for key, switch in _INERT_WHILE_OFF.items() if expected.get(switch) == 0}
     stale += [
         f"{key} not recorded (SWFP's default {_SWFP_DEFAULTS[key]!r} if its code had no such option), entry now {expected[key]!r}"
         for key in sorted(unrecorded & _SWFP_DEFAULTS.keys())
@@ -112,6 +113,8 @@ def _defaults(function: Any) -> dict[str, Any]:
     return {name: param.default for name, param in inspect.signature(function).parameters.items() if param.default is not inspect.Parameter.empty}
 
 
+#: Options that change nothing while another is 0 (off): unrecorded, they leave such a run current
+_INERT_WHILE_OFF = {"selection_deterministic": "selection_steps"}
 #: SWFP's defaults, for the options a stored run does not list
 _SWFP_DEFAULTS = _defaults(SWFP.__init__)
 #: The flow policy's defaults, for policy_kwargs a stored run does not list

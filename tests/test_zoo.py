@@ -641,7 +641,11 @@ def test_every_o2o_entry_is_the_preset_plus_env_settings():
     env_keys = {"n_timesteps", "policy", "policy_kwargs", "monitor_kwargs", "normalize", "callback", "replay_buffer_class", "replay_buffer_kwargs"}
     entries = yaml.safe_load((HYPERPARAMS / "swfp_o2o.yml").read_text())
     preset_policy = FINETUNE_KWARGS["policy_kwargs"]
+    # how a task's evaluations act is the env's business: only the toy, whose evaluations sample, measures sampled actions
+    acting = {env_id: entry["selection_deterministic"] for env_id, entry in entries.items()}
+    assert {env_id for env_id, value in acting.items() if value != FINETUNE_KWARGS["selection_deterministic"]} == {"SWFPToyBandit-v0"}
     for env_id, entry in entries.items():
+        entry = {**entry, "selection_deterministic": FINETUNE_KWARGS["selection_deterministic"]}
         assert {key: value for key, value in entry.items() if key not in env_keys} == {key: value for key, value in FINETUNE_KWARGS.items() if key != "policy_kwargs"}, env_id
         # YAML's merge key is shallow: an entry that sets its network must repeat the preset's critics
         policy_kwargs = eval(entry["policy_kwargs"])
