@@ -324,6 +324,49 @@ def test_a_model_saved_before_the_deterministic_measure_loads_with_sampled_measu
     assert not old.deterministic and old.reference == 3.0
 
 
+def test_a_phase_measured_by_several_deterministic_episodes_takes_their_mean():
+    selection = PolicySelection(steps=2, n_envs=1, start=_state(0.0), deterministic=True, episodes=3)
+    for ret in (1.0, 2.0, 6.0):  # three measuring episodes; no sampled step yet, so the phase goes on
+        assert selection.measuring[0]
+        selection.step([_episode(ret)], np.array([True]), lambda: _state(1.0))
+    assert selection.n_phases == 0 and selection.returns == [1.0, 2.0, 6.0] and not selection.measuring[0]
+    selection.step([{}], np.array([False]), lambda: _state(1.0))
+    selection.step([_episode(50.0)], np.array([True]), lambda: _state(2.0))  # two sampled steps, an episode end: the phase ends
+    assert selection.n_phases == 1 and selection.reference == 3.0  # the sampled episode's 50 is not counted
+    assert selection.measuring[0] and selection.measured[0] == 1  # the next phase's first measuring episode runs
+
+
+def test_selection_episodes_collects_that_many_deterministic_episodes_and_changes_on_load(tmp_path):
+    model = _model(selection_deterministic=True, selection_episodes=2)
+    model.learn(120)  # two 50-step measuring episodes, then sampled steps
+    assert len(model.selection.returns) == 2 and not model.selection.measuring[0] and model.selection.n_phases == 0
+    model.save(tmp_path / "model.zip")
+    assert SWFP.load(tmp_path / "model.zip").selection_episodes == 2
+    loaded = SWFP.load(tmp_path / "model.zip", env=model.get_env(), selection_episodes=3)
+    loaded.learn(100, reset_num_timesteps=False)  # the running phase measures a third episode, steps 150-200
+    assert loaded.selection.episodes == 3 and loaded.selection.n_phases == 0 and len(loaded.selection.returns) == 3
+    loaded.learn(100, reset_num_timesteps=False)  # 100 sampled steps at step 230: the phase ends at 250
+    assert loaded.selection.n_phases == 1 and len(loaded.selection.returns) == 1 and loaded.selection.measuring[0]
+
+
+def test_selection_episodes_needs_deterministic_measures_and_a_positive_count():
+    with pytest.raises(ValueError, match="selection_episodes must be an integer >= 1, got 0"):
+        _model(selection_deterministic=True, selection_episodes=0)
+    with pytest.raises(ValueError, match="selection_episodes=3 needs selection_deterministic=True"):
+        _model(selection_episodes=3).learn(1)
+
+
+def test_a_model_saved_before_several_measuring_episodes_loads_with_one():
+    selection = PolicySelection(steps=1, n_envs=1, start=_state(0.0), deterministic=True)
+    state = selection.__getstate__()
+    del state["episodes"]
+    state["measured"] = np.array([True])  # a flag per env then
+    old = PolicySelection.__new__(PolicySelection)
+    old.__setstate__(state)
+    old.step([_episode(3.0)], np.array([True]), lambda: _state(1.0))  # its measuring episode; it measures no other
+    assert old.episodes == 1 and old.returns == [3.0] and not old.measuring[0]
+
+
 def test_selection_deterministic_must_be_a_bool():
     with pytest.raises(ValueError, match="selection_deterministic must be True or False, got 'False'"):
         SWFP("FlowPolicy", "Pendulum-v1", selection_deterministic="False")

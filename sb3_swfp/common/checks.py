@@ -163,6 +163,7 @@ def check_swfp_arguments(
     actor_learning_rate: Any = None,
     selection_steps: int = 0,
     selection_deterministic: bool = False,
+    selection_episodes: int = 1,
 ) -> None:
     """Raise a ValueError for the first of ``SWFP``'s arguments that is out of its range (see ``SWFP``'s docstring),
     its own and those it shares with SAC (which SB3 does not check: ``target_update_interval=0`` divides by zero
@@ -183,6 +184,7 @@ def check_swfp_arguments(
     check_int("policy_delay", policy_delay, 1)
     check_int("actor_learning_starts", actor_learning_starts, 0)
     check_int("selection_steps", selection_steps, 0)
+    check_int("selection_episodes", selection_episodes, 1)
     if not isinstance(selection_deterministic, (bool, np.bool_)):  # "False" from a config file would be true
         raise ValueError(f"selection_deterministic must be True or False, got {selection_deterministic!r}")
     if actor_batch_size is not None:

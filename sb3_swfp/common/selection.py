@@ -10,9 +10,9 @@ is at or above the kept actor's.  The kept actor at first is the prior actor ``l
 the first phase (so a behaviour-cloned start is measured before any change is kept).  ``predict`` answers with the
 kept actor (evaluations see it), so a change whose own episodes returned less is never what the model answers with.
 
-With ``deterministic`` the phase is measured as ``predict(..., deterministic=True)`` acts: its actor plays one whole
-episode per env with deterministic actions first (their transitions are collected as any other), their returns
-measure it, and the phase then lasts at least ``steps`` env steps of sampled episodes.
+With ``deterministic`` the phase is measured as ``predict(..., deterministic=True)`` acts: its actor plays
+``episodes`` whole episodes per env with deterministic actions first (their transitions are collected as any other),
+their mean return measures it, and the phase then lasts at least ``steps`` env steps of sampled episodes.
 
 :class:`PolicySelection` is the state (saved with the model); :class:`SelectionMixin` its hooks into SB3's off-policy
 algorithm, mixed into ``SWFP``.
@@ -43,18 +43,22 @@ class PolicySelection:
     :param n_envs: Number of envs stepping together.
     :param start: State dict of the actor ``learn()`` starts from: the first phase's actor and the first kept one.
     :param time_limit: The env's ``max_episode_steps``, where it has one (how long a phase may wait for an episode end).
-    :param deterministic: Measure each phase by one episode per env played with deterministic actions (the rest of
-        the phase, at least ``steps`` env steps, samples); otherwise by its sampled episodes.
+    :param deterministic: Measure each phase by ``episodes`` episodes per env played with deterministic actions (the
+        rest of the phase, at least ``steps`` env steps, samples); otherwise by its sampled episodes.
+    :param episodes: Deterministic episodes per env that measure a phase (with ``deterministic``).
 
     With several envs a phase ends at the first episode end after ``steps`` env steps; episodes still under way in
     the other envs then are not counted (they began under another actor's phase or run on into the next).
     """
 
-    def __init__(self, steps: int, n_envs: int, start: dict[str, th.Tensor], time_limit: int | None = None, deterministic: bool = False):
+    def __init__(
+        self, steps: int, n_envs: int, start: dict[str, th.Tensor], time_limit: int | None = None, deterministic: bool = False, episodes: int = 1
+    ):
         self.steps = steps
         self.deterministic = deterministic
+        self.episodes = episodes
         self.measuring = np.full(n_envs, deterministic)  # whether each env's running episode measures (deterministic actions)
-        self.measured = self.measuring.copy()  # whether each env has begun a measuring episode in this phase
+        self.measured = self.measuring.astype(np.int64)  # how many measuring episodes each env has begun in this phase
         self.longest = time_limit or 0  # the longest episode seen, or the env's time limit
         self.phase_steps = 0
         self.quiet_steps = 0  # env steps since an episode last ended
@@ -75,7 +79,9 @@ class PolicySelection:
         if "deterministic" not in state:  # saved before the option: sampled measures
             self.deterministic = False
             self.measuring = np.zeros(self.fresh.size, dtype=bool)
-            self.measured = self.measuring.copy()
+        if "episodes" not in state:  # saved before the option: one measuring episode, ``measured`` a flag per env
+            self.episodes = 1
+            self.measured = np.asarray(self.measuring if "deterministic" not in state else self.measured, dtype=np.int64)
 
     def measure_deterministic(self, deterministic: bool) -> None:
         """Change how phases are measured (``load(..., selection_deterministic=...)``): the running phase's returns so far,
@@ -85,7 +91,7 @@ class PolicySelection:
         self.deterministic = deterministic
         self.returns = []
         self.measuring = np.zeros(self.fresh.size, dtype=bool)
-        self.measured = self.measuring.copy()
+        self.measured = np.zeros(self.fresh.size, dtype=np.int64)
 
     def actor(self, which: str, like: th.nn.Module) -> th.nn.Module:
         """The ``"candidate"`` or ``"kept"`` actor as a module shaped as ``like`` (the model's prior actor), on its device."""
@@ -101,10 +107,10 @@ class PolicySelection:
         """Every one of ``n_envs`` envs has just been reset (``learn()`` with ``reset_num_timesteps``)."""
         self.fresh = np.ones(n_envs, dtype=bool)
         if self.measured.size != n_envs:
-            self.measured = np.zeros(n_envs, dtype=bool)
-        # An env measures its new episode if it has not this phase, or if a measuring episode was cut short before any returned
-        self.measuring = self.deterministic & (~self.measured | (not self.returns))
-        self.measured |= self.measuring
+            self.measured = np.zeros(n_envs, dtype=np.int64)
+        # An env measures its new episode if it has not all this phase, or if measuring ones were cut short before any returned
+        self.measuring = self.deterministic & ((self.measured < self.episodes) | (not self.returns))
+        self.measured += self.measuring
 
     def step(
         self, infos: list[dict[str, Any]], dones: np.ndarray, learner: Callable[[], dict[str, th.Tensor]], random: bool = False
@@ -129,7 +135,7 @@ class PolicySelection:
             self.returns = []
             self.fresh = dones.copy()  # an env whose episode ended now begins one in this phase
             self.measuring = self.deterministic & dones  # and measures it; the others measure their next one
-            self.measured = self.measuring.copy()
+            self.measured = self.measuring.astype(np.int64)
         elif self.quiet_steps > MAX_PHASE_FACTOR * max(self.steps, self.longest):
             raise RuntimeError(
                 f"selection_steps={self.steps}: no episode ended within {self.quiet_steps} env steps, so no return measures "
@@ -151,10 +157,10 @@ class PolicySelection:
             if self.fresh[index] and (self.measuring[index] or not self.deterministic):
                 self.returns.append(float(episode["r"]))
             self.fresh[index] = True
-            if self.deterministic:  # measure once per env and phase, and again while no measuring episode is left to return
+            if self.deterministic:  # measure ``episodes`` times per env and phase, and again while none is left to return
                 self.measuring[index] = False
-                self.measuring[index] = not self.measured[index] or not (self.returns or self.measuring.any())
-                self.measured[index] |= self.measuring[index]
+                self.measuring[index] = self.measured[index] < self.episodes or not (self.returns or self.measuring.any())
+                self.measured[index] += self.measuring[index]
 
     def _decide(self) -> None:
         mean = float(np.mean(self.returns))
@@ -173,8 +179,8 @@ class PolicySelection:
 
 class SelectionMixin:
     """The selection's hooks into SB3's off-policy algorithm, for one whose policy acts with ``policy.actor_target``
-    (SWFP's prior actor) and which sets ``selection_steps`` (0: off), ``selection_deterministic``, ``selection``
-    (None), ``_collecting`` and ``_random_actions`` (False) in its constructor.
+    (SWFP's prior actor) and which sets ``selection_steps`` (0: off), ``selection_deterministic``,
+    ``selection_episodes``, ``selection`` (None), ``_collecting`` and ``_random_actions`` (False) in its constructor.
     Put before the SB3 class: ``predict`` answers with the kept actor (the phase's actor while collecting), each env
     step advances the phase, and ``learn()`` restarts the phases' episodes where it resets the env."""
 
@@ -190,10 +196,16 @@ class SelectionMixin:
             self.selection = None  # load(..., selection_steps=0) ends a saved model's selection
             return
         check_monitored(self.env)
+        if self.selection_episodes > 1 and not self.selection_deterministic:  # sampled measures take every episode
+            raise ValueError(
+                f"selection_episodes={self.selection_episodes} needs selection_deterministic=True: it is the number of "
+                "deterministic episodes that measure a phase (sampled measures take every episode of the phase)"
+            )
         if self.selection is None:  # made at the first env step: BCPretrainCallback clones after this
             return
         self.selection.steps = self.selection_steps  # load(..., selection_steps=...) changes the phases' length
         self.selection.measure_deterministic(self.selection_deterministic)
+        self.selection.episodes = self.selection_episodes
         if restarts or self.selection.fresh.size != self.n_envs:
             self.selection.episodes_restarted(self.n_envs)
 
@@ -238,7 +250,8 @@ class SelectionMixin:
     def _sample_action(self, learning_starts: int, action_noise: ActionNoise | None = None, n_envs: int = 1) -> tuple[np.ndarray, np.ndarray]:
         if self.selection_steps > 0 and self.selection is None:  # the first phase: the actor learn() starts from
             self.selection = PolicySelection(
-                self.selection_steps, self.n_envs, self.policy.actor_target.state_dict(), time_limit(self.env), self.selection_deterministic
+                self.selection_steps, self.n_envs, self.policy.actor_target.state_dict(), time_limit(self.env),
+                self.selection_deterministic, self.selection_episodes,
             )
         self._collecting = True  # predict, called by SB3's _sample_action: the phase's actor acts
         self._random_actions = self.num_timesteps < learning_starts  # SB3 samples the action space then

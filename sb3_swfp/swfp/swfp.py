@@ -138,6 +138,9 @@ class SWFP(SelectionMixin, DemonstrationsMixin, OffPolicyAlgorithm):
         the phase's measure, and at least ``selection_steps`` sampled env steps follow.  Set it as your evaluations
         act (SB3's ``evaluate_policy`` and ``EvalCallback`` are deterministic by default); it costs the action noise
         of one episode per phase.
+    :param selection_episodes: Deterministic episodes per env that measure a phase, their mean return its measure
+        (with ``selection_deterministic``; 1 by default).  More average out returns that depend on the start state,
+        at the cost of longer phases and more env steps without action noise.
     :param target_update_interval: Update the critic targets every ``target_update_interval`` steps.
     :param stats_window_size: Window size for the rollout logging.
     :param tensorboard_log: The log location for tensorboard (if None, no logging).
@@ -199,6 +202,7 @@ class SWFP(SelectionMixin, DemonstrationsMixin, OffPolicyAlgorithm):
         bc_coef: float = 0.0,
         selection_steps: int = 0,
         selection_deterministic: bool = False,
+        selection_episodes: int = 1,
         target_update_interval: int = 1,
         stats_window_size: int = 100,
         tensorboard_log: str | None = None,
@@ -215,7 +219,7 @@ class SWFP(SelectionMixin, DemonstrationsMixin, OffPolicyAlgorithm):
             w2_prev_coef=w2_prev_coef, actor_tau=actor_tau, ent_coef=ent_coef, policy_kwargs=policy_kwargs,
             batch_size=batch_size, tau=tau, gamma=gamma, train_freq=train_freq, target_update_interval=target_update_interval,
             target_entropy=target_entropy, actor_learning_rate=actor_learning_rate, selection_steps=selection_steps,
-            selection_deterministic=selection_deterministic,
+            selection_deterministic=selection_deterministic, selection_episodes=selection_episodes,
         )
         if getattr(env, "action_space", None) is not None:
             check_action_space(env.action_space)  # before SB3's own, less helpful, assertions
@@ -259,6 +263,7 @@ class SWFP(SelectionMixin, DemonstrationsMixin, OffPolicyAlgorithm):
         self.bc_coef = bc_coef
         self.selection_steps = selection_steps
         self.selection_deterministic = selection_deterministic
+        self.selection_episodes = selection_episodes
         self.selection: PolicySelection | None = None
         self._collecting = False  # _sample_action's predict: the selection's phase actor acts
         self._random_actions = False  # the env step just taken was SB3's uniform warm-up (learning_starts)
