@@ -266,7 +266,7 @@ def test_a_deterministic_measure_plays_one_episode_per_phase_deterministically_a
     # Measuring steps do not count: the phase ends at the first episode end after 3 sampled steps (step 6, not 4)
     assert modes == [True, True, False, False, False, False]
     assert selection.n_phases == 1 and selection.reference == 4.0
-    assert selection.measuring[0] and selection.measured[0]  # phase 2 begins with a measuring episode
+    assert selection.measuring[0] and selection.measured[0] == 0  # phase 2 begins with a measuring episode
 
 
 def test_a_deterministic_measure_waits_for_a_measuring_episode_and_measures_again_if_none_returned():
@@ -333,7 +333,18 @@ def test_a_phase_measured_by_several_deterministic_episodes_takes_their_mean():
     selection.step([{}], np.array([False]), lambda: _state(1.0))
     selection.step([_episode(50.0)], np.array([True]), lambda: _state(2.0))  # two sampled steps, an episode end: the phase ends
     assert selection.n_phases == 1 and selection.reference == 3.0  # the sampled episode's 50 is not counted
-    assert selection.measuring[0] and selection.measured[0] == 1  # the next phase's first measuring episode runs
+    assert selection.measuring[0] and selection.measured[0] == 0  # the next phase's first measuring episode runs
+
+
+def test_only_measuring_episodes_that_returned_count_towards_the_episodes():
+    selection = PolicySelection(steps=1, n_envs=1, start=_state(0.0), deterministic=True, episodes=2)
+    selection.step([_episode(-9.0)], np.array([True]), lambda: _state(1.0), random=True)  # the uniform warm-up's episode
+    selection.step([_episode(4.0)], np.array([True]), lambda: _state(1.0))
+    assert selection.returns == [4.0] and selection.measuring[0]  # one of two returned
+    selection.episodes_restarted(1)  # learn() cuts the second short: it measures again
+    assert selection.measuring[0] and selection.measured[0] == 1
+    selection.step([_episode(6.0)], np.array([True]), lambda: _state(1.0))
+    assert selection.returns == [4.0, 6.0] and not selection.measuring[0]
 
 
 def test_selection_episodes_collects_that_many_deterministic_episodes_and_changes_on_load(tmp_path):
@@ -360,11 +371,15 @@ def test_a_model_saved_before_several_measuring_episodes_loads_with_one():
     selection = PolicySelection(steps=1, n_envs=1, start=_state(0.0), deterministic=True)
     state = selection.__getstate__()
     del state["episodes"]
-    state["measured"] = np.array([True])  # a flag per env then
+    state["measured"] = np.array([True])  # a flag per env then, set when its measuring episode began (it runs)
     old = PolicySelection.__new__(PolicySelection)
     old.__setstate__(state)
-    old.step([_episode(3.0)], np.array([True]), lambda: _state(1.0))  # its measuring episode; it measures no other
-    assert old.episodes == 1 and old.returns == [3.0] and not old.measuring[0]
+    assert old.episodes == 1
+    old.episodes = 2  # load(..., selection_episodes=2): the running episode and the next measure, then sampled steps
+    for ret, measuring in ((3.0, True), (5.0, False), (50.0, True)):
+        old.step([_episode(ret)], np.array([True]), lambda: _state(2.0))
+        assert old.measuring[0] == measuring
+    assert old.n_phases == 1 and old.reference == 4.0
 
 
 def test_selection_deterministic_must_be_a_bool():

@@ -58,7 +58,7 @@ class PolicySelection:
         self.deterministic = deterministic
         self.episodes = episodes
         self.measuring = np.full(n_envs, deterministic)  # whether each env's running episode measures (deterministic actions)
-        self.measured = self.measuring.astype(np.int64)  # how many measuring episodes each env has begun in this phase
+        self.measured = np.zeros(n_envs, dtype=np.int64)  # how many measuring episodes of each env returned in this phase
         self.longest = time_limit or 0  # the longest episode seen, or the env's time limit
         self.phase_steps = 0
         self.quiet_steps = 0  # env steps since an episode last ended
@@ -79,9 +79,11 @@ class PolicySelection:
         if "deterministic" not in state:  # saved before the option: sampled measures
             self.deterministic = False
             self.measuring = np.zeros(self.fresh.size, dtype=bool)
-        if "episodes" not in state:  # saved before the option: one measuring episode, ``measured`` a flag per env
+            self.measured = np.zeros(self.fresh.size, dtype=np.int64)
+        elif "episodes" not in state:  # saved before the option: ``measured`` flagged a measuring episode begun
+            self.measured = np.asarray(self.measured & ~self.measuring, dtype=np.int64)
+        if "episodes" not in state:
             self.episodes = 1
-            self.measured = np.asarray(self.measuring if "deterministic" not in state else self.measured, dtype=np.int64)
 
     def measure_deterministic(self, deterministic: bool) -> None:
         """Change how phases are measured (``load(..., selection_deterministic=...)``): the running phase's returns so far,
@@ -108,9 +110,7 @@ class PolicySelection:
         self.fresh = np.ones(n_envs, dtype=bool)
         if self.measured.size != n_envs:
             self.measured = np.zeros(n_envs, dtype=np.int64)
-        # An env measures its new episode if it has not all this phase, or if measuring ones were cut short before any returned
-        self.measuring = self.deterministic & ((self.measured < self.episodes) | (not self.returns))
-        self.measured += self.measuring
+        self.measuring = self.deterministic & (self.measured < self.episodes)  # a measuring episode cut short measures again
 
     def step(
         self, infos: list[dict[str, Any]], dones: np.ndarray, learner: Callable[[], dict[str, th.Tensor]], random: bool = False
@@ -135,7 +135,7 @@ class PolicySelection:
             self.returns = []
             self.fresh = dones.copy()  # an env whose episode ended now begins one in this phase
             self.measuring = self.deterministic & dones  # and measures it; the others measure their next one
-            self.measured = self.measuring.astype(np.int64)
+            self.measured = np.zeros(dones.size, dtype=np.int64)
         elif self.quiet_steps > MAX_PHASE_FACTOR * max(self.steps, self.longest):
             raise RuntimeError(
                 f"selection_steps={self.steps}: no episode ended within {self.quiet_steps} env steps, so no return measures "
@@ -156,11 +156,11 @@ class PolicySelection:
             self.longest = max(self.longest, int(episode["l"]))
             if self.fresh[index] and (self.measuring[index] or not self.deterministic):
                 self.returns.append(float(episode["r"]))
-            self.fresh[index] = True
-            if self.deterministic:  # measure ``episodes`` times per env and phase, and again while none is left to return
-                self.measuring[index] = False
-                self.measuring[index] = self.measured[index] < self.episodes or not (self.returns or self.measuring.any())
                 self.measured[index] += self.measuring[index]
+            self.fresh[index] = True
+            # An env measures until ``episodes`` of its measuring episodes returned (one that began under the uniform
+            # warm-up or in an earlier phase returns nothing)
+            self.measuring[index] = self.deterministic and self.measured[index] < self.episodes
 
     def _decide(self) -> None:
         mean = float(np.mean(self.returns))
@@ -199,7 +199,8 @@ class SelectionMixin:
         if self.selection_episodes > 1 and not self.selection_deterministic:  # sampled measures take every episode
             raise ValueError(
                 f"selection_episodes={self.selection_episodes} needs selection_deterministic=True: it is the number of "
-                "deterministic episodes that measure a phase (sampled measures take every episode of the phase)"
+                "deterministic episodes that measure a phase (sampled measures take every episode of the phase); "
+                "with selection_deterministic=False set selection_episodes=1"
             )
         if self.selection is None:  # made at the first env step: BCPretrainCallback clones after this
             return
