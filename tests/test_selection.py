@@ -360,11 +360,17 @@ def test_selection_episodes_collects_that_many_deterministic_episodes_and_change
     assert loaded.selection.n_phases == 1 and len(loaded.selection.returns) == 1 and loaded.selection.measuring[0]
 
 
-def test_selection_episodes_needs_deterministic_measures_and_a_positive_count():
+def test_selection_episodes_is_a_positive_count():
     with pytest.raises(ValueError, match="selection_episodes must be an integer >= 1, got 0"):
         _model(selection_deterministic=True, selection_episodes=0)
-    with pytest.raises(ValueError, match="selection_episodes=3 needs selection_deterministic=True"):
-        _model(selection_episodes=3).learn(1)
+
+
+def test_with_sampled_measures_a_phase_lasts_until_selection_episodes_returned():
+    selection = PolicySelection(steps=1, n_envs=1, start=_state(0.0), episodes=3)
+    for step, ret in enumerate((1.0, 2.0, 6.0), start=1):  # every step ends an episode; past 1 step, 3 must return
+        selection.step([_episode(ret)], np.array([True]), lambda: _state(1.0))
+        assert selection.n_phases == (1 if step == 3 else 0) and not selection.measuring[0]
+    assert selection.reference == 3.0
 
 
 def test_a_model_saved_before_several_measuring_episodes_loads_with_one():

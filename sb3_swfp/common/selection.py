@@ -45,7 +45,8 @@ class PolicySelection:
     :param time_limit: The env's ``max_episode_steps``, where it has one (how long a phase may wait for an episode end).
     :param deterministic: Measure each phase by ``episodes`` episodes per env played with deterministic actions (the
         rest of the phase, at least ``steps`` env steps, samples); otherwise by its sampled episodes.
-    :param episodes: Deterministic episodes per env that measure a phase (with ``deterministic``).
+    :param episodes: Deterministic episodes per env that measure a phase (with ``deterministic``); otherwise the least
+        number of sampled episodes (all envs together) that must return before a phase can end.
 
     With several envs a phase ends at the first episode end after ``steps`` env steps; episodes still under way in
     the other envs then are not counted (they began under another actor's phase or run on into the next).
@@ -128,7 +129,7 @@ class PolicySelection:
             self.phase_steps += dones.size
         self.quiet_steps += dones.size
         self._observe(infos, dones)
-        if self.phase_steps >= self.steps and np.any(dones) and self.returns:
+        if self.phase_steps >= self.steps and np.any(dones) and len(self.returns) >= (1 if self.deterministic else self.episodes):
             self._decide()
             self.candidate = _cpu(learner())
             self.phase_steps = 0
@@ -196,12 +197,6 @@ class SelectionMixin:
             self.selection = None  # load(..., selection_steps=0) ends a saved model's selection
             return
         check_monitored(self.env)
-        if self.selection_episodes > 1 and not self.selection_deterministic:  # sampled measures take every episode
-            raise ValueError(
-                f"selection_episodes={self.selection_episodes} needs selection_deterministic=True: it is the number of "
-                "deterministic episodes that measure a phase (sampled measures take every episode of the phase); "
-                "with selection_deterministic=False set selection_episodes=1"
-            )
         if self.selection is None:  # made at the first env step: BCPretrainCallback clones after this
             return
         self.selection.steps = self.selection_steps  # load(..., selection_steps=...) changes the phases' length

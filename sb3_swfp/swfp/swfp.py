@@ -140,7 +140,8 @@ class SWFP(SelectionMixin, DemonstrationsMixin, OffPolicyAlgorithm):
         of one episode per phase.
     :param selection_episodes: Deterministic episodes per env that measure a phase, their mean return its measure
         (with ``selection_deterministic``; 1 by default).  More average out returns that depend on the start state,
-        at the cost of longer phases and more env steps without action noise.
+        at the cost of longer phases and more env steps without action noise.  With sampled measures, the least
+        number of episodes a phase must return before it ends (it then lasts until they have).
     :param target_update_interval: Update the critic targets every ``target_update_interval`` steps.
     :param stats_window_size: Window size for the rollout logging.
     :param tensorboard_log: The log location for tensorboard (if None, no logging).
