@@ -134,10 +134,10 @@ class SWFP(SelectionMixin, DemonstrationsMixin, OffPolicyAlgorithm):
         phase ends after the env step's callbacks, so an ``EvalCallback`` at that step sees the copy kept before
         (as it sees the networks before that step's gradient steps).  The preset's is 1000.  See ``sb3_swfp/common/selection.py``.
     :param selection_deterministic: Measure each phase as ``predict(..., deterministic=True)`` acts (ours): its actor
-        plays one whole episode per env with deterministic actions first (collected as any other), their returns are
-        the phase's measure, and at least ``selection_steps`` sampled env steps follow.  Set it as your evaluations
-        act (SB3's ``evaluate_policy`` and ``EvalCallback`` are deterministic by default); it costs the action noise
-        of one episode per phase.
+        plays ``selection_episodes`` whole episodes per env with deterministic actions first (collected as any other),
+        their returns are the phase's measure, and at least ``selection_steps`` sampled env steps follow.  Set it as
+        your evaluations act (SB3's ``evaluate_policy`` and ``EvalCallback`` are deterministic by default); it costs
+        the action noise of those episodes.
     :param selection_episodes: Deterministic episodes per env that measure a phase, their mean return its measure
         (with ``selection_deterministic``; 1 by default).  More average out returns that depend on the start state,
         at the cost of longer phases and more env steps without action noise.  With sampled measures, the least
