@@ -143,6 +143,12 @@ ARCHIVED_ROBUSTNESS = (
         "before its selection measured each phase by deterministic episodes (`selection_deterministic`), probe SD of [robustness.md](robustness.md)",
         "that change was",
     ),
+    (
+        "robustness_one_episode_selection",
+        "the policy selection measured by one deterministic episode",
+        "before each phase was measured by three deterministic episodes (`selection_episodes`), probe SD3 of [robustness.md](robustness.md)",
+        "that change was",
+    ),
 )
 
 

@@ -114,7 +114,7 @@ def _defaults(function: Any) -> dict[str, Any]:
 
 
 #: Options that change nothing while another is 0 (off): unrecorded, they leave such a run current
-_INERT_WHILE_OFF = {"selection_deterministic": "selection_steps"}
+_INERT_WHILE_OFF = {"selection_deterministic": "selection_steps", "selection_episodes": "selection_steps"}
 #: SWFP's defaults, for the options a stored run does not list
 _SWFP_DEFAULTS = _defaults(SWFP.__init__)
 #: The flow policy's defaults, for policy_kwargs a stored run does not list

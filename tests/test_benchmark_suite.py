@@ -602,6 +602,12 @@ def test_stale_arguments_take_an_option_a_run_did_not_record_as_swfps_default():
     assert stale_arguments({"hyperparams": {"w2_coef": "100.0", "selection_steps": "1000"}}, deterministic) == [
         "selection_deterministic not recorded (SWFP's default False if its code had no such option), entry now True"
     ]
+    # so does selection_episodes: off, it leaves the run current; on, an unrecorded one ran as 1
+    three = {**deterministic, "selection_episodes": 3}
+    assert stale_arguments({**before, "swfp_kwargs": {"selection_steps": 0}}, three) == []
+    assert stale_arguments({"hyperparams": {"w2_coef": "100.0", "selection_steps": "1000", "selection_deterministic": "True"}}, three) == [
+        "selection_episodes not recorded (SWFP's default 1 if its code had no such option), entry now 3"
+    ]
 
 
 def test_robustness_table_splits_final_at_or_above_bc_by_where_bc_started_against_the_demonstrations():
@@ -790,7 +796,7 @@ def test_suite_refuses_counts_of_episodes_below_one(capsys, monkeypatch):
         (["--seeds", "-1"], r"--seeds must be in \[0, 2\*\*32 - 1\]"),
         (["--jobs", "0"], "--jobs is a number of processes, at least 1, got 0"),
         (["--tasks", "toy", "--budget", "long"], "--budget long: SWFPToyBandit-v0 has no 'long' budget"),
-        (["--suite", "robustness", "--tasks", "toy", "--seeds", "0", "25"], "its table would count seeds 0 as fresh"),
+        (["--suite", "robustness", "--tasks", "toy", "--seeds", "0", "30"], "its table would count seeds 0 as fresh"),
         (["--variant", "x", "--swfp-kwargs", '{"nosuch": 1}'], "SWFP takes no argument nosuch"),
         (["--variant", "x", "--swfp-kwargs", '{"seed": 3}'], "seed set by the suite itself"),
         (["--variant", "x", "--swfp-kwargs", '{"policy_kwargs": {"nosuch": 1}}'], r"policy_kwargs: nosuch not FlowPolicy's to take here"),
