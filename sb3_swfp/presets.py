@@ -48,10 +48,10 @@ FINETUNE_KWARGS: dict[str, Any] = dict(
     # predict answers with the last copy of the actor whose 1000-step phase of the run's own episodes
     # returned at least as much as the kept one's; the learner trains as without it (probe S)
     selection_steps=1000,
-    # each phase is measured by one deterministic episode per env, as evaluations act (probe SD); a task
-    # whose evaluations sample (the toy's modes) sets False: how the user acts, not a weight
+    # each phase is measured by deterministic episodes, as evaluations act (probe SD); a task whose
+    # evaluations sample (the toy's modes) sets False: how the user acts, not a weight
     selection_deterministic=True,
-    # ... by the mean of three of them: one episode's return depends on its start state (probe SD3); with
+    # by the mean of three per env: one episode's return depends on its start state (probe SD3); with
     # sampled measures, at least three returned episodes per phase
     selection_episodes=3,
 )
