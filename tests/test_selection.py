@@ -6,7 +6,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch as th
-from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.callbacks import BaseCallback, ConvertCallback
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from sb3_swfp import SWFP
@@ -199,20 +199,35 @@ def test_the_first_phase_measures_the_actor_a_training_start_callback_made():
     assert all(th.equal(model.selection.kept[key], value.cpu()) for key, value in clone.cloned.items())
 
 
-def test_a_callback_at_the_step_a_phase_ends_sees_the_selection_before_its_decision():
-    """SB3 calls the callbacks of an env step before ``_update_info_buffer``, where the phase ends: an evaluation at
-    that step answers with the copy kept before (the selection_steps docstring says so)."""
+@pytest.mark.parametrize("form", ["callback", "list", "function"])
+def test_a_callback_at_the_step_a_phase_ends_sees_its_decision(form):
+    """The phase advances before the user's callbacks of its env step: an evaluation at the step a phase ends answers
+    with that step's decision, as predict does once learn() returns; whatever form the user's callbacks take."""
+    seen = {}
 
-    class Phases(BaseCallback):
+    def look(local_vars, global_vars) -> bool:
+        model = local_vars["self"]
+        if model.num_timesteps in (99, 100):
+            seen[model.num_timesteps] = (model.selection.n_phases, model.selection.reference is not None)
+        return True
+
+    class Look(BaseCallback):
         def _on_step(self) -> bool:
-            if self.num_timesteps in (100, 101):
-                self.seen[self.num_timesteps] = self.model.selection.n_phases
-            return True
+            return look({"self": self.model}, {})
 
-    model, phases = _model(), Phases()
-    phases.seen = {}
-    model.learn(101, callback=phases)
-    assert phases.seen == {100: 0, 101: 1}  # the first phase ends at step 100 (two 50-step episodes)
+    callback = {"callback": Look(), "list": [Look()], "function": look}[form]
+    model = _model()
+    model.learn(100, callback=callback)
+    assert seen == {99: (0, False), 100: (1, True)}  # the first phase ends at step 100 (two 50-step episodes)
+
+
+def test_the_selection_advances_once_per_env_step():
+    """With no callback and with a list of them alike, each env step counts once: phases end at steps 100 and 200."""
+    plain, listed = _model(), _model()
+    plain.learn(250)
+    listed.learn(250, callback=[ConvertCallback(lambda *_: True), ConvertCallback(lambda *_: True)])
+    assert plain.selection.n_phases == listed.selection.n_phases == 2
+    assert plain.selection.phase_steps == listed.selection.phase_steps == 50
 
 
 def test_pretrain_makes_a_new_start(tmp_path):

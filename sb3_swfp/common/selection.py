@@ -26,9 +26,11 @@ from typing import Any
 
 import numpy as np
 import torch as th
+from stable_baselines3.common.callbacks import BaseCallback, ConvertCallback
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.noise import ActionNoise
 from stable_baselines3.common.policies import BasePolicy
+from stable_baselines3.common.type_aliases import MaybeCallback
 from stable_baselines3.common.vec_env import VecEnv, VecMonitor, is_vecenv_wrapped
 
 #: No episode end for this many times ``steps`` or the longest episode (the env's time limit), whichever is
@@ -183,7 +185,8 @@ class SelectionMixin:
     (SWFP's prior actor) and which sets ``selection_steps`` (0: off), ``selection_deterministic``,
     ``selection_episodes``, ``selection`` (None), ``_collecting`` and ``_random_actions`` (False) in its constructor.
     Put before the SB3 class: ``predict`` answers with the kept actor (the phase's actor while collecting), each env
-    step advances the phase, and ``learn()`` restarts the phases' episodes where it resets the env."""
+    step advances the phase (before the user's callbacks of that step), and ``learn()`` restarts the phases'
+    episodes where it resets the env."""
 
     def _setup_learn(self, total_timesteps: int, callback: Any = None, reset_num_timesteps: bool = True,
                      tb_log_name: str = "run", progress_bar: bool = False) -> tuple[int, Any]:  # fmt: skip
@@ -256,10 +259,26 @@ class SelectionMixin:
         finally:
             self._collecting = False
 
-    def _update_info_buffer(self, infos: list[dict[str, Any]], dones: np.ndarray | None = None) -> None:
-        super()._update_info_buffer(infos, dones)
-        if self.selection is not None and dones is not None:  # SB3 calls this once per env step
-            self.selection.step(infos, dones, self.policy.actor_target.state_dict, random=self._random_actions)
+    def _init_callback(self, callback: MaybeCallback, progress_bar: bool = False) -> BaseCallback:
+        # The phase advances before the user's callbacks: an evaluation at the step a phase ends answers with that
+        # step's decision, as predict does once learn() returns
+        if self.selection_steps > 0:
+            if callback is not None and not isinstance(callback, (list, BaseCallback)):
+                callback = ConvertCallback(callback)
+            callback = [SelectionStep(), *(callback if isinstance(callback, list) else [] if callback is None else [callback])]
+        return super()._init_callback(callback, progress_bar)
+
+
+class SelectionStep(BaseCallback):
+    """Advances the model's selection by the env step SB3 has just taken (its ``infos`` and ``dones``); the first of
+    the callbacks ``learn()`` calls, put there by :class:`SelectionMixin`."""
+
+    def _on_step(self) -> bool:
+        if self.model.selection is not None:
+            self.model.selection.step(
+                self.locals["infos"], self.locals["dones"], self.model.policy.actor_target.state_dict, random=self.model._random_actions
+            )
+        return True
 
 
 def check_monitored(env: VecEnv | None) -> None:

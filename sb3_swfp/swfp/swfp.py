@@ -131,8 +131,8 @@ class SWFP(SelectionMixin, DemonstrationsMixin, OffPolicyAlgorithm):
         weights) is the learner; ``model.predict``, and so SB3's and rl-zoo3's evaluations, the kept copy
         (:meth:`selected_policy` gives it as a policy of its own).  The phases' returns are of sampled actions
         (unless ``selection_deterministic``), so a kept copy can evaluate lower with ``deterministic=True``; a
-        phase ends after the env step's callbacks, so an ``EvalCallback`` at that step sees the copy kept before
-        (as it sees the networks before that step's gradient steps).  The preset's is 1000.  See ``sb3_swfp/common/selection.py``.
+        phase ends before the env step's callbacks, so an ``EvalCallback`` at that step sees its decision, as
+        ``predict`` after ``learn()`` does.  The preset's is 1000.  See ``sb3_swfp/common/selection.py``.
     :param selection_deterministic: Measure each phase as ``predict(..., deterministic=True)`` acts (ours): its actor
         plays ``selection_episodes`` whole episodes per env with deterministic actions first (collected as any other),
         their returns are the phase's measure, and at least ``selection_steps`` sampled env steps follow.  Set it as
