@@ -63,6 +63,9 @@ class Run:
     :param stochastic_eval_episodes: Also evaluate every policy with sampled actions over this many
         episodes, into the result's ``curve_stochastic`` (the deterministic curve is unchanged; the
         run's ``online_wall_s`` includes these evaluations).
+    :param selection_evals: SWFP with the policy selection only: at each of its decisions, also evaluate the copy
+        its phase measured, into the result's ``selection_phases`` (:class:`SelectionRecord`); the curve is
+        unchanged, and ``online_wall_s`` leaves these evaluations out (they are ``selection_evals_wall_s``).
     """
 
     task: str
@@ -73,12 +76,15 @@ class Run:
     swfp_kwargs: dict[str, Any] | None = None
     folder: str | None = None
     stochastic_eval_episodes: int | None = None
+    selection_evals: bool = False
 
     def __post_init__(self):
         if (self.swfp_kwargs is not None) != (variant_name(self.method) is not None):
             raise ValueError(f"{self.method!r}: SWFP keyword arguments go with variants (swfp-<name>) only")
         if self.stochastic_eval_episodes is not None and self.stochastic_eval_episodes < 1:
             raise ValueError(f"stochastic_eval_episodes is a positive count, got {self.stochastic_eval_episodes}")
+        if self.selection_evals and self.method != "swfp" and variant_name(self.method) is None:
+            raise ValueError(f"selection_evals evaluates SWFP's policy selection: {self.method!r} has none")
 
     @property
     def results_folder(self) -> str:
@@ -87,6 +93,7 @@ class Run:
     def command(self) -> str:
         """The command line that makes this run."""
         stochastic = "" if self.stochastic_eval_episodes is None else f" --stochastic-eval {self.stochastic_eval_episodes}"
+        stochastic += " --selection-evals" if self.selection_evals else ""
         if self.folder == "robustness":
             return f"{SUITE_COMMAND} --suite robustness --tasks {self.task} --seeds {self.seed}{stochastic}"
         if self.swfp_kwargs is None:
@@ -198,6 +205,7 @@ def _run(run: Run, out: Path) -> str:
         state = {
             "curve": [], "curve_stochastic": [], "stochastic_eval_episodes": run.stochastic_eval_episodes,
             "online_wall_s": 0.0, "resumed_at": [], "settings": settings, "segments": [{"from_step": 0, **segment}],
+            "selection_phases": [],
         }  # fmt: skip
         evaluations(model, 0)
     else:  # a run stopped before its end goes on from its last evaluation
@@ -207,13 +215,23 @@ def _run(run: Run, out: Path) -> str:
         state["resumed_at"].append(model.num_timesteps)
         state.setdefault("segments", []).append({"from_step": model.num_timesteps, **segment})
     curve = state["curve"]
+    record = SelectionRecord(model, state.setdefault("selection_phases", []), eval_env, task, run.seed) if run.selection_evals else None
 
     class Evaluate(BaseCallback):
         def _on_step(self) -> bool:
+            if record is not None:  # before the checkpoint of this step, which saves its phases
+                record.step(self.num_timesteps)
             if self.num_timesteps % task.eval_every == 0:
                 evaluations(self.model, self.num_timesteps)
-                checkpoint.save(self.model, {**state, "online_wall_s": state["online_wall_s"] + time.perf_counter() - online_start})
+                checkpoint.save(self.model, {**state, **wall_times()})
             return True
+
+    def wall_times() -> dict[str, float]:
+        recording = 0.0 if record is None else record.wall_s
+        return {
+            "online_wall_s": state["online_wall_s"] + time.perf_counter() - online_start - recording,
+            **({} if record is None else {"selection_evals_wall_s": state.get("selection_evals_wall_s", 0.0) + recording}),
+        }
 
     error = None
     online_start = time.perf_counter()
@@ -231,9 +249,10 @@ def _run(run: Run, out: Path) -> str:
         "online_steps": steps,
         "curve": curve,
         **({} if sampled_task is None else {"curve_stochastic": state["curve_stochastic"], "eval_episodes_stochastic": run.stochastic_eval_episodes}),
+        **({"selection_phases": state["selection_phases"]} if record is not None else {}),
         "error": error,
         "wall_s": time.perf_counter() - start,
-        "online_wall_s": state["online_wall_s"] + time.perf_counter() - online_start,
+        **wall_times(),
         # env steps at which a stopped run went on from its checkpoint (its random numbers differ from then on)
         "resumed_at": state["resumed_at"],
         "demos": {"transitions": len(demos), "episode_return_mean": _demo_return(demos)},
@@ -250,6 +269,59 @@ def _run(run: Run, out: Path) -> str:
     write_result(out, result)
     checkpoint.remove()
     return f"done {shown(out)} in {result['wall_s']:.0f}s"
+
+
+class SelectionRecord:
+    """Each decision of an SWFP model's policy selection, appended to ``phases`` at the env step it is made: that
+    step, the returns that measured the phase's copy, whether it was kept, and that copy's evaluation by
+    :func:`evaluate` (as the run's curve evaluates).  Training does not depend on which copy is kept, so another
+    keep rule's curve is read off these records (:func:`replay_selection`)."""
+
+    def __init__(self, model, phases: list[dict[str, Any]], eval_env, task: Task, seed: int):
+        if not getattr(model, "selection_steps", 0):
+            raise ValueError("selection_evals: this run's SWFP has no policy selection (selection_steps=0)")
+        self.model, self.phases, self.eval_env, self.task, self.seed = model, phases, eval_env, task, seed
+        self.wall_s = 0.0  # spent evaluating, since this process took the run
+        self._watch()  # a resumed model's phase under way
+
+    def _watch(self) -> None:
+        """Hold the phase's copy and its returns: a decision replaces both with new objects."""
+        selection = self.model.selection
+        self.decided = None if selection is None else selection.n_phases
+        self.candidate, self.returns = (None, None) if selection is None else (selection.candidate, selection.returns)
+
+    def step(self, num_timesteps: int) -> None:
+        """After the selection's step (its callback comes first): record a decision made at this env step."""
+        import copy
+
+        selection = self.model.selection
+        if selection is not None and self.decided is not None and selection.n_phases > self.decided:
+            start = time.perf_counter()
+            policy = copy.deepcopy(self.model.policy)
+            policy.actor_target.load_state_dict(self.candidate)
+            mean, std, success = evaluate(policy, self.eval_env, self.task, self.seed)
+            self.wall_s += time.perf_counter() - start
+            self.phases.append({
+                "step": num_timesteps, "returns": [float(value) for value in self.returns],
+                "kept": selection.kept is self.candidate, "eval": [mean, std, success],
+            })  # fmt: skip
+        self._watch()
+
+
+def replay_selection(phases: list[dict[str, Any]], start: float, steps: list[int], keep: Callable[[list[float], list[float]], bool]) -> list[float]:
+    """The evaluations at ``steps`` had the selection kept a phase's copy where ``keep(its returns, the kept copy's
+    returns)`` holds (the first phase measures the start, which is kept whatever its returns, so its evaluation is
+    the start's); ``start``: the start's evaluation, the answer before the first decision."""
+    answers, kept = [], None
+    decisions = iter(phases)
+    phase = next(decisions, None)
+    for step in steps:
+        while phase is not None and phase["step"] <= step:
+            if kept is None or keep(phase["returns"], kept["returns"]):
+                kept = phase
+            phase = next(decisions, None)
+        answers.append(start if kept is None else kept["eval"][0])
+    return answers
 
 
 def check_variant_settings(folder: Path, run: Run) -> None:
@@ -271,6 +343,7 @@ def run_settings(run: Run, task: Task) -> dict[str, Any]:
     return {
         "swfp_kwargs": run.swfp_kwargs, "budget": run.budget, "device": run.device,
         "stochastic_eval_episodes": run.stochastic_eval_episodes, "task_spec": json.loads(json.dumps(asdict(task))),
+        **({"selection_evals": True} if run.selection_evals else {}),  # absent when off: older checkpoints resume
     }  # fmt: skip
 
 

@@ -12,6 +12,7 @@ Usage (from the repository root)::
     python -m benchmarks.suite --tasks hopper --methods swfp sac_demos --budget full
     python -m benchmarks.suite --tasks hopper --seeds 0 --variant actor_lr_1e-5 --swfp-kwargs '{"actor_learning_rate": 1e-5}'
     python -m benchmarks.suite --tasks hopper --seeds 0 --stochastic-eval 10   # also evaluate sampled actions
+    python -m benchmarks.suite --tasks pendulum --methods swfp --seeds 0 --selection-evals   # also evaluate each copy the selection measured
     python -m benchmarks.suite --suite cost          # env-steps/s, predict latency vs N, one block vs whole chain
     python -m benchmarks.suite --suite sensitivity --jobs 2   # toy: score vs N and vs W2 scale
     python -m benchmarks.suite --suite bc_drift      # a cloned policy's return under more BC alone
@@ -49,8 +50,8 @@ from sb3_swfp.common.checks import require
 
 #: The options each suite reads (besides --suite and --render); it refuses the others'
 SUITE_OPTIONS = {
-    "runs": ("tasks", "methods", "seeds", "budget", "device", "jobs", "variant", "swfp_kwargs", "stochastic_eval"),
-    "robustness": ("tasks", "seeds", "device", "jobs", "stochastic_eval"),
+    "runs": ("tasks", "methods", "seeds", "budget", "device", "jobs", "variant", "swfp_kwargs", "stochastic_eval", "selection_evals"),
+    "robustness": ("tasks", "seeds", "device", "jobs", "stochastic_eval", "selection_evals"),
     "cost": ("device",),
     "sensitivity": ("seeds", "jobs"),
     "density": ("seeds", "jobs"),
@@ -106,6 +107,11 @@ def main(argv: list[str] | None = None) -> None:
         metavar="EPISODES",
         help="runs and robustness: also evaluate every policy with sampled actions over this many episodes (curve_stochastic)",
     )
+    parser.add_argument(
+        "--selection-evals",
+        action="store_true",
+        help="runs and robustness, SWFP only: also evaluate the copy each decision of the policy selection measured (selection_phases)",
+    )
     parser.add_argument("--render", action="store_true", help="only re-render docs/benchmarks.md and docs/ablations.md")
     args = parser.parse_args(argv)
     # Before any run: a missing package would end a run in its worker, or the suite at its page
@@ -126,6 +132,8 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--variant and --swfp-kwargs go together")
     if args.variant is not None and args.methods != parser.get_default("methods"):
         parser.error(f"--variant runs SWFP with --swfp-kwargs; it does not run --methods {' '.join(args.methods)}: run those separately")
+    if args.selection_evals and args.variant is None and args.suite == "runs" and set(args.methods) != {"swfp"}:
+        parser.error(f"--selection-evals evaluates SWFP's policy selection: run it with --methods swfp, not {' '.join(args.methods)}")
     for option in ("eval_episodes", "stochastic_eval"):
         if getattr(args, option) is not None and getattr(args, option) < 1:
             parser.error(f"{flag(option)} is a positive count of episodes, got {getattr(args, option)}")
@@ -164,13 +172,16 @@ def main(argv: list[str] | None = None) -> None:
                 function = run_one
                 if args.variant is not None:
                     jobs: list[Any] = [
-                        Run(t, variant[0], s, args.budget, args.device, variant[1], stochastic_eval_episodes=args.stochastic_eval)
+                        Run(
+                            t, variant[0], s, args.budget, args.device, variant[1],
+                            stochastic_eval_episodes=args.stochastic_eval, selection_evals=args.selection_evals,
+                        )  # fmt: skip
                         for t in args.tasks
                         for s in args.seeds
                     ]
                 else:
                     jobs = [
-                        Run(t, m, s, args.budget, args.device, stochastic_eval_episodes=args.stochastic_eval)
+                        Run(t, m, s, args.budget, args.device, stochastic_eval_episodes=args.stochastic_eval, selection_evals=args.selection_evals)
                         for t in args.tasks
                         for m in args.methods
                         for s in args.seeds
@@ -178,7 +189,10 @@ def main(argv: list[str] | None = None) -> None:
             elif robustness:
                 function = run_one
                 jobs = [
-                    Run(t, "swfp", s, "cpu", args.device, folder="robustness", stochastic_eval_episodes=args.stochastic_eval)
+                    Run(
+                        t, "swfp", s, "cpu", args.device, folder="robustness",
+                        stochastic_eval_episodes=args.stochastic_eval, selection_evals=args.selection_evals,
+                    )  # fmt: skip
                     for t in args.tasks
                     for s in args.seeds
                 ]

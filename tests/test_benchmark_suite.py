@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch as th
 
@@ -908,3 +909,58 @@ def test_a_result_records_the_action_noise_it_ran_with():
     task = tasks.TASKS["pendulum"]
     td3 = methods.make_model("td3", task, None, seed=0, budget="cpu", device="cpu")
     assert repr(describe(td3)["action_noise"]).startswith("NormalActionNoise(")
+
+
+def _mean_at_least(returns: list[float], kept: list[float]) -> bool:
+    return float(np.mean(returns)) >= float(np.mean(kept))
+
+
+def test_selection_evals_record_each_decision_and_leave_the_run_as_it_was(results):
+    selecting = {"selection_steps": 20}  # phases of 20 one-step episodes after the 50 uniform steps
+    plain, recorded = methods.variant_method("sel"), methods.variant_method("sel_rec")
+    assert run_one(Run("toy", plain, 0, swfp_kwargs=selecting), results).startswith("done")
+    assert run_one(Run("toy", recorded, 0, swfp_kwargs=selecting, selection_evals=True), results).startswith("done")
+    plain, recorded = (json.loads(result_path(results, "cpu", "toy", method, 0).read_text()) for method in (plain, recorded))
+    assert recorded["curve"] == plain["curve"]  # its evaluations draw none of training's random numbers
+    phases = recorded["selection_phases"]
+    assert [phase["step"] for phase in phases] == [70, 90, 110] and "selection_phases" not in plain
+    assert all(len(phase["returns"]) == 20 for phase in phases) and phases[0]["kept"]
+    assert phases[0]["eval"] == recorded["curve"][0][1:]  # the first phase measures the start
+    # The preset's rule replayed on the records gives the run's own curve; a rule that keeps nothing, the start
+    steps = [point[0] for point in recorded["curve"]]
+    assert runner.replay_selection(phases, recorded["curve"][0][1], steps, _mean_at_least) == [point[1] for point in recorded["curve"]]
+    start = recorded["curve"][0][1]
+    assert runner.replay_selection(phases, start, steps, lambda *_: False) == [start] * 3
+    # the copies not kept are evaluated themselves (a learner moved from the start), not the kept one
+    assert [phase["kept"] for phase in phases] == [True, False, False] and phases[2]["eval"][0] != start
+    assert runner.replay_selection(phases, start, steps, lambda *_: True) == [start, start, phases[2]["eval"][0]]
+    kept = phases[0]
+    for phase in phases[1:]:  # each "kept" is the selection's own decision, against the copy kept then
+        assert phase["kept"] == _mean_at_least(phase["returns"], kept["returns"])
+        kept = phase if phase["kept"] else kept
+    assert recorded["command"].endswith("--selection-evals")
+    assert recorded["selection_evals_wall_s"] > 0 and "selection_evals_wall_s" not in plain  # out of online_wall_s
+
+
+def test_selection_evals_are_refused_without_a_selection(results):
+    from benchmarks.suite import main
+
+    with pytest.raises(ValueError, match="'sac_demos' has none"):
+        Run("toy", "sac_demos", 0, selection_evals=True)
+    with pytest.raises(ValueError, match="selection_steps=0"):
+        run_one(Run("toy", methods.variant_method("off"), 0, swfp_kwargs={"selection_steps": 0}, selection_evals=True), results)
+    with pytest.raises(SystemExit):
+        main(["--tasks", "toy", "--methods", "swfp", "sac", "--selection-evals"])
+
+
+def test_a_stopped_run_with_selection_evals_records_each_decision_once(results, monkeypatch):
+    method, selecting = methods.variant_method("sel_rec"), {"selection_steps": 20}
+    evaluate = stop_at_evaluation(monkeypatch, 4)  # steps 0 and 60 (the checkpoint), the decision at 70, stopped at 90's
+    with pytest.raises(Stop):
+        run_one(Run("toy", method, 0, swfp_kwargs=selecting, selection_evals=True), results)
+    monkeypatch.setattr(runner, "evaluate", evaluate)
+    assert run_one(Run("toy", method, 0, swfp_kwargs=selecting, selection_evals=True), results).startswith("done")
+    result = json.loads(result_path(results, "cpu", "toy", method, 0).read_text())
+    assert result["resumed_at"] == [60] and [phase["step"] for phase in result["selection_phases"]] == [70, 90, 110]
+    steps = [point[0] for point in result["curve"]]
+    assert runner.replay_selection(result["selection_phases"], result["curve"][0][1], steps, _mean_at_least) == [p[1] for p in result["curve"]]
