@@ -353,7 +353,9 @@ def check_resumable(folder: Path, state: dict[str, Any], settings: dict[str, Any
     Checkpoints written before the settings were recorded hold ``stochastic_eval_episodes`` alone: that is checked.
     """
     saved = state.get("settings") or {"stochastic_eval_episodes": state.get("stochastic_eval_episodes")}
-    differ = [f"{key}: {saved[key]!r} there, {settings[key]!r} now" for key in saved if saved[key] != settings.get(key)]
+    differ = [f"{key}: {saved[key]!r} there, {settings.get(key)!r} now" for key in saved if saved[key] != settings.get(key)]
+    if settings.get("selection_evals") and not saved.get("selection_evals"):  # its decisions so far went unrecorded
+        differ.append("selection_evals: off there, on now")
     if differ:
         raise ValueError(
             f"{folder} was made with other settings than this run ({'; '.join(differ)}): resume it with the same "

@@ -964,3 +964,20 @@ def test_a_stopped_run_with_selection_evals_records_each_decision_once(results, 
     assert result["resumed_at"] == [60] and [phase["step"] for phase in result["selection_phases"]] == [70, 90, 110]
     steps = [point[0] for point in result["curve"]]
     assert runner.replay_selection(result["selection_phases"], result["curve"][0][1], steps, _mean_at_least) == [p[1] for p in result["curve"]]
+
+
+def test_a_run_stopped_without_selection_evals_does_not_resume_with_them(results, monkeypatch):
+    method, selecting = methods.variant_method("sel_rec"), {"selection_steps": 20}
+    evaluate = stop_at_evaluation(monkeypatch, 3)  # steps 0 and 60 (the checkpoint), stopped at 120
+    with pytest.raises(Stop):
+        run_one(Run("toy", method, 0, swfp_kwargs=selecting), results)
+    monkeypatch.setattr(runner, "evaluate", evaluate)
+    with pytest.raises(ValueError, match="selection_evals: off there, on now"):  # the decision at 70 would be missing
+        run_one(Run("toy", method, 0, swfp_kwargs=selecting, selection_evals=True), results)
+    recorded = methods.variant_method("sel_on")
+    stop_at_evaluation(monkeypatch, 3)  # steps 0 and 60 (the checkpoint), stopped at the decision of step 70
+    with pytest.raises(Stop):
+        run_one(Run("toy", recorded, 0, swfp_kwargs=selecting, selection_evals=True), results)
+    monkeypatch.setattr(runner, "evaluate", evaluate)
+    with pytest.raises(ValueError, match="selection_evals: True there, None now"):
+        run_one(Run("toy", recorded, 0, swfp_kwargs=selecting), results)
