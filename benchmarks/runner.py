@@ -274,8 +274,8 @@ def _run(run: Run, out: Path) -> str:
 class SelectionRecord:
     """Each decision of an SWFP model's policy selection, appended to ``phases`` at the env step it is made: that
     step, the returns that measured the phase's copy, whether it was kept, and that copy's evaluation by
-    :func:`evaluate` (as the run's curve evaluates).  Training does not depend on which copy is kept, so another
-    keep rule's curve is read off these records (:func:`replay_selection`)."""
+    :func:`evaluate` (as the run's curve evaluates; on the toy also its :func:`toy_modes`).  Training does not depend
+    on which copy is kept, so another keep rule's curve is read off these records (:func:`replayed`)."""
 
     def __init__(self, model, phases: list[dict[str, Any]], eval_env, task: Task, seed: int):
         if not getattr(model, "selection_steps", 0):
@@ -294,24 +294,31 @@ class SelectionRecord:
         """After the selection's step (its callback comes first): record a decision made at this env step."""
         import copy
 
+        import torch as th
+
         selection = self.model.selection
         if selection is not None and self.decided is not None and selection.n_phases > self.decided:
             start = time.perf_counter()
             policy = copy.deepcopy(self.model.policy)
             policy.actor_target.load_state_dict(self.candidate)
             mean, std, success = evaluate(policy, self.eval_env, self.task, self.seed)
-            self.wall_s += time.perf_counter() - start
-            self.phases.append({
+            phase = {
                 "step": num_timesteps, "returns": [float(value) for value in self.returns],
                 "kept": selection.kept is self.candidate, "eval": [mean, std, success],
-            })  # fmt: skip
+            }  # fmt: skip
+            if self.task.demos == "toy":  # its line is on the final policy's modes
+                with th.random.fork_rng():
+                    th.manual_seed(EVAL_SEED + self.seed)
+                    phase["toy_modes"] = toy_modes(policy)
+            self.phases.append(phase)
+            self.wall_s += time.perf_counter() - start
         self._watch()
 
 
-def replay_selection(phases: list[dict[str, Any]], start: float, steps: list[int], keep: Callable[[list[float], list[float]], bool]) -> list[float]:
-    """The evaluations at ``steps`` had the selection kept a phase's copy where ``keep(its returns, the kept copy's
-    returns)`` holds (the first phase measures the start, which is kept whatever its returns, so its evaluation is
-    the start's); ``start``: the start's evaluation, the answer before the first decision."""
+def replay_selection(phases: list[dict[str, Any]], steps: list[int], keep: Callable[[list[float], list[float]], bool]) -> list[dict[str, Any] | None]:
+    """The phase whose copy would answer at each of ``steps`` had the selection kept a phase's copy where ``keep(its
+    returns, the kept copy's returns)`` holds; None before the first decision (the start answers).  The first phase
+    measures the start and is kept whatever its returns, so its evaluation is the start's."""
     answers, kept = [], None
     decisions = iter(phases)
     phase = next(decisions, None)
@@ -320,8 +327,18 @@ def replay_selection(phases: list[dict[str, Any]], start: float, steps: list[int
             if kept is None or keep(phase["returns"], kept["returns"]):
                 kept = phase
             phase = next(decisions, None)
-        answers.append(start if kept is None else kept["eval"][0])
+        answers.append(kept)
     return answers
+
+
+def replayed(run: dict[str, Any], keep: Callable[[list[float], list[float]], bool]) -> dict[str, Any]:
+    """``run`` (a result made with ``selection_evals``) as it would have been under the keep rule ``keep``: its
+    curve, and on the toy the mode shares of the copy kept at the end (2000 other samples than the run's own)."""
+    answers = replay_selection(run["selection_phases"], [point[0] for point in run["curve"]], keep)
+    curve = [point if phase is None else [point[0], *phase["eval"]] for point, phase in zip(run["curve"], answers)]
+    final = answers[-1]
+    modes = run["toy_modes"] if final is None or "toy_modes" not in final else final["toy_modes"]
+    return {**run, "curve": curve, "toy_modes": modes}
 
 
 def check_variant_settings(folder: Path, run: Run) -> None:

@@ -927,13 +927,14 @@ def test_selection_evals_record_each_decision_and_leave_the_run_as_it_was(result
     assert all(len(phase["returns"]) == 20 for phase in phases) and phases[0]["kept"]
     assert phases[0]["eval"] == recorded["curve"][0][1:]  # the first phase measures the start
     # The preset's rule replayed on the records gives the run's own curve; a rule that keeps nothing, the start
-    steps = [point[0] for point in recorded["curve"]]
-    assert runner.replay_selection(phases, recorded["curve"][0][1], steps, _mean_at_least) == [point[1] for point in recorded["curve"]]
-    start = recorded["curve"][0][1]
-    assert runner.replay_selection(phases, start, steps, lambda *_: False) == [start] * 3
+    assert runner.replayed(recorded, _mean_at_least)["curve"] == recorded["curve"]
+    start = recorded["curve"][0][1:]
+    assert [point[1:] for point in runner.replayed(recorded, lambda *_: False)["curve"]] == [start] * 3
     # the copies not kept are evaluated themselves (a learner moved from the start), not the kept one
-    assert [phase["kept"] for phase in phases] == [True, False, False] and phases[2]["eval"][0] != start
-    assert runner.replay_selection(phases, start, steps, lambda *_: True) == [start, start, phases[2]["eval"][0]]
+    assert [phase["kept"] for phase in phases] == [True, False, False] and phases[2]["eval"] != start
+    always = runner.replayed(recorded, lambda *_: True)
+    assert [point[1:] for point in always["curve"]] == [start, start, phases[2]["eval"]]
+    assert always["toy_modes"] == phases[2]["toy_modes"] != phases[0]["toy_modes"]
     kept = phases[0]
     for phase in phases[1:]:  # each "kept" is the selection's own decision, against the copy kept then
         assert phase["kept"] == _mean_at_least(phase["returns"], kept["returns"])
@@ -962,8 +963,7 @@ def test_a_stopped_run_with_selection_evals_records_each_decision_once(results, 
     assert run_one(Run("toy", method, 0, swfp_kwargs=selecting, selection_evals=True), results).startswith("done")
     result = json.loads(result_path(results, "cpu", "toy", method, 0).read_text())
     assert result["resumed_at"] == [60] and [phase["step"] for phase in result["selection_phases"]] == [70, 90, 110]
-    steps = [point[0] for point in result["curve"]]
-    assert runner.replay_selection(result["selection_phases"], result["curve"][0][1], steps, _mean_at_least) == [p[1] for p in result["curve"]]
+    assert runner.replayed(result, _mean_at_least)["curve"] == result["curve"]
 
 
 def test_a_run_stopped_without_selection_evals_does_not_resume_with_them(results, monkeypatch):
