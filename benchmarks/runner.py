@@ -104,6 +104,14 @@ class Run:
         )
 
 
+def _devices(model) -> list[int]:
+    """The GPUs whose generators a fork of torch's must restore for ``model`` (none on the CPU)."""
+    import torch as th
+
+    # SB3's "auto"/"cuda" has no index: its tensors live on the current GPU
+    return [th.cuda.current_device() if model.device.index is None else model.device.index] if model.device.type == "cuda" else []
+
+
 def result_path(results: Path, folder: str, task_name: str, method: str, seed: int) -> Path:
     """Where a run's JSON goes: ``folder`` is the budget's name, or ``robustness`` for that suite."""
     return results / folder / task_name / f"{method}_s{seed}.json"
@@ -120,9 +128,7 @@ def evaluate(model, env, task: Task, seed: int) -> tuple[float, float, float | N
     from stable_baselines3.common.evaluation import evaluate_policy
 
     env.reset(seed=EVAL_SEED + seed)
-    # SB3's "auto"/"cuda" has no index: its tensors live on the current GPU, whose generator the fork must restore
-    devices = [th.cuda.current_device() if model.device.index is None else model.device.index] if model.device.type == "cuda" else []
-    with th.random.fork_rng(devices=devices):
+    with th.random.fork_rng(devices=_devices(model)):
         th.manual_seed(EVAL_SEED + seed)
         returns, _ = evaluate_policy(
             model, env, n_eval_episodes=task.eval_episodes, deterministic=task.deterministic_eval, return_episode_rewards=True
@@ -218,6 +224,10 @@ def _run(run: Run, out: Path) -> str:
     record = SelectionRecord(model, state.setdefault("selection_phases", []), eval_env, task, run.seed) if run.selection_evals else None
 
     class Evaluate(BaseCallback):
+        def _on_training_start(self) -> None:
+            if record is not None:
+                record.watch()
+
         def _on_step(self) -> bool:
             if record is not None:  # before the checkpoint of this step, which saves its phases
                 record.step(self.num_timesteps)
@@ -282,13 +292,16 @@ class SelectionRecord:
             raise ValueError("selection_evals: this run's SWFP has no policy selection (selection_steps=0)")
         self.model, self.phases, self.eval_env, self.task, self.seed = model, phases, eval_env, task, seed
         self.wall_s = 0.0  # spent evaluating, since this process took the run
-        self._watch()  # a resumed model's phase under way
+        self.decided: int | None = None
 
-    def _watch(self) -> None:
-        """Hold the phase's copy and its returns: a decision replaces both with new objects."""
+    def watch(self) -> None:
+        """Hold the phase's copy and its returns (a decision replaces both with new objects): at the start of
+        ``learn()``, once it has set the selection up (a resumed model's phase under way), then at every step."""
         selection = self.model.selection
-        self.decided = None if selection is None else selection.n_phases
-        self.candidate, self.returns = (None, None) if selection is None else (selection.candidate, selection.returns)
+        if selection is None:  # made at the first env step, with the first phase
+            self.decided, self.candidate, self.returns = 0, None, None
+        else:
+            self.decided, self.candidate, self.returns = selection.n_phases, selection.candidate, selection.returns
 
     def step(self, num_timesteps: int) -> None:
         """After the selection's step (its callback comes first): record a decision made at this env step."""
@@ -297,7 +310,9 @@ class SelectionRecord:
         import torch as th
 
         selection = self.model.selection
-        if selection is not None and self.decided is not None and selection.n_phases > self.decided:
+        if selection is not None and selection.n_phases > self.decided:
+            if self.candidate is None:
+                raise RuntimeError("selection_evals: a phase ended at the first env step, before its copy could be held")
             start = time.perf_counter()
             policy = copy.deepcopy(self.model.policy)
             policy.actor_target.load_state_dict(self.candidate)
@@ -307,12 +322,12 @@ class SelectionRecord:
                 "kept": selection.kept is self.candidate, "eval": [mean, std, success],
             }  # fmt: skip
             if self.task.demos == "toy":  # its line is on the final policy's modes
-                with th.random.fork_rng():
+                with th.random.fork_rng(devices=_devices(self.model)):
                     th.manual_seed(EVAL_SEED + self.seed)
                     phase["toy_modes"] = toy_modes(policy)
             self.phases.append(phase)
             self.wall_s += time.perf_counter() - start
-        self._watch()
+        self.watch()
 
 
 def replay_selection(phases: list[dict[str, Any]], steps: list[int], keep: Callable[[list[float], list[float]], bool]) -> list[dict[str, Any] | None]:
@@ -334,6 +349,8 @@ def replay_selection(phases: list[dict[str, Any]], steps: list[int], keep: Calla
 def replayed(run: dict[str, Any], keep: Callable[[list[float], list[float]], bool]) -> dict[str, Any]:
     """``run`` (a result made with ``selection_evals``) as it would have been under the keep rule ``keep``: its
     curve, and on the toy the mode shares of the copy kept at the end (2000 other samples than the run's own)."""
+    if "selection_phases" not in run:
+        raise ValueError(f"{run['command']}: made without --selection-evals, so its decisions were not recorded")
     answers = replay_selection(run["selection_phases"], [point[0] for point in run["curve"]], keep)
     curve = [point if phase is None else [point[0], *phase["eval"]] for point, phase in zip(run["curve"], answers)]
     final = answers[-1]

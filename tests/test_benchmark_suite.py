@@ -915,13 +915,36 @@ def _mean_at_least(returns: list[float], kept: list[float]) -> bool:
     return float(np.mean(returns)) >= float(np.mean(kept))
 
 
-def test_selection_evals_record_each_decision_and_leave_the_run_as_it_was(results):
+def test_selection_evals_record_each_decision_and_leave_the_run_as_it_was(results, monkeypatch):
+    from sb3_swfp.common.selection import PolicySelection
+
+    # The copy each decision measured, and the copies the record evaluates (policies, not the model)
+    measured, evaluated = [], []
+    decide, evaluate = PolicySelection._decide, runner.evaluate
+
+    def measuring(self):
+        measured.append({key: value.clone() for key, value in self.candidate.items()})
+        decide(self)
+
+    def evaluating(model, *args, **kwargs):
+        if not hasattr(model, "selection"):
+            evaluated.append({key: value.clone() for key, value in model.actor_target.state_dict().items()})
+        return evaluate(model, *args, **kwargs)
+
+    monkeypatch.setattr(PolicySelection, "_decide", measuring)
+    monkeypatch.setattr(runner, "evaluate", evaluating)
     selecting = {"selection_steps": 20}  # phases of 20 one-step episodes after the 50 uniform steps
     plain, recorded = methods.variant_method("sel"), methods.variant_method("sel_rec")
     assert run_one(Run("toy", plain, 0, swfp_kwargs=selecting), results).startswith("done")
+    assert not evaluated and len(measured) == 3
+    measured.clear()
     assert run_one(Run("toy", recorded, 0, swfp_kwargs=selecting, selection_evals=True), results).startswith("done")
+    assert len(evaluated) == len(measured) == 3
+    assert all(all(th.equal(copy[key], value) for key, value in state.items()) for copy, state in zip(evaluated, measured))
+    assert not all(th.equal(measured[0][key], value) for key, value in measured[2].items())  # the learner moved
     plain, recorded = (json.loads(result_path(results, "cpu", "toy", method, 0).read_text()) for method in (plain, recorded))
-    assert recorded["curve"] == plain["curve"]  # its evaluations draw none of training's random numbers
+    # its evaluations draw none of training's random numbers (the final modes sample from training's generator)
+    assert recorded["curve"] == plain["curve"] and recorded["toy_modes"] == plain["toy_modes"]
     phases = recorded["selection_phases"]
     assert [phase["step"] for phase in phases] == [70, 90, 110] and "selection_phases" not in plain
     assert all(len(phase["returns"]) == 20 for phase in phases) and phases[0]["kept"]
@@ -945,6 +968,10 @@ def test_selection_evals_record_each_decision_and_leave_the_run_as_it_was(result
 
 def test_selection_evals_are_refused_without_a_selection(results):
     from benchmarks.suite import main
+
+    assert run_one(Run("toy", "swfp", 0), results).startswith("done")
+    with pytest.raises(ValueError, match="made without --selection-evals"):
+        runner.replayed(json.loads(result_path(results, "cpu", "toy", "swfp", 0).read_text()), lambda *_: True)
 
     with pytest.raises(ValueError, match="'sac_demos' has none"):
         Run("toy", "sac_demos", 0, selection_evals=True)
