@@ -211,7 +211,6 @@ def _run(run: Run, out: Path) -> str:
         state = {
             "curve": [], "curve_stochastic": [], "stochastic_eval_episodes": run.stochastic_eval_episodes,
             "online_wall_s": 0.0, "resumed_at": [], "settings": settings, "segments": [{"from_step": 0, **segment}],
-            "selection_phases": [],
         }  # fmt: skip
         evaluations(model, 0)
     else:  # a run stopped before its end goes on from its last evaluation
