@@ -68,6 +68,11 @@ def variant_name(method: str) -> str | None:
     return method[len(VARIANT_PREFIX) :] if method.startswith(VARIANT_PREFIX) else None
 
 
+def is_swfp(method: str) -> bool:
+    """Whether ``method``'s runs are SWFP's: the preset's or a variant's."""
+    return method == "swfp" or variant_name(method) is not None
+
+
 def swfp_o2o_entry(env_id: str) -> tuple[dict[str, Any], dict[str, Any], float | None]:
     """SWFP kwargs, BC kwargs and demo ratio (None: no demos in the buffer) from ``swfp_o2o.yml``.
 
@@ -175,7 +180,7 @@ def model_class(method: str):
 
     from sb3_swfp import SWFP
 
-    if method == "swfp" or variant_name(method) is not None:
+    if is_swfp(method):
         return SWFP
     if method in ("tqc", "crossq"):
         from sb3_contrib import TQC, CrossQ

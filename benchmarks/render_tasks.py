@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks import current_command, methods, read_result
-from benchmarks.methods import LABELS, METHODS, variant_name
+from benchmarks.methods import LABELS, METHODS, is_swfp, variant_name
 from benchmarks.tasks import TASKS, Task
 from sb3_swfp.presets import merge_kwargs
 from sb3_swfp.swfp.policies import FlowPolicy
@@ -304,7 +304,7 @@ def render_task(
             "",
         ]
     lines += mixed_variants(runs)
-    swfp_runs = [r for r in runs if r["method"] == "swfp" or variant_name(r["method"]) is not None]
+    swfp_runs = [r for r in runs if is_swfp(r["method"])]
     if folder == ARCHIVE:
         return lines  # made with earlier settings on purpose
     entry, _, demo_ratio = methods.swfp_o2o_entry(task.env_id) if swfp_runs else ({}, {}, None)  # read once for all the task's runs

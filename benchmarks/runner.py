@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks import RESULTS, SUITE_COMMAND, provenance, read_result, shown, write_result
-from benchmarks.methods import make_model, model_class, variant_name
+from benchmarks.methods import is_swfp, make_model, model_class, variant_name
 from benchmarks.tasks import TASKS, Task, make_demonstrations, make_env
 
 #: Evaluation episodes of run ``seed`` start from the states of ``env.reset(seed=EVAL_SEED + seed)``
@@ -83,7 +83,7 @@ class Run:
             raise ValueError(f"{self.method!r}: SWFP keyword arguments go with variants (swfp-<name>) only")
         if self.stochastic_eval_episodes is not None and self.stochastic_eval_episodes < 1:
             raise ValueError(f"stochastic_eval_episodes is a positive count, got {self.stochastic_eval_episodes}")
-        if self.selection_evals and self.method != "swfp" and variant_name(self.method) is None:
+        if self.selection_evals and not is_swfp(self.method):
             raise ValueError(f"selection_evals evaluates SWFP's policy selection: {self.method!r} has none")
 
     @property
