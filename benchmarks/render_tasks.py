@@ -303,6 +303,7 @@ def render_task(
             "their best-evaluation column, the highest of them, leans high.",
             "",
         ]
+    lines += machine_lines(runs)
     lines += mixed_variants(runs)
     swfp_runs = [r for r in runs if is_swfp(r["method"])]
     if folder == ARCHIVE:
@@ -318,6 +319,29 @@ def render_task(
             "",
         ]
     return lines
+
+
+def machine_lines(runs: list[dict]) -> list[str]:
+    """A line naming which rows ran on which processor, where a table's runs ran on more than one (or some record
+    none): per-seed numbers are each machine's, so only means compare across them (results.md, "The machine").
+    A row whose seeds ran on different processors names its seeds under each."""
+    seeds: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))  # cpu -> row -> seeds
+    for r in sorted(runs, key=lambda r: r["seed"]):
+        seeds[(r.get("machine") or {}).get("cpu") or ""][_label(r["method"], [r])].append(r["seed"])
+    if len(seeds) < 2:
+        return []
+    split = {row for cpu in seeds for row in seeds[cpu] if sum(row in other for other in seeds.values()) > 1}
+
+    def rows(cpu: str) -> str:
+        return ", ".join(f"{row} (seed{'s' * (len(s) > 1)} {', '.join(map(str, s))})" if row in split else row for row, s in sorted(seeds[cpu].items()))
+
+    parts = [f"{cpu}: {rows(cpu)}" for cpu in sorted(seeds) if cpu]
+    rest = "; the other rows' results predate the record" if "" in seeds else ""
+    return [
+        "Made on more than one machine (each result's `machine`; per-seed numbers are each machine's, so compare "
+        f"means, not seeds, across them): {'; '.join(parts)}{rest}.",
+        "",
+    ]
 
 
 def mixed_variants(runs: list[dict]) -> list[str]:

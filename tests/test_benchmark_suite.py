@@ -16,7 +16,14 @@ import torch as th
 
 from benchmarks import cost, machine, methods, render_core, runner, tasks
 from benchmarks.render import render
-from benchmarks.render_tasks import command_lines, mixed_variants, robustness_row, robustness_table, stale_arguments
+from benchmarks.render_tasks import (
+    command_lines,
+    machine_lines,
+    mixed_variants,
+    robustness_row,
+    robustness_table,
+    stale_arguments,
+)
 from benchmarks.runner import Run, result_path, run_one
 from benchmarks.tasks import TASKS
 
@@ -303,6 +310,21 @@ def test_a_variant_whose_runs_differ_in_their_settings_is_named():
     assert lines == [
         '**Mixed runs**: variant `lr` holds runs of different settings (s0, s1: `{"actor_learning_rate": 0.001}`; '
         's2: `{"actor_learning_rate": 0.0003}`): its row averages them; rename or delete the odd ones.',
+        "",
+    ]
+
+
+def test_a_table_whose_runs_ran_on_several_machines_says_which_rows_ran_where():
+    def run(method, seed, cpu=None):
+        return {"method": method, "seed": seed, **({"machine": {"cpu": cpu}} if cpu else {})}
+
+    assert machine_lines([run("swfp", 0, "A"), run("sac", 0, "A")]) == []  # one machine: nothing to say
+    assert machine_lines([run("swfp", 0), run("sac", 1)]) == []  # none recorded: results.md says so once
+    lines = machine_lines([run("swfp", 2, "B"), run("swfp", 0, "A"), run("swfp", 1, "A"), run("rlpd_ensemble", 0, "B"), run("sac", 0)])
+    assert lines == [
+        "Made on more than one machine (each result's `machine`; per-seed numbers are each machine's, so compare means, "
+        "not seeds, across them): A: SWFP (BC + online) (seeds 0, 1); B: RLPD, ten critics (demos, UTD 2), SWFP (BC + "
+        "online) (seed 2); the other rows' results predate the record.",
         "",
     ]
 
