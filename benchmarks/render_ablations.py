@@ -149,6 +149,12 @@ ARCHIVED_ROBUSTNESS = (
         "before each phase was measured by three deterministic episodes (`selection_episodes`), probe SD3 of [robustness.md](robustness.md)",
         "that change was",
     ),
+    (
+        "robustness_three_episode_selection",
+        "a change kept at or above the kept copy's three episodes",
+        "before it kept a change only by a margin of one standard error (`selection_margin`), probe M1 of [robustness.md](robustness.md)",
+        "that change was",
+    ),
 )
 
 

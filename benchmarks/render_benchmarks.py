@@ -72,11 +72,13 @@ def _robustness(results: Path) -> list[str]:
     lines = [
         "## Robustness: the fine-tuning preset on fresh seeds",
         "",
-        f"Command: `{SUITE_COMMAND} --suite robustness --jobs 2` (every task, seeds "
+        f"Command: `{SUITE_COMMAND} --suite robustness --selection-evals --jobs 2` (every task, seeds "
         f"{', '.join(map(str, ROBUSTNESS_SEEDS))}: none of them played a part in choosing the preset or the density).  SWFP",
         "with `sb3_swfp.presets` (the `swfp_o2o.yml` entries), the budgets of the tables above.  *BC* is the",
         "step-0 evaluation (after BC); *lowest* the lowest evaluation after it; a dip is an evaluation below",
-        "BC − 10% of |BC|.  Every evaluation of a run plays the same start states.",
+        "BC − 10% of |BC|.  Every evaluation of a run plays the same start states.  `--selection-evals` records each",
+        "decision of the policy selection with an evaluation of the copy it measured, so other keep rules can be replayed",
+        "on the same runs (robustness.md §34).",
         "",
     ]
     planned = len(TASKS) * len(ROBUSTNESS_SEEDS)

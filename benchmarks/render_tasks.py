@@ -114,7 +114,7 @@ def _defaults(function: Any) -> dict[str, Any]:
 
 
 #: Options that change nothing while another is 0 (off): unrecorded, they leave such a run current
-_INERT_WHILE_OFF = {"selection_deterministic": "selection_steps", "selection_episodes": "selection_steps"}
+_INERT_WHILE_OFF = {"selection_deterministic": "selection_steps", "selection_episodes": "selection_steps", "selection_margin": "selection_steps"}
 #: SWFP's defaults, for the options a stored run does not list
 _SWFP_DEFAULTS = _defaults(SWFP.__init__)
 #: The flow policy's defaults, for policy_kwargs a stored run does not list
@@ -276,6 +276,14 @@ def render_task(
         lines += [
             f"Relabelled after `swfp_o2o.yml` changed (the runs are unchanged; the note in each JSON says what they "
             f"were run as): {', '.join(relabelled)}.",
+            "",
+        ]
+    replayed = sorted(f"{r['method']}_s{r['seed']}" for r in runs if r.get("replayed"))
+    if replayed:
+        lines += [
+            "Replayed from a run's recorded decisions under today's keep rule (robustness.md §34; the note in each JSON names "
+            f"its run): {', '.join(replayed)}.  Their training is that run's, and each evaluation is the recorded one of the "
+            "copy the rule keeps, so their command makes the same curve; their wall times are that run's.",
             "",
         ]
     # A probe's runs made with code outside the package: its patch (under docs/results/probes/) and base commit

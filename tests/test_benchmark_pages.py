@@ -44,3 +44,28 @@ def test_every_runs_swfp_arguments_exist_or_the_page_says_where_they_did():
             unexplained[str(path.relative_to(RESULTS))] = sorted(unknown)
     assert not unexplained, f"runs whose SWFP arguments the package no longer takes, with no note on their page: {unexplained}"
     assert not set(REMOVED_OPTIONS) & taken, "an option said to be removed is an argument of SWFP again"
+
+
+def test_every_run_with_recorded_decisions_replays_to_its_own_curve():
+    """A run's ``selection_phases`` under its own keep rule give its curve (so a replayed row is what its command
+    makes, and an original's records are whole); the preset's rows say they are replays."""
+    from benchmarks.runner import replayed
+    from sb3_swfp.common.selection import keeps
+    from sb3_swfp.presets import FINETUNE_KWARGS
+
+    checked = 0
+    for path in RESULTS.rglob("*.json"):
+        run = json.loads(path.read_text())
+        if not isinstance(run, dict) or "selection_phases" not in run:
+            continue
+        margin = float((run.get("swfp_kwargs") or {}).get("selection_margin", run["hyperparams"].get("selection_margin", 0.0)))
+        assert replayed(run, lambda c, k, m=margin: keeps(c, k, m))["curve"] == run["curve"], path
+        kept, decisions = None, []
+        for phase in run["selection_phases"]:  # each phase's record says what the run's rule decided
+            decisions.append(kept is None or keeps(phase["returns"], kept["returns"], margin))
+            kept = phase if decisions[-1] else kept
+        assert decisions == [phase["kept"] for phase in run["selection_phases"]], path
+        if run["method"] == "swfp" and path.parent.parent.name == "cpu":
+            assert margin == FINETUNE_KWARGS["selection_margin"] and "replayed" in run, path
+        checked += 1
+    assert checked >= 21

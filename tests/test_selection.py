@@ -10,7 +10,7 @@ from stable_baselines3.common.callbacks import BaseCallback, ConvertCallback
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from sb3_swfp import SWFP
-from sb3_swfp.common.selection import PolicySelection, time_limit
+from sb3_swfp.common.selection import PolicySelection, keeps, time_limit
 from sb3_swfp.demos import Demonstrations
 
 from helpers import TINY
@@ -418,3 +418,62 @@ def test_the_uniform_warm_up_measures_no_actor():
     returns = [info["r"] for info in model.ep_info_buffer]
     assert len(returns) == 4 and model.selection.n_phases == 1
     assert model.selection.reference == pytest.approx(np.mean(returns[2:]))
+
+
+def test_keeps_asks_a_margin_in_standard_errors_of_the_difference_of_the_means():
+    kept = [0.0, 2.0, 4.0]  # mean 2, sample variance 4
+    phase = [3.0, 5.0, 7.0]  # mean 5, sample variance 4: the standard error of the difference is sqrt(4/3 + 4/3)
+    error = np.sqrt(8 / 3)  # 1.633: the difference, 3, is 1.84 of them
+    assert keeps(phase, kept) and keeps([2.0, 2.0], kept) and not keeps([1.9, 2.0], kept)  # margin 0: at or above
+    assert keeps(phase, kept, margin=1.0) and keeps(phase, kept, margin=3 / error) and not keeps(phase, kept, margin=3 / error + 1e-6)
+    assert not keeps(phase, kept, margin=2.0)
+    assert keeps([2.5], kept, margin=0.25) and not keeps([2.5], kept, margin=0.5)  # one return adds no spread: sqrt(4/3)
+
+
+def test_a_margin_keeps_a_phase_only_where_its_mean_clears_it():
+    selection = PolicySelection(steps=1, n_envs=1, start=_state(0.0), episodes=2, margin=1.0)
+    for phase, rets in enumerate(([0.0, 2.0], [1.5, 2.5], [4.0, 6.0]), start=1):  # the start's, then +1 (0.89 SE), then +4 (2.8)
+        for ret in rets:
+            selection.step([_episode(ret)], np.array([True]), lambda: _state(float(phase)))
+    assert selection.n_phases == 3 and selection.n_kept == 2  # the start, then the third phase's actor
+    assert selection.kept["weight"][0] == 2.0 and selection.kept_returns == [4.0, 6.0] and selection.reference == 5.0
+    without = PolicySelection(steps=1, n_envs=1, start=_state(0.0), episodes=2)
+    for phase, rets in enumerate(([0.0, 2.0], [1.5, 2.5]), start=1):
+        for ret in rets:
+            without.step([_episode(ret)], np.array([True]), lambda: _state(float(phase)))
+    assert without.n_kept == 2 and without.kept["weight"][0] == 1.0  # at or above: the second phase's actor is kept
+
+
+def test_selection_margin_is_a_non_negative_number_that_needs_two_episodes():
+    with pytest.raises(ValueError, match=r"selection_margin must be a finite number >= 0 \(standard errors; 0: at or above\), got -1"):
+        _model(selection_margin=-1)
+    with pytest.raises(ValueError, match="selection_margin=1.0 needs selection_episodes >= 2"):
+        _model(selection_margin=1.0)
+    with pytest.raises(ValueError, match="selection_margin must be a number, got '1'"):
+        _model(selection_margin="1", selection_episodes=2)
+
+
+def test_selection_margin_reaches_the_selection_and_changes_on_load(tmp_path):
+    model = _model(selection_deterministic=True, selection_episodes=2, selection_margin=1.0)
+    model.learn(120)
+    assert model.selection.margin == 1.0
+    model.save(tmp_path / "model.zip")
+    assert SWFP.load(tmp_path / "model.zip").selection_margin == 1.0
+    loaded = SWFP.load(tmp_path / "model.zip", env=model.get_env(), selection_margin=0.0)
+    loaded.learn(10, reset_num_timesteps=False)
+    assert loaded.selection.margin == 0.0
+    with pytest.raises(ValueError, match="needs selection_episodes >= 2"):
+        SWFP.load(tmp_path / "model.zip", selection_margin=1.0, selection_episodes=1)
+    assert SWFP.load(tmp_path / "model.zip", selection_margin=2.0).selection_margin == 2.0  # the saved two episodes
+
+
+def test_a_selection_saved_before_the_margin_keeps_at_or_above():
+    selection = PolicySelection(steps=1, n_envs=1, start=_state(0.0))
+    selection.step([_episode(4.0)], np.array([True]), lambda: _state(1.0))
+    state = selection.__getstate__()
+    del state["margin"], state["kept_returns"]
+    old = PolicySelection.__new__(PolicySelection)
+    old.__setstate__(state)
+    assert old.margin == 0.0 and old.kept_returns == [4.0]
+    old.step([_episode(4.0)], np.array([True]), lambda: _state(2.0))
+    assert old.n_kept == 2

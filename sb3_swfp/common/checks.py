@@ -164,6 +164,7 @@ def check_swfp_arguments(
     selection_steps: int = 0,
     selection_deterministic: bool = False,
     selection_episodes: int = 1,
+    selection_margin: float = 0.0,
 ) -> None:
     """Raise a ValueError for the first of ``SWFP``'s arguments that is out of its range (see ``SWFP``'s docstring),
     its own and those it shares with SAC (which SB3 does not check: ``target_update_interval=0`` divides by zero
@@ -185,6 +186,13 @@ def check_swfp_arguments(
     check_int("actor_learning_starts", actor_learning_starts, 0)
     check_int("selection_steps", selection_steps, 0)
     check_int("selection_episodes", selection_episodes, 1)
+    if not 0 <= _number("selection_margin", selection_margin) < math.inf:
+        raise ValueError(f"selection_margin must be a finite number >= 0 (standard errors; 0: at or above), got {selection_margin}")
+    if selection_margin > 0 and selection_episodes < 2:
+        raise ValueError(
+            f"selection_margin={selection_margin} needs selection_episodes >= 2: a standard error needs at least two returns "
+            f"per phase, and selection_episodes={selection_episodes} may give one"
+        )
     if not isinstance(selection_deterministic, (bool, np.bool_)):  # "False" from a config file would be true
         raise ValueError(f"selection_deterministic must be True or False, got {selection_deterministic!r}")
     if actor_batch_size is not None:

@@ -6,7 +6,8 @@ the actor SWFP acts with) taken when the phase begins; it collects with sampled 
 the learner (actor, prior, critics) trains on what it collects exactly as without selection: nothing the learner
 learnt is ever put back.  A phase ends at the first episode end once it holds at least ``steps`` env steps; the
 mean return of the episodes begun and ended in it measures its actor, which becomes the *kept* actor if that mean
-is at or above the kept actor's.  The kept actor at first is the prior actor ``learn()`` started from, measured by
+is at or above the kept actor's (with a ``margin``, above it by at least ``margin`` standard errors of the difference
+of the two means: :func:`keeps`).  The kept actor at first is the prior actor ``learn()`` started from, measured by
 the first phase (so a behaviour-cloned start is measured before any change is kept).  ``predict`` answers with the
 kept actor (evaluations see it), so a change whose own episodes returned less is never what the model answers with.
 
@@ -49,17 +50,27 @@ class PolicySelection:
         rest of the phase, at least ``steps`` env steps, samples); otherwise by its sampled episodes.
     :param episodes: Deterministic episodes per env that measure a phase (with ``deterministic``); otherwise the least
         number of sampled episodes (all envs together) that must return before a phase can end.
+    :param margin: Standard errors by which a phase's mean return must exceed the kept actor's for its actor to be
+        kept (:func:`keeps`); 0: at or above it.
 
     With several envs a phase ends at the first episode end after ``steps`` env steps; episodes still under way in
     the other envs then are not counted (they began under another actor's phase or run on into the next).
     """
 
     def __init__(
-        self, steps: int, n_envs: int, start: dict[str, th.Tensor], time_limit: int | None = None, deterministic: bool = False, episodes: int = 1
+        self,
+        steps: int,
+        n_envs: int,
+        start: dict[str, th.Tensor],
+        time_limit: int | None = None,
+        deterministic: bool = False,
+        episodes: int = 1,
+        margin: float = 0.0,
     ):
         self.steps = steps
         self.deterministic = deterministic
         self.episodes = episodes
+        self.margin = margin
         self.measuring = np.full(n_envs, deterministic)  # whether each env's running episode measures (deterministic actions)
         self.measured = np.zeros(n_envs, dtype=np.int64)  # how many measuring episodes of each env returned in this phase
         self.longest = time_limit or 0  # the longest episode seen, or the env's time limit
@@ -70,6 +81,7 @@ class PolicySelection:
         self.candidate = _cpu(start)  # the phase's actor
         self.kept = self.candidate  # the actor predict answers with
         self.reference: float | None = None  # mean return of the kept actor's phase
+        self.kept_returns: list[float] = []  # the returns that measured it
         self.n_phases = 0
         self.n_kept = 0
         self._modules: dict[str, tuple[dict[str, th.Tensor], th.nn.Module]] = {}  # built from which state
@@ -87,6 +99,9 @@ class PolicySelection:
             self.measured = np.asarray(self.measured & ~self.measuring, dtype=np.int64)
         if "episodes" not in state:
             self.episodes = 1
+        if "margin" not in state:  # saved before the option: kept at or above; its kept mean stands for its returns
+            self.margin = 0.0
+            self.kept_returns = [] if self.reference is None else [self.reference]
 
     def measure_deterministic(self, deterministic: bool) -> None:
         """Change how phases are measured (``load(..., selection_deterministic=...)``): the running phase's returns so far,
@@ -166,10 +181,9 @@ class PolicySelection:
             self.measuring[index] = self.deterministic and self.measured[index] < self.episodes
 
     def _decide(self) -> None:
-        mean = float(np.mean(self.returns))
         self.n_phases += 1
-        if self.reference is None or mean >= self.reference:
-            self.kept, self.reference = self.candidate, mean
+        if self.reference is None or keeps(self.returns, self.kept_returns, self.margin):
+            self.kept, self.reference, self.kept_returns = self.candidate, float(np.mean(self.returns)), list(self.returns)
             self.n_kept += 1
 
     def record(self, logger: Any) -> None:
@@ -180,10 +194,22 @@ class PolicySelection:
             logger.record("selection/kept_return", self.reference)
 
 
+def keeps(returns: list[float], kept_returns: list[float], margin: float = 0.0) -> bool:
+    """Whether a phase whose actor returned ``returns`` replaces the kept actor, measured by ``kept_returns``: its
+    mean is at or above the kept one's by ``margin`` standard errors of the difference of the two means,
+    ``sqrt(s_c**2 / n_c + s_k**2 / n_k)`` with ``s`` the sample standard deviation (a side of one return adds
+    nothing: it has none).  ``margin=0``: at or above, however small the difference and however few the returns."""
+    difference = float(np.mean(returns)) - float(np.mean(kept_returns))
+    if margin == 0:
+        return difference >= 0
+    error = sum(float(np.var(side, ddof=1)) / len(side) for side in (returns, kept_returns) if len(side) > 1)
+    return difference >= margin * float(np.sqrt(error))
+
+
 class SelectionMixin:
     """The selection's hooks into SB3's off-policy algorithm, for one whose policy acts with ``policy.actor_target``
     (SWFP's prior actor) and which sets ``selection_steps`` (0: off), ``selection_deterministic``,
-    ``selection_episodes``, ``selection`` (None), ``_collecting`` and ``_random_actions`` (False) in its constructor.
+    ``selection_episodes``, ``selection_margin``, ``selection`` (None), ``_collecting`` and ``_random_actions`` (False) in its constructor.
     Put before the SB3 class: ``predict`` answers with the kept actor (the phase's actor while collecting), each env
     step advances the phase (before the user's callbacks of that step), and ``learn()`` restarts the phases'
     episodes where it resets the env."""
@@ -205,6 +231,7 @@ class SelectionMixin:
         self.selection.steps = self.selection_steps  # load(..., selection_steps=...) changes the phases' length
         self.selection.measure_deterministic(self.selection_deterministic)
         self.selection.episodes = self.selection_episodes
+        self.selection.margin = self.selection_margin
         if restarts or self.selection.fresh.size != self.n_envs:
             self.selection.episodes_restarted(self.n_envs)
 
@@ -250,7 +277,7 @@ class SelectionMixin:
         if self.selection_steps > 0 and self.selection is None:  # the first phase: the actor learn() starts from
             self.selection = PolicySelection(
                 self.selection_steps, self.n_envs, self.policy.actor_target.state_dict(), time_limit(self.env),
-                self.selection_deterministic, self.selection_episodes,
+                self.selection_deterministic, self.selection_episodes, self.selection_margin,
             )
         self._collecting = True  # predict, called by SB3's _sample_action: the phase's actor acts
         self._random_actions = self.num_timesteps < learning_starts  # SB3 samples the action space then

@@ -113,7 +113,10 @@ def check_load_overrides(data: dict[str, Any] | None, kwargs: dict[str, Any], de
     as the constructor checks them (SB3's load sets them without it), and refuse a switch between a learned and a
     fixed ``ent_coef`` from the saved model's (its :func:`saved_data`)."""
     checked = [name for name in inspect.signature(check_swfp_arguments).parameters if name != "policy_kwargs"]
-    check_swfp_arguments(**{name: kwargs.get(name, defaults[name]) for name in checked}, policy_kwargs=None)
+    given = {name: kwargs.get(name, defaults[name]) for name in checked}
+    if "selection_episodes" not in kwargs and isinstance((data or {}).get("selection_episodes"), int):
+        given["selection_episodes"] = data["selection_episodes"]  # a margin given here is checked against the saved one
+    check_swfp_arguments(**given, policy_kwargs=None)
     saved = (data or {}).get("ent_coef")
     if "ent_coef" in kwargs and isinstance(saved, (str, int, float)):  # not an object SB3 serialised
         learned, was_learned = initial_ent_coef(kwargs["ent_coef"]) is not None, initial_ent_coef(saved) is not None

@@ -142,6 +142,11 @@ class SWFP(SelectionMixin, DemonstrationsMixin, OffPolicyAlgorithm):
         (with ``selection_deterministic``; 1 by default).  More average out returns that depend on the start state,
         at the cost of longer phases and more env steps without action noise.  With sampled measures, the least
         number of episodes a phase must return before it ends (it then lasts until they have).
+    :param selection_margin: How far above the kept copy's a phase's mean return must be for its copy to be kept, in
+        standard errors of the difference of the two means (``sqrt(s_c**2 / n_c + s_k**2 / n_k)``, from the
+        returns that measured each; ours).  0, the default: at or above it, however small the difference.  A margin
+        keeps fewer changes that the returns of a few episodes favour by chance (and fewer real ones); it needs
+        ``selection_episodes >= 2``, so that each side has a spread.  The preset's is 1.0.
     :param target_update_interval: Update the critic targets every ``target_update_interval`` steps.
     :param stats_window_size: Window size for the rollout logging.
     :param tensorboard_log: The log location for tensorboard (if None, no logging).
@@ -204,6 +209,7 @@ class SWFP(SelectionMixin, DemonstrationsMixin, OffPolicyAlgorithm):
         selection_steps: int = 0,
         selection_deterministic: bool = False,
         selection_episodes: int = 1,
+        selection_margin: float = 0.0,
         target_update_interval: int = 1,
         stats_window_size: int = 100,
         tensorboard_log: str | None = None,
@@ -221,6 +227,7 @@ class SWFP(SelectionMixin, DemonstrationsMixin, OffPolicyAlgorithm):
             batch_size=batch_size, tau=tau, gamma=gamma, train_freq=train_freq, target_update_interval=target_update_interval,
             target_entropy=target_entropy, actor_learning_rate=actor_learning_rate, selection_steps=selection_steps,
             selection_deterministic=selection_deterministic, selection_episodes=selection_episodes,
+            selection_margin=selection_margin,
         )
         if getattr(env, "action_space", None) is not None:
             check_action_space(env.action_space)  # before SB3's own, less helpful, assertions
@@ -265,6 +272,7 @@ class SWFP(SelectionMixin, DemonstrationsMixin, OffPolicyAlgorithm):
         self.selection_steps = selection_steps
         self.selection_deterministic = selection_deterministic
         self.selection_episodes = selection_episodes
+        self.selection_margin = float(selection_margin)
         self.selection: PolicySelection | None = None
         self._collecting = False  # _sample_action's predict: the selection's phase actor acts
         self._random_actions = False  # the env step just taken was SB3's uniform warm-up (learning_starts)
