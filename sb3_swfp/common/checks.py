@@ -191,7 +191,8 @@ def check_swfp_arguments(
     if selection_margin > 0 and selection_episodes < 2:
         raise ValueError(
             f"selection_margin={selection_margin} needs selection_episodes >= 2: a standard error needs at least two returns "
-            f"per phase, and selection_episodes={selection_episodes} may give one"
+            f"per phase, and selection_episodes={selection_episodes} may give one (selection_margin=0 keeps a change at or above the "
+            "kept one's without it)"
         )
     if not isinstance(selection_deterministic, (bool, np.bool_)):  # "False" from a config file would be true
         raise ValueError(f"selection_deterministic must be True or False, got {selection_deterministic!r}")
