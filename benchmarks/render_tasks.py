@@ -513,7 +513,7 @@ def robustness_table(runs: list[dict], planned: int, check_stale: bool = True) -
         f"- Final ≥ BC start in {final_ok} of {total} runs (goal ≥ {quota} of {total}): {_verdict(final_ok >= quota)}.",
         f"- No evaluation below BC − 10% of |BC| in {dip_ok} of {total} runs (goal ≥ {quota} of {total}): {_verdict(dip_ok >= quota)}.",
         f"- Mean final above the mean BC start on every task: {_verdict(not tasks_below)}"
-        + (f" (below on {', '.join(tasks_below)})." if tasks_below else "."),
+        + (f" (not above it on {', '.join(tasks_below)}: level or below)." if tasks_below else "."),
         *toy_lines,
         "",
     ]
