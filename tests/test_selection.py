@@ -472,6 +472,7 @@ def test_a_selection_saved_before_the_margin_keeps_at_or_above():
     selection.step([_episode(4.0)], np.array([True]), lambda: _state(1.0))
     state = selection.__getstate__()
     del state["margin"], state["kept_returns"]
+    state["reference"] = 4.0  # what it held then: the kept actor's mean, not its returns
     old = PolicySelection.__new__(PolicySelection)
     old.__setstate__(state)
     assert old.margin == 0.0 and old.kept_returns == [4.0]

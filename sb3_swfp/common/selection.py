@@ -80,8 +80,7 @@ class PolicySelection:
         self.returns: list[float] = []
         self.candidate = _cpu(start)  # the phase's actor
         self.kept = self.candidate  # the actor predict answers with
-        self.reference: float | None = None  # mean return of the kept actor's phase
-        self.kept_returns: list[float] = []  # the returns that measured it
+        self.kept_returns: list[float] = []  # the returns that measured the kept actor (none before the first phase)
         self.n_phases = 0
         self.n_kept = 0
         self._modules: dict[str, tuple[dict[str, th.Tensor], th.nn.Module]] = {}  # built from which state
@@ -91,6 +90,7 @@ class PolicySelection:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
+        reference = self.__dict__.pop("reference", None)  # saved before kept_returns: the kept mean alone
         if "deterministic" not in state:  # saved before the option: sampled measures
             self.deterministic = False
             self.measuring = np.zeros(self.fresh.size, dtype=bool)
@@ -101,7 +101,7 @@ class PolicySelection:
             self.episodes = 1
         if "margin" not in state:  # saved before the option: kept at or above; its kept mean stands for its returns
             self.margin = 0.0
-            self.kept_returns = [] if self.reference is None else [self.reference]
+            self.kept_returns = [] if reference is None else [reference]
 
     def measure_deterministic(self, deterministic: bool) -> None:
         """Change how phases are measured (``load(..., selection_deterministic=...)``): the running phase's returns so far,
@@ -182,9 +182,14 @@ class PolicySelection:
 
     def _decide(self) -> None:
         self.n_phases += 1
-        if self.reference is None or keeps(self.returns, self.kept_returns, self.margin):
-            self.kept, self.reference, self.kept_returns = self.candidate, float(np.mean(self.returns)), list(self.returns)
+        if not self.kept_returns or keeps(self.returns, self.kept_returns, self.margin):
+            self.kept, self.kept_returns = self.candidate, list(self.returns)
             self.n_kept += 1
+
+    @property
+    def reference(self) -> float | None:
+        """Mean return of the kept actor's phase; None before the first phase has measured the start."""
+        return float(np.mean(self.kept_returns)) if self.kept_returns else None
 
     def record(self, logger: Any) -> None:
         """Log the phases decided, the changes kept, the kept actor's mean return."""
