@@ -17,6 +17,11 @@ from sb3_swfp import SWFP  # noqa: E402
 PAGES = ("benchmarks.md", "ablations.md", "core_benchmarks.md")
 
 
+def stored_results():
+    """The stored results' JSON files, not the state of a run under way (its ``*.checkpoint`` folder)."""
+    return [path for path in RESULTS.rglob("*.json") if not any(part.endswith(".checkpoint") for part in path.parts)]
+
+
 def test_pages_render_from_the_stored_results_as_committed(tmp_path):
     docs = tmp_path / "docs"
     # The stored results (JSON: the figures are drawn again; no checkpoints of runs under way) where they lie relative to the pages
@@ -35,7 +40,7 @@ def test_every_runs_swfp_arguments_exist_or_the_page_says_where_they_did():
     """A run's command is on its page: an SWFP argument the package does not take needs a probe's patch or a removal commit."""
     taken = set(inspect.signature(SWFP.__init__).parameters)
     unexplained = {}
-    for path in RESULTS.rglob("*.json"):
+    for path in stored_results():
         run = json.loads(path.read_text())
         if not isinstance(run, dict) or run.get("patch"):
             continue
@@ -54,7 +59,7 @@ def test_every_run_with_recorded_decisions_replays_to_its_own_curve():
     from sb3_swfp.presets import FINETUNE_KWARGS
 
     checked = 0
-    for path in RESULTS.rglob("*.json"):
+    for path in stored_results():
         run = json.loads(path.read_text())
         if not isinstance(run, dict) or "selection_phases" not in run:
             continue
