@@ -465,6 +465,8 @@ def test_selection_margin_reaches_the_selection_and_changes_on_load(tmp_path):
     with pytest.raises(ValueError, match="needs selection_episodes >= 2"):
         SWFP.load(tmp_path / "model.zip", selection_margin=1.0, selection_episodes=1)
     assert SWFP.load(tmp_path / "model.zip", selection_margin=2.0).selection_margin == 2.0  # the saved two episodes
+    with pytest.raises(ValueError, match="selection_margin=1.0 needs selection_episodes >= 2"):
+        SWFP.load(tmp_path / "model.zip", selection_episodes=1)  # against the saved margin
 
 
 def test_a_selection_saved_before_the_margin_keeps_at_or_above():

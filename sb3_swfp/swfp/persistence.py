@@ -113,9 +113,9 @@ def check_load_overrides(data: dict[str, Any] | None, kwargs: dict[str, Any], de
     as the constructor checks them (SB3's load sets them without it), and refuse a switch between a learned and a
     fixed ``ent_coef`` from the saved model's (its :func:`saved_data`)."""
     checked = [name for name in inspect.signature(check_swfp_arguments).parameters if name != "policy_kwargs"]
-    given = {name: kwargs.get(name, defaults[name]) for name in checked}
-    if "selection_episodes" not in kwargs and isinstance((data or {}).get("selection_episodes"), int):
-        given["selection_episodes"] = data["selection_episodes"]  # a margin given here is checked against the saved one
+    # An argument not given takes the saved model's value, so that one given is checked against those it goes with
+    # (selection_episodes=1 against a saved selection_margin); a value SB3 serialised as an object, the default's
+    given = {name: kwargs[name] if name in kwargs else _saved_value(data, name, defaults[name]) for name in checked}
     check_swfp_arguments(**given, policy_kwargs=None)
     saved = (data or {}).get("ent_coef")
     if "ent_coef" in kwargs and isinstance(saved, (str, int, float)):  # not an object SB3 serialised
@@ -127,6 +127,12 @@ def check_load_overrides(data: dict[str, Any] | None, kwargs: dict[str, Any], de
                 "is saved as it was.  Load it without ent_coef, then copy its policy into a new SWFP with the ent_coef "
                 "you want: new.policy.load_state_dict(loaded.policy.state_dict())"
             )
+
+
+def _saved_value(data: dict[str, Any] | None, name: str, default: Any) -> Any:
+    """The saved model's value of the argument ``name`` where its ``data`` hold it as plain JSON, else ``default``."""
+    value = (data or {}).get(name, default)
+    return value if isinstance(value, (str, int, float, list)) or value is None else default
 
 
 __all__ = ["ADDED_ARGUMENTS", "FLOW_MAPS", "check_flow_overrides", "check_load_overrides", "check_saved_policy", "saved_data", "with_added_arguments", "with_saved_buffer_arguments"]
