@@ -284,6 +284,28 @@ def test_rlpd_n_step_returns_stop_where_learn_resets_the_env_and_where_a_restore
     only_transition_4(restored.replay_buffer)
 
 
+@pytest.mark.parametrize("algo", ["SAC", "TD3"])
+def test_sb3_n_step_returns_stop_where_a_second_learn_resets_the_env(demos, algo):
+    """SB3's SAC and TD3 end no episode where learn() resets the env; the demonstration buffer sees the join (the
+    new observation is not the running transition's next one) and ends it there, as RLPD and SWFP do."""
+    import stable_baselines3
+
+    gamma = 0.5
+    kwargs = rlpd_sac_kwargs(demos, n_steps=3, gamma=gamma, learning_starts=1_000, buffer_size=100)
+    kwargs.pop("policy")  # the LayerNorm policy is SAC's; TD3 takes its own
+    model = getattr(stable_baselines3, algo)("MlpPolicy", "Pendulum-v1", seed=0, policy_kwargs=dict(net_arch=[8]), **kwargs)
+    model.learn(5)
+    model.learn(5)  # reset_num_timesteps=True: a new episode starts at transition 5
+    buffer = model.replay_buffer
+    assert buffer.dones[:10, 0].tolist() == [0] * 4 + [1] + [0] * 5 and buffer.timeouts[4, 0] == 1  # nothing else ends
+    batch = buffer._get_samples(np.array([4]))  # r4 alone, bootstrapping from its own next observation
+    np.testing.assert_allclose(batch.rewards.item(), buffer.rewards[4, 0], rtol=1e-6)
+    assert batch.discounts.item() == pytest.approx(gamma) and batch.dones.item() == 0
+    batch = buffer._get_samples(np.array([2]))  # r2 + gamma r3 + gamma^2 r4: the episode's own three steps
+    expected = buffer.rewards[2, 0] + gamma * buffer.rewards[3, 0] + gamma**2 * buffer.rewards[4, 0]
+    np.testing.assert_allclose(batch.rewards.item(), expected, rtol=1e-5)
+
+
 def test_layer_norm_critics_take_the_policys_activation():
     model = SAC(LayerNormSACPolicy, "Pendulum-v1", buffer_size=100, policy_kwargs=dict(net_arch=[8], activation_fn=nn.Tanh))
     assert [type(module) for module in model.critic.qf0] == [nn.Linear, nn.LayerNorm, nn.Tanh, nn.Linear]

@@ -26,7 +26,7 @@ from stable_baselines3.common.type_aliases import DictReplayBufferSamples, Repla
 from stable_baselines3.common.vec_env import VecNormalize
 
 from sb3_swfp.demos.record import Demonstrations
-from sb3_swfp.demos.replay import make_replay_buffer
+from sb3_swfp.demos.replay import make_replay_buffer, truncate_last_transitions
 from sb3_swfp.demos.sources import DemonstrationsLike, as_demonstrations
 from sb3_swfp.demos.validation import check_env_id, check_rewards, vec_env_id
 
@@ -352,6 +352,18 @@ class DemoReplayBuffer(ReplayBuffer):
         for buffer in (self, self.demo_buffer):
             if buffer is not None:
                 buffer.n_steps, buffer.gamma = int(n_steps), gamma
+
+    def add(self, obs: Any, next_obs: Any, action: np.ndarray, reward: np.ndarray, done: np.ndarray, infos: list[dict[str, Any]]) -> None:
+        """As SB3's; with ``n_steps`` > 1 an env whose ``obs`` is not the next observation of its running episode's
+        latest transition (the env was reset in between: SAC's or TD3's second ``learn()``) ends that episode first,
+        so that no n-step return runs on across the reset (:func:`~sb3_swfp.demos.replay.truncate_last_transitions`)."""
+        if self.n_steps > 1 and (self.full or self.pos > 0):
+            last = (self.pos - 1) % self.buffer_size
+            given = np.asarray(obs, dtype=self.next_observations.dtype).reshape(self.next_observations[last].shape)
+            joined = np.any((self.next_observations[last] != given).reshape(self.n_envs, -1), axis=1)
+            if joined.any():
+                truncate_last_transitions(self, envs=joined)
+        super().add(obs, next_obs, action, reward, done, infos)
 
     def _get_samples(self, batch_inds: np.ndarray, env: VecNormalize | None = None) -> Any:
         return _n_step_samples(self, batch_inds, env, super()._get_samples)

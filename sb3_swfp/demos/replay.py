@@ -47,9 +47,10 @@ def unscaled_actions(scaled: np.ndarray, action_space: spaces.Box) -> np.ndarray
     return (low + 0.5 * (np.asarray(scaled) + 1.0) * (high - low)).astype(action_space.dtype)
 
 
-def truncate_last_transitions(replay_buffer: ReplayBuffer) -> None:
-    """End the episode running at the latest transition of each env in ``replay_buffer``: the next transition stored
-    there belongs to another episode, and no n-step return may run on into it.
+def truncate_last_transitions(replay_buffer: ReplayBuffer, envs: np.ndarray | None = None) -> None:
+    """End the episode running at the latest transition of each env in ``replay_buffer`` (of the envs ``envs``, a
+    boolean mask, flags; all by default): the next transition stored there belongs to another episode, and no
+    n-step return may run on into it.
 
     With ``handle_timeout_termination`` the transition becomes a time-limit truncation (done and timeout, as SB3
     stores one), and its one-step target still bootstraps.  Without, the buffer takes every truncation for a
@@ -62,6 +63,8 @@ def truncate_last_transitions(replay_buffer: ReplayBuffer) -> None:
         return
     last = (replay_buffer.pos - 1) % replay_buffer.buffer_size
     running = replay_buffer.dones[last] < 0.5
+    if envs is not None:
+        running &= envs
     if replay_buffer.handle_timeout_termination:
         replay_buffer.timeouts[last, running] = 1.0
     elif getattr(replay_buffer, "n_steps", 1) <= 1:
