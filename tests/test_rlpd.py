@@ -260,28 +260,31 @@ def test_rlpd_cnn_policy_has_layer_norm_critics():
     model.learn(3)
 
 
+def only_transition_4(buffer, gamma):
+    """The n-step return sampled at transition 4, the last of an episode that ends there: r4 alone, discount
+    gamma^1, bootstrapping from its own next observation."""
+    batch = buffer._get_samples(np.array([4]))
+    np.testing.assert_allclose(batch.rewards.item(), buffer.rewards[4, 0], rtol=1e-6)
+    assert batch.discounts.item() == pytest.approx(gamma) and batch.dones.item() == 0
+    np.testing.assert_array_equal(batch.next_observations[0].numpy(), buffer.next_observations[4, 0])
+
+
 def test_rlpd_n_step_returns_stop_where_learn_resets_the_env_and_where_a_restored_buffer_ends(demos, tmp_path):
     """As SWFP's: the episode running when learn() resets the env (or load_replay_buffer restores a buffer) ends
     there; an n-step return at its last transition is r4 alone, discount gamma^1, bootstrapping from its own next obs."""
     gamma = 0.5
     kwargs = dict(learning_starts=1_000, buffer_size=100, policy_kwargs=dict(net_arch=[8], n_critics=2))
 
-    def only_transition_4(buffer):
-        batch = buffer._get_samples(np.array([4]))
-        np.testing.assert_allclose(batch.rewards.item(), buffer.rewards[4, 0], rtol=1e-6)
-        assert batch.discounts.item() == pytest.approx(gamma) and batch.dones.item() == 0
-        np.testing.assert_array_equal(batch.next_observations[0].numpy(), buffer.next_observations[4, 0])
-
     model = RLPD(env="Pendulum-v1", seed=0, **{**rlpd_sac_kwargs(demos, n_steps=3, gamma=gamma), **kwargs})
     model.learn(5)
     model.save_replay_buffer(tmp_path / "buffer")
     model.learn(5)  # reset_num_timesteps=True: a new episode starts at transition 5
-    only_transition_4(model.replay_buffer)
+    only_transition_4(model.replay_buffer, gamma)
     restored = RLPD(env="Pendulum-v1", seed=1, **{**rlpd_sac_kwargs(demos, n_steps=3, gamma=gamma), **kwargs})
     restored.learn(2)
     restored.load_replay_buffer(tmp_path / "buffer")
     restored.learn(3, reset_num_timesteps=False)
-    only_transition_4(restored.replay_buffer)
+    only_transition_4(restored.replay_buffer, gamma)
 
 
 @pytest.mark.parametrize("algo", ["SAC", "TD3"])
@@ -298,9 +301,7 @@ def test_sb3_n_step_returns_stop_where_a_second_learn_resets_the_env(demos, algo
     model.learn(5)  # reset_num_timesteps=True: a new episode starts at transition 5
     buffer = model.replay_buffer
     assert buffer.dones[:10, 0].tolist() == [0] * 4 + [1] + [0] * 5 and buffer.timeouts[4, 0] == 1  # nothing else ends
-    batch = buffer._get_samples(np.array([4]))  # r4 alone, bootstrapping from its own next observation
-    np.testing.assert_allclose(batch.rewards.item(), buffer.rewards[4, 0], rtol=1e-6)
-    assert batch.discounts.item() == pytest.approx(gamma) and batch.dones.item() == 0
+    only_transition_4(buffer, gamma)
     batch = buffer._get_samples(np.array([2]))  # r2 + gamma r3 + gamma^2 r4: the episode's own three steps
     expected = buffer.rewards[2, 0] + gamma * buffer.rewards[3, 0] + gamma**2 * buffer.rewards[4, 0]
     np.testing.assert_allclose(batch.rewards.item(), expected, rtol=1e-5)

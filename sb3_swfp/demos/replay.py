@@ -48,8 +48,8 @@ def unscaled_actions(scaled: np.ndarray, action_space: spaces.Box) -> np.ndarray
 
 
 def truncate_last_transitions(replay_buffer: ReplayBuffer, envs: np.ndarray | None = None) -> None:
-    """End the episode running at the latest transition of each env in ``replay_buffer`` (of the envs ``envs``, a
-    boolean mask, flags; all by default): the next transition stored there belongs to another episode, and no
+    """End the episode running at the latest transition of each env in ``replay_buffer`` (only of the envs the
+    boolean mask ``envs`` flags; all by default): the next transition stored there belongs to another episode, and no
     n-step return may run on into it.
 
     With ``handle_timeout_termination`` the transition becomes a time-limit truncation (done and timeout, as SB3
